@@ -1,0 +1,18 @@
+//! Palisade: a trust-and-safety event platform. Two services (ingestion :8001,
+//! screening :8002) on a native host; validators, heuristic rules and platform
+//! adapters are WebAssembly components (`plugins`).
+//!
+//! - `config`, `telemetry`: settings and logs/metrics.
+//! - `event`: the normalised event type.
+//! - `plugins`: the WebAssembly plugin platform.
+//! - `screening`: risk screening (the rule stage so far).
+//! - `api`: HTTP errors, auth, common and admin routes.
+//! - `app`: assembling and serving it all.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod event;
+pub mod plugins;
+pub mod screening;
+pub mod telemetry;

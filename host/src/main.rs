@@ -1,0 +1,279 @@
+//! The `palisade` command: run the services, manage plugins, screen a sample.
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use palisade::app::{Core, Services, serve};
+use palisade::config::Config;
+use palisade::event::Event;
+use palisade::plugins::install;
+use palisade::plugins::runtime::{CompileSource, sha256_hex};
+use palisade::plugins::{
+    Manifest, PluginHost, PluginKind, PluginMetrics, PluginVersion, Runtime, to_wit,
+};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(name = "palisade", version, about = "Trust-and-safety event platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the ingestion (:8001) and/or screening (:8002) service.
+    Serve {
+        #[arg(value_enum, default_value = "all")]
+        services: Services,
+    },
+    /// Inspect, check and install plugins.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+    /// Screen one message with the plugins in PLUGIN_DIR (validators + heuristic rules) and print the result as JSON.
+    Screen {
+        /// The message text.
+        text: String,
+    },
+    /// List the configuration keys, their defaults and meaning.
+    Config,
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// Load every plugin in a directory and show its state.
+    List {
+        /// Plugin directory (default: PLUGIN_DIR).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Check a plugin file: its world, imports and exports, compile time, and its verdict on a sample event.
+    Check {
+        file: PathBuf,
+        /// The plugin's manifest, for its settings and limits.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Content of the sample event.
+        #[arg(
+            long,
+            default_value = "You are a pathetic idiot!!! Claim your FREE prize at bit.ly/win"
+        )]
+        text: String,
+    },
+    /// Install a plugin into a directory: verify it, precompile it into the cache,
+    /// then write the .wasm and its manifest (with sha256) by rename, so a running
+    /// service hot-reloads it whole.
+    Install {
+        file: PathBuf,
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Plugin directory (default: PLUGIN_DIR).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load()?;
+    match cli.command {
+        Command::Serve { .. } => palisade::telemetry::init_logging(&config.log_format, "info"),
+        _ => palisade::telemetry::init_logging("text", "warn"),
+    }
+    match cli.command {
+        Command::Serve { services } => {
+            let core = Core::start(config)?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(serve(core, services))
+        }
+        Command::Plugins { command } => match command {
+            PluginsCommand::List { dir } => list(&config, dir),
+            PluginsCommand::Check {
+                file,
+                manifest,
+                text,
+            } => check(&file, manifest.as_deref(), &text),
+            PluginsCommand::Install {
+                file,
+                manifest,
+                dir,
+            } => install(&config, &file, &manifest, dir),
+        },
+        Command::Screen { text } => screen(config, &text),
+        Command::Config => {
+            for (key, default, meaning) in palisade::config::KEYS {
+                println!(
+                    "{key:<26} {:<24} {meaning}",
+                    if default.is_empty() { "-" } else { default }
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn open(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<std::sync::Arc<PluginHost>> {
+    let dir = dir.unwrap_or_else(|| config.plugin_dir.clone());
+    if !dir.is_dir() {
+        bail!(
+            "plugin directory {} does not exist (run scripts/setup, or pass --dir)",
+            dir.display()
+        );
+    }
+    let runtime = Runtime::new(Some(install::cache_dir(&dir)))?;
+    Ok(PluginHost::open(
+        runtime,
+        dir,
+        PluginMetrics::register(&prometheus::Registry::new())?,
+    ))
+}
+
+fn list(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let host = open(config, dir)?;
+    println!(
+        "{:<22} {:<17} {:<9} {:<12} {:>8}  error",
+        "NAME", "KIND", "VERSION", "STATE", "LOAD ms"
+    );
+    for p in host.list() {
+        println!(
+            "{:<22} {:<17} {:<9} {:<12} {:>8.1}  {}",
+            p.name,
+            p.kind.map_or("-", |k| k.as_str()),
+            p.version.as_deref().unwrap_or("-"),
+            p.state,
+            p.load_ms.unwrap_or(0.0),
+            p.load_error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+fn check(file: &Path, manifest: Option<&Path>, text: &str) -> anyhow::Result<()> {
+    let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let runtime = Runtime::new(None)?;
+    let (component, compile) = runtime.time_compile(&wasm)?;
+    println!(
+        "file:     {} ({} bytes, sha256 {})",
+        file.display(),
+        wasm.len(),
+        sha256_hex(&wasm)
+    );
+    println!("compile:  {:.1} ms", compile.as_secs_f64() * 1e3);
+    let ty = component.component_type();
+    let imports: Vec<String> = ty
+        .imports(runtime.engine())
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let exports: Vec<String> = ty
+        .exports(runtime.engine())
+        .map(|(n, _)| n.to_string())
+        .collect();
+    println!("imports:  {}", imports.join(", "));
+    println!("          (only palisade:plugin/host is provided; any other import traps if called)");
+    println!("exports:  {}", exports.join(", "));
+    let detected = runtime.detect_kind(&component);
+    println!(
+        "world:    {}",
+        detected.map_or("none of heuristic, validator, platform-adapter", |k| k
+            .as_str())
+    );
+    let manifest = match manifest {
+        Some(path) => {
+            let m = Manifest::parse(&std::fs::read_to_string(path)?)
+                .with_context(|| format!("{}", path.display()))?;
+            if Some(m.kind) != detected {
+                bail!(
+                    "manifest declares kind `{}` but the component implements {:?}",
+                    m.kind.as_str(),
+                    detected.map(|k| k.as_str())
+                );
+            }
+            m
+        }
+        None => {
+            let Some(kind) = detected else {
+                bail!("not a Palisade plugin: it implements none of the worlds")
+            };
+            Manifest::parse(&format!(
+                "name = \"check\"\nversion = \"0\"\nkind = \"{}\"\n",
+                kind.as_str()
+            ))?
+        }
+    };
+    let version = PluginVersion::load(&runtime, manifest, &wasm, false)?;
+    let events = to_wit(&[Event::sample(text)]);
+    let started = Instant::now();
+    let result = match version.kind() {
+        PluginKind::Heuristic => version.score(&events).map(|v| format!("{v:?}")),
+        PluginKind::Validator => version.validate(&events).map(|v| format!("{v:?}")),
+        PluginKind::PlatformAdapter => version.platform().map(|p| format!("platform = {p:?}")),
+    };
+    println!("sample:   {text:?}");
+    match result {
+        Ok(out) => println!(
+            "result:   {out}\ncall:     {:.1} µs",
+            started.elapsed().as_secs_f64() * 1e6
+        ),
+        Err(fault) => bail!("the plugin failed on the sample event: {fault}"),
+    }
+    Ok(())
+}
+
+fn install(
+    config: &Config,
+    file: &Path,
+    manifest: &Path,
+    dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let dir = dir.unwrap_or_else(|| config.plugin_dir.clone());
+    let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("cannot read {}", manifest.display()))?;
+    let runtime = Runtime::new(Some(install::cache_dir(&dir)))?;
+    let version = install::install(&runtime, &dir, &wasm, &text)
+        .with_context(|| format!("installing {}", file.display()))?;
+    println!(
+        "installed {} {} ({}) into {} [{}, {:.1} ms]",
+        version.manifest.name,
+        version.manifest.version,
+        version.kind().as_str(),
+        dir.display(),
+        if version.compile == CompileSource::Cached {
+            "already compiled"
+        } else {
+            "compiled"
+        },
+        version.load_time.as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+fn screen(config: Config, text: &str) -> anyhow::Result<()> {
+    let host = open(&config, None)?;
+    let event = Event::sample(text);
+    let events = to_wit(std::slice::from_ref(&event));
+    let mut violations = Vec::new();
+    for (plugin, _) in host.active(PluginKind::Validator) {
+        match plugin.validate(&events) {
+            Ok(mut v) => violations.extend(v.remove(0).into_iter().map(|v| serde_json::json!({"plugin": plugin.name, "field": v.field, "code": v.code, "message": v.message}))),
+            Err(e) => eprintln!("validator {}: {e}", plugin.name),
+        }
+    }
+    let started = Instant::now();
+    let result = palisade::screening::rules::score(&host, std::slice::from_ref(&event)).remove(0);
+    let out = serde_json::json!({
+        "event": event,
+        "violations": violations,
+        "rule_score": result.score,
+        "category": result.category,
+        "verdicts": result.verdicts,
+        "failed_plugins": result.failed,
+        "latency_us": started.elapsed().as_secs_f64() * 1e6,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}

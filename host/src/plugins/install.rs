@@ -1,0 +1,64 @@
+//! Installing a plugin into a directory the way a running service wants it:
+//! verified and compiled first (into the directory's compile cache, so the
+//! service's reload only deserializes), then the `.wasm` and its manifest — with
+//! the file's sha256 recorded — written by rename, so a watcher never sees half a file.
+
+use super::manifest::Manifest;
+use super::runtime::{Runtime, sha256_hex};
+use super::version::PluginVersion;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("cannot read or write {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("manifest: {0}")]
+    Manifest(#[from] super::manifest::ManifestError),
+    #[error("{0} is not a loadable plugin: {1}")]
+    Load(PathBuf, super::version::LoadError),
+}
+
+/// The compile cache of a plugin directory.
+pub fn cache_dir(plugin_dir: &Path) -> PathBuf {
+    plugin_dir.join(".cache")
+}
+
+/// The manifest text with `sha256` set to the hash of `wasm` (any older value dropped).
+pub fn stamp_manifest(manifest: &str, wasm: &[u8]) -> String {
+    let body: Vec<&str> = manifest
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("sha256"))
+        .collect();
+    format!("sha256 = \"{}\"\n{}\n", sha256_hex(wasm), body.join("\n"))
+}
+
+/// Install `wasm` with `manifest` (TOML text) into `dir`. Returns the verified version.
+pub fn install(
+    runtime: &Arc<Runtime>,
+    dir: &Path,
+    wasm: &[u8],
+    manifest: &str,
+) -> Result<Arc<PluginVersion>, InstallError> {
+    std::fs::create_dir_all(dir).map_err(|e| InstallError::Io(dir.into(), e))?;
+    let text = stamp_manifest(manifest, wasm);
+    let parsed = Manifest::parse(&text)?;
+    let name = parsed.name.clone();
+    let version = PluginVersion::load(runtime, parsed, wasm, true)
+        .map_err(|e| InstallError::Load(dir.join(format!("{name}.wasm")), e))?;
+    write_atomically(&dir.join(format!("{name}.wasm")), wasm)?;
+    write_atomically(&dir.join(format!("{name}.toml")), text.as_bytes())?;
+    Ok(version)
+}
+
+/// Write to a hidden temporary beside `target`, then rename over it.
+pub fn write_atomically(target: &Path, bytes: &[u8]) -> Result<(), InstallError> {
+    let name = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("plugin");
+    let tmp = target.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, target))
+        .map_err(|e| InstallError::Io(target.into(), e))
+}

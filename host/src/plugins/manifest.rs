@@ -1,0 +1,222 @@
+//! Plugin manifests: the `NAME.toml` beside each `NAME.wasm` in the plugin
+//! directory. Parsing and validation only; loading is `registry.rs`'s job.
+//!
+//! ```toml
+//! sha256 = "…"             # of NAME.wasm; required in a plugin directory
+//! name = "caps-shouting"    # must match the file names
+//! version = "0.1.0"
+//! kind = "heuristic"        # heuristic | validator | platform-adapter
+//! description = "…"         # optional
+//! weight = 1.0              # a heuristic's weight in the combined rule score
+//! mode = "enforce"          # enforce | shadow (scored and reported, not counted)
+//! enabled = true
+//! [limits]
+//! deadline_ms = 10          # epoch deadline per call
+//! memory_mib = 64           # linear memory cap per instance
+//! max_faults = 5            # consecutive faults before quarantine
+//! recycle_after_calls = 100000
+//! [settings]                # the plugin's own; lists arrive newline-joined
+//! ```
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginKind {
+    Heuristic,
+    Validator,
+    PlatformAdapter,
+}
+
+impl PluginKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Heuristic => "heuristic",
+            PluginKind::Validator => "validator",
+            PluginKind::PlatformAdapter => "platform-adapter",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Shadow,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub deadline_ms: u64,
+    pub memory_mib: u64,
+    pub max_faults: u32,
+    pub recycle_after_calls: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline_ms: 10,
+            memory_mib: 64,
+            max_faults: 5,
+            recycle_after_calls: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    sha256: Option<String>,
+    name: String,
+    version: String,
+    kind: PluginKind,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default = "one")]
+    weight: f32,
+    #[serde(default)]
+    mode: Mode,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    settings: toml::Table,
+}
+
+fn one() -> f32 {
+    1.0
+}
+fn yes() -> bool {
+    true
+}
+
+/// A validated manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub sha256: Option<String>,
+    pub name: String,
+    pub version: String,
+    pub kind: PluginKind,
+    pub description: Option<String>,
+    pub weight: f32,
+    pub mode: Mode,
+    pub enabled: bool,
+    pub limits: Limits,
+    /// Settings as the plugin reads them through `host.config`.
+    #[serde(skip)]
+    pub settings: Arc<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("manifest is not valid TOML or has unknown/mistyped keys: {0}")]
+    Syntax(String),
+    #[error("manifest key `{key}`: {problem}")]
+    Invalid { key: &'static str, problem: String },
+    #[error("{0}")]
+    Settings(String),
+}
+
+impl Manifest {
+    pub fn parse(text: &str) -> Result<Self, ManifestError> {
+        let raw: RawManifest =
+            toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string().trim().into()))?;
+        let invalid = |key, problem: &str| {
+            Err(ManifestError::Invalid {
+                key,
+                problem: problem.into(),
+            })
+        };
+        if raw.name.is_empty()
+            || !raw
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        {
+            return invalid(
+                "name",
+                "must be non-empty lowercase letters, digits, `-` or `_`",
+            );
+        }
+        if raw.version.trim().is_empty() {
+            return invalid("version", "must not be empty");
+        }
+        if let Some(sum) = &raw.sha256
+            && (sum.len() != 64 || !sum.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return invalid("sha256", "must be 64 hex digits");
+        }
+        if !(0.0..=10.0).contains(&raw.weight) || raw.weight.is_nan() {
+            return invalid("weight", "must be between 0 and 10");
+        }
+        let l = &raw.limits;
+        if !(1..=60_000).contains(&l.deadline_ms) {
+            return invalid("limits.deadline_ms", "must be between 1 and 60000");
+        }
+        if !(1..=4096).contains(&l.memory_mib) {
+            return invalid("limits.memory_mib", "must be between 1 and 4096");
+        }
+        if l.max_faults == 0 {
+            return invalid("limits.max_faults", "must be at least 1");
+        }
+        if l.recycle_after_calls == 0 {
+            return invalid("limits.recycle_after_calls", "must be at least 1");
+        }
+        let settings = raw
+            .settings
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), palisade_sdk::testing::setting_text(k, v)?)))
+            .collect::<Result<BTreeMap<_, _>, String>>()
+            .map_err(ManifestError::Settings)?;
+        Ok(Manifest {
+            sha256: raw.sha256.map(|s| s.to_ascii_lowercase()),
+            name: raw.name,
+            version: raw.version,
+            kind: raw.kind,
+            description: raw.description,
+            weight: raw.weight,
+            mode: raw.mode,
+            enabled: raw.enabled,
+            limits: raw.limits,
+            settings: Arc::new(settings),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_settings_as_text() {
+        let m = Manifest::parse(
+            "name = \"r\"\nversion = \"1\"\nkind = \"heuristic\"\n[settings]\nwords = [\"a\", \"b\"]\nn = 3\n",
+        )
+        .unwrap();
+        assert_eq!(m.limits, Limits::default());
+        assert_eq!(m.settings["words"], "a\nb");
+        assert_eq!(m.settings["n"], "3");
+        assert!(m.enabled && m.mode == Mode::Enforce);
+    }
+
+    #[test]
+    fn unknown_and_bad_keys_say_which() {
+        let err =
+            Manifest::parse("name = \"r\"\nversion = \"1\"\nkind = \"heuristic\"\nwieght = 2\n")
+                .unwrap_err();
+        assert!(err.to_string().contains("wieght"), "{err}");
+        let err = Manifest::parse("name = \"r\"\nversion = \"1\"\nkind = \"rule\"\n").unwrap_err();
+        assert!(err.to_string().contains("rule"), "{err}");
+        let err = Manifest::parse(
+            "name = \"r\"\nversion = \"1\"\nkind = \"heuristic\"\n[limits]\nmemory_mib = 0\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("limits.memory_mib"), "{err}");
+    }
+}

@@ -1,0 +1,29 @@
+//! The plugin platform: validators, heuristic rules and platform adapters as
+//! WebAssembly components behind `wit/palisade.wit`, run by wasmtime.
+//!
+//! - `bindings`: the WIT worlds and the only conversions to/from generated types.
+//! - `manifest`: the `NAME.toml` beside each `NAME.wasm`.
+//! - `install`: verify, precompile and atomically write a plugin into a directory.
+//! - `runtime`: the engine, epoch deadlines, compile cache, linker, sandbox limits.
+//! - `version`: one loaded version and its pool of reusable instances.
+//! - `registry`: plugins by name; reload, rollback, enable/disable, quarantine.
+//! - `watcher`: hot reload on file changes.
+//! - `metrics`: per-plugin Prometheus metrics.
+//!
+//! Plugin logic (rules, platform formats) lives in `plugins/`, never here.
+
+pub mod bindings;
+pub mod install;
+pub mod manifest;
+pub mod metrics;
+pub mod registry;
+pub mod runtime;
+pub mod version;
+pub mod watcher;
+
+pub use bindings::{Category, Verdict, Violation, WitEvent, to_wit};
+pub use manifest::{Manifest, Mode, PluginKind};
+pub use metrics::PluginMetrics;
+pub use registry::{CallError, Plugin, PluginHost, PluginInfo, ReloadOutcome};
+pub use runtime::Runtime;
+pub use version::{Fault, PluginVersion};

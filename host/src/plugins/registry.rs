@@ -1,0 +1,537 @@
+//! The plugin directory as the services see it: every plugin by name, its current
+//! and previous version, its state (enabled, quarantined, load error), and the
+//! operations ops perform live — reload, rollback, enable, disable. Calls go
+//! through [`Plugin`], which counts faults and quarantines a plugin after
+//! `limits.max_faults` consecutive ones. Swaps are atomic: a call clones the
+//! current version's `Arc` when it starts and finishes on it, whatever happens
+//! to the directory meanwhile.
+
+use super::bindings::{Verdict, Violation, WitEvent};
+use super::manifest::{Manifest, Mode, PluginKind};
+use super::metrics::PluginMetrics;
+use super::runtime::{CompileSource, Runtime, sha256_hex};
+use super::version::{Fault, PluginVersion};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, UNIX_EPOCH};
+
+/// Why a plugin could not be called at all.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    #[error("plugin `{0}` is {1}")]
+    Unavailable(String, &'static str),
+    #[error("plugin `{0}` {1}")]
+    Fault(String, Fault),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("no plugin named `{0}`")]
+    NotFound(String),
+    #[error("plugin `{0}` has no previous version to roll back to")]
+    NoPrevious(String),
+}
+
+#[derive(Default)]
+struct PluginState {
+    enabled: bool,
+    quarantined: Option<String>,
+    consecutive_faults: u32,
+    load_error: Option<String>,
+    /// SHA-256 of the manifest and Wasm bytes last tried, so unchanged files are skipped.
+    fingerprint: String,
+}
+
+/// One plugin name in the directory and the versions loaded under it.
+pub struct Plugin {
+    pub name: String,
+    current: RwLock<Option<Arc<PluginVersion>>>,
+    previous: Mutex<Option<Arc<PluginVersion>>>,
+    state: Mutex<PluginState>,
+    metrics: PluginMetrics,
+}
+
+impl Plugin {
+    fn new(name: &str, metrics: PluginMetrics) -> Self {
+        Plugin {
+            name: name.into(),
+            current: RwLock::new(None),
+            previous: Mutex::new(None),
+            state: Mutex::new(PluginState::default()),
+            metrics,
+        }
+    }
+
+    /// The version serving now.
+    pub fn current(&self) -> Option<Arc<PluginVersion>> {
+        self.current.read().expect("plugin lock").clone()
+    }
+
+    /// `active`, `disabled`, `quarantined` or `failed` (nothing loaded).
+    pub fn state(&self) -> &'static str {
+        let state = self.state.lock().expect("plugin lock");
+        if self.current().is_none() {
+            "failed"
+        } else if state.quarantined.is_some() {
+            "quarantined"
+        } else if !state.enabled {
+            "disabled"
+        } else {
+            "active"
+        }
+    }
+
+    fn swap_in(&self, version: Arc<PluginVersion>) {
+        let old = self
+            .current
+            .write()
+            .expect("plugin lock")
+            .replace(version.clone());
+        if old.is_some() {
+            *self.previous.lock().expect("plugin lock") = old;
+        }
+        let mut state = self.state.lock().expect("plugin lock");
+        state.enabled = version.manifest.enabled;
+        state.quarantined = None;
+        state.consecutive_faults = 0;
+        state.load_error = None;
+    }
+
+    /// Run one call on the current version, with metrics and fault accounting.
+    fn run<R>(
+        &self,
+        events: usize,
+        f: impl FnOnce(&PluginVersion) -> Result<R, Fault>,
+    ) -> Result<R, CallError> {
+        let version = match self.state() {
+            "active" => self.current().expect("active has a version"),
+            other => return Err(CallError::Unavailable(self.name.clone(), other)),
+        };
+        let started = Instant::now();
+        let result = f(&version);
+        let name = [self.name.as_str()];
+        self.metrics
+            .latency
+            .with_label_values(&name)
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.calls.with_label_values(&name).inc();
+        self.metrics
+            .events
+            .with_label_values(&name)
+            .inc_by(events as u64);
+        let mut state = self.state.lock().expect("plugin lock");
+        match result {
+            Ok(r) => {
+                state.consecutive_faults = 0;
+                Ok(r)
+            }
+            Err(fault) => {
+                self.metrics
+                    .errors
+                    .with_label_values(&[self.name.as_str(), fault.label()])
+                    .inc();
+                state.consecutive_faults += 1;
+                tracing::warn!(plugin = %self.name, error = %fault, faults = state.consecutive_faults, "plugin call failed");
+                if state.consecutive_faults >= version.manifest.limits.max_faults
+                    && state.quarantined.is_none()
+                {
+                    let reason = format!(
+                        "{} consecutive faults, last: {fault}",
+                        state.consecutive_faults
+                    );
+                    tracing::error!(plugin = %self.name, %reason, "plugin quarantined until reloaded");
+                    self.metrics.quarantines.with_label_values(&name).inc();
+                    state.quarantined = Some(reason);
+                }
+                Err(CallError::Fault(self.name.clone(), fault))
+            }
+        }
+    }
+
+    /// Heuristic call: one verdict per event.
+    pub fn score(&self, events: &[WitEvent]) -> Result<Vec<Verdict>, CallError> {
+        self.run(events.len(), |v| v.score(events))
+    }
+
+    /// Validator call: the violations of each event.
+    pub fn validate(&self, events: &[WitEvent]) -> Result<Vec<Vec<Violation>>, CallError> {
+        self.run(events.len(), |v| v.validate(events))
+    }
+
+    /// Adapter calls go through here too (one fault accounting for every kind).
+    pub fn with_adapter<R>(
+        &self,
+        f: impl FnOnce(&PluginVersion) -> Result<R, Fault>,
+    ) -> Result<R, CallError> {
+        self.run(1, f)
+    }
+
+    /// What the admin listing shows.
+    pub fn info(&self) -> PluginInfo {
+        let current = self.current();
+        let previous = self.previous.lock().expect("plugin lock").clone();
+        let st = self.state();
+        let state = self.state.lock().expect("plugin lock");
+        let name = [self.name.as_str()];
+        let hist = self.metrics.latency.with_label_values(&name);
+        let count = hist.get_sample_count();
+        PluginInfo {
+            name: self.name.clone(),
+            state: st,
+            kind: current.as_ref().map(|v| v.manifest.kind),
+            version: current.as_ref().map(|v| v.manifest.version.clone()),
+            sha256: current.as_ref().map(|v| v.sha256.clone()),
+            mode: current.as_ref().map(|v| v.manifest.mode),
+            weight: current.as_ref().map(|v| v.manifest.weight),
+            enabled: state.enabled,
+            load_error: state.load_error.clone(),
+            quarantine_reason: state.quarantined.clone(),
+            loaded_at: current
+                .as_ref()
+                .and_then(|v| v.loaded_at.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_secs()),
+            load_ms: current.as_ref().map(|v| v.load_time.as_secs_f64() * 1e3),
+            compile: current.as_ref().map(|v| v.compile),
+            previous_version: previous.map(|v| v.manifest.version.clone()),
+            calls: count,
+            events: self.metrics.events.with_label_values(&name).get(),
+            errors: ["trap", "timeout", "memory", "instantiate", "contract"]
+                .into_iter()
+                .map(|e| {
+                    (
+                        e,
+                        self.metrics
+                            .errors
+                            .with_label_values(&[self.name.as_str(), e])
+                            .get(),
+                    )
+                })
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            mean_latency_us: if count == 0 {
+                0.0
+            } else {
+                hist.get_sample_sum() / count as f64 * 1e6
+            },
+            quarantines: self.metrics.quarantines.with_label_values(&name).get(),
+        }
+    }
+}
+
+/// One row of `GET /v1/admin/plugins`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub state: &'static str,
+    pub kind: Option<PluginKind>,
+    pub version: Option<String>,
+    pub sha256: Option<String>,
+    pub mode: Option<Mode>,
+    pub weight: Option<f32>,
+    pub enabled: bool,
+    pub load_error: Option<String>,
+    pub quarantine_reason: Option<String>,
+    pub loaded_at: Option<u64>,
+    pub load_ms: Option<f64>,
+    pub compile: Option<CompileSource>,
+    pub previous_version: Option<String>,
+    pub calls: u64,
+    pub events: u64,
+    pub errors: BTreeMap<&'static str, u64>,
+    pub mean_latency_us: f64,
+    pub quarantines: u64,
+}
+
+/// What a reload did to one plugin.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReloadOutcome {
+    pub plugin: String,
+    /// `loaded`, `unchanged`, `failed`, `removed` or `rolled_back`.
+    pub outcome: &'static str,
+    pub version: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Every plugin of one directory, loaded into one runtime.
+pub struct PluginHost {
+    runtime: Arc<Runtime>,
+    dir: PathBuf,
+    plugins: RwLock<BTreeMap<String, Arc<Plugin>>>,
+    reload_lock: Mutex<()>,
+    metrics: PluginMetrics,
+}
+
+impl PluginHost {
+    /// Open a plugin directory and load what is in it (failures are reported per
+    /// plugin in the listing, not fatal).
+    pub fn open(
+        runtime: Arc<Runtime>,
+        dir: impl Into<PathBuf>,
+        metrics: PluginMetrics,
+    ) -> Arc<Self> {
+        let host = Arc::new(PluginHost {
+            runtime,
+            dir: dir.into(),
+            plugins: RwLock::new(BTreeMap::new()),
+            reload_lock: Mutex::new(()),
+            metrics,
+        });
+        for outcome in host.reload(true) {
+            match &outcome.error {
+                Some(error) => {
+                    tracing::error!(plugin = %outcome.plugin, %error, "plugin failed to load")
+                }
+                None => {
+                    tracing::info!(plugin = %outcome.plugin, version = ?outcome.version, outcome = outcome.outcome, "plugin")
+                }
+            }
+        }
+        host
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
+        self.plugins
+            .read()
+            .expect("registry lock")
+            .get(name)
+            .cloned()
+    }
+
+    /// Every plugin, by name.
+    pub fn all(&self) -> Vec<Arc<Plugin>> {
+        self.plugins
+            .read()
+            .expect("registry lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The plugins of one kind that are active now.
+    pub fn active(&self, kind: PluginKind) -> Vec<(Arc<Plugin>, Arc<PluginVersion>)> {
+        self.all()
+            .into_iter()
+            .filter(|p| p.state() == "active")
+            .filter_map(|p| p.current().map(|v| (p, v)))
+            .filter(|(_, v)| v.kind() == kind)
+            .collect()
+    }
+
+    pub fn list(&self) -> Vec<PluginInfo> {
+        self.all().iter().map(|p| p.info()).collect()
+    }
+
+    /// Load what changed in the directory. `force` also retries files that failed
+    /// before and lifts quarantines (an operator's explicit reload).
+    pub fn reload(&self, force: bool) -> Vec<ReloadOutcome> {
+        let _one_at_a_time = self.reload_lock.lock().expect("reload lock");
+        let mut outcomes = Vec::new();
+        let found = scan(&self.dir);
+        for (name, files) in &found {
+            let plugin = self.slot(name);
+            let outcome = match files {
+                Err(error) => self.fail(&plugin, None, error.clone()),
+                Ok((manifest_text, wasm)) => {
+                    let fingerprint =
+                        sha256_hex(&[manifest_text.as_slice(), wasm.as_slice()].concat());
+                    if plugin.state.lock().expect("plugin lock").fingerprint == fingerprint {
+                        if !force {
+                            continue;
+                        }
+                        let mut state = plugin.state.lock().expect("plugin lock");
+                        if state.load_error.is_none() && plugin.current().is_some() {
+                            // Same files, loaded fine: an explicit reload only lifts a quarantine.
+                            state.quarantined = None;
+                            state.consecutive_faults = 0;
+                            outcomes.push(ReloadOutcome {
+                                plugin: name.clone(),
+                                outcome: "unchanged",
+                                version: plugin.current().map(|v| v.manifest.version.clone()),
+                                error: None,
+                            });
+                            continue;
+                        }
+                    }
+                    self.load(&plugin, manifest_text, wasm, fingerprint)
+                }
+            };
+            outcomes.push(outcome);
+        }
+        let gone: Vec<String> = self
+            .plugins
+            .read()
+            .expect("registry lock")
+            .keys()
+            .filter(|n| !found.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.plugins.write().expect("registry lock").remove(&name);
+            self.metrics
+                .reloads
+                .with_label_values(&[name.as_str(), "removed"])
+                .inc();
+            tracing::info!(plugin = %name, "plugin removed");
+            outcomes.push(ReloadOutcome {
+                plugin: name,
+                outcome: "removed",
+                version: None,
+                error: None,
+            });
+        }
+        outcomes
+    }
+
+    fn slot(&self, name: &str) -> Arc<Plugin> {
+        if let Some(p) = self.get(name) {
+            return p;
+        }
+        let mut plugins = self.plugins.write().expect("registry lock");
+        plugins
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(Plugin::new(name, self.metrics.clone())))
+            .clone()
+    }
+
+    fn load(
+        &self,
+        plugin: &Plugin,
+        manifest_text: &[u8],
+        wasm: &[u8],
+        fingerprint: String,
+    ) -> ReloadOutcome {
+        let manifest = match std::str::from_utf8(manifest_text)
+            .map_err(|e| format!("manifest is not UTF-8: {e}"))
+            .and_then(|t| Manifest::parse(t).map_err(|e| e.to_string()))
+        {
+            Ok(m) if m.name != plugin.name => Err(format!(
+                "manifest name `{}` does not match its file name `{}.toml`",
+                m.name, plugin.name
+            )),
+            other => other,
+        };
+        let loaded = manifest.and_then(|m| {
+            PluginVersion::load(&self.runtime, m, wasm, true).map_err(|e| e.to_string())
+        });
+        match loaded {
+            Ok(version) => {
+                let v = version.manifest.version.clone();
+                tracing::info!(plugin = %plugin.name, version = %v, compile = ?version.compile,
+                    load_ms = version.load_time.as_secs_f64() * 1e3, "plugin version loaded");
+                plugin.swap_in(version);
+                plugin.state.lock().expect("plugin lock").fingerprint = fingerprint;
+                self.metrics
+                    .reloads
+                    .with_label_values(&[plugin.name.as_str(), "loaded"])
+                    .inc();
+                ReloadOutcome {
+                    plugin: plugin.name.clone(),
+                    outcome: "loaded",
+                    version: Some(v),
+                    error: None,
+                }
+            }
+            Err(error) => self.fail(plugin, Some(fingerprint), error),
+        }
+    }
+
+    fn fail(&self, plugin: &Plugin, fingerprint: Option<String>, error: String) -> ReloadOutcome {
+        let serving = plugin.current().map(|v| v.manifest.version.clone());
+        tracing::error!(plugin = %plugin.name, %error, still_serving = ?serving, "plugin version refused");
+        let mut state = plugin.state.lock().expect("plugin lock");
+        state.load_error = Some(error.clone());
+        if let Some(f) = fingerprint {
+            state.fingerprint = f;
+        }
+        self.metrics
+            .reloads
+            .with_label_values(&[plugin.name.as_str(), "failed"])
+            .inc();
+        ReloadOutcome {
+            plugin: plugin.name.clone(),
+            outcome: "failed",
+            version: serving,
+            error: Some(error),
+        }
+    }
+
+    /// Serve the previously loaded version again (the current one becomes previous).
+    pub fn rollback(&self, name: &str) -> Result<ReloadOutcome, AdminError> {
+        let _one_at_a_time = self.reload_lock.lock().expect("reload lock");
+        let plugin = self
+            .get(name)
+            .ok_or_else(|| AdminError::NotFound(name.into()))?;
+        let previous = plugin.previous.lock().expect("plugin lock").take();
+        let previous = previous.ok_or_else(|| AdminError::NoPrevious(name.into()))?;
+        let version = previous.manifest.version.clone();
+        plugin.swap_in(previous);
+        self.metrics
+            .reloads
+            .with_label_values(&[name, "rolled_back"])
+            .inc();
+        tracing::info!(plugin = %name, %version, "plugin rolled back");
+        Ok(ReloadOutcome {
+            plugin: name.into(),
+            outcome: "rolled_back",
+            version: Some(version),
+            error: None,
+        })
+    }
+
+    /// Turn a plugin on or off without touching its files.
+    pub fn set_enabled(&self, name: &str, enabled: bool) -> Result<PluginInfo, AdminError> {
+        let plugin = self
+            .get(name)
+            .ok_or_else(|| AdminError::NotFound(name.into()))?;
+        plugin.state.lock().expect("plugin lock").enabled = enabled;
+        tracing::info!(plugin = %name, enabled, "plugin toggled");
+        Ok(plugin.info())
+    }
+}
+
+/// A plugin's manifest and Wasm bytes, as read from the directory.
+type PluginFiles = (Vec<u8>, Vec<u8>);
+
+/// `NAME.toml` + `NAME.wasm` pairs in a directory, by name. Hidden files (such as
+/// an installer's temporaries) and other files are ignored.
+fn scan(dir: &Path) -> BTreeMap<String, Result<PluginFiles, String>> {
+    let mut found = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        tracing::warn!(dir = %dir.display(), "plugin directory not readable");
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let (Some(stem), Some("toml")) = (
+            path.file_stem().and_then(|s| s.to_str()),
+            path.extension().and_then(|s| s.to_str()),
+        ) else {
+            continue;
+        };
+        if stem.starts_with('.') {
+            continue;
+        }
+        let wasm_path = path.with_extension("wasm");
+        let files = std::fs::read(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|m| {
+                Ok((
+                    m,
+                    std::fs::read(&wasm_path)
+                        .map_err(|e| format!("cannot read {}: {e}", wasm_path.display()))?,
+                ))
+            });
+        found.insert(stem.to_string(), files);
+    }
+    found
+}

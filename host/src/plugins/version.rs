@@ -1,0 +1,278 @@
+//! One loaded version of a plugin: its manifest, its prepared component and a
+//! pool of reusable instances (one store each). A call borrows an instance, sets
+//! the epoch deadline, calls, and returns the instance to the pool — or drops it
+//! when the guest faulted (a trapped instance cannot be entered again) or has
+//! served `recycle_after_calls`. It does not count faults or quarantine: the
+//! registry does, from the [`Fault`]s returned here.
+
+use super::bindings::{
+    Delivery, Heuristic, Inbound, Outbound, PlatformAdapter, PlatformResponse, Validator, Verdict,
+    Violation, WitEvent,
+};
+use super::manifest::{Manifest, PluginKind};
+use super::runtime::{CompileSource, GuestState, Prepared, Runtime, RuntimeError, sha256_hex};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use wasmtime::Store;
+
+/// Why one call of a plugin produced no result.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Fault {
+    #[error("ran past its {0} ms deadline")]
+    Timeout(u64),
+    #[error("asked for more than its {0} MiB memory cap")]
+    Memory(u64),
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("could not be instantiated: {0}")]
+    Instantiate(String),
+    #[error("broke the contract: {0}")]
+    Contract(String),
+}
+
+impl Fault {
+    /// The metric label (`palisade_plugin_errors_total{error=…}`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Fault::Timeout(_) => "timeout",
+            Fault::Memory(_) => "memory",
+            Fault::Trap(_) => "trap",
+            Fault::Instantiate(_) => "instantiate",
+            Fault::Contract(_) => "contract",
+        }
+    }
+}
+
+/// Why a version could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("sha256 mismatch: the manifest says {expected}, the file is {actual}")]
+    HashMismatch { expected: String, actual: String },
+    #[error("manifest has no sha256 (install with `palisade plugins install`)")]
+    HashMissing,
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("instantiation failed: {0}")]
+    Instantiate(String),
+}
+
+enum Bound {
+    Heuristic(Heuristic),
+    Validator(Validator),
+    Adapter(PlatformAdapter),
+}
+
+struct Instance {
+    store: Store<GuestState>,
+    bound: Bound,
+    calls: u64,
+}
+
+pub struct PluginVersion {
+    pub manifest: Manifest,
+    pub sha256: String,
+    pub loaded_at: SystemTime,
+    pub compile: CompileSource,
+    pub load_time: Duration,
+    runtime: Arc<Runtime>,
+    prepared: Prepared,
+    idle: Mutex<Vec<Instance>>,
+}
+
+impl PluginVersion {
+    /// Verify, compile (or take from cache), link and instantiate once. `require_hash`:
+    /// the manifest must carry the file's sha256 (always, in a plugin directory).
+    pub fn load(
+        runtime: &Arc<Runtime>,
+        manifest: Manifest,
+        wasm: &[u8],
+        require_hash: bool,
+    ) -> Result<Arc<Self>, LoadError> {
+        let started = Instant::now();
+        let actual = sha256_hex(wasm);
+        match &manifest.sha256 {
+            Some(expected) if *expected != actual => {
+                return Err(LoadError::HashMismatch {
+                    expected: expected.clone(),
+                    actual,
+                });
+            }
+            None if require_hash => return Err(LoadError::HashMissing),
+            _ => {}
+        }
+        let (component, compile) = runtime.component(wasm, &actual)?;
+        let prepared = runtime.prepare(&component, manifest.kind)?;
+        let version = PluginVersion {
+            manifest,
+            sha256: actual,
+            loaded_at: SystemTime::now(),
+            compile,
+            load_time: Duration::ZERO,
+            runtime: runtime.clone(),
+            prepared,
+            idle: Mutex::new(Vec::new()),
+        };
+        // Instantiate once now: a version that cannot start never replaces a working one.
+        let first = version
+            .instantiate()
+            .map_err(|f| LoadError::Instantiate(f.to_string()))?;
+        version.idle.lock().expect("pool lock").push(first);
+        Ok(Arc::new(PluginVersion {
+            load_time: started.elapsed(),
+            ..version
+        }))
+    }
+
+    pub fn kind(&self) -> PluginKind {
+        self.manifest.kind
+    }
+
+    fn instantiate(&self) -> Result<Instance, Fault> {
+        let limits = &self.manifest.limits;
+        let state = GuestState {
+            plugin: self.manifest.name.as_str().into(),
+            settings: self.manifest.settings.clone(),
+            memory_cap: (limits.memory_mib as usize) << 20,
+            memory_denied: false,
+        };
+        let mut store = Store::new(self.runtime.engine(), state);
+        store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
+        // Instantiation runs guest start-up code: give it a deadline too.
+        store.set_epoch_deadline(limits.deadline_ms.max(1) * 10);
+        let bound = match &self.prepared {
+            Prepared::Heuristic(p) => p.instantiate(&mut store).map(Bound::Heuristic),
+            Prepared::Validator(p) => p.instantiate(&mut store).map(Bound::Validator),
+            Prepared::Adapter(p) => p.instantiate(&mut store).map(Bound::Adapter),
+        }
+        .map_err(|e| Fault::Instantiate(root_message(&e)))?;
+        Ok(Instance {
+            store,
+            bound,
+            calls: 0,
+        })
+    }
+
+    /// Run `f` on a pooled instance under this version's deadline and memory cap.
+    fn call<R>(
+        &self,
+        f: impl FnOnce(&mut Store<GuestState>, &Bound) -> wasmtime::Result<R>,
+    ) -> Result<R, Fault> {
+        let pooled = self.idle.lock().expect("pool lock").pop();
+        let mut instance = match pooled {
+            Some(i) => i,
+            None => self.instantiate()?,
+        };
+        let limits = &self.manifest.limits;
+        instance.store.set_epoch_deadline(limits.deadline_ms.max(1));
+        instance.store.data_mut().memory_denied = false;
+        match f(&mut instance.store, &instance.bound) {
+            Ok(result) => {
+                instance.calls += 1;
+                if instance.calls < limits.recycle_after_calls {
+                    self.idle.lock().expect("pool lock").push(instance);
+                }
+                Ok(result)
+            }
+            // The instance is dropped here: a faulted instance is never entered again.
+            Err(e) => Err(if instance.store.data().memory_denied {
+                Fault::Memory(limits.memory_mib)
+            } else if matches!(
+                e.downcast_ref::<wasmtime::Trap>(),
+                Some(wasmtime::Trap::Interrupt)
+            ) {
+                Fault::Timeout(limits.deadline_ms)
+            } else {
+                Fault::Trap(root_message(&e))
+            }),
+        }
+    }
+
+    /// Heuristic: one verdict per event, scores clamped to [0, 1].
+    pub fn score(&self, events: &[WitEvent]) -> Result<Vec<Verdict>, Fault> {
+        let mut verdicts = self.call(|store, bound| match bound {
+            Bound::Heuristic(h) => h.call_score(store, events),
+            _ => Err(wrong_kind(PluginKind::Heuristic)),
+        })?;
+        expect_len(verdicts.len(), events.len())?;
+        for v in &mut verdicts {
+            if v.score.is_nan() {
+                return Err(Fault::Contract("a verdict score is NaN".into()));
+            }
+            v.score = v.score.clamp(0.0, 1.0);
+        }
+        Ok(verdicts)
+    }
+
+    /// Validator: one list of violations per event.
+    pub fn validate(&self, events: &[WitEvent]) -> Result<Vec<Vec<Violation>>, Fault> {
+        let out = self.call(|store, bound| match bound {
+            Bound::Validator(v) => v.call_validate(store, events),
+            _ => Err(wrong_kind(PluginKind::Validator)),
+        })?;
+        expect_len(out.len(), events.len())?;
+        Ok(out)
+    }
+
+    /// Adapter: the platform it speaks for.
+    pub fn platform(&self) -> Result<String, Fault> {
+        self.call(|store, bound| match bound {
+            Bound::Adapter(a) => a.call_platform(store),
+            _ => Err(wrong_kind(PluginKind::PlatformAdapter)),
+        })
+    }
+
+    /// Adapter: a raw webhook to events or a direct reply.
+    pub fn parse_inbound(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<Result<Inbound, super::bindings::AdapterError>, Fault> {
+        self.call(|store, bound| match bound {
+            Bound::Adapter(a) => a.call_parse_inbound(store, headers, body),
+            _ => Err(wrong_kind(PluginKind::PlatformAdapter)),
+        })
+    }
+
+    /// Adapter: a bot's post or action to the platform's HTTP request.
+    pub fn format_outbound(
+        &self,
+        request: &Outbound,
+    ) -> Result<Result<super::bindings::HttpRequest, super::bindings::AdapterError>, Fault> {
+        self.call(|store, bound| match bound {
+            Bound::Adapter(a) => a.call_format_outbound(store, request),
+            _ => Err(wrong_kind(PluginKind::PlatformAdapter)),
+        })
+    }
+
+    /// Adapter: the platform's answer to a delivery.
+    pub fn parse_response(
+        &self,
+        response: &PlatformResponse,
+    ) -> Result<Result<Delivery, super::bindings::AdapterError>, Fault> {
+        self.call(|store, bound| match bound {
+            Bound::Adapter(a) => a.call_parse_response(store, response),
+            _ => Err(wrong_kind(PluginKind::PlatformAdapter)),
+        })
+    }
+}
+
+fn wrong_kind(wanted: PluginKind) -> wasmtime::Error {
+    wasmtime::Error::msg(format!("not a {} plugin", wanted.as_str()))
+}
+
+fn expect_len(got: usize, want: usize) -> Result<(), Fault> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(Fault::Contract(format!(
+            "returned {got} results for {want} events"
+        )))
+    }
+}
+
+/// The first line of an error chain's innermost cause, bounded.
+fn root_message(e: &wasmtime::Error) -> String {
+    let text = e.root_cause().to_string();
+    let line = text.lines().next().unwrap_or("").trim();
+    line.chars().take(300).collect()
+}

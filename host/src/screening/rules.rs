@@ -1,0 +1,112 @@
+//! The rule stage of screening: call each active heuristic plugin once per batch
+//! and combine the verdicts.
+//!
+//! Combination (documented in docs/plugins.md): each enforcing plugin `i` with
+//! manifest weight `w_i` and score `s_i` contributes `c_i = min(1, w_i · s_i)`;
+//! the rule score is the noisy-OR `1 − Π (1 − c_i)` — one strong rule is enough,
+//! several weak ones add up, and the result stays in [0, 1]. The category is that
+//! of the largest contribution with a category. Shadow-mode plugins are scored and
+//! reported but not combined. A plugin that faults costs only its own verdict.
+
+use crate::event::Event;
+use crate::plugins::{Mode, PluginHost, PluginKind, Verdict, to_wit};
+use serde::Serialize;
+
+/// One plugin's part in an event's rule score.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginVerdict {
+    pub plugin: String,
+    pub version: String,
+    pub mode: Mode,
+    pub weight: f32,
+    pub score: f32,
+    pub category: Option<&'static str>,
+    pub hits: Vec<Hit>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    pub rule: String,
+    pub weight: f32,
+    pub category: Option<&'static str>,
+    pub detail: Option<String>,
+}
+
+/// The rule stage's result for one event.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleResult {
+    pub score: f32,
+    pub category: &'static str,
+    pub verdicts: Vec<PluginVerdict>,
+    /// Plugins that could not score this batch, with why.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Score a batch with every active heuristic plugin (one call each).
+pub fn score(host: &PluginHost, events: &[Event]) -> Vec<RuleResult> {
+    let wit = to_wit(events);
+    let mut results: Vec<RuleResult> = events
+        .iter()
+        .map(|_| RuleResult {
+            score: 0.0,
+            category: "LOW_RISK",
+            verdicts: Vec::new(),
+            failed: Vec::new(),
+        })
+        .collect();
+    for (plugin, version) in host.active(PluginKind::Heuristic) {
+        match plugin.score(&wit) {
+            Ok(verdicts) => {
+                for (result, v) in results.iter_mut().zip(verdicts) {
+                    if v.score > 0.0 || !v.hits.is_empty() {
+                        result.verdicts.push(plugin_verdict(&version.manifest, v));
+                    }
+                }
+            }
+            Err(e) => results
+                .iter_mut()
+                .for_each(|r| r.failed.push((plugin.name.clone(), e.to_string()))),
+        }
+    }
+    for r in &mut results {
+        combine(r);
+    }
+    results
+}
+
+fn plugin_verdict(m: &crate::plugins::Manifest, v: Verdict) -> PluginVerdict {
+    PluginVerdict {
+        plugin: m.name.clone(),
+        version: m.version.clone(),
+        mode: m.mode,
+        weight: m.weight,
+        score: v.score,
+        category: v.category.map(|c| c.as_str()),
+        hits: v
+            .hits
+            .into_iter()
+            .map(|h| Hit {
+                rule: h.rule,
+                weight: h.weight,
+                category: h.category.map(|c| c.as_str()),
+                detail: h.detail,
+            })
+            .collect(),
+    }
+}
+
+fn combine(r: &mut RuleResult) {
+    let mut keep = 1.0f32;
+    let mut best: Option<(f32, &'static str)> = None;
+    for v in r.verdicts.iter().filter(|v| v.mode == Mode::Enforce) {
+        let c = (v.weight * v.score).clamp(0.0, 1.0);
+        keep *= 1.0 - c;
+        if let Some(cat) = v.category
+            && best.is_none_or(|(b, _)| c > b)
+        {
+            best = Some((c, cat));
+        }
+    }
+    r.score = 1.0 - keep;
+    r.category = best.map_or("LOW_RISK", |(_, c)| c);
+}

@@ -1,0 +1,139 @@
+//! A native test harness: build a plugin from settings and call it the way the host
+//! does, with plain `cargo test` (no Wasm, no host).
+//!
+//! ```
+//! use palisade_sdk::{Event, Heuristic, Settings, Verdict, testing::Harness};
+//! struct Shout;
+//! impl Heuristic for Shout {
+//!     fn new(_: &Settings) -> Result<Self, String> { Ok(Shout) }
+//!     fn score(&self, e: &Event) -> Verdict {
+//!         Verdict { score: if e.content.ends_with('!') { 0.5 } else { 0.0 }, ..Verdict::default() }
+//!     }
+//! }
+//! let h = Harness::<Shout>::heuristic(&[]).unwrap();
+//! assert_eq!(h.score_text("hey!").score, 0.5);
+//! ```
+
+use crate::settings::{Level, take_native_log};
+use crate::{Adapter, Event, Heuristic, Settings, Validator, Verdict, Violation};
+
+/// A plugin built natively from settings.
+pub struct Harness<P> {
+    pub plugin: P,
+}
+
+impl<P> Harness<P> {
+    /// The log lines the plugin wrote on this thread since the last call.
+    pub fn logs(&self) -> Vec<(Level, String)> {
+        take_native_log()
+    }
+}
+
+fn settings(pairs: &[(&str, &str)]) -> Settings {
+    Settings::from_pairs(pairs.iter().copied())
+}
+
+/// The `[settings]` of a plugin manifest (`plugin.toml`), as the host passes them:
+/// strings as they are, arrays newline-joined, numbers and booleans as text.
+#[cfg(feature = "manifest")]
+pub fn manifest_settings(
+    manifest: &str,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let table: toml::Table = manifest.parse().map_err(|e| format!("manifest: {e}"))?;
+    match table.get("settings") {
+        None => Ok(Default::default()),
+        Some(toml::Value::Table(t)) => t
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), setting_text(k, v)?)))
+            .collect(),
+        Some(_) => Err("manifest: `settings` must be a table".into()),
+    }
+}
+
+/// One setting value as text (see [`manifest_settings`]).
+#[cfg(feature = "manifest")]
+pub fn setting_text(key: &str, value: &toml::Value) -> Result<String, String> {
+    use toml::Value;
+    let scalar = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Integer(i) => Some(i.to_string()),
+        Value::Float(f) => Some(f.to_string()),
+        Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    };
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .map(|v| {
+                scalar(v).ok_or(format!(
+                    "setting `{key}`: list items must be strings, numbers or booleans"
+                ))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|items| items.join("\n")),
+        v => scalar(v).ok_or(format!(
+            "setting `{key}`: must be a string, number, boolean or list"
+        )),
+    }
+}
+
+#[cfg(feature = "manifest")]
+impl<P> Harness<P> {
+    /// Settings from a manifest's `[settings]`, e.g. `include_str!("../plugin.toml")`.
+    pub fn manifest(manifest: &str) -> Settings {
+        Settings::from_pairs(manifest_settings(manifest).unwrap_or_else(|e| panic!("{e}")))
+    }
+}
+
+impl<H: Heuristic> Harness<H> {
+    /// Build a heuristic from its manifest's settings.
+    #[cfg(feature = "manifest")]
+    pub fn heuristic_from_manifest(manifest: &str) -> Self {
+        Harness {
+            plugin: H::new(&Self::manifest(manifest)).unwrap_or_else(|e| panic!("{e}")),
+        }
+    }
+
+    /// Build a heuristic from `[settings]` pairs (lists newline- or comma-separated).
+    pub fn heuristic(pairs: &[(&str, &str)]) -> Result<Self, String> {
+        Ok(Harness {
+            plugin: H::new(&settings(pairs))?,
+        })
+    }
+    pub fn score(&self, events: &[Event]) -> Vec<Verdict> {
+        self.plugin.score_batch(events)
+    }
+    /// Score one message event with this content.
+    pub fn score_text(&self, content: &str) -> Verdict {
+        self.plugin
+            .score_batch(&[Event::message(content)])
+            .remove(0)
+    }
+}
+
+impl<V: Validator> Harness<V> {
+    /// Build a validator from its manifest's settings.
+    #[cfg(feature = "manifest")]
+    pub fn validator_from_manifest(manifest: &str) -> Self {
+        Harness {
+            plugin: V::new(&Self::manifest(manifest)).unwrap_or_else(|e| panic!("{e}")),
+        }
+    }
+
+    pub fn validator(pairs: &[(&str, &str)]) -> Result<Self, String> {
+        Ok(Harness {
+            plugin: V::new(&settings(pairs))?,
+        })
+    }
+    pub fn validate(&self, events: &[Event]) -> Vec<Vec<Violation>> {
+        self.plugin.validate_batch(events)
+    }
+}
+
+impl<A: Adapter> Harness<A> {
+    pub fn adapter(pairs: &[(&str, &str)]) -> Result<Self, String> {
+        Ok(Harness {
+            plugin: A::new(&settings(pairs))?,
+        })
+    }
+}

@@ -1,0 +1,387 @@
+//! Text helpers for rules: normalisation (case, Unicode confusables, leetspeak,
+//! stretched letters), word-boundary keyword sets, caps ratio, repeated
+//! punctuation and characters, URL, mention and emoji extraction.
+//! Pure functions, no I/O, no randomness (plugins have no clock or entropy).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a: a fixed hasher, so keyword maps need no random seed inside a sandbox.
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf29ce484222325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        self.0 = h;
+    }
+}
+
+pub type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+
+/// Map a look-alike character to its plain Latin letter (Cyrillic, Greek,
+/// fullwidth, accented, a few symbols); other characters are returned as is.
+pub fn fold_confusable(c: char) -> char {
+    match c {
+        // fullwidth ASCII
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFF01 + 0x21).unwrap_or(c),
+        'а' | 'А' | 'α' | 'Α' | 'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'À' | 'Á' | 'Â' | 'Ã' | 'Ä'
+        | 'Å' => 'a',
+        'в' | 'В' | 'β' | 'Β' => 'b',
+        'с' | 'С' | 'ç' | 'Ç' => 'c',
+        'е' | 'Е' | 'ε' | 'Ε' | 'è' | 'é' | 'ê' | 'ë' | 'È' | 'É' | 'Ê' | 'Ë' | 'ё' | 'Ё' => {
+            'e'
+        }
+        'н' | 'Н' | 'η' | 'Η' => 'h',
+        'і' | 'І' | 'ι' | 'Ι' | 'ì' | 'í' | 'î' | 'ï' | 'Ì' | 'Í' | 'Î' | 'Ï' | 'ı' => {
+            'i'
+        }
+        'ј' | 'Ј' => 'j',
+        'к' | 'К' | 'κ' | 'Κ' => 'k',
+        'м' | 'М' | 'μ' | 'Μ' => 'm',
+        'ñ' | 'Ñ' | 'ν' | 'Ν' => 'n',
+        'о' | 'О' | 'ο' | 'Ο' | 'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö'
+        | 'Ø' => 'o',
+        'р' | 'Р' | 'ρ' | 'Ρ' => 'p',
+        'ѕ' | 'Ѕ' | 'ß' => 's',
+        'т' | 'Т' | 'τ' | 'Τ' => 't',
+        'ù' | 'ú' | 'û' | 'ü' | 'Ù' | 'Ú' | 'Û' | 'Ü' | 'υ' => 'u',
+        'х' | 'Х' | 'χ' | 'Χ' => 'x',
+        'у' | 'У' | 'ý' | 'ÿ' | 'Ý' | 'γ' => 'y',
+        'ζ' | 'Ζ' => 'z',
+        _ => c,
+    }
+}
+
+/// Leetspeak digit/symbol → letter, applied only inside words that have letters.
+fn fold_leet(c: char) -> Option<char> {
+    Some(match c {
+        '0' => 'o',
+        '1' | '!' | '|' => 'i',
+        '3' => 'e',
+        '4' | '@' => 'a',
+        '5' | '$' => 's',
+        '7' | '+' => 't',
+        '8' => 'b',
+        '9' => 'g',
+        _ => return None,
+    })
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '\'' || fold_leet(c).is_some()
+}
+
+/// Split text into normalised words: lowercase, confusables folded, leetspeak
+/// folded inside words that contain a letter, runs of 3+ equal letters squeezed
+/// to one ("stuuuupid" → "stupid"), apostrophes dropped ("you're" → "youre").
+pub fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut raw = String::new();
+    let flush = |raw: &mut String, out: &mut Vec<String>| {
+        if raw.is_empty() {
+            return;
+        }
+        // `!`, `|` and `+` at a word's edges are punctuation, not leetspeak.
+        let core = raw.trim_matches(['!', '|', '+']);
+        let has_letter = core.chars().any(char::is_alphabetic);
+        let mut word = String::with_capacity(core.len());
+        for c in core.chars() {
+            let c = if c.is_alphabetic() {
+                c
+            } else if has_letter {
+                fold_leet(c).unwrap_or(c)
+            } else {
+                c
+            };
+            if c.is_alphanumeric() {
+                word.push(c);
+            }
+        }
+        let word = if has_letter { squeeze(&word, 3) } else { word };
+        if !word.is_empty() {
+            out.push(word);
+        }
+        raw.clear();
+    };
+    for c in text.chars() {
+        let c = fold_confusable(c);
+        if is_word_char(c) {
+            raw.extend(c.to_lowercase());
+        } else {
+            flush(&mut raw, &mut out);
+        }
+    }
+    flush(&mut raw, &mut out);
+    out
+}
+
+/// The normalised text: [`words`] joined by single spaces.
+pub fn normalize(text: &str) -> String {
+    words(text).join(" ")
+}
+
+/// Collapse each run of `min_run` or more equal characters to one.
+pub fn squeeze(text: &str, min_run: usize) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let mut j = i;
+        while j < chars.len() && chars[j] == chars[i] {
+            j += 1;
+        }
+        let run = j - i;
+        let keep = if run >= min_run { 1 } else { run };
+        out.extend(std::iter::repeat_n(chars[i], keep));
+        i = j;
+    }
+    out
+}
+
+/// A set of keywords and phrases matched on word boundaries of normalised text.
+/// An entry ending in `*` matches any word starting with it (`idiot*`).
+#[derive(Debug, Default, Clone)]
+pub struct KeywordSet {
+    /// first word → the phrases (as word lists) starting with it
+    exact: FnvMap<String, Vec<Vec<String>>>,
+    prefixes: Vec<String>,
+}
+
+impl KeywordSet {
+    pub fn new<S: AsRef<str>>(terms: impl IntoIterator<Item = S>) -> Self {
+        let mut set = KeywordSet::default();
+        for term in terms {
+            let term = term.as_ref().trim();
+            if let Some(prefix) = term.strip_suffix('*') {
+                let prefix = normalize(prefix);
+                if !prefix.is_empty() {
+                    set.prefixes.push(prefix);
+                }
+                continue;
+            }
+            let ws = words(term);
+            if let Some(first) = ws.first() {
+                set.exact.entry(first.clone()).or_default().push(ws);
+            }
+        }
+        set
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.prefixes.is_empty()
+    }
+
+    /// Every match in `words` (from [`words`]), as the matched text, in order.
+    pub fn find(&self, words: &[String]) -> Vec<String> {
+        let mut found = Vec::new();
+        for (i, w) in words.iter().enumerate() {
+            if let Some(phrases) = self.exact.get(w) {
+                for phrase in phrases {
+                    if words.len() - i >= phrase.len() && words[i..i + phrase.len()] == phrase[..] {
+                        found.push(phrase.join(" "));
+                    }
+                }
+            }
+            if self.prefixes.iter().any(|p| w.starts_with(p.as_str())) {
+                found.push(w.clone());
+            }
+        }
+        found
+    }
+
+    /// Whether any entry matches.
+    pub fn matches(&self, words: &[String]) -> bool {
+        !self.find(words).is_empty()
+    }
+}
+
+/// Share of uppercase among cased letters, and how many cased letters there are.
+pub fn caps_ratio(text: &str) -> (f32, usize) {
+    let (mut upper, mut cased) = (0usize, 0usize);
+    for c in text.chars() {
+        if c.is_uppercase() {
+            upper += 1;
+            cased += 1;
+        } else if c.is_lowercase() {
+            cased += 1;
+        }
+    }
+    if cased == 0 {
+        (0.0, 0)
+    } else {
+        (upper as f32 / cased as f32, cased)
+    }
+}
+
+/// The longest run of one character satisfying `pred`, as (char, length).
+pub fn longest_run(text: &str, pred: impl Fn(char) -> bool) -> Option<(char, usize)> {
+    let mut best: Option<(char, usize)> = None;
+    let mut current: Option<(char, usize)> = None;
+    for c in text.chars() {
+        current = match current {
+            Some((p, n)) if p == c => Some((p, n + 1)),
+            _ if pred(c) => Some((c, 1)),
+            _ => None,
+        };
+        if let Some((c, n)) = current
+            && best.is_none_or(|(_, b)| n > b)
+        {
+            best = Some((c, n));
+        }
+    }
+    best
+}
+
+/// The longest run of repeated punctuation (`!!!!`, `????`), mixed `?!` counted together.
+pub fn repeated_punctuation(text: &str) -> usize {
+    let (mut best, mut run) = (0, 0);
+    for c in text.chars() {
+        if matches!(c, '!' | '?' | '.' | '¡' | '¿') {
+            run += 1;
+            best = best.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    best
+}
+
+/// URLs and bare domains: `http(s)://…`, `www.…`, and `name.tld/…` for common TLDs.
+pub fn urls(text: &str) -> Vec<&str> {
+    const TLDS: [&str; 16] = [
+        "com", "net", "org", "io", "ly", "co", "me", "info", "biz", "xyz", "ru", "tk", "gl", "gg",
+        "app", "link",
+    ];
+    text.split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '(' | ')'))
+        .map(|t| t.trim_end_matches(['.', ',', '!', '?', ';', ':']))
+        .filter(|t| {
+            let lower = t.to_ascii_lowercase();
+            if lower.starts_with("http://")
+                || lower.starts_with("https://")
+                || lower.starts_with("www.")
+            {
+                return true;
+            }
+            let host = lower.split('/').next().unwrap_or("");
+            let mut parts = host.rsplit('.');
+            let tld = parts.next().unwrap_or("");
+            let name = parts.next().unwrap_or("");
+            !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && TLDS.contains(&tld)
+        })
+        .collect()
+}
+
+/// The host of a URL, lowercased, without `www.`.
+pub fn url_host(url: &str) -> String {
+    let lower = url.to_ascii_lowercase();
+    let rest = lower.split("://").nth(1).unwrap_or(&lower);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    host.trim_start_matches("www.").to_string()
+}
+
+/// Mentions: `@name`, Discord `<@123>` / `<@!123>` / `<@&role>`, Slack `<@U123>`.
+pub fn mentions(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'<' && bytes.get(i + 1) == Some(&b'@') {
+            if let Some(end) = text[i..].find('>') {
+                out.push(&text[i..i + end + 1]);
+                i += end + 1;
+                continue;
+            }
+        } else if bytes[i] == b'@' && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric()) {
+            let end = text[i + 1..]
+                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.' || c == '-'))
+                .map_or(text.len(), |e| i + 1 + e);
+            if end > i + 1 {
+                out.push(&text[i..end]);
+                i = end;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Whether a character is an emoji (pictographs, symbols, flags, dingbats).
+pub fn is_emoji(c: char) -> bool {
+    matches!(c as u32,
+        0x1F300..=0x1FAFF | 0x2600..=0x27BF | 0x1F1E6..=0x1F1FF | 0x1F000..=0x1F2FF | 0x2B00..=0x2BFF)
+}
+
+/// How many emoji characters the text has.
+pub fn emoji_count(text: &str) -> usize {
+    text.chars().filter(|c| is_emoji(*c)).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_fold_case_leet_confusables_and_stretching() {
+        assert_eq!(
+            words("You're a STUUUPID 1d10t!!"),
+            ["youre", "a", "stupid", "idiot"]
+        );
+        // Cyrillic а and о in "idiоt", fullwidth letters
+        assert_eq!(words("іdіоt ｆｒｅｅ"), ["idiot", "free"]);
+        // plain numbers stay numbers
+        assert_eq!(words("call 555 0199"), ["call", "555", "0199"]);
+        assert_eq!(words("fr33 m0ney $$$"), ["free", "money"]);
+    }
+
+    #[test]
+    fn keyword_sets_match_words_phrases_and_prefixes_on_boundaries() {
+        let set = KeywordSet::new(["idiot*", "kill you", "ass"]);
+        assert_eq!(
+            set.find(&words("you IDIOTS, I will k1ll y0u")),
+            ["idiots", "kill you"]
+        );
+        assert!(
+            !set.matches(&words("a classic assessment")),
+            "no match inside words"
+        );
+        assert!(set.matches(&words("what an @ss")));
+    }
+
+    #[test]
+    fn caps_runs_and_punctuation() {
+        assert_eq!(caps_ratio("STOP it"), (4.0 / 6.0, 6));
+        assert_eq!(repeated_punctuation("what?!?!?! ok."), 6);
+        assert_eq!(longest_run("heyyyyy", char::is_alphabetic), Some(('y', 5)));
+        assert_eq!(squeeze("sooooo goood", 3), "so god");
+    }
+
+    #[test]
+    fn urls_mentions_and_emoji() {
+        let text = "win at https://bit.ly/x or www.prize.com, see evil.xyz/claim. not 3.14";
+        assert_eq!(
+            urls(text),
+            ["https://bit.ly/x", "www.prize.com", "evil.xyz/claim"]
+        );
+        assert_eq!(url_host("https://WWW.Bit.ly/abc?q=1"), "bit.ly");
+        assert_eq!(
+            mentions("hi @bob and <@!123> <@U42>, mail a@b.c"),
+            ["@bob", "<@!123>", "<@U42>"]
+        );
+        assert_eq!(emoji_count("🔥🔥 ok 🚀"), 3);
+    }
+}
