@@ -1,1 +1,127 @@
-fn main() {}
+//! The plugin call path and hot-reload latency, with real components.
+//!
+//! - `heuristic_batch/<plugin>`: one batched `score` call of 100 events (≈200 B
+//!   each) on a pooled instance; divide by 100 for the per-event cost.
+//! - `rule_stage/all_heuristics`: the whole rule stage (every shipped heuristic,
+//!   one call each, verdicts combined) on the same 100 events.
+//! - `reload/rename_to_serving`: from the rename of a new manifest into a watched
+//!   plugin directory to the first call answered by the new version (install has
+//!   precompiled it, so the reload deserializes), while 2 threads keep calling; any
+//!   failed call aborts the benchmark.
+//!
+//! Run: `cargo bench -p palisade-benches --bench plugins`
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use palisade::event::Event;
+use palisade::plugins::install::{stamp_manifest, write_atomically};
+use palisade::plugins::watcher::watch;
+use palisade::plugins::{PluginKind, to_wit};
+use palisade::screening::rules;
+use palisade_tests::{PluginDir, set_key, shipped};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const TEXTS: [&str; 5] = [
+    "Hey team, the deploy finished and the dashboards look healthy. Thanks everyone for staying late to get this out, see you all tomorrow at standup!",
+    "WINNER!! You have been selected for a £1000 cash prize. Claim your prize now at bit.ly/claim-now before it expires, reply STOP to opt out",
+    "you are such a pathetic loser, nobody wants you here, go away and never come back or I will find you and make you regret it",
+    "Does anyone know a good recipe for banana bread? Mine always comes out too dry and I have tried three different ovens already",
+    "@alice @bob @carol @dave @erin check out my new server 🔥🔥🔥🔥🔥🔥🔥🔥🔥🔥 free nitro for the first hundred people who join",
+];
+
+fn events(n: usize) -> Vec<Event> {
+    (0..n)
+        .map(|i| Event::sample(TEXTS[i % TEXTS.len()]))
+        .collect()
+}
+
+fn call_path(c: &mut Criterion) {
+    let dir = PluginDir::new();
+    for name in shipped() {
+        dir.install(&name);
+    }
+    let (host, _) = dir.open();
+    let batch = events(100);
+    let wit = to_wit(&batch);
+    let mut group = c.benchmark_group("heuristic_batch");
+    group.throughput(Throughput::Elements(batch.len() as u64));
+    for (plugin, _) in host.active(PluginKind::Heuristic) {
+        group.bench_with_input(BenchmarkId::from_parameter(&plugin.name), &wit, |b, wit| {
+            b.iter(|| plugin.score(wit).expect("call ok"))
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("rule_stage");
+    group.throughput(Throughput::Elements(batch.len() as u64));
+    group.bench_function("all_heuristics", |b| b.iter(|| rules::score(&host, &batch)));
+    group.finish();
+}
+
+fn reload(c: &mut Criterion) {
+    let dir = PluginDir::new();
+    let manifest = palisade_tests::manifest("probe");
+    let wasm = palisade_tests::wasm("probe");
+    dir.install("probe");
+    let (host, _) = dir.open();
+    let _watcher = watch(host.clone(), Duration::from_millis(20)).unwrap();
+    let tag = |host: &palisade::plugins::PluginHost| -> String {
+        let v = host
+            .get("probe")
+            .unwrap()
+            .score(&to_wit(&[Event::sample("x")]))
+            .expect("no call fails during reload");
+        v[0].hits[0].detail.clone().unwrap()
+    };
+    // Background load: calls that must never fail while versions swap.
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicU64::new(0));
+    let load: Vec<_> = (0..2)
+        .map(|_| {
+            let (host, stop, calls) = (host.clone(), stop.clone(), calls.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    tag(&host);
+                    calls.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let mut n = 0u64;
+    c.bench_function("reload/rename_to_serving", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                n += 1;
+                let want = format!("t{n}");
+                let text =
+                    stamp_manifest(&set_key(&manifest, "tag", &format!("\"{want}\"")), &wasm);
+                let started = Instant::now();
+                write_atomically(&dir.path().join("probe.toml"), text.as_bytes()).unwrap();
+                while tag(&host) != want {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(5),
+                        "reload never served {want}"
+                    );
+                }
+                total += started.elapsed();
+            }
+            total
+        })
+    });
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.join().expect("a call failed during reload");
+    }
+    println!(
+        "reload: {} background calls, 0 failed, across {n} reloads",
+        calls.load(Ordering::Relaxed)
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = call_path, reload
+}
+criterion_main!(benches);

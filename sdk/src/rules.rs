@@ -1,7 +1,7 @@
 //! Building blocks shared by rule plugins: a keyword rule whose list, category and
 //! weights come from settings.
 
-use crate::text::KeywordSet;
+use crate::text::{KeywordSet, Words};
 use crate::{Category, RuleHit, Settings};
 
 /// A keyword list that fires one hit naming what matched. The hit's weight is
@@ -44,7 +44,7 @@ impl KeywordRule {
     }
 
     /// The hit for these normalised words, if anything matched.
-    pub fn hit(&self, words: &[String]) -> Option<RuleHit> {
+    pub fn hit(&self, words: &Words) -> Option<RuleHit> {
         let mut found = self.set.find(words);
         if found.is_empty() {
             return None;

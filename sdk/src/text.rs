@@ -83,53 +83,109 @@ fn is_word_char(c: char) -> bool {
     c.is_alphanumeric() || c == '\'' || fold_leet(c).is_some()
 }
 
-/// Split text into normalised words: lowercase, confusables folded, leetspeak
-/// folded inside words that contain a letter, runs of 3+ equal letters squeezed
-/// to one ("stuuuupid" → "stupid"), apostrophes dropped ("you're" → "youre").
-pub fn words(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut raw = String::new();
-    let flush = |raw: &mut String, out: &mut Vec<String>| {
-        if raw.is_empty() {
-            return;
-        }
-        // `!`, `|` and `+` at a word's edges are punctuation, not leetspeak.
+/// Normalised words of a text, in one buffer (no allocation per word).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Words {
+    buf: String,
+    /// End offset in `buf` of each word; a word starts where the previous ends.
+    ends: Vec<usize>,
+}
+
+impl Words {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The `i`-th word.
+    pub fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.buf[start..self.ends[i]]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// The words as owned strings (handy in tests).
+    pub fn to_vec(&self) -> Vec<String> {
+        self.iter().map(String::from).collect()
+    }
+
+    /// Append one raw token: `!`, `|`, `+` trimmed at its edges (punctuation, not
+    /// leetspeak); leetspeak folded when the token has a letter; runs of 3+ equal
+    /// characters squeezed to one in such tokens; other symbols dropped.
+    fn push_token(&mut self, raw: &str) {
         let core = raw.trim_matches(['!', '|', '+']);
         let has_letter = core.chars().any(char::is_alphabetic);
-        let mut word = String::with_capacity(core.len());
+        let start = self.buf.len();
+        let (mut last, mut run) = ('\0', 0usize);
         for c in core.chars() {
-            let c = if c.is_alphabetic() {
-                c
-            } else if has_letter {
+            let c = if has_letter && !c.is_alphabetic() {
                 fold_leet(c).unwrap_or(c)
             } else {
                 c
             };
-            if c.is_alphanumeric() {
-                word.push(c);
+            if !c.is_alphanumeric() {
+                continue;
             }
+            if has_letter && c == last {
+                run += 1;
+                if run == 3 {
+                    self.buf.pop();
+                }
+                if run >= 3 {
+                    continue;
+                }
+            } else {
+                (last, run) = (c, 1);
+            }
+            self.buf.push(c);
         }
-        let word = if has_letter { squeeze(&word, 3) } else { word };
-        if !word.is_empty() {
-            out.push(word);
-        }
-        raw.clear();
-    };
-    for c in text.chars() {
-        let c = fold_confusable(c);
-        if is_word_char(c) {
-            raw.extend(c.to_lowercase());
-        } else {
-            flush(&mut raw, &mut out);
+        if self.buf.len() > start {
+            self.ends.push(self.buf.len());
         }
     }
-    flush(&mut raw, &mut out);
+}
+
+/// Split text into normalised words: lowercase, confusables folded, leetspeak
+/// folded inside words that contain a letter, runs of 3+ equal letters squeezed
+/// to one ("stuuuupid" → "stupid"), apostrophes dropped ("you're" → "youre").
+pub fn words(text: &str) -> Words {
+    let mut out = Words {
+        buf: String::with_capacity(text.len()),
+        ends: Vec::with_capacity(text.len() / 5 + 1),
+    };
+    let mut raw = String::with_capacity(32);
+    for c in text.chars() {
+        let c = if c.is_ascii() {
+            c.to_ascii_lowercase()
+        } else {
+            fold_confusable(c)
+        };
+        if is_word_char(c) {
+            if c.is_ascii() {
+                raw.push(c);
+            } else {
+                raw.extend(c.to_lowercase());
+            }
+        } else if !raw.is_empty() {
+            out.push_token(&raw);
+            raw.clear();
+        }
+    }
+    if !raw.is_empty() {
+        out.push_token(&raw);
+    }
     out
 }
 
 /// The normalised text: [`words`] joined by single spaces.
 pub fn normalize(text: &str) -> String {
-    words(text).join(" ")
+    words(text).iter().collect::<Vec<_>>().join(" ")
 }
 
 /// Collapse each run of `min_run` or more equal characters to one.
@@ -171,7 +227,7 @@ impl KeywordSet {
                 }
                 continue;
             }
-            let ws = words(term);
+            let ws = words(term).to_vec();
             if let Some(first) = ws.first() {
                 set.exact.entry(first.clone()).or_default().push(ws);
             }
@@ -183,26 +239,38 @@ impl KeywordSet {
         self.exact.is_empty() && self.prefixes.is_empty()
     }
 
-    /// Every match in `words` (from [`words`]), as the matched text, in order.
-    pub fn find(&self, words: &[String]) -> Vec<String> {
+    /// Every match in `words`, as the matched text, in order.
+    pub fn find(&self, words: &Words) -> Vec<String> {
+        self.find_in(words, 0, words.len())
+    }
+
+    /// Every match that lies within words `from..to`.
+    pub fn find_in(&self, words: &Words, from: usize, to: usize) -> Vec<String> {
         let mut found = Vec::new();
-        for (i, w) in words.iter().enumerate() {
+        let to = to.min(words.len());
+        for i in from..to {
+            let w = words.get(i);
             if let Some(phrases) = self.exact.get(w) {
                 for phrase in phrases {
-                    if words.len() - i >= phrase.len() && words[i..i + phrase.len()] == phrase[..] {
+                    if to - i >= phrase.len()
+                        && phrase
+                            .iter()
+                            .enumerate()
+                            .all(|(k, p)| words.get(i + k) == p)
+                    {
                         found.push(phrase.join(" "));
                     }
                 }
             }
             if self.prefixes.iter().any(|p| w.starts_with(p.as_str())) {
-                found.push(w.clone());
+                found.push(w.to_string());
             }
         }
         found
     }
 
     /// Whether any entry matches.
-    pub fn matches(&self, words: &[String]) -> bool {
+    pub fn matches(&self, words: &Words) -> bool {
         !self.find(words).is_empty()
     }
 }
@@ -260,29 +328,33 @@ pub fn repeated_punctuation(text: &str) -> usize {
 
 /// URLs and bare domains: `http(s)://…`, `www.…`, and `name.tld/…` for common TLDs.
 pub fn urls(text: &str) -> Vec<&str> {
+    text.split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '(' | ')'))
+        .map(|t| t.trim_end_matches(['.', ',', '!', '?', ';', ':']))
+        .filter(|t| is_url(t))
+        .collect()
+}
+
+fn is_url(t: &str) -> bool {
     const TLDS: [&str; 16] = [
         "com", "net", "org", "io", "ly", "co", "me", "info", "biz", "xyz", "ru", "tk", "gl", "gg",
         "app", "link",
     ];
-    text.split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '(' | ')'))
-        .map(|t| t.trim_end_matches(['.', ',', '!', '?', ';', ':']))
-        .filter(|t| {
-            let lower = t.to_ascii_lowercase();
-            if lower.starts_with("http://")
-                || lower.starts_with("https://")
-                || lower.starts_with("www.")
-            {
-                return true;
-            }
-            let host = lower.split('/').next().unwrap_or("");
-            let mut parts = host.rsplit('.');
-            let tld = parts.next().unwrap_or("");
-            let name = parts.next().unwrap_or("");
-            !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && TLDS.contains(&tld)
-        })
-        .collect()
+    if !t.contains('.') {
+        return false;
+    }
+    let starts =
+        |p: &str| t.len() >= p.len() && t.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes());
+    if starts("http://") || starts("https://") || starts("www.") {
+        return true;
+    }
+    let host = t.split('/').next().unwrap_or("");
+    let Some((rest, tld)) = host.rsplit_once('.') else {
+        return false;
+    };
+    let name = rest.rsplit('.').next().unwrap_or("");
+    !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && TLDS.iter().any(|x| x.eq_ignore_ascii_case(tld))
 }
 
 /// The host of a URL, lowercased, without `www.`.
@@ -338,14 +410,18 @@ mod tests {
     #[test]
     fn words_fold_case_leet_confusables_and_stretching() {
         assert_eq!(
-            words("You're a STUUUPID 1d10t!!"),
+            words("You're a STUUUPID 1d10t!!").to_vec(),
             ["youre", "a", "stupid", "idiot"]
         );
         // Cyrillic а and о in "idiоt", fullwidth letters
-        assert_eq!(words("іdіоt ｆｒｅｅ"), ["idiot", "free"]);
+        assert_eq!(words("іdіоt ｆｒｅｅ").to_vec(), ["idiot", "free"]);
         // plain numbers stay numbers
-        assert_eq!(words("call 555 0199"), ["call", "555", "0199"]);
-        assert_eq!(words("fr33 m0ney $$$"), ["free", "money"]);
+        assert_eq!(words("call 555 0199").to_vec(), ["call", "555", "0199"]);
+        assert_eq!(
+            words("sooo good, reeeally").to_vec(),
+            ["so", "good", "really"]
+        );
+        assert_eq!(words("fr33 m0ney $$$").to_vec(), ["free", "money"]);
     }
 
     #[test]

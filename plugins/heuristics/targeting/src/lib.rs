@@ -24,7 +24,7 @@ impl Heuristic for Targeting {
             targets,
             insults,
             window: settings.usize_or("window", 4)?,
-            weight: settings.f32_or("weight", 0.75)?,
+            weight: settings.f32_or("weight", 0.85)?,
         })
     }
 
@@ -36,14 +36,19 @@ impl Heuristic for Targeting {
         for start in 0..words.len() {
             let Some(target) = self
                 .targets
-                .find(&words[start..start + 1])
+                .find_in(&words, start, start + 1)
                 .into_iter()
                 .next()
             else {
                 continue;
             };
-            let end = (start + 2 + self.window).min(words.len());
-            if let Some(insult) = self.insults.find(&words[start + 1..end]).into_iter().next() {
+            let window_end = start + 2 + self.window;
+            if let Some(insult) = self
+                .insults
+                .find_in(&words, start + 1, window_end)
+                .into_iter()
+                .next()
+            {
                 hit = Some(format!("\"{target}\" … \"{insult}\""));
                 break;
             }
