@@ -6,10 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repository root")
-        .to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repository root").to_path_buf();
     for watched in [
         "plugins/heuristics",
         "plugins/validators",
@@ -37,8 +34,5 @@ fn main() {
         "cargo:rustc-env=PALISADE_PLUGIN_WASM_DIR={}",
         root.join("plugins/target/wasm32-wasip2/release").display()
     );
-    println!(
-        "cargo:rustc-env=PALISADE_PLUGIN_SRC_DIR={}",
-        root.join("plugins").display()
-    );
+    println!("cargo:rustc-env=PALISADE_PLUGIN_SRC_DIR={}", root.join("plugins").display());
 }

@@ -31,9 +31,7 @@ const TEXTS: [&str; 5] = [
 ];
 
 fn events(n: usize) -> Vec<Event> {
-    (0..n)
-        .map(|i| Event::sample(TEXTS[i % TEXTS.len()]))
-        .collect()
+    (0..n).map(|i| Event::sample(TEXTS[i % TEXTS.len()])).collect()
 }
 
 fn call_path(c: &mut Criterion) {
@@ -66,11 +64,7 @@ fn reload(c: &mut Criterion) {
     let (host, _) = dir.open();
     let _watcher = watch(host.clone(), Duration::from_millis(20)).unwrap();
     let tag = |host: &palisade::plugins::PluginHost| -> String {
-        let v = host
-            .get("probe")
-            .unwrap()
-            .score(&to_wit(&[Event::sample("x")]))
-            .expect("no call fails during reload");
+        let v = host.get("probe").unwrap().score(&to_wit(&[Event::sample("x")])).expect("no call fails during reload");
         v[0].hits[0].detail.clone().unwrap()
     };
     // Background load: calls that must never fail while versions swap.
@@ -94,15 +88,11 @@ fn reload(c: &mut Criterion) {
             for _ in 0..iters {
                 n += 1;
                 let want = format!("t{n}");
-                let text =
-                    stamp_manifest(&set_key(&manifest, "tag", &format!("\"{want}\"")), &wasm);
+                let text = stamp_manifest(&set_key(&manifest, "tag", &format!("\"{want}\"")), &wasm);
                 let started = Instant::now();
                 write_atomically(&dir.path().join("probe.toml"), text.as_bytes()).unwrap();
                 while tag(&host) != want {
-                    assert!(
-                        started.elapsed() < Duration::from_secs(5),
-                        "reload never served {want}"
-                    );
+                    assert!(started.elapsed() < Duration::from_secs(5), "reload never served {want}");
                 }
                 total += started.elapsed();
             }
@@ -113,10 +103,7 @@ fn reload(c: &mut Criterion) {
     for t in load {
         t.join().expect("a call failed during reload");
     }
-    println!(
-        "reload: {} background calls, 0 failed, across {n} reloads",
-        calls.load(Ordering::Relaxed)
-    );
+    println!("reload: {} background calls, 0 failed, across {n} reloads", calls.load(Ordering::Relaxed));
 }
 
 criterion_group! {

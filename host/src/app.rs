@@ -1,17 +1,26 @@
 //! Assembling a running Palisade: the plugin runtime and directory (with its
-//! watcher), the metrics registry, and the HTTP services on their addresses.
+//! watcher), the metrics registry, Redis, and the HTTP services on their addresses.
 
-use crate::api::{AppState, common_routes};
+use crate::api::{AppState, HttpMetrics, common_routes, request_context};
 use crate::config::Config;
+use crate::ingest::metrics::IngestMetrics;
+use crate::ingest::schema::Limits;
+use crate::ingest::{self, Ingest};
 use crate::plugins::watcher::{DirWatcher, watch};
 use crate::plugins::{PluginHost, PluginMetrics, Runtime};
+use crate::streams::depth::Depth;
+use crate::streams::producer::Producer;
+use crate::streams::{self, Keys};
 use anyhow::Context;
+use axum::Router;
+use redis::aio::ConnectionManager;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The parts every service shares within one process.
 pub struct Core {
     pub config: Config,
+    pub keys: Keys,
     pub plugins: Arc<PluginHost>,
     pub registry: prometheus::Registry,
     _watcher: Option<DirWatcher>,
@@ -22,37 +31,69 @@ impl Core {
         let registry = prometheus::Registry::new();
         let metrics = PluginMetrics::register(&registry)?;
         let runtime = Runtime::new(Some(config.plugin_cache_dir.clone()))?;
-        std::fs::create_dir_all(&config.plugin_dir).with_context(|| {
-            format!(
-                "PLUGIN_DIR {} cannot be created",
-                config.plugin_dir.display()
-            )
-        })?;
+        std::fs::create_dir_all(&config.plugin_dir)
+            .with_context(|| format!("PLUGIN_DIR {} cannot be created", config.plugin_dir.display()))?;
         let plugins = PluginHost::open(runtime, &config.plugin_dir, metrics);
         let watcher = if config.plugin_watch {
-            Some(watch(
-                plugins.clone(),
-                Duration::from_millis(config.plugin_watch_debounce_ms),
-            )?)
+            Some(watch(plugins.clone(), Duration::from_millis(config.plugin_watch_debounce_ms))?)
         } else {
             None
         };
-        Ok(Core {
-            config,
-            plugins,
-            registry,
-            _watcher: watcher,
-        })
+        Ok(Core { keys: Keys::new(&config.redis_key_prefix), config, plugins, registry, _watcher: watcher })
     }
 
-    pub fn state(&self, service: &'static str) -> AppState {
+    fn state(&self, service: &'static str, depth: Option<Arc<Depth>>) -> AppState {
         AppState {
             service,
             plugins: self.plugins.clone(),
             registry: self.registry.clone(),
             api_keys: Arc::new(self.config.api_keys.clone()),
             admin_api_keys: Arc::new(self.config.admin_api_keys.clone()),
+            depth,
         }
+    }
+
+    /// The ingestion service (`:8001`): event routes, common and admin routes.
+    /// Must run inside a Tokio runtime (it starts the producer and backlog tasks).
+    pub async fn ingest_app(&self, conn: ConnectionManager) -> anyhow::Result<Router> {
+        let c = &self.config;
+        let depth = Depth::new(&self.keys.raw);
+        depth.refresh(&mut conn.clone()).await;
+        depth.watch(conn.clone(), Duration::from_millis(200));
+        let http = HttpMetrics::register(&self.registry, "ingest")?;
+        let ingest = Arc::new(Ingest {
+            producer: Producer::start(
+                conn,
+                &self.keys.raw,
+                c.dedup_window_seconds,
+                c.batch_size,
+                Duration::from_millis(c.batch_timeout_ms),
+            ),
+            dedup_prefix: self.keys.dedup.clone(),
+            depth: depth.clone(),
+            metrics: IngestMetrics::register(&self.registry, http.clone())?,
+            plugins: self.plugins.clone(),
+            limits: Limits {
+                min_content_length: c.min_content_length,
+                max_content_length: c.max_content_length,
+                require_author: c.require_author,
+            },
+            api_keys: Arc::new(c.api_keys.clone()),
+            max_batch_events: c.max_batch_events,
+            max_body_bytes: c.max_body_bytes,
+            backpressure_at: c
+                .backpressure_enabled
+                .then(|| ((c.max_queue_depth as f64) * c.backpressure_threshold).ceil() as u64),
+        });
+        Ok(common_routes(self.state("ingest", Some(depth)))
+            .merge(ingest::routes(ingest))
+            .layer(axum::middleware::from_fn_with_state(http, request_context)))
+    }
+
+    /// The screening service (`:8002`): common and admin routes so far.
+    pub fn screen_app(&self) -> anyhow::Result<Router> {
+        let http = HttpMetrics::register(&self.registry, "screen")?;
+        Ok(common_routes(self.state("screen", None)).layer(axum::middleware::from_fn_with_state(http, request_context)))
     }
 }
 
@@ -66,25 +107,22 @@ pub enum Services {
 
 /// Serve until Ctrl-C or SIGTERM.
 pub async fn serve(core: Core, which: Services) -> anyhow::Result<()> {
-    let mut tasks = Vec::new();
-    let mut spawn = |name: &'static str, addr: std::net::SocketAddr| {
-        let app = common_routes(core.state(name));
-        tasks.push(tokio::spawn(async move {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("{name}: cannot listen on {addr}"))?;
-            tracing::info!(service = name, %addr, "listening");
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown())
-                .await
-                .context(name)
-        }));
-    };
+    let mut apps = Vec::new();
     if which != Services::Screen {
-        spawn("ingest", core.config.ingest_addr);
+        let conn = streams::connect_with_retry(&core.config.redis_url, Duration::from_secs(10))
+            .await
+            .with_context(|| format!("REDIS_URL {}", core.config.redis_url))?;
+        apps.push(("ingest", core.config.ingest_addr, core.ingest_app(conn).await?));
     }
     if which != Services::Ingest {
-        spawn("screen", core.config.screening_addr);
+        apps.push(("screen", core.config.screening_addr, core.screen_app()?));
+    }
+    let mut tasks = Vec::new();
+    for (name, addr, app) in apps {
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.with_context(|| format!("{name}: cannot listen on {addr}"))?;
+        tracing::info!(service = name, %addr, "listening");
+        tasks.push(tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown()).await }));
     }
     for t in tasks {
         t.await??;
@@ -96,8 +134,8 @@ async fn shutdown() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]

@@ -10,48 +10,28 @@ use std::path::PathBuf;
 
 /// Every key this release understands, with its default and meaning.
 pub const KEYS: &[(&str, &str, &str)] = &[
-    (
-        "PLUGIN_DIR",
-        "var/plugins",
-        "directory of NAME.wasm + NAME.toml plugins",
-    ),
-    (
-        "PLUGIN_CACHE_DIR",
-        "",
-        "compiled-component cache (default: PLUGIN_DIR/.cache)",
-    ),
-    (
-        "PLUGIN_WATCH",
-        "true",
-        "hot-reload plugins when their files change",
-    ),
-    (
-        "PLUGIN_WATCH_DEBOUNCE_MS",
-        "20",
-        "quiet time after a file change before reloading",
-    ),
-    (
-        "API_KEYS",
-        "",
-        "comma-separated keys for the event APIs (header `api-key`)",
-    ),
-    (
-        "ADMIN_API_KEYS",
-        "",
-        "comma-separated keys for /v1/admin (header `api-key`)",
-    ),
+    ("PLUGIN_DIR", "var/plugins", "directory of NAME.wasm + NAME.toml plugins"),
+    ("PLUGIN_CACHE_DIR", "", "compiled-component cache (default: PLUGIN_DIR/.cache)"),
+    ("PLUGIN_WATCH", "true", "hot-reload plugins when their files change"),
+    ("PLUGIN_WATCH_DEBOUNCE_MS", "20", "quiet time after a file change before reloading"),
+    ("API_KEYS", "", "comma-separated keys for the event APIs (header `api-key`)"),
+    ("ADMIN_API_KEYS", "", "comma-separated keys for /v1/admin (header `api-key`)"),
     ("INGEST_ADDR", "127.0.0.1:8001", "ingestion listen address"),
-    (
-        "SCREENING_ADDR",
-        "127.0.0.1:8002",
-        "screening listen address",
-    ),
-    (
-        "REDIS_URL",
-        "redis://127.0.0.1:6379",
-        "Redis for streams, dedup and caches",
-    ),
+    ("SCREENING_ADDR", "127.0.0.1:8002", "screening listen address"),
+    ("REDIS_URL", "redis://127.0.0.1:6379", "Redis for streams, dedup and caches"),
+    ("REDIS_KEY_PREFIX", "", "prefix for every Redis key (streams, dedup), to share one Redis"),
     ("LOG_FORMAT", "json", "json or text"),
+    ("BATCH_SIZE", "100", "most events per Redis round trip (ingest produce, screening read)"),
+    ("BATCH_TIMEOUT_MS", "1", "longest wait for a produce batch to fill"),
+    ("MAX_QUEUE_DEPTH", "100000", "events:raw backlog (group lag + pending) at 100 % load"),
+    ("BACKPRESSURE_ENABLED", "true", "answer 503 + Retry-After when the backlog is too deep"),
+    ("BACKPRESSURE_THRESHOLD", "0.9", "share of MAX_QUEUE_DEPTH at which backpressure starts"),
+    ("MIN_CONTENT_LENGTH", "1", "fewest characters of content"),
+    ("MAX_CONTENT_LENGTH", "10000", "most characters of content"),
+    ("REQUIRE_AUTHOR", "false", "reject events without author_id"),
+    ("DEDUP_WINDOW_SECONDS", "3600", "how long a duplicate is remembered"),
+    ("MAX_BATCH_EVENTS", "1000", "most events in one ingest-batch request"),
+    ("MAX_BODY_BYTES", "16777216", "largest request body"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +53,19 @@ pub struct Config {
     pub ingest_addr: SocketAddr,
     pub screening_addr: SocketAddr,
     pub redis_url: String,
+    pub redis_key_prefix: String,
     pub log_format: String,
+    pub batch_size: usize,
+    pub batch_timeout_ms: u64,
+    pub max_queue_depth: u64,
+    pub backpressure_enabled: bool,
+    pub backpressure_threshold: f64,
+    pub min_content_length: usize,
+    pub max_content_length: usize,
+    pub require_author: bool,
+    pub dedup_window_seconds: u64,
+    pub max_batch_events: usize,
+    pub max_body_bytes: usize,
 }
 
 impl Config {
@@ -94,34 +86,18 @@ impl Config {
     /// From explicit values (missing keys take their defaults).
     pub fn from_map(raw: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
         let get = |key: &'static str| -> String {
-            raw.get(key).cloned().unwrap_or_else(|| {
-                KEYS.iter()
-                    .find(|k| k.0 == key)
-                    .map(|k| k.1.to_string())
-                    .unwrap_or_default()
-            })
+            raw.get(key)
+                .cloned()
+                .unwrap_or_else(|| KEYS.iter().find(|k| k.0 == key).map(|k| k.1.to_string()).unwrap_or_default())
         };
-        fn parse<T: std::str::FromStr>(
-            key: &'static str,
-            v: String,
-            what: &str,
-        ) -> Result<T, ConfigError>
+        fn parse<T: std::str::FromStr>(key: &'static str, v: String, what: &str) -> Result<T, ConfigError>
         where
             T::Err: std::fmt::Display,
         {
-            v.trim().parse().map_err(|e| ConfigError::Value {
-                key,
-                message: format!("`{v}` is not {what}: {e}"),
-            })
+            v.trim().parse().map_err(|e| ConfigError::Value { key, message: format!("`{v}` is not {what}: {e}") })
         }
-        let list = |key| {
-            get(key)
-                .split([',', '\n'])
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect()
-        };
+        let list =
+            |key| get(key).split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
         let plugin_dir = PathBuf::from(get("PLUGIN_DIR"));
         let cache = get("PLUGIN_CACHE_DIR");
         let log_format = get("LOG_FORMAT");
@@ -132,11 +108,7 @@ impl Config {
             });
         }
         Ok(Config {
-            plugin_cache_dir: if cache.is_empty() {
-                plugin_dir.join(".cache")
-            } else {
-                PathBuf::from(cache)
-            },
+            plugin_cache_dir: if cache.is_empty() { plugin_dir.join(".cache") } else { PathBuf::from(cache) },
             plugin_dir,
             plugin_watch: parse("PLUGIN_WATCH", get("PLUGIN_WATCH"), "true or false")?,
             plugin_watch_debounce_ms: parse(
@@ -146,31 +118,62 @@ impl Config {
             )?,
             api_keys: list("API_KEYS"),
             admin_api_keys: list("ADMIN_API_KEYS"),
-            ingest_addr: parse(
-                "INGEST_ADDR",
-                get("INGEST_ADDR"),
-                "an address like 127.0.0.1:8001",
-            )?,
-            screening_addr: parse(
-                "SCREENING_ADDR",
-                get("SCREENING_ADDR"),
-                "an address like 127.0.0.1:8002",
-            )?,
+            ingest_addr: parse("INGEST_ADDR", get("INGEST_ADDR"), "an address like 127.0.0.1:8001")?,
+            screening_addr: parse("SCREENING_ADDR", get("SCREENING_ADDR"), "an address like 127.0.0.1:8002")?,
             redis_url: get("REDIS_URL"),
+            redis_key_prefix: get("REDIS_KEY_PREFIX"),
             log_format,
+            batch_size: positive("BATCH_SIZE", parse("BATCH_SIZE", get("BATCH_SIZE"), "a whole number")?)?,
+            batch_timeout_ms: parse("BATCH_TIMEOUT_MS", get("BATCH_TIMEOUT_MS"), "a whole number")?,
+            max_queue_depth: positive(
+                "MAX_QUEUE_DEPTH",
+                parse("MAX_QUEUE_DEPTH", get("MAX_QUEUE_DEPTH"), "a whole number")?,
+            )?,
+            backpressure_enabled: parse("BACKPRESSURE_ENABLED", get("BACKPRESSURE_ENABLED"), "true or false")?,
+            backpressure_threshold: {
+                let t: f64 = parse("BACKPRESSURE_THRESHOLD", get("BACKPRESSURE_THRESHOLD"), "a number")?;
+                if !(t > 0.0 && t <= 1.0) {
+                    return Err(ConfigError::Value {
+                        key: "BACKPRESSURE_THRESHOLD",
+                        message: format!("{t} is not in (0, 1]"),
+                    });
+                }
+                t
+            },
+            min_content_length: parse("MIN_CONTENT_LENGTH", get("MIN_CONTENT_LENGTH"), "a whole number")?,
+            max_content_length: positive(
+                "MAX_CONTENT_LENGTH",
+                parse("MAX_CONTENT_LENGTH", get("MAX_CONTENT_LENGTH"), "a whole number")?,
+            )?,
+            require_author: parse("REQUIRE_AUTHOR", get("REQUIRE_AUTHOR"), "true or false")?,
+            dedup_window_seconds: positive(
+                "DEDUP_WINDOW_SECONDS",
+                parse("DEDUP_WINDOW_SECONDS", get("DEDUP_WINDOW_SECONDS"), "a whole number")?,
+            )?,
+            max_batch_events: positive(
+                "MAX_BATCH_EVENTS",
+                parse("MAX_BATCH_EVENTS", get("MAX_BATCH_EVENTS"), "a whole number")?,
+            )?,
+            max_body_bytes: positive(
+                "MAX_BODY_BYTES",
+                parse("MAX_BODY_BYTES", get("MAX_BODY_BYTES"), "a whole number")?,
+            )?,
         })
     }
 }
 
+fn positive<T: PartialOrd + Default + std::fmt::Display>(key: &'static str, v: T) -> Result<T, ConfigError> {
+    if v > T::default() {
+        Ok(v)
+    } else {
+        Err(ConfigError::Value { key, message: format!("{v} must be greater than 0") })
+    }
+}
+
 fn read_file(path: &str) -> Result<BTreeMap<String, String>, ConfigError> {
-    let err = |message: String| ConfigError::File {
-        path: path.into(),
-        message,
-    };
+    let err = |message: String| ConfigError::File { path: path.into(), message };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| err(e.to_string()))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| err(e.to_string()))?;
     let mut out = BTreeMap::new();
     for (key, value) in table {
         if !KEYS.iter().any(|k| k.0 == key) {
@@ -195,12 +198,7 @@ mod tests {
         assert_eq!(c.plugin_cache_dir, PathBuf::from("var/plugins/.cache"));
         assert_eq!(c.ingest_addr.port(), 8001);
         let bad = BTreeMap::from([("INGEST_ADDR".to_string(), "nowhere".to_string())]);
-        assert!(
-            Config::from_map(&bad)
-                .unwrap_err()
-                .to_string()
-                .starts_with("config key INGEST_ADDR")
-        );
+        assert!(Config::from_map(&bad).unwrap_err().to_string().starts_with("config key INGEST_ADDR"));
     }
 
     #[test]

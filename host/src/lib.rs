@@ -13,6 +13,8 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod event;
+pub mod ingest;
 pub mod plugins;
 pub mod screening;
+pub mod streams;
 pub mod telemetry;

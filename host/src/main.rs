@@ -7,9 +7,7 @@ use palisade::config::Config;
 use palisade::event::Event;
 use palisade::plugins::install;
 use palisade::plugins::runtime::{CompileSource, sha256_hex};
-use palisade::plugins::{
-    Manifest, PluginHost, PluginKind, PluginMetrics, PluginVersion, Runtime, to_wit,
-};
+use palisade::plugins::{Manifest, PluginHost, PluginKind, PluginMetrics, PluginVersion, Runtime, to_wit};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -56,10 +54,7 @@ enum PluginsCommand {
         #[arg(long)]
         manifest: Option<PathBuf>,
         /// Content of the sample event.
-        #[arg(
-            long,
-            default_value = "You are a pathetic idiot!!! Claim your FREE prize at bit.ly/win"
-        )]
+        #[arg(long, default_value = "You are a pathetic idiot!!! Claim your FREE prize at bit.ly/win")]
         text: String,
     },
     /// Install a plugin into a directory: verify it, precompile it into the cache,
@@ -85,31 +80,17 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { services } => {
             let core = Core::start(config)?;
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(serve(core, services))
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(core, services))
         }
         Command::Plugins { command } => match command {
             PluginsCommand::List { dir } => list(&config, dir),
-            PluginsCommand::Check {
-                file,
-                manifest,
-                text,
-            } => check(&file, manifest.as_deref(), &text),
-            PluginsCommand::Install {
-                file,
-                manifest,
-                dir,
-            } => install(&config, &file, &manifest, dir),
+            PluginsCommand::Check { file, manifest, text } => check(&file, manifest.as_deref(), &text),
+            PluginsCommand::Install { file, manifest, dir } => install(&config, &file, &manifest, dir),
         },
         Command::Screen { text } => screen(config, &text),
         Command::Config => {
             for (key, default, meaning) in palisade::config::KEYS {
-                println!(
-                    "{key:<26} {:<24} {meaning}",
-                    if default.is_empty() { "-" } else { default }
-                );
+                println!("{key:<26} {:<24} {meaning}", if default.is_empty() { "-" } else { default });
             }
             Ok(())
         }
@@ -119,25 +100,15 @@ fn main() -> anyhow::Result<()> {
 fn open(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<std::sync::Arc<PluginHost>> {
     let dir = dir.unwrap_or_else(|| config.plugin_dir.clone());
     if !dir.is_dir() {
-        bail!(
-            "plugin directory {} does not exist (run scripts/setup, or pass --dir)",
-            dir.display()
-        );
+        bail!("plugin directory {} does not exist (run scripts/setup, or pass --dir)", dir.display());
     }
     let runtime = Runtime::new(Some(install::cache_dir(&dir)))?;
-    Ok(PluginHost::open(
-        runtime,
-        dir,
-        PluginMetrics::register(&prometheus::Registry::new())?,
-    ))
+    Ok(PluginHost::open(runtime, dir, PluginMetrics::register(&prometheus::Registry::new())?))
 }
 
 fn list(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<()> {
     let host = open(config, dir)?;
-    println!(
-        "{:<22} {:<17} {:<9} {:<12} {:>8}  error",
-        "NAME", "KIND", "VERSION", "STATE", "LOAD ms"
-    );
+    println!("{:<22} {:<17} {:<9} {:<12} {:>8}  error", "NAME", "KIND", "VERSION", "STATE", "LOAD ms");
     for p in host.list() {
         println!(
             "{:<22} {:<17} {:<9} {:<12} {:>8.1}  {}",
@@ -156,35 +127,19 @@ fn check(file: &Path, manifest: Option<&Path>, text: &str) -> anyhow::Result<()>
     let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let runtime = Runtime::new(None)?;
     let (component, compile) = runtime.time_compile(&wasm)?;
-    println!(
-        "file:     {} ({} bytes, sha256 {})",
-        file.display(),
-        wasm.len(),
-        sha256_hex(&wasm)
-    );
+    println!("file:     {} ({} bytes, sha256 {})", file.display(), wasm.len(), sha256_hex(&wasm));
     println!("compile:  {:.1} ms", compile.as_secs_f64() * 1e3);
     let ty = component.component_type();
-    let imports: Vec<String> = ty
-        .imports(runtime.engine())
-        .map(|(n, _)| n.to_string())
-        .collect();
-    let exports: Vec<String> = ty
-        .exports(runtime.engine())
-        .map(|(n, _)| n.to_string())
-        .collect();
+    let imports: Vec<String> = ty.imports(runtime.engine()).map(|(n, _)| n.to_string()).collect();
+    let exports: Vec<String> = ty.exports(runtime.engine()).map(|(n, _)| n.to_string()).collect();
     println!("imports:  {}", imports.join(", "));
     println!("          (only palisade:plugin/host is provided; any other import traps if called)");
     println!("exports:  {}", exports.join(", "));
     let detected = runtime.detect_kind(&component);
-    println!(
-        "world:    {}",
-        detected.map_or("none of heuristic, validator, platform-adapter", |k| k
-            .as_str())
-    );
+    println!("world:    {}", detected.map_or("none of heuristic, validator, platform-adapter", |k| k.as_str()));
     let manifest = match manifest {
         Some(path) => {
-            let m = Manifest::parse(&std::fs::read_to_string(path)?)
-                .with_context(|| format!("{}", path.display()))?;
+            let m = Manifest::parse(&std::fs::read_to_string(path)?).with_context(|| format!("{}", path.display()))?;
             if Some(m.kind) != detected {
                 bail!(
                     "manifest declares kind `{}` but the component implements {:?}",
@@ -195,13 +150,8 @@ fn check(file: &Path, manifest: Option<&Path>, text: &str) -> anyhow::Result<()>
             m
         }
         None => {
-            let Some(kind) = detected else {
-                bail!("not a Palisade plugin: it implements none of the worlds")
-            };
-            Manifest::parse(&format!(
-                "name = \"check\"\nversion = \"0\"\nkind = \"{}\"\n",
-                kind.as_str()
-            ))?
+            let Some(kind) = detected else { bail!("not a Palisade plugin: it implements none of the worlds") };
+            Manifest::parse(&format!("name = \"check\"\nversion = \"0\"\nkind = \"{}\"\n", kind.as_str()))?
         }
     };
     let version = PluginVersion::load(&runtime, manifest, &wasm, false)?;
@@ -214,39 +164,26 @@ fn check(file: &Path, manifest: Option<&Path>, text: &str) -> anyhow::Result<()>
     };
     println!("sample:   {text:?}");
     match result {
-        Ok(out) => println!(
-            "result:   {out}\ncall:     {:.1} µs",
-            started.elapsed().as_secs_f64() * 1e6
-        ),
+        Ok(out) => println!("result:   {out}\ncall:     {:.1} µs", started.elapsed().as_secs_f64() * 1e6),
         Err(fault) => bail!("the plugin failed on the sample event: {fault}"),
     }
     Ok(())
 }
 
-fn install(
-    config: &Config,
-    file: &Path,
-    manifest: &Path,
-    dir: Option<PathBuf>,
-) -> anyhow::Result<()> {
+fn install(config: &Config, file: &Path, manifest: &Path, dir: Option<PathBuf>) -> anyhow::Result<()> {
     let dir = dir.unwrap_or_else(|| config.plugin_dir.clone());
     let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let text = std::fs::read_to_string(manifest)
-        .with_context(|| format!("cannot read {}", manifest.display()))?;
+    let text = std::fs::read_to_string(manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
     let runtime = Runtime::new(Some(install::cache_dir(&dir)))?;
-    let version = install::install(&runtime, &dir, &wasm, &text)
-        .with_context(|| format!("installing {}", file.display()))?;
+    let version =
+        install::install(&runtime, &dir, &wasm, &text).with_context(|| format!("installing {}", file.display()))?;
     println!(
         "installed {} {} ({}) into {} [{}, {:.1} ms]",
         version.manifest.name,
         version.manifest.version,
         version.kind().as_str(),
         dir.display(),
-        if version.compile == CompileSource::Cached {
-            "already compiled"
-        } else {
-            "compiled"
-        },
+        if version.compile == CompileSource::Cached { "already compiled" } else { "compiled" },
         version.load_time.as_secs_f64() * 1e3
     );
     Ok(())
@@ -259,7 +196,9 @@ fn screen(config: Config, text: &str) -> anyhow::Result<()> {
     let mut violations = Vec::new();
     for (plugin, _) in host.active(PluginKind::Validator) {
         match plugin.validate(&events) {
-            Ok(mut v) => violations.extend(v.remove(0).into_iter().map(|v| serde_json::json!({"plugin": plugin.name, "field": v.field, "code": v.code, "message": v.message}))),
+            Ok(mut v) => violations.extend(v.remove(0).into_iter().map(
+                |v| serde_json::json!({"plugin": plugin.name, "field": v.field, "code": v.code, "message": v.message}),
+            )),
             Err(e) => eprintln!("validator {}: {e}", plugin.name),
         }
     }

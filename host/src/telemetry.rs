@@ -5,16 +5,9 @@ use tracing_subscriber::EnvFilter;
 
 /// Install the global subscriber once: `RUST_LOG` filters (default `default_level`).
 pub fn init_logging(format: &str, default_level: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if format == "json" {
-        builder.json().flatten_event(true).try_init()
-    } else {
-        builder.try_init()
-    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if format == "json" { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
 }
 
 /// The metrics of a registry in Prometheus text format.

@@ -9,9 +9,7 @@ compile_error!("enable exactly one palisade-sdk feature: heuristic, validator or
     all(feature = "heuristic", feature = "adapter"),
     all(feature = "validator", feature = "adapter")
 ))]
-compile_error!(
-    "a plugin crate exports one world: enable only one of heuristic, validator, adapter"
-);
+compile_error!("a plugin crate exports one world: enable only one of heuristic, validator, adapter");
 
 use crate::settings::Level;
 use crate::types as sdk;
@@ -84,41 +82,25 @@ macro_rules! conversions {
         }
         impl From<sdk::Violation> for wit::Violation {
             fn from(v: sdk::Violation) -> Self {
-                wit::Violation {
-                    field: v.field,
-                    code: v.code,
-                    message: v.message,
-                }
+                wit::Violation { field: v.field, code: v.code, message: v.message }
             }
         }
         impl From<sdk::HttpRequest> for wit::HttpRequest {
             fn from(r: sdk::HttpRequest) -> Self {
-                wit::HttpRequest {
-                    method: r.method,
-                    path: r.path,
-                    headers: r.headers,
-                    body: r.body,
-                }
+                wit::HttpRequest { method: r.method, path: r.path, headers: r.headers, body: r.body }
             }
         }
         impl From<sdk::Inbound> for wit::Inbound {
             fn from(i: sdk::Inbound) -> Self {
                 wit::Inbound {
                     events: i.events.into_iter().map(Into::into).collect(),
-                    reply: i.reply.map(|r| wit::HttpReply {
-                        status: r.status,
-                        headers: r.headers,
-                        body: r.body,
-                    }),
+                    reply: i.reply.map(|r| wit::HttpReply { status: r.status, headers: r.headers, body: r.body }),
                 }
             }
         }
         impl From<sdk::AdapterError> for wit::AdapterError {
             fn from(e: sdk::AdapterError) -> Self {
-                wit::AdapterError {
-                    code: e.code,
-                    message: e.message,
-                }
+                wit::AdapterError { code: e.code, message: e.message }
             }
         }
         impl From<wit::Outbound> for sdk::Outbound {
@@ -135,13 +117,9 @@ macro_rules! conversions {
                         reason: a.reason,
                         action: match a.action {
                             wit::Moderation::DeleteMessage(m) => sdk::Moderation::DeleteMessage(m),
-                            wit::Moderation::TimeoutUser((u, s)) => {
-                                sdk::Moderation::TimeoutUser(u, s)
-                            }
+                            wit::Moderation::TimeoutUser((u, s)) => sdk::Moderation::TimeoutUser(u, s),
                             wit::Moderation::BanUser(u) => sdk::Moderation::BanUser(u),
-                            wit::Moderation::AddReaction((m, e)) => {
-                                sdk::Moderation::AddReaction(m, e)
-                            }
+                            wit::Moderation::AddReaction((m, e)) => sdk::Moderation::AddReaction(m, e),
                         },
                     }),
                 }
@@ -149,11 +127,7 @@ macro_rules! conversions {
         }
         impl From<wit::PlatformResponse> for sdk::PlatformResponse {
             fn from(r: wit::PlatformResponse) -> Self {
-                sdk::PlatformResponse {
-                    status: r.status,
-                    headers: r.headers,
-                    body: r.body,
-                }
+                sdk::PlatformResponse { status: r.status, headers: r.headers, body: r.body }
             }
         }
         impl From<sdk::Delivery> for wit::Delivery {
@@ -199,11 +173,7 @@ pub mod heuristic {
 
     pub fn score<H: crate::Heuristic>(plugin: &H, events: Vec<Event>) -> Vec<Verdict> {
         let events: Vec<sdk::Event> = events.into_iter().map(Into::into).collect();
-        plugin
-            .score_batch(&events)
-            .into_iter()
-            .map(Into::into)
-            .collect()
+        plugin.score_batch(&events).into_iter().map(Into::into).collect()
     }
 }
 #[cfg(feature = "heuristic")]
@@ -228,11 +198,7 @@ pub mod validator {
 
     pub fn validate<V: crate::Validator>(plugin: &V, events: Vec<Event>) -> Vec<Vec<Violation>> {
         let events: Vec<sdk::Event> = events.into_iter().map(Into::into).collect();
-        plugin
-            .validate_batch(&events)
-            .into_iter()
-            .map(|vs| vs.into_iter().map(Into::into).collect())
-            .collect()
+        plugin.validate_batch(&events).into_iter().map(|vs| vs.into_iter().map(Into::into).collect()).collect()
     }
 }
 #[cfg(feature = "validator")]
@@ -252,9 +218,7 @@ pub mod adapter {
         });
     }
     use bindings::palisade::plugin::host;
-    pub use bindings::{
-        AdapterError, Delivery, Guest, HttpRequest, Inbound, Outbound, PlatformResponse,
-    };
+    pub use bindings::{AdapterError, Delivery, Guest, HttpRequest, Inbound, Outbound, PlatformResponse};
     conversions!(bindings::palisade::plugin::types);
 
     pub fn parse_inbound<A: crate::Adapter>(
@@ -262,30 +226,15 @@ pub mod adapter {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
     ) -> Result<Inbound, AdapterError> {
-        plugin
-            .parse_inbound(&headers, &body)
-            .map(Into::into)
-            .map_err(Into::into)
+        plugin.parse_inbound(&headers, &body).map(Into::into).map_err(Into::into)
     }
 
-    pub fn format_outbound<A: crate::Adapter>(
-        plugin: &A,
-        request: Outbound,
-    ) -> Result<HttpRequest, AdapterError> {
-        plugin
-            .format_outbound(&request.into())
-            .map(Into::into)
-            .map_err(Into::into)
+    pub fn format_outbound<A: crate::Adapter>(plugin: &A, request: Outbound) -> Result<HttpRequest, AdapterError> {
+        plugin.format_outbound(&request.into()).map(Into::into).map_err(Into::into)
     }
 
-    pub fn parse_response<A: crate::Adapter>(
-        plugin: &A,
-        response: PlatformResponse,
-    ) -> Result<Delivery, AdapterError> {
-        plugin
-            .parse_response(&response.into())
-            .map(Into::into)
-            .map_err(Into::into)
+    pub fn parse_response<A: crate::Adapter>(plugin: &A, response: PlatformResponse) -> Result<Delivery, AdapterError> {
+        plugin.parse_response(&response.into()).map(Into::into).map_err(Into::into)
     }
 }
 #[cfg(feature = "adapter")]

@@ -59,11 +59,7 @@ pub trait Validator: Sized + Send + Sync + 'static {
 pub trait Adapter: Sized + Send + Sync + 'static {
     fn new(settings: &Settings) -> Result<Self, String>;
     fn platform(&self) -> String;
-    fn parse_inbound(
-        &self,
-        headers: &[(String, String)],
-        body: &[u8],
-    ) -> Result<Inbound, AdapterError>;
+    fn parse_inbound(&self, headers: &[(String, String)], body: &[u8]) -> Result<Inbound, AdapterError>;
     fn format_outbound(&self, request: &Outbound) -> Result<HttpRequest, AdapterError>;
     fn parse_response(&self, response: &PlatformResponse) -> Result<Delivery, AdapterError>;
 }

@@ -26,8 +26,7 @@ impl KeywordRule {
         base: f32,
     ) -> Result<Self, String> {
         let category = match settings.get("category") {
-            Some(name) => Category::parse(&name)
-                .ok_or(format!("setting `category`: unknown category `{name}`"))?,
+            Some(name) => Category::parse(&name).ok_or(format!("setting `category`: unknown category `{name}`"))?,
             None => category,
         };
         let set = KeywordSet::new(settings.list_or("keywords", defaults));

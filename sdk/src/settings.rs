@@ -35,9 +35,7 @@ pub fn take_native_log() -> Vec<(Level, String)> {
 /// Send panic messages to the host log, so a panicking plugin says why.
 pub(crate) fn install_panic_logger() {
     #[cfg(target_arch = "wasm32")]
-    std::panic::set_hook(Box::new(|info| {
-        log(Level::Error, &format!("panic: {info}"))
-    }));
+    std::panic::set_hook(Box::new(|info| log(Level::Error, &format!("panic: {info}"))));
 }
 
 /// A plugin's settings: the `[settings]` table of its manifest.
@@ -54,17 +52,8 @@ impl Settings {
     }
 
     /// Settings from pairs (native tests).
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
-        Settings {
-            map: Some(
-                pairs
-                    .into_iter()
-                    .map(|(k, v)| (k.into(), v.into()))
-                    .collect(),
-            ),
-        }
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Settings { map: Some(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect()) }
     }
 
     /// The raw value of a key.
@@ -81,30 +70,19 @@ impl Settings {
             return Vec::new();
         };
         let sep = if raw.contains('\n') { '\n' } else { ',' };
-        raw.split(sep)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect()
+        raw.split(sep).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
     }
 
     /// A list setting, or `default` when the key is absent.
     pub fn list_or(&self, key: &str, default: &[&str]) -> Vec<String> {
-        if self.get(key).is_some() {
-            self.list(key)
-        } else {
-            default.iter().map(|s| s.to_string()).collect()
-        }
+        if self.get(key).is_some() { self.list(key) } else { default.iter().map(|s| s.to_string()).collect() }
     }
 
     /// A number setting, or `default` when absent; a value that does not parse is an error.
     pub fn f32_or(&self, key: &str, default: f32) -> Result<f32, String> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|_| format!("setting `{key}`: `{v}` is not a number")),
+            Some(v) => v.trim().parse().map_err(|_| format!("setting `{key}`: `{v}` is not a number")),
         }
     }
 
@@ -112,10 +90,7 @@ impl Settings {
     pub fn usize_or(&self, key: &str, default: usize) -> Result<usize, String> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|_| format!("setting `{key}`: `{v}` is not a whole number")),
+            Some(v) => v.trim().parse().map_err(|_| format!("setting `{key}`: `{v}` is not a whole number")),
         }
     }
 

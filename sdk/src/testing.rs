@@ -36,16 +36,11 @@ fn settings(pairs: &[(&str, &str)]) -> Settings {
 /// The `[settings]` of a plugin manifest (`plugin.toml`), as the host passes them:
 /// strings as they are, arrays newline-joined, numbers and booleans as text.
 #[cfg(feature = "manifest")]
-pub fn manifest_settings(
-    manifest: &str,
-) -> Result<std::collections::BTreeMap<String, String>, String> {
+pub fn manifest_settings(manifest: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
     let table: toml::Table = manifest.parse().map_err(|e| format!("manifest: {e}"))?;
     match table.get("settings") {
         None => Ok(Default::default()),
-        Some(toml::Value::Table(t)) => t
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), setting_text(k, v)?)))
-            .collect(),
+        Some(toml::Value::Table(t)) => t.iter().map(|(k, v)| Ok((k.clone(), setting_text(k, v)?))).collect(),
         Some(_) => Err("manifest: `settings` must be a table".into()),
     }
 }
@@ -64,16 +59,10 @@ pub fn setting_text(key: &str, value: &toml::Value) -> Result<String, String> {
     match value {
         Value::Array(items) => items
             .iter()
-            .map(|v| {
-                scalar(v).ok_or(format!(
-                    "setting `{key}`: list items must be strings, numbers or booleans"
-                ))
-            })
+            .map(|v| scalar(v).ok_or(format!("setting `{key}`: list items must be strings, numbers or booleans")))
             .collect::<Result<Vec<_>, _>>()
             .map(|items| items.join("\n")),
-        v => scalar(v).ok_or(format!(
-            "setting `{key}`: must be a string, number, boolean or list"
-        )),
+        v => scalar(v).ok_or(format!("setting `{key}`: must be a string, number, boolean or list")),
     }
 }
 
@@ -89,25 +78,19 @@ impl<H: Heuristic> Harness<H> {
     /// Build a heuristic from its manifest's settings.
     #[cfg(feature = "manifest")]
     pub fn heuristic_from_manifest(manifest: &str) -> Self {
-        Harness {
-            plugin: H::new(&Self::manifest(manifest)).unwrap_or_else(|e| panic!("{e}")),
-        }
+        Harness { plugin: H::new(&Self::manifest(manifest)).unwrap_or_else(|e| panic!("{e}")) }
     }
 
     /// Build a heuristic from `[settings]` pairs (lists newline- or comma-separated).
     pub fn heuristic(pairs: &[(&str, &str)]) -> Result<Self, String> {
-        Ok(Harness {
-            plugin: H::new(&settings(pairs))?,
-        })
+        Ok(Harness { plugin: H::new(&settings(pairs))? })
     }
     pub fn score(&self, events: &[Event]) -> Vec<Verdict> {
         self.plugin.score_batch(events)
     }
     /// Score one message event with this content.
     pub fn score_text(&self, content: &str) -> Verdict {
-        self.plugin
-            .score_batch(&[Event::message(content)])
-            .remove(0)
+        self.plugin.score_batch(&[Event::message(content)]).remove(0)
     }
 }
 
@@ -115,15 +98,11 @@ impl<V: Validator> Harness<V> {
     /// Build a validator from its manifest's settings.
     #[cfg(feature = "manifest")]
     pub fn validator_from_manifest(manifest: &str) -> Self {
-        Harness {
-            plugin: V::new(&Self::manifest(manifest)).unwrap_or_else(|e| panic!("{e}")),
-        }
+        Harness { plugin: V::new(&Self::manifest(manifest)).unwrap_or_else(|e| panic!("{e}")) }
     }
 
     pub fn validator(pairs: &[(&str, &str)]) -> Result<Self, String> {
-        Ok(Harness {
-            plugin: V::new(&settings(pairs))?,
-        })
+        Ok(Harness { plugin: V::new(&settings(pairs))? })
     }
     pub fn validate(&self, events: &[Event]) -> Vec<Vec<Violation>> {
         self.plugin.validate_batch(events)
@@ -132,8 +111,6 @@ impl<V: Validator> Harness<V> {
 
 impl<A: Adapter> Harness<A> {
     pub fn adapter(pairs: &[(&str, &str)]) -> Result<Self, String> {
-        Ok(Harness {
-            plugin: A::new(&settings(pairs))?,
-        })
+        Ok(Harness { plugin: A::new(&settings(pairs))? })
     }
 }

@@ -15,11 +15,7 @@ impl Hasher for Fnv {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf29ce484222325
-        } else {
-            self.0
-        };
+        let mut h = if self.0 == 0 { 0xcbf29ce484222325 } else { self.0 };
         for b in bytes {
             h ^= u64::from(*b);
             h = h.wrapping_mul(0x100000001b3);
@@ -36,23 +32,21 @@ pub fn fold_confusable(c: char) -> char {
     match c {
         // fullwidth ASCII
         '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFF01 + 0x21).unwrap_or(c),
-        'а' | 'А' | 'α' | 'Α' | 'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'À' | 'Á' | 'Â' | 'Ã' | 'Ä'
-        | 'Å' => 'a',
+        'а' | 'А' | 'α' | 'Α' | 'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' => {
+            'a'
+        }
         'в' | 'В' | 'β' | 'Β' => 'b',
         'с' | 'С' | 'ç' | 'Ç' => 'c',
-        'е' | 'Е' | 'ε' | 'Ε' | 'è' | 'é' | 'ê' | 'ë' | 'È' | 'É' | 'Ê' | 'Ë' | 'ё' | 'Ё' => {
-            'e'
-        }
+        'е' | 'Е' | 'ε' | 'Ε' | 'è' | 'é' | 'ê' | 'ë' | 'È' | 'É' | 'Ê' | 'Ë' | 'ё' | 'Ё' => 'e',
         'н' | 'Н' | 'η' | 'Η' => 'h',
-        'і' | 'І' | 'ι' | 'Ι' | 'ì' | 'í' | 'î' | 'ï' | 'Ì' | 'Í' | 'Î' | 'Ï' | 'ı' => {
-            'i'
-        }
+        'і' | 'І' | 'ι' | 'Ι' | 'ì' | 'í' | 'î' | 'ï' | 'Ì' | 'Í' | 'Î' | 'Ï' | 'ı' => 'i',
         'ј' | 'Ј' => 'j',
         'к' | 'К' | 'κ' | 'Κ' => 'k',
         'м' | 'М' | 'μ' | 'Μ' => 'm',
         'ñ' | 'Ñ' | 'ν' | 'Ν' => 'n',
-        'о' | 'О' | 'ο' | 'Ο' | 'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö'
-        | 'Ø' => 'o',
+        'о' | 'О' | 'ο' | 'Ο' | 'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'Ø' => {
+            'o'
+        }
         'р' | 'Р' | 'ρ' | 'Ρ' => 'p',
         'ѕ' | 'Ѕ' | 'ß' => 's',
         'т' | 'Т' | 'τ' | 'Τ' => 't',
@@ -124,11 +118,7 @@ impl Words {
         let start = self.buf.len();
         let (mut last, mut run) = ('\0', 0usize);
         for c in core.chars() {
-            let c = if has_letter && !c.is_alphabetic() {
-                fold_leet(c).unwrap_or(c)
-            } else {
-                c
-            };
+            let c = if has_letter && !c.is_alphabetic() { fold_leet(c).unwrap_or(c) } else { c };
             if !c.is_alphanumeric() {
                 continue;
             }
@@ -155,17 +145,10 @@ impl Words {
 /// folded inside words that contain a letter, runs of 3+ equal letters squeezed
 /// to one ("stuuuupid" → "stupid"), apostrophes dropped ("you're" → "youre").
 pub fn words(text: &str) -> Words {
-    let mut out = Words {
-        buf: String::with_capacity(text.len()),
-        ends: Vec::with_capacity(text.len() / 5 + 1),
-    };
+    let mut out = Words { buf: String::with_capacity(text.len()), ends: Vec::with_capacity(text.len() / 5 + 1) };
     let mut raw = String::with_capacity(32);
     for c in text.chars() {
-        let c = if c.is_ascii() {
-            c.to_ascii_lowercase()
-        } else {
-            fold_confusable(c)
-        };
+        let c = if c.is_ascii() { c.to_ascii_lowercase() } else { fold_confusable(c) };
         if is_word_char(c) {
             if c.is_ascii() {
                 raw.push(c);
@@ -252,12 +235,7 @@ impl KeywordSet {
             let w = words.get(i);
             if let Some(phrases) = self.exact.get(w) {
                 for phrase in phrases {
-                    if to - i >= phrase.len()
-                        && phrase
-                            .iter()
-                            .enumerate()
-                            .all(|(k, p)| words.get(i + k) == p)
-                    {
+                    if to - i >= phrase.len() && phrase.iter().enumerate().all(|(k, p)| words.get(i + k) == p) {
                         found.push(phrase.join(" "));
                     }
                 }
@@ -286,11 +264,7 @@ pub fn caps_ratio(text: &str) -> (f32, usize) {
             cased += 1;
         }
     }
-    if cased == 0 {
-        (0.0, 0)
-    } else {
-        (upper as f32 / cased as f32, cased)
-    }
+    if cased == 0 { (0.0, 0) } else { (upper as f32 / cased as f32, cased) }
 }
 
 /// The longest run of one character satisfying `pred`, as (char, length).
@@ -335,15 +309,12 @@ pub fn urls(text: &str) -> Vec<&str> {
 }
 
 fn is_url(t: &str) -> bool {
-    const TLDS: [&str; 16] = [
-        "com", "net", "org", "io", "ly", "co", "me", "info", "biz", "xyz", "ru", "tk", "gl", "gg",
-        "app", "link",
-    ];
+    const TLDS: [&str; 16] =
+        ["com", "net", "org", "io", "ly", "co", "me", "info", "biz", "xyz", "ru", "tk", "gl", "gg", "app", "link"];
     if !t.contains('.') {
         return false;
     }
-    let starts =
-        |p: &str| t.len() >= p.len() && t.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes());
+    let starts = |p: &str| t.len() >= p.len() && t.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes());
     if starts("http://") || starts("https://") || starts("www.") {
         return true;
     }
@@ -409,32 +380,20 @@ mod tests {
 
     #[test]
     fn words_fold_case_leet_confusables_and_stretching() {
-        assert_eq!(
-            words("You're a STUUUPID 1d10t!!").to_vec(),
-            ["youre", "a", "stupid", "idiot"]
-        );
+        assert_eq!(words("You're a STUUUPID 1d10t!!").to_vec(), ["youre", "a", "stupid", "idiot"]);
         // Cyrillic а and о in "idiоt", fullwidth letters
         assert_eq!(words("іdіоt ｆｒｅｅ").to_vec(), ["idiot", "free"]);
         // plain numbers stay numbers
         assert_eq!(words("call 555 0199").to_vec(), ["call", "555", "0199"]);
-        assert_eq!(
-            words("sooo good, reeeally").to_vec(),
-            ["so", "good", "really"]
-        );
+        assert_eq!(words("sooo good, reeeally").to_vec(), ["so", "good", "really"]);
         assert_eq!(words("fr33 m0ney $$$").to_vec(), ["free", "money"]);
     }
 
     #[test]
     fn keyword_sets_match_words_phrases_and_prefixes_on_boundaries() {
         let set = KeywordSet::new(["idiot*", "kill you", "ass"]);
-        assert_eq!(
-            set.find(&words("you IDIOTS, I will k1ll y0u")),
-            ["idiots", "kill you"]
-        );
-        assert!(
-            !set.matches(&words("a classic assessment")),
-            "no match inside words"
-        );
+        assert_eq!(set.find(&words("you IDIOTS, I will k1ll y0u")), ["idiots", "kill you"]);
+        assert!(!set.matches(&words("a classic assessment")), "no match inside words");
         assert!(set.matches(&words("what an @ss")));
     }
 
@@ -449,15 +408,9 @@ mod tests {
     #[test]
     fn urls_mentions_and_emoji() {
         let text = "win at https://bit.ly/x or www.prize.com, see evil.xyz/claim. not 3.14";
-        assert_eq!(
-            urls(text),
-            ["https://bit.ly/x", "www.prize.com", "evil.xyz/claim"]
-        );
+        assert_eq!(urls(text), ["https://bit.ly/x", "www.prize.com", "evil.xyz/claim"]);
         assert_eq!(url_host("https://WWW.Bit.ly/abc?q=1"), "bit.ly");
-        assert_eq!(
-            mentions("hi @bob and <@!123> <@U42>, mail a@b.c"),
-            ["@bob", "<@!123>", "<@U42>"]
-        );
+        assert_eq!(mentions("hi @bob and <@!123> <@U42>, mail a@b.c"), ["@bob", "<@!123>", "<@U42>"]);
         assert_eq!(emoji_count("🔥🔥 ok 🚀"), 3);
     }
 }

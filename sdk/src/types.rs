@@ -31,10 +31,7 @@ impl Event {
 
     /// The value of a metadata key, if present.
     pub fn meta(&self, key: &str) -> Option<&str> {
-        self.metadata
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
@@ -111,11 +108,7 @@ impl Verdict {
             return Verdict::clean();
         };
         let extra: f32 = hits.iter().map(|h| h.weight).sum::<f32>() - top.weight;
-        Verdict {
-            score: (top.weight + 0.25 * extra).clamp(0.0, 1.0),
-            category: top.category,
-            hits,
-        }
+        Verdict { score: (top.weight + 0.25 * extra).clamp(0.0, 1.0), category: top.category, hits }
     }
 }
 
@@ -129,11 +122,7 @@ pub struct Violation {
 
 impl Violation {
     pub fn new(field: &str, code: &str, message: impl Into<String>) -> Self {
-        Violation {
-            field: field.into(),
-            code: code.into(),
-            message: message.into(),
-        }
+        Violation { field: field.into(), code: code.into(), message: message.into() }
     }
 }
 
@@ -170,10 +159,7 @@ pub struct AdapterError {
 
 impl AdapterError {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
-        AdapterError {
-            code: code.into(),
-            message: message.into(),
-        }
+        AdapterError { code: code.into(), message: message.into() }
     }
 }
 

@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 /// The built component of a plugin crate (`hate-terms` → `hate_terms.wasm`).
 pub fn wasm(crate_name: &str) -> Vec<u8> {
-    let path = Path::new(env!("PALISADE_PLUGIN_WASM_DIR"))
-        .join(format!("{}.wasm", crate_name.replace('-', "_")));
+    let path = Path::new(env!("PALISADE_PLUGIN_WASM_DIR")).join(format!("{}.wasm", crate_name.replace('-', "_")));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -31,11 +30,7 @@ pub fn shipped() -> Vec<String> {
     let mut names = Vec::new();
     for family in ["heuristics", "validators", "platform-adapters"] {
         if let Ok(entries) = std::fs::read_dir(src.join(family)) {
-            names.extend(
-                entries
-                    .flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned()),
-            );
+            names.extend(entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()));
         }
     }
     names.sort();
@@ -60,18 +55,9 @@ impl PluginDir {
     }
 
     /// Install a built plugin with its manifest passed through `edit`.
-    pub fn install_with(
-        &self,
-        crate_name: &str,
-        edit: impl FnOnce(String) -> String,
-    ) -> Arc<PluginVersion> {
-        install(
-            &self.runtime,
-            self.dir.path(),
-            &wasm(crate_name),
-            &edit(manifest(crate_name)),
-        )
-        .unwrap_or_else(|e| panic!("install {crate_name}: {e}"))
+    pub fn install_with(&self, crate_name: &str, edit: impl FnOnce(String) -> String) -> Arc<PluginVersion> {
+        install(&self.runtime, self.dir.path(), &wasm(crate_name), &edit(manifest(crate_name)))
+            .unwrap_or_else(|e| panic!("install {crate_name}: {e}"))
     }
 
     pub fn install(&self, crate_name: &str) -> Arc<PluginVersion> {
@@ -82,10 +68,7 @@ impl PluginDir {
     pub fn open(&self) -> (Arc<PluginHost>, prometheus::Registry) {
         let registry = prometheus::Registry::new();
         let metrics = PluginMetrics::register(&registry).expect("metrics");
-        (
-            PluginHost::open(self.runtime.clone(), self.dir.path(), metrics),
-            registry,
-        )
+        (PluginHost::open(self.runtime.clone(), self.dir.path(), metrics), registry)
     }
 }
 
@@ -110,4 +93,105 @@ pub fn set_key(manifest: &str, key: &str, value: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A Palisade service on a random local port, over a throw-away plugin directory
+/// and a unique Redis key prefix (so tests can share one Redis).
+pub struct Service {
+    pub base: String,
+    pub keys: palisade::streams::Keys,
+    pub redis_url: String,
+    pub plugins: PluginDir,
+    pub core: Arc<palisade::app::Core>,
+}
+
+/// A key prefix no other test uses.
+pub fn unique_prefix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("test:{t:x}:{}:{}:", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+impl Service {
+    /// The ingestion service with the shipped validator installed; `overrides` are
+    /// configuration keys (e.g. `("MAX_QUEUE_DEPTH", "5")`).
+    pub async fn ingest(overrides: &[(&str, &str)]) -> Service {
+        let plugins = PluginDir::new();
+        plugins.install("policy");
+        let mut raw = std::collections::BTreeMap::from([
+            ("PLUGIN_DIR".to_string(), plugins.path().display().to_string()),
+            ("PLUGIN_WATCH".into(), "false".into()),
+            ("API_KEYS".into(), "test-key".into()),
+            ("ADMIN_API_KEYS".into(), "admin-key".into()),
+            ("REDIS_KEY_PREFIX".into(), unique_prefix()),
+        ]);
+        for (k, v) in overrides {
+            raw.insert(k.to_string(), v.to_string());
+        }
+        let config = palisade::config::Config::from_map(&raw).expect("config");
+        let redis_url = config.redis_url.clone();
+        let core = Arc::new(palisade::app::Core::start(config).expect("core"));
+        let conn = palisade::streams::connect(&redis_url).await.expect("redis");
+        let app = core.ingest_app(conn).await.expect("ingest app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Service { base, keys: core.keys.clone(), redis_url, plugins, core }
+    }
+
+    /// A direct Redis connection for assertions.
+    pub fn redis(&self) -> redis::Connection {
+        redis::Client::open(self.redis_url.as_str()).unwrap().get_connection().unwrap()
+    }
+}
+
+/// A `redis-server` of the test's own on a spare port (for fault tests), with AOF on.
+pub struct OwnRedis {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut r = OwnRedis { port, dir: tempfile::tempdir().unwrap(), child: None };
+        r.restart();
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Start (again) on the same port and data directory.
+    pub fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
+            .args(["--appendfsync", "always", "--dir", &self.dir.path().display().to_string()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        self.child = Some(child);
+        let started = std::time::Instant::now();
+        while redis::Client::open(self.url().as_str()).unwrap().get_connection().is_err() {
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "redis-server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Stop it hard (SIGKILL): only what AOF already has survives.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

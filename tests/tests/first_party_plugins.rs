@@ -21,23 +21,14 @@ fn ten_heuristic_families_and_the_policy_validator_load() {
     let heuristics = host.active(PluginKind::Heuristic);
     assert!(heuristics.len() >= 10, "{:?}", host.list());
     assert_eq!(host.active(PluginKind::Validator).len(), 1);
-    assert!(
-        host.list()
-            .iter()
-            .all(|p| p.state == "active" && p.load_error.is_none()),
-        "{:?}",
-        host.list()
-    );
+    assert!(host.list().iter().all(|p| p.state == "active" && p.load_error.is_none()), "{:?}", host.list());
 }
 
 #[test]
 fn clear_examples_get_their_category_and_benign_ones_stay_low() {
     let (_dir, host) = all_shipped();
     let cases = [
-        (
-            "WINNER!! You have won a £1000 cash prize, claim your prize at bit.ly/xyz",
-            "SPAM",
-        ),
+        ("WINNER!! You have won a £1000 cash prize, claim your prize at bit.ly/xyz", "SPAM"),
         ("I will kill you and everyone you love", "VIOLENCE"),
         ("you are a pathetic worthless loser", "TARGETED_HARASSMENT"),
         ("this is fucking bullshit", "TOXIC"),
@@ -51,11 +42,7 @@ fn clear_examples_get_their_category_and_benign_ones_stay_low() {
         assert!(result.score >= 0.5, "{text}: {result:?}");
         assert!(result.failed.is_empty());
     }
-    let benign = [
-        "see you at lunch tomorrow!",
-        "Thanks for the help with the report",
-        "The meeting moved to 3pm",
-    ];
+    let benign = ["see you at lunch tomorrow!", "Thanks for the help with the report", "The meeting moved to 3pm"];
     let events: Vec<Event> = benign.iter().map(|t| Event::sample(t)).collect();
     for (result, text) in rules::score(&host, &events).iter().zip(benign) {
         assert!(result.score < 0.3, "{text}: {result:?}");
@@ -68,20 +55,9 @@ fn the_policy_validator_reports_field_and_code() {
     let policy = host.get("policy").unwrap();
     let mut bad = Event::sample("");
     bad.platform = "myspace".into();
-    let out = policy
-        .validate(&to_wit(&[Event::sample("fine"), bad]))
-        .unwrap();
+    let out = policy.validate(&to_wit(&[Event::sample("fine"), bad])).unwrap();
     assert!(out[0].is_empty());
-    let codes: Vec<(String, String)> = out[1]
-        .iter()
-        .map(|v| (v.field.clone(), v.code.clone()))
-        .collect();
-    assert!(
-        codes.contains(&("content".into(), "required".into())),
-        "{codes:?}"
-    );
-    assert!(
-        codes.contains(&("platform".into(), "not_allowed".into())),
-        "{codes:?}"
-    );
+    let codes: Vec<(String, String)> = out[1].iter().map(|v| (v.field.clone(), v.code.clone())).collect();
+    assert!(codes.contains(&("content".into(), "required".into())), "{codes:?}");
+    assert!(codes.contains(&("platform".into(), "not_allowed".into())), "{codes:?}");
 }

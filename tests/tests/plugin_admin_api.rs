@@ -14,6 +14,7 @@ async fn serve(dir: &PluginDir) -> (String, Arc<palisade::plugins::PluginHost>) 
         registry,
         api_keys: Arc::new(vec!["event-key".into()]),
         admin_api_keys: Arc::new(vec!["admin-key".into()]),
+        depth: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -35,11 +36,7 @@ async fn admin_routes_need_the_admin_key_and_manage_plugins_live() {
         }
         r.send()
     };
-    let post = |path: &str| {
-        http.post(format!("{base}{path}"))
-            .header("api-key", "admin-key")
-            .send()
-    };
+    let post = |path: &str| http.post(format!("{base}{path}")).header("api-key", "admin-key").send();
 
     for key in [None, Some("event-key"), Some("admin-ke")] {
         let r = get("/v1/admin/plugins", key).await.unwrap();
@@ -48,18 +45,8 @@ async fn admin_routes_need_the_admin_key_and_manage_plugins_live() {
         assert_eq!(body["error"], "unauthorized");
     }
 
-    let list: Value = get("/v1/admin/plugins", Some("admin-key"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let names: Vec<&str> = list["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+    let list: Value = get("/v1/admin/plugins", Some("admin-key")).await.unwrap().json().await.unwrap();
+    let names: Vec<&str> = list["plugins"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["probe", "threats"]);
     assert_eq!(list["plugins"][1]["kind"], "heuristic");
     assert_eq!(list["plugins"][1]["state"], "active");
@@ -68,82 +55,35 @@ async fn admin_routes_need_the_admin_key_and_manage_plugins_live() {
     // Rollback without a previous version, and of an unknown plugin.
     let r = post("/v1/admin/plugins/probe/rollback").await.unwrap();
     assert_eq!(r.status(), 409);
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["error"],
-        "no_previous_version"
-    );
-    assert_eq!(
-        post("/v1/admin/plugins/nope/rollback")
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "no_previous_version");
+    assert_eq!(post("/v1/admin/plugins/nope/rollback").await.unwrap().status(), 404);
 
     // A new version through reload, then rollback.
-    dir.install_with("probe", |m| {
-        set_key(&set_key(&m, "version", "\"2.0.0\""), "tag", "\"v2\"")
-    });
-    let reload: Value = post("/v1/admin/plugins/reload")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(
-        reload["outcomes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|o| o["plugin"] == "probe" && o["outcome"] == "loaded")
-    );
+    dir.install_with("probe", |m| set_key(&set_key(&m, "version", "\"2.0.0\""), "tag", "\"v2\""));
+    let reload: Value = post("/v1/admin/plugins/reload").await.unwrap().json().await.unwrap();
+    assert!(reload["outcomes"].as_array().unwrap().iter().any(|o| o["plugin"] == "probe" && o["outcome"] == "loaded"));
     assert_eq!(reload["failed"], 0);
-    let rolled: Value = post("/v1/admin/plugins/probe/rollback")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rolled: Value = post("/v1/admin/plugins/probe/rollback").await.unwrap().json().await.unwrap();
     assert_eq!(rolled["version"], "1.0.0");
 
     // Disable stops calls; enable resumes them.
-    let off: Value = post("/v1/admin/plugins/threats/disable")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let off: Value = post("/v1/admin/plugins/threats/disable").await.unwrap().json().await.unwrap();
     assert_eq!(off["state"], "disabled");
     let events = palisade::plugins::to_wit(&[palisade::event::Event::sample("i will kill you")]);
     assert!(host.get("threats").unwrap().score(&events).is_err());
     assert_eq!(
-        palisade::screening::rules::score(
-            &host,
-            &[palisade::event::Event::sample("i will kill you")]
-        )[0]
-        .category,
+        palisade::screening::rules::score(&host, &[palisade::event::Event::sample("i will kill you")])[0].category,
         "LOW_RISK"
     );
     post("/v1/admin/plugins/threats/enable").await.unwrap();
     assert_eq!(
-        palisade::screening::rules::score(
-            &host,
-            &[palisade::event::Event::sample("i will kill you")]
-        )[0]
-        .category,
+        palisade::screening::rules::score(&host, &[palisade::event::Event::sample("i will kill you")])[0].category,
         "VIOLENCE"
     );
 
     let metrics = get("/metrics", None).await.unwrap().text().await.unwrap();
-    assert!(
-        metrics.contains(r#"palisade_plugin_calls_total{plugin="threats"} 1"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics
-            .contains(r#"palisade_plugin_reloads_total{outcome="rolled_back",plugin="probe"} 1"#),
-        "{metrics}"
-    );
+    assert!(metrics.contains(r#"palisade_plugin_calls_total{plugin="threats"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"palisade_plugin_reloads_total{outcome="rolled_back",plugin="probe"} 1"#), "{metrics}");
     let ready: Value = get("/ready", None).await.unwrap().json().await.unwrap();
     assert_eq!(ready["ready"], true);
 }

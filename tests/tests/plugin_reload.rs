@@ -20,21 +20,14 @@ fn probe_manifest(m: String, version: &str, tag: &str, spin: u64) -> String {
 
 /// The tag the probe plugin answers with now.
 fn tag(host: &PluginHost) -> String {
-    let verdicts = host
-        .get("probe")
-        .expect("probe loaded")
-        .score(&to_wit(&[Event::sample("x")]))
-        .expect("call ok");
+    let verdicts = host.get("probe").expect("probe loaded").score(&to_wit(&[Event::sample("x")])).expect("call ok");
     verdicts[0].hits[0].detail.clone().unwrap()
 }
 
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     let started = Instant::now();
     while !ok() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
+        assert!(started.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -67,19 +60,14 @@ fn watcher_reload_under_concurrent_calls_loses_no_call_and_never_goes_back() {
     dir.install_with("probe", |m| probe_manifest(m, "2.0.0", "v2", 20_000));
     wait_for("v2 to serve", || tag(&host) == "v2");
     let at_swap = calls.load(Ordering::Relaxed);
-    wait_for("calls on v2", || {
-        calls.load(Ordering::Relaxed) > at_swap + 100
-    });
+    wait_for("calls on v2", || calls.load(Ordering::Relaxed) > at_swap + 100);
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         let seen = w.join().expect("no call failed");
         assert_eq!(seen, ["v1", "v2"], "each caller saw v1 then v2, never back");
     }
     let info = host.get("probe").unwrap().info();
-    assert_eq!(
-        (info.version.as_deref(), info.previous_version.as_deref()),
-        (Some("2.0.0"), Some("1.0.0"))
-    );
+    assert_eq!((info.version.as_deref(), info.previous_version.as_deref()), (Some("2.0.0"), Some("1.0.0")));
     assert!(info.errors.is_empty(), "{:?}", info.errors);
 }
 
@@ -87,14 +75,7 @@ fn watcher_reload_under_concurrent_calls_loses_no_call_and_never_goes_back() {
 fn a_call_in_flight_finishes_on_v1_while_a_later_call_runs_v2() {
     let dir = PluginDir::new();
     // v1 spins long enough to still be running when v2 is swapped in.
-    dir.install_with("probe", |m| {
-        probe_manifest(
-            set_key(&m, "deadline_ms", "20000"),
-            "1.0.0",
-            "v1",
-            600_000_000,
-        )
-    });
+    dir.install_with("probe", |m| probe_manifest(set_key(&m, "deadline_ms", "20000"), "1.0.0", "v1", 600_000_000));
     let (host, _) = dir.open();
     let slow = {
         let host = host.clone();
@@ -110,14 +91,8 @@ fn a_call_in_flight_finishes_on_v1_while_a_later_call_runs_v2() {
     assert_eq!(tag(&host), "v2");
     let fast_done = Instant::now();
     let (slow_tag, slow_done) = slow.join().unwrap();
-    assert_eq!(
-        slow_tag, "v1",
-        "the in-flight call finished on the version it started with"
-    );
-    assert!(
-        slow_done > fast_done,
-        "the v1 call was still in flight when v2 answered"
-    );
+    assert_eq!(slow_tag, "v1", "the in-flight call finished on the version it started with");
+    assert!(slow_done > fast_done, "the v1 call was still in flight when v2 answered");
 }
 
 #[test]
@@ -125,29 +100,14 @@ fn rollback_returns_the_previous_version_and_back() {
     let dir = PluginDir::new();
     dir.install_with("probe", |m| probe_manifest(m, "1.0.0", "v1", 0));
     let (host, _) = dir.open();
-    assert!(
-        host.rollback("probe")
-            .unwrap_err()
-            .to_string()
-            .contains("no previous version")
-    );
+    assert!(host.rollback("probe").unwrap_err().to_string().contains("no previous version"));
     dir.install_with("probe", |m| probe_manifest(m, "2.0.0", "v2", 0));
     host.reload(false);
     assert_eq!(tag(&host), "v2");
     let outcome = host.rollback("probe").unwrap();
-    assert_eq!(
-        (outcome.outcome, outcome.version.as_deref()),
-        ("rolled_back", Some("1.0.0"))
-    );
+    assert_eq!((outcome.outcome, outcome.version.as_deref()), ("rolled_back", Some("1.0.0")));
     assert_eq!(tag(&host), "v1");
-    assert_eq!(
-        host.get("probe")
-            .unwrap()
-            .info()
-            .previous_version
-            .as_deref(),
-        Some("2.0.0")
-    );
+    assert_eq!(host.get("probe").unwrap().info().previous_version.as_deref(), Some("2.0.0"));
     host.rollback("probe").unwrap();
     assert_eq!(tag(&host), "v2");
 }
@@ -166,78 +126,36 @@ fn corrupt_files_and_hash_mismatches_are_refused_while_the_old_version_serves() 
     write_atomically(&wasm_path, &garbage).unwrap();
     write_atomically(
         &toml_path,
-        stamp_manifest(
-            &probe_manifest(manifest.clone(), "2.0.0", "v2", 0),
-            &garbage,
-        )
-        .as_bytes(),
+        stamp_manifest(&probe_manifest(manifest.clone(), "2.0.0", "v2", 0), &garbage).as_bytes(),
     )
     .unwrap();
     let out = host.reload(false);
     assert_eq!(out[0].outcome, "failed");
-    assert!(
-        out[0]
-            .error
-            .as_deref()
-            .unwrap()
-            .contains("not a valid WebAssembly component"),
-        "{out:?}"
-    );
+    assert!(out[0].error.as_deref().unwrap().contains("not a valid WebAssembly component"), "{out:?}");
     assert_eq!(tag(&host), "v1");
     let info = host.get("probe").unwrap().info();
-    assert_eq!(
-        (info.state, info.version.as_deref()),
-        ("active", Some("1.0.0"))
-    );
-    assert!(
-        info.load_error
-            .unwrap()
-            .contains("not a valid WebAssembly component")
-    );
+    assert_eq!((info.state, info.version.as_deref()), ("active", Some("1.0.0")));
+    assert!(info.load_error.unwrap().contains("not a valid WebAssembly component"));
 
     // A real component whose hash is not the one the manifest records.
     write_atomically(&wasm_path, &wasm("hostile")).unwrap();
     let out = host.reload(false);
-    assert!(
-        out[0].error.as_deref().unwrap().contains("sha256 mismatch"),
-        "{out:?}"
-    );
+    assert!(out[0].error.as_deref().unwrap().contains("sha256 mismatch"), "{out:?}");
     assert_eq!(tag(&host), "v1");
 
     // A component of another world than the manifest declares.
     let hostile = wasm("hostile");
     write_atomically(&wasm_path, &hostile).unwrap();
-    let as_validator = set_key(
-        &probe_manifest(manifest.clone(), "3.0.0", "v3", 0),
-        "kind",
-        "\"validator\"",
-    );
-    write_atomically(
-        &toml_path,
-        stamp_manifest(&as_validator, &hostile).as_bytes(),
-    )
-    .unwrap();
+    let as_validator = set_key(&probe_manifest(manifest.clone(), "3.0.0", "v3", 0), "kind", "\"validator\"");
+    write_atomically(&toml_path, stamp_manifest(&as_validator, &hostile).as_bytes()).unwrap();
     let out = host.reload(false);
-    assert!(
-        out[0]
-            .error
-            .as_deref()
-            .unwrap()
-            .contains("does not implement the `validator` world"),
-        "{out:?}"
-    );
+    assert!(out[0].error.as_deref().unwrap().contains("does not implement the `validator` world"), "{out:?}");
 
     // A manifest with an unknown key.
-    let typo = format!(
-        "colour = \"red\"\n{}",
-        probe_manifest(manifest, "4.0.0", "v4", 0)
-    );
+    let typo = format!("colour = \"red\"\n{}", probe_manifest(manifest, "4.0.0", "v4", 0));
     write_atomically(&toml_path, stamp_manifest(&typo, &hostile).as_bytes()).unwrap();
     let out = host.reload(false);
-    assert!(
-        out[0].error.as_deref().unwrap().contains("colour"),
-        "{out:?}"
-    );
+    assert!(out[0].error.as_deref().unwrap().contains("colour"), "{out:?}");
     assert_eq!(tag(&host), "v1", "v1 served through every refusal");
 
     // Fixing the files loads the fix.
@@ -259,14 +177,8 @@ fn install_refuses_a_component_of_the_wrong_world() {
         panic!("a validator installed as a heuristic");
     };
     let err = err.to_string();
-    assert!(
-        err.contains("does not implement the `heuristic` world"),
-        "{err}"
-    );
-    assert!(
-        !dir.path().join("policy.wasm").exists(),
-        "nothing written for a refused plugin"
-    );
+    assert!(err.contains("does not implement the `heuristic` world"), "{err}");
+    assert!(!dir.path().join("policy.wasm").exists(), "nothing written for a refused plugin");
 }
 
 #[test]
@@ -276,17 +188,9 @@ fn removing_a_plugin_unloads_it_and_restarts_reuse_the_compile_cache() {
     dir.install("caps-shouting");
     let (host, _) = dir.open();
     let info = host.get("caps-shouting").unwrap().info();
-    assert_eq!(
-        info.compile,
-        Some(palisade::plugins::runtime::CompileSource::Cached),
-        "install precompiled it"
-    );
+    assert_eq!(info.compile, Some(palisade::plugins::runtime::CompileSource::Cached), "install precompiled it");
     std::fs::remove_file(dir.path().join("caps-shouting.toml")).unwrap();
     let out = host.reload(false);
-    assert!(
-        out.iter()
-            .any(|o| o.plugin == "caps-shouting" && o.outcome == "removed"),
-        "{out:?}"
-    );
+    assert!(out.iter().any(|o| o.plugin == "caps-shouting" && o.outcome == "removed"), "{out:?}");
     assert!(host.get("caps-shouting").is_none());
 }

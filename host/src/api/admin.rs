@@ -25,21 +25,15 @@ fn admin(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
         match e {
-            AdminError::NotFound(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "plugin_not_found", e.to_string())
-            }
-            AdminError::NoPrevious(_) => {
-                ApiError::new(StatusCode::CONFLICT, "no_previous_version", e.to_string())
-            }
+            AdminError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "plugin_not_found", e.to_string()),
+            AdminError::NoPrevious(_) => ApiError::new(StatusCode::CONFLICT, "no_previous_version", e.to_string()),
         }
     }
 }
 
 async fn list(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     admin(&s, &headers)?;
-    Ok(Json(
-        json!({ "dir": s.plugins.dir(), "plugins": s.plugins.list() }),
-    ))
+    Ok(Json(json!({ "dir": s.plugins.dir(), "plugins": s.plugins.list() })))
 }
 
 async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
@@ -47,13 +41,7 @@ async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Va
     let plugins = s.plugins.clone();
     let outcomes = tokio::task::spawn_blocking(move || plugins.reload(true))
         .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "reload_failed",
-                e.to_string(),
-            )
-        })?;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reload_failed", e.to_string()))?;
     let failed = outcomes.iter().filter(|o| o.outcome == "failed").count();
     Ok(Json(json!({ "outcomes": outcomes, "failed": failed })))
 }

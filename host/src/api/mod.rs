@@ -9,7 +9,7 @@ use crate::plugins::PluginHost;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -23,6 +23,8 @@ pub struct AppState {
     pub registry: prometheus::Registry,
     pub api_keys: Arc<Vec<String>>,
     pub admin_api_keys: Arc<Vec<String>>,
+    /// Redis reachability, for services that need Redis to be ready.
+    pub depth: Option<Arc<crate::streams::depth::Depth>>,
 }
 
 /// Every error answer: a status and `{ "error": code, "message": …, "details": … }`.
@@ -32,19 +34,20 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Option<Value>,
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            details: None,
-        }
+        ApiError { status, code, message: message.into(), details: None, retry_after: None }
     }
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
+        self
+    }
+    /// Add a `Retry-After` header (seconds).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
         self
     }
 }
@@ -55,8 +58,81 @@ impl IntoResponse for ApiError {
         if let Some(d) = self.details {
             body["details"] = d;
         }
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        response
     }
+}
+
+/// The request's id: the client's `x-request-id`, or one made here; echoed back.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+fn new_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    format!("{t:x}-{:x}-{:x}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// HTTP metrics of one service: `palisade_<service>_requests_total{route,status}`
+/// and `palisade_<service>_request_duration_seconds{route}`.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    pub requests: prometheus::IntCounterVec,
+    pub latency: prometheus::HistogramVec,
+}
+
+impl HttpMetrics {
+    pub fn register(registry: &prometheus::Registry, service: &str) -> prometheus::Result<Self> {
+        let requests = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(format!("palisade_{service}_requests_total"), "HTTP requests by route and status."),
+            &["route", "status"],
+        )?;
+        let latency = prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new(
+                format!("palisade_{service}_request_duration_seconds"),
+                "HTTP request latency by route.",
+            )
+            .buckets(vec![1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            &["route"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        Ok(HttpMetrics { requests, latency })
+    }
+}
+
+/// Request id in and out, route metrics, and one JSON log line per request
+/// (id, route, status, latency; never the body or keys).
+pub async fn request_context(
+    State(metrics): State<HttpMetrics>,
+    matched: Option<axum::extract::MatchedPath>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map_or_else(new_request_id, String::from);
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let route = matched.as_ref().map_or("unmatched", |m| m.as_str()).to_string();
+    let method = req.method().clone();
+    let mut response = next.run(req).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    metrics.requests.with_label_values(&[route.as_str(), &status.to_string()]).inc();
+    metrics.latency.with_label_values(&[route.as_str()]).observe(elapsed.as_secs_f64());
+    tracing::info!(target: "access", request_id = %id, %method, route, status, latency_ms = elapsed.as_secs_f64() * 1e3);
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
 }
 
 /// Constant-time comparison of a presented key against each configured key.
@@ -83,20 +159,12 @@ pub fn require_key(headers: &HeaderMap, keys: &[String], which: &str) -> Result<
         ));
     }
     let Some(presented) = headers.get("api-key") else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing `api-key` header",
-        ));
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing `api-key` header"));
     };
     if key_matches(presented.as_bytes(), keys) {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "invalid API key",
-        ))
+        Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "invalid API key"))
     }
 }
 
@@ -117,26 +185,16 @@ async fn health(State(s): State<AppState>) -> Json<Value> {
 async fn ready(State(s): State<AppState>) -> Response {
     let plugins = s.plugins.list();
     let active = plugins.iter().filter(|p| p.state == "active").count();
-    let failed: Vec<&str> = plugins
-        .iter()
-        .filter(|p| p.state == "failed")
-        .map(|p| p.name.as_str())
-        .collect();
-    let ok = active > 0;
-    let body = json!({ "ready": ok, "service": s.service, "plugins_active": active, "plugins_failed": failed });
-    let status = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let failed: Vec<&str> = plugins.iter().filter(|p| p.state == "failed").map(|p| p.name.as_str()).collect();
+    let redis = s.depth.as_ref().map(|d| d.redis_ok());
+    let ok = active > 0 && redis != Some(false);
+    let body = json!({ "ready": ok, "service": s.service, "redis": redis, "plugins_active": active, "plugins_failed": failed });
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        crate::telemetry::render(&s.registry),
-    )
+    ([("content-type", "text/plain; version=0.0.4")], crate::telemetry::render(&s.registry))
 }
 
 #[cfg(test)]

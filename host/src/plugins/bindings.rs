@@ -33,9 +33,8 @@ mod adapter_world {
 pub use adapter_world::{PlatformAdapter, PlatformAdapterPre};
 pub use heuristic_world::palisade::plugin::host::{self as host_iface, Level};
 pub use heuristic_world::palisade::plugin::types::{
-    AdapterError, Category, Delivery, Event as WitEvent, HttpReply, HttpRequest, Inbound,
-    Moderation, Outbound, OutboundAction, OutboundPost, PlatformResponse, RuleHit, Verdict,
-    Violation,
+    AdapterError, Category, Delivery, Event as WitEvent, HttpReply, HttpRequest, Inbound, Moderation, Outbound,
+    OutboundAction, OutboundPost, PlatformResponse, RuleHit, Verdict, Violation,
 };
 pub use heuristic_world::{Heuristic, HeuristicPre};
 pub use validator_world::{Validator, ValidatorPre};

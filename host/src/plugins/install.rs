@@ -26,10 +26,7 @@ pub fn cache_dir(plugin_dir: &Path) -> PathBuf {
 
 /// The manifest text with `sha256` set to the hash of `wasm` (any older value dropped).
 pub fn stamp_manifest(manifest: &str, wasm: &[u8]) -> String {
-    let body: Vec<&str> = manifest
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("sha256"))
-        .collect();
+    let body: Vec<&str> = manifest.lines().filter(|l| !l.trim_start().starts_with("sha256")).collect();
     format!("sha256 = \"{}\"\n{}\n", sha256_hex(wasm), body.join("\n"))
 }
 
@@ -53,10 +50,7 @@ pub fn install(
 
 /// Write to a hidden temporary beside `target`, then rename over it.
 pub fn write_atomically(target: &Path, bytes: &[u8]) -> Result<(), InstallError> {
-    let name = target
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("plugin");
+    let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("plugin");
     let tmp = target.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes)
         .and_then(|_| std::fs::rename(&tmp, target))

@@ -59,12 +59,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            deadline_ms: 10,
-            memory_mib: 64,
-            max_faults: 5,
-            recycle_after_calls: 100_000,
-        }
+        Limits { deadline_ms: 10, memory_mib: 64, max_faults: 5, recycle_after_calls: 100_000 }
     }
 }
 
@@ -125,24 +120,12 @@ pub enum ManifestError {
 
 impl Manifest {
     pub fn parse(text: &str) -> Result<Self, ManifestError> {
-        let raw: RawManifest =
-            toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string().trim().into()))?;
-        let invalid = |key, problem: &str| {
-            Err(ManifestError::Invalid {
-                key,
-                problem: problem.into(),
-            })
-        };
+        let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string().trim().into()))?;
+        let invalid = |key, problem: &str| Err(ManifestError::Invalid { key, problem: problem.into() });
         if raw.name.is_empty()
-            || !raw
-                .name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+            || !raw.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
         {
-            return invalid(
-                "name",
-                "must be non-empty lowercase letters, digits, `-` or `_`",
-            );
+            return invalid("name", "must be non-empty lowercase letters, digits, `-` or `_`");
         }
         if raw.version.trim().is_empty() {
             return invalid("version", "must not be empty");
@@ -207,16 +190,12 @@ mod tests {
 
     #[test]
     fn unknown_and_bad_keys_say_which() {
-        let err =
-            Manifest::parse("name = \"r\"\nversion = \"1\"\nkind = \"heuristic\"\nwieght = 2\n")
-                .unwrap_err();
+        let err = Manifest::parse("name = \"r\"\nversion = \"1\"\nkind = \"heuristic\"\nwieght = 2\n").unwrap_err();
         assert!(err.to_string().contains("wieght"), "{err}");
         let err = Manifest::parse("name = \"r\"\nversion = \"1\"\nkind = \"rule\"\n").unwrap_err();
         assert!(err.to_string().contains("rule"), "{err}");
-        let err = Manifest::parse(
-            "name = \"r\"\nversion = \"1\"\nkind = \"heuristic\"\n[limits]\nmemory_mib = 0\n",
-        )
-        .unwrap_err();
+        let err = Manifest::parse("name = \"r\"\nversion = \"1\"\nkind = \"heuristic\"\n[limits]\nmemory_mib = 0\n")
+            .unwrap_err();
         assert!(err.to_string().contains("limits.memory_mib"), "{err}");
     }
 }

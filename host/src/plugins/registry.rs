@@ -84,11 +84,7 @@ impl Plugin {
     }
 
     fn swap_in(&self, version: Arc<PluginVersion>) {
-        let old = self
-            .current
-            .write()
-            .expect("plugin lock")
-            .replace(version.clone());
+        let old = self.current.write().expect("plugin lock").replace(version.clone());
         if old.is_some() {
             *self.previous.lock().expect("plugin lock") = old;
         }
@@ -100,11 +96,7 @@ impl Plugin {
     }
 
     /// Run one call on the current version, with metrics and fault accounting.
-    fn run<R>(
-        &self,
-        events: usize,
-        f: impl FnOnce(&PluginVersion) -> Result<R, Fault>,
-    ) -> Result<R, CallError> {
+    fn run<R>(&self, events: usize, f: impl FnOnce(&PluginVersion) -> Result<R, Fault>) -> Result<R, CallError> {
         let version = match self.state() {
             "active" => self.current().expect("active has a version"),
             other => return Err(CallError::Unavailable(self.name.clone(), other)),
@@ -112,15 +104,9 @@ impl Plugin {
         let started = Instant::now();
         let result = f(&version);
         let name = [self.name.as_str()];
-        self.metrics
-            .latency
-            .with_label_values(&name)
-            .observe(started.elapsed().as_secs_f64());
+        self.metrics.latency.with_label_values(&name).observe(started.elapsed().as_secs_f64());
         self.metrics.calls.with_label_values(&name).inc();
-        self.metrics
-            .events
-            .with_label_values(&name)
-            .inc_by(events as u64);
+        self.metrics.events.with_label_values(&name).inc_by(events as u64);
         let mut state = self.state.lock().expect("plugin lock");
         match result {
             Ok(r) => {
@@ -128,19 +114,11 @@ impl Plugin {
                 Ok(r)
             }
             Err(fault) => {
-                self.metrics
-                    .errors
-                    .with_label_values(&[self.name.as_str(), fault.label()])
-                    .inc();
+                self.metrics.errors.with_label_values(&[self.name.as_str(), fault.label()]).inc();
                 state.consecutive_faults += 1;
                 tracing::warn!(plugin = %self.name, error = %fault, faults = state.consecutive_faults, "plugin call failed");
-                if state.consecutive_faults >= version.manifest.limits.max_faults
-                    && state.quarantined.is_none()
-                {
-                    let reason = format!(
-                        "{} consecutive faults, last: {fault}",
-                        state.consecutive_faults
-                    );
+                if state.consecutive_faults >= version.manifest.limits.max_faults && state.quarantined.is_none() {
+                    let reason = format!("{} consecutive faults, last: {fault}", state.consecutive_faults);
                     tracing::error!(plugin = %self.name, %reason, "plugin quarantined until reloaded");
                     self.metrics.quarantines.with_label_values(&name).inc();
                     state.quarantined = Some(reason);
@@ -161,10 +139,7 @@ impl Plugin {
     }
 
     /// Adapter calls go through here too (one fault accounting for every kind).
-    pub fn with_adapter<R>(
-        &self,
-        f: impl FnOnce(&PluginVersion) -> Result<R, Fault>,
-    ) -> Result<R, CallError> {
+    pub fn with_adapter<R>(&self, f: impl FnOnce(&PluginVersion) -> Result<R, Fault>) -> Result<R, CallError> {
         self.run(1, f)
     }
 
@@ -188,10 +163,7 @@ impl Plugin {
             enabled: state.enabled,
             load_error: state.load_error.clone(),
             quarantine_reason: state.quarantined.clone(),
-            loaded_at: current
-                .as_ref()
-                .and_then(|v| v.loaded_at.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_secs()),
+            loaded_at: current.as_ref().and_then(|v| v.loaded_at.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs()),
             load_ms: current.as_ref().map(|v| v.load_time.as_secs_f64() * 1e3),
             compile: current.as_ref().map(|v| v.compile),
             previous_version: previous.map(|v| v.manifest.version.clone()),
@@ -199,22 +171,10 @@ impl Plugin {
             events: self.metrics.events.with_label_values(&name).get(),
             errors: ["trap", "timeout", "memory", "instantiate", "contract"]
                 .into_iter()
-                .map(|e| {
-                    (
-                        e,
-                        self.metrics
-                            .errors
-                            .with_label_values(&[self.name.as_str(), e])
-                            .get(),
-                    )
-                })
+                .map(|e| (e, self.metrics.errors.with_label_values(&[self.name.as_str(), e]).get()))
                 .filter(|(_, n)| *n > 0)
                 .collect(),
-            mean_latency_us: if count == 0 {
-                0.0
-            } else {
-                hist.get_sample_sum() / count as f64 * 1e6
-            },
+            mean_latency_us: if count == 0 { 0.0 } else { hist.get_sample_sum() / count as f64 * 1e6 },
             quarantines: self.metrics.quarantines.with_label_values(&name).get(),
         }
     }
@@ -266,11 +226,7 @@ pub struct PluginHost {
 impl PluginHost {
     /// Open a plugin directory and load what is in it (failures are reported per
     /// plugin in the listing, not fatal).
-    pub fn open(
-        runtime: Arc<Runtime>,
-        dir: impl Into<PathBuf>,
-        metrics: PluginMetrics,
-    ) -> Arc<Self> {
+    pub fn open(runtime: Arc<Runtime>, dir: impl Into<PathBuf>, metrics: PluginMetrics) -> Arc<Self> {
         let host = Arc::new(PluginHost {
             runtime,
             dir: dir.into(),
@@ -300,21 +256,12 @@ impl PluginHost {
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
-        self.plugins
-            .read()
-            .expect("registry lock")
-            .get(name)
-            .cloned()
+        self.plugins.read().expect("registry lock").get(name).cloned()
     }
 
     /// Every plugin, by name.
     pub fn all(&self) -> Vec<Arc<Plugin>> {
-        self.plugins
-            .read()
-            .expect("registry lock")
-            .values()
-            .cloned()
-            .collect()
+        self.plugins.read().expect("registry lock").values().cloned().collect()
     }
 
     /// The plugins of one kind that are active now.
@@ -342,8 +289,7 @@ impl PluginHost {
             let outcome = match files {
                 Err(error) => self.fail(&plugin, None, error.clone()),
                 Ok((manifest_text, wasm)) => {
-                    let fingerprint =
-                        sha256_hex(&[manifest_text.as_slice(), wasm.as_slice()].concat());
+                    let fingerprint = sha256_hex(&[manifest_text.as_slice(), wasm.as_slice()].concat());
                     if plugin.state.lock().expect("plugin lock").fingerprint == fingerprint {
                         if !force {
                             continue;
@@ -367,27 +313,13 @@ impl PluginHost {
             };
             outcomes.push(outcome);
         }
-        let gone: Vec<String> = self
-            .plugins
-            .read()
-            .expect("registry lock")
-            .keys()
-            .filter(|n| !found.contains_key(*n))
-            .cloned()
-            .collect();
+        let gone: Vec<String> =
+            self.plugins.read().expect("registry lock").keys().filter(|n| !found.contains_key(*n)).cloned().collect();
         for name in gone {
             self.plugins.write().expect("registry lock").remove(&name);
-            self.metrics
-                .reloads
-                .with_label_values(&[name.as_str(), "removed"])
-                .inc();
+            self.metrics.reloads.with_label_values(&[name.as_str(), "removed"]).inc();
             tracing::info!(plugin = %name, "plugin removed");
-            outcomes.push(ReloadOutcome {
-                plugin: name,
-                outcome: "removed",
-                version: None,
-                error: None,
-            });
+            outcomes.push(ReloadOutcome { plugin: name, outcome: "removed", version: None, error: None });
         }
         outcomes
     }
@@ -397,32 +329,21 @@ impl PluginHost {
             return p;
         }
         let mut plugins = self.plugins.write().expect("registry lock");
-        plugins
-            .entry(name.to_string())
-            .or_insert_with(|| Arc::new(Plugin::new(name, self.metrics.clone())))
-            .clone()
+        plugins.entry(name.to_string()).or_insert_with(|| Arc::new(Plugin::new(name, self.metrics.clone()))).clone()
     }
 
-    fn load(
-        &self,
-        plugin: &Plugin,
-        manifest_text: &[u8],
-        wasm: &[u8],
-        fingerprint: String,
-    ) -> ReloadOutcome {
+    fn load(&self, plugin: &Plugin, manifest_text: &[u8], wasm: &[u8], fingerprint: String) -> ReloadOutcome {
         let manifest = match std::str::from_utf8(manifest_text)
             .map_err(|e| format!("manifest is not UTF-8: {e}"))
             .and_then(|t| Manifest::parse(t).map_err(|e| e.to_string()))
         {
-            Ok(m) if m.name != plugin.name => Err(format!(
-                "manifest name `{}` does not match its file name `{}.toml`",
-                m.name, plugin.name
-            )),
+            Ok(m) if m.name != plugin.name => {
+                Err(format!("manifest name `{}` does not match its file name `{}.toml`", m.name, plugin.name))
+            }
             other => other,
         };
-        let loaded = manifest.and_then(|m| {
-            PluginVersion::load(&self.runtime, m, wasm, true).map_err(|e| e.to_string())
-        });
+        let loaded =
+            manifest.and_then(|m| PluginVersion::load(&self.runtime, m, wasm, true).map_err(|e| e.to_string()));
         match loaded {
             Ok(version) => {
                 let v = version.manifest.version.clone();
@@ -430,16 +351,8 @@ impl PluginHost {
                     load_ms = version.load_time.as_secs_f64() * 1e3, "plugin version loaded");
                 plugin.swap_in(version);
                 plugin.state.lock().expect("plugin lock").fingerprint = fingerprint;
-                self.metrics
-                    .reloads
-                    .with_label_values(&[plugin.name.as_str(), "loaded"])
-                    .inc();
-                ReloadOutcome {
-                    plugin: plugin.name.clone(),
-                    outcome: "loaded",
-                    version: Some(v),
-                    error: None,
-                }
+                self.metrics.reloads.with_label_values(&[plugin.name.as_str(), "loaded"]).inc();
+                ReloadOutcome { plugin: plugin.name.clone(), outcome: "loaded", version: Some(v), error: None }
             }
             Err(error) => self.fail(plugin, Some(fingerprint), error),
         }
@@ -453,46 +366,26 @@ impl PluginHost {
         if let Some(f) = fingerprint {
             state.fingerprint = f;
         }
-        self.metrics
-            .reloads
-            .with_label_values(&[plugin.name.as_str(), "failed"])
-            .inc();
-        ReloadOutcome {
-            plugin: plugin.name.clone(),
-            outcome: "failed",
-            version: serving,
-            error: Some(error),
-        }
+        self.metrics.reloads.with_label_values(&[plugin.name.as_str(), "failed"]).inc();
+        ReloadOutcome { plugin: plugin.name.clone(), outcome: "failed", version: serving, error: Some(error) }
     }
 
     /// Serve the previously loaded version again (the current one becomes previous).
     pub fn rollback(&self, name: &str) -> Result<ReloadOutcome, AdminError> {
         let _one_at_a_time = self.reload_lock.lock().expect("reload lock");
-        let plugin = self
-            .get(name)
-            .ok_or_else(|| AdminError::NotFound(name.into()))?;
+        let plugin = self.get(name).ok_or_else(|| AdminError::NotFound(name.into()))?;
         let previous = plugin.previous.lock().expect("plugin lock").take();
         let previous = previous.ok_or_else(|| AdminError::NoPrevious(name.into()))?;
         let version = previous.manifest.version.clone();
         plugin.swap_in(previous);
-        self.metrics
-            .reloads
-            .with_label_values(&[name, "rolled_back"])
-            .inc();
+        self.metrics.reloads.with_label_values(&[name, "rolled_back"]).inc();
         tracing::info!(plugin = %name, %version, "plugin rolled back");
-        Ok(ReloadOutcome {
-            plugin: name.into(),
-            outcome: "rolled_back",
-            version: Some(version),
-            error: None,
-        })
+        Ok(ReloadOutcome { plugin: name.into(), outcome: "rolled_back", version: Some(version), error: None })
     }
 
     /// Turn a plugin on or off without touching its files.
     pub fn set_enabled(&self, name: &str, enabled: bool) -> Result<PluginInfo, AdminError> {
-        let plugin = self
-            .get(name)
-            .ok_or_else(|| AdminError::NotFound(name.into()))?;
+        let plugin = self.get(name).ok_or_else(|| AdminError::NotFound(name.into()))?;
         plugin.state.lock().expect("plugin lock").enabled = enabled;
         tracing::info!(plugin = %name, enabled, "plugin toggled");
         Ok(plugin.info())
@@ -512,25 +405,18 @@ fn scan(dir: &Path) -> BTreeMap<String, Result<PluginFiles, String>> {
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        let (Some(stem), Some("toml")) = (
-            path.file_stem().and_then(|s| s.to_str()),
-            path.extension().and_then(|s| s.to_str()),
-        ) else {
+        let (Some(stem), Some("toml")) =
+            (path.file_stem().and_then(|s| s.to_str()), path.extension().and_then(|s| s.to_str()))
+        else {
             continue;
         };
         if stem.starts_with('.') {
             continue;
         }
         let wasm_path = path.with_extension("wasm");
-        let files = std::fs::read(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))
-            .and_then(|m| {
-                Ok((
-                    m,
-                    std::fs::read(&wasm_path)
-                        .map_err(|e| format!("cannot read {}: {e}", wasm_path.display()))?,
-                ))
-            });
+        let files = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display())).and_then(|m| {
+            Ok((m, std::fs::read(&wasm_path).map_err(|e| format!("cannot read {}: {e}", wasm_path.display()))?))
+        });
         found.insert(stem.to_string(), files);
     }
     found

@@ -83,16 +83,10 @@ impl Runtime {
             format!("wasmtime{}-{:016x}", wasmtime_version(), h.finish())
         };
         if let Some(dir) = &cache_dir {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                RuntimeError::Engine(format!("cannot create cache dir {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| RuntimeError::Engine(format!("cannot create cache dir {}: {e}", dir.display())))?;
         }
-        Ok(Arc::new(Runtime {
-            engine,
-            linker,
-            cache_dir,
-            cache_key,
-        }))
+        Ok(Arc::new(Runtime { engine, linker, cache_dir, cache_key }))
     }
 
     pub fn engine(&self) -> &Engine {
@@ -101,14 +95,9 @@ impl Runtime {
 
     /// The component for these bytes (whose SHA-256 is `sha256`), from the cache when
     /// this engine compiled it before.
-    pub fn component(
-        &self,
-        wasm: &[u8],
-        sha256: &str,
-    ) -> Result<(Component, CompileSource), RuntimeError> {
+    pub fn component(&self, wasm: &[u8], sha256: &str) -> Result<(Component, CompileSource), RuntimeError> {
         let Some(dir) = &self.cache_dir else {
-            let c = Component::new(&self.engine, wasm)
-                .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+            let c = Component::new(&self.engine, wasm).map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
             return Ok((c, CompileSource::Compiled));
         };
         let path = dir.join(format!("{sha256}-{}.cwasm", self.cache_key));
@@ -120,10 +109,7 @@ impl Runtime {
                 }
             }
         }
-        let bytes = self
-            .engine
-            .precompile_component(wasm)
-            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+        let bytes = self.engine.precompile_component(wasm).map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         if let Err(e) = std::fs::write(&tmp, &bytes).and_then(|_| std::fs::rename(&tmp, &path)) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write compile cache entry");
@@ -148,45 +134,29 @@ impl Runtime {
 
     /// Link the component as the world of `kind`: the `host` interface is provided,
     /// any other import becomes a trap; the exports must match the world.
-    pub fn prepare(
-        &self,
-        component: &Component,
-        kind: PluginKind,
-    ) -> Result<Prepared, RuntimeError> {
-        let world = |e: wasmtime::Error| RuntimeError::World {
-            kind: kind.as_str(),
-            reason: format!("{e:#}"),
-        };
+    pub fn prepare(&self, component: &Component, kind: PluginKind) -> Result<Prepared, RuntimeError> {
+        let world = |e: wasmtime::Error| RuntimeError::World { kind: kind.as_str(), reason: format!("{e:#}") };
         let mut linker = self.linker.clone();
-        linker
-            .define_unknown_imports_as_traps(component)
-            .map_err(world)?;
+        linker.define_unknown_imports_as_traps(component).map_err(world)?;
         let pre = linker.instantiate_pre(component).map_err(world)?;
         Ok(match kind {
             PluginKind::Heuristic => Prepared::Heuristic(HeuristicPre::new(pre).map_err(world)?),
             PluginKind::Validator => Prepared::Validator(ValidatorPre::new(pre).map_err(world)?),
-            PluginKind::PlatformAdapter => {
-                Prepared::Adapter(PlatformAdapterPre::new(pre).map_err(world)?)
-            }
+            PluginKind::PlatformAdapter => Prepared::Adapter(PlatformAdapterPre::new(pre).map_err(world)?),
         })
     }
 
     /// Which world a component implements, trying each (for `plugins check`).
     pub fn detect_kind(&self, component: &Component) -> Option<PluginKind> {
-        [
-            PluginKind::Heuristic,
-            PluginKind::Validator,
-            PluginKind::PlatformAdapter,
-        ]
-        .into_iter()
-        .find(|k| self.prepare(component, *k).is_ok())
+        [PluginKind::Heuristic, PluginKind::Validator, PluginKind::PlatformAdapter]
+            .into_iter()
+            .find(|k| self.prepare(component, *k).is_ok())
     }
 
     /// Compile time of these bytes from scratch (for `plugins check`).
     pub fn time_compile(&self, wasm: &[u8]) -> Result<(Component, Duration), RuntimeError> {
         let t = Instant::now();
-        let c = Component::new(&self.engine, wasm)
-            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+        let c = Component::new(&self.engine, wasm).map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
         Ok((c, t.elapsed()))
     }
 }
@@ -211,12 +181,7 @@ pub struct GuestState {
 }
 
 impl ResourceLimiter for GuestState {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.memory_cap {
             self.memory_denied = true;
             return Ok(false);
@@ -224,12 +189,7 @@ impl ResourceLimiter for GuestState {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }

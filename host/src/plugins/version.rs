@@ -6,8 +6,7 @@
 //! registry does, from the [`Fault`]s returned here.
 
 use super::bindings::{
-    Delivery, Heuristic, Inbound, Outbound, PlatformAdapter, PlatformResponse, Validator, Verdict,
-    Violation, WitEvent,
+    Delivery, Heuristic, Inbound, Outbound, PlatformAdapter, PlatformResponse, Validator, Verdict, Violation, WitEvent,
 };
 use super::manifest::{Manifest, PluginKind};
 use super::runtime::{CompileSource, GuestState, Prepared, Runtime, RuntimeError, sha256_hex};
@@ -92,10 +91,7 @@ impl PluginVersion {
         let actual = sha256_hex(wasm);
         match &manifest.sha256 {
             Some(expected) if *expected != actual => {
-                return Err(LoadError::HashMismatch {
-                    expected: expected.clone(),
-                    actual,
-                });
+                return Err(LoadError::HashMismatch { expected: expected.clone(), actual });
             }
             None if require_hash => return Err(LoadError::HashMissing),
             _ => {}
@@ -113,14 +109,9 @@ impl PluginVersion {
             idle: Mutex::new(Vec::new()),
         };
         // Instantiate once now: a version that cannot start never replaces a working one.
-        let first = version
-            .instantiate()
-            .map_err(|f| LoadError::Instantiate(f.to_string()))?;
+        let first = version.instantiate().map_err(|f| LoadError::Instantiate(f.to_string()))?;
         version.idle.lock().expect("pool lock").push(first);
-        Ok(Arc::new(PluginVersion {
-            load_time: started.elapsed(),
-            ..version
-        }))
+        Ok(Arc::new(PluginVersion { load_time: started.elapsed(), ..version }))
     }
 
     pub fn kind(&self) -> PluginKind {
@@ -145,18 +136,11 @@ impl PluginVersion {
             Prepared::Adapter(p) => p.instantiate(&mut store).map(Bound::Adapter),
         }
         .map_err(|e| Fault::Instantiate(root_message(&e)))?;
-        Ok(Instance {
-            store,
-            bound,
-            calls: 0,
-        })
+        Ok(Instance { store, bound, calls: 0 })
     }
 
     /// Run `f` on a pooled instance under this version's deadline and memory cap.
-    fn call<R>(
-        &self,
-        f: impl FnOnce(&mut Store<GuestState>, &Bound) -> wasmtime::Result<R>,
-    ) -> Result<R, Fault> {
+    fn call<R>(&self, f: impl FnOnce(&mut Store<GuestState>, &Bound) -> wasmtime::Result<R>) -> Result<R, Fault> {
         let pooled = self.idle.lock().expect("pool lock").pop();
         let mut instance = match pooled {
             Some(i) => i,
@@ -176,10 +160,7 @@ impl PluginVersion {
             // The instance is dropped here: a faulted instance is never entered again.
             Err(e) => Err(if instance.store.data().memory_denied {
                 Fault::Memory(limits.memory_mib)
-            } else if matches!(
-                e.downcast_ref::<wasmtime::Trap>(),
-                Some(wasmtime::Trap::Interrupt)
-            ) {
+            } else if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
                 Fault::Timeout(limits.deadline_ms)
             } else {
                 Fault::Trap(root_message(&e))
@@ -261,13 +242,7 @@ fn wrong_kind(wanted: PluginKind) -> wasmtime::Error {
 }
 
 fn expect_len(got: usize, want: usize) -> Result<(), Fault> {
-    if got == want {
-        Ok(())
-    } else {
-        Err(Fault::Contract(format!(
-            "returned {got} results for {want} events"
-        )))
-    }
+    if got == want { Ok(()) } else { Err(Fault::Contract(format!("returned {got} results for {want} events"))) }
 }
 
 /// The first line of an error chain's innermost cause, bounded.

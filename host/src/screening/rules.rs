@@ -47,12 +47,7 @@ pub fn score(host: &PluginHost, events: &[Event]) -> Vec<RuleResult> {
     let wit = to_wit(events);
     let mut results: Vec<RuleResult> = events
         .iter()
-        .map(|_| RuleResult {
-            score: 0.0,
-            category: "LOW_RISK",
-            verdicts: Vec::new(),
-            failed: Vec::new(),
-        })
+        .map(|_| RuleResult { score: 0.0, category: "LOW_RISK", verdicts: Vec::new(), failed: Vec::new() })
         .collect();
     for (plugin, version) in host.active(PluginKind::Heuristic) {
         match plugin.score(&wit) {
@@ -63,9 +58,7 @@ pub fn score(host: &PluginHost, events: &[Event]) -> Vec<RuleResult> {
                     }
                 }
             }
-            Err(e) => results
-                .iter_mut()
-                .for_each(|r| r.failed.push((plugin.name.clone(), e.to_string()))),
+            Err(e) => results.iter_mut().for_each(|r| r.failed.push((plugin.name.clone(), e.to_string()))),
         }
     }
     for r in &mut results {
@@ -85,12 +78,7 @@ fn plugin_verdict(m: &crate::plugins::Manifest, v: Verdict) -> PluginVerdict {
         hits: v
             .hits
             .into_iter()
-            .map(|h| Hit {
-                rule: h.rule,
-                weight: h.weight,
-                category: h.category.map(|c| c.as_str()),
-                detail: h.detail,
-            })
+            .map(|h| Hit { rule: h.rule, weight: h.weight, category: h.category.map(|c| c.as_str()), detail: h.detail })
             .collect(),
     }
 }

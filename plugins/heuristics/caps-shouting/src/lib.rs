@@ -29,10 +29,7 @@ impl Heuristic for CapsShouting {
             rule: "caps-shouting".into(),
             weight,
             category: Some(Category::Toxic),
-            detail: Some(format!(
-                "{:.0}% of {letters} letters uppercase",
-                ratio * 100.0
-            )),
+            detail: Some(format!("{:.0}% of {letters} letters uppercase", ratio * 100.0)),
         }])
     }
 }

@@ -11,12 +11,7 @@ impl Heuristic for Rule {
     }
 
     fn score(&self, event: &Event) -> Verdict {
-        Verdict::from_hits(
-            self.0
-                .hit(&text::words(&event.content))
-                .into_iter()
-                .collect(),
-        )
+        Verdict::from_hits(self.0.hit(&text::words(&event.content)).into_iter().collect())
     }
 }
 
@@ -30,18 +25,12 @@ mod tests {
     #[test]
     fn fires_on_listed_terms_only() {
         let h = Harness::<Rule>::heuristic_from_manifest(include_str!("../plugin.toml"));
-        for text in [
-            "go back to your country you wetback",
-            "those people are subhuman vermin",
-        ] {
+        for text in ["go back to your country you wetback", "those people are subhuman vermin"] {
             let v = h.score_text(text);
             assert_eq!(v.category, Some(Category::HateSpeech), "{text}: {v:?}");
             assert!(v.score >= 0.8, "{text}: {v:?}");
         }
-        for text in [
-            "the pest control got rid of the vermin",
-            "back to the country house",
-        ] {
+        for text in ["the pest control got rid of the vermin", "back to the country house"] {
             assert_eq!(h.score_text(text).score, 0.0, "{text}");
         }
     }

@@ -22,19 +22,13 @@ impl Heuristic for MentionFlood {
         // Grows with how far past the limit the message goes, up to 1.5× the base weight.
         let flood = |rule: &str, n: usize, max: usize, what: &str| RuleHit {
             rule: rule.into(),
-            weight: (self.weight * (1.0 + (n - max) as f32 / (2 * max.max(1)) as f32))
-                .min(self.weight * 1.5),
+            weight: (self.weight * (1.0 + (n - max) as f32 / (2 * max.max(1)) as f32)).min(self.weight * 1.5),
             category: Some(Category::Spam),
             detail: Some(format!("{n} {what} (limit {max})")),
         };
         let mentions = text::mentions(&event.content).len();
         if mentions > self.max_mentions {
-            hits.push(flood(
-                "mention-flood/mentions",
-                mentions,
-                self.max_mentions,
-                "mentions",
-            ));
+            hits.push(flood("mention-flood/mentions", mentions, self.max_mentions, "mentions"));
         }
         let emoji = text::emoji_count(&event.content);
         if emoji > self.max_emoji {

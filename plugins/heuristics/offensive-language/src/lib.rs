@@ -7,17 +7,11 @@ pub struct OffensiveLanguage(KeywordRule);
 
 impl Heuristic for OffensiveLanguage {
     fn new(settings: &Settings) -> Result<Self, String> {
-        KeywordRule::from_settings("offensive-language", settings, Category::Toxic, &[], 0.55)
-            .map(Self)
+        KeywordRule::from_settings("offensive-language", settings, Category::Toxic, &[], 0.55).map(Self)
     }
 
     fn score(&self, event: &Event) -> Verdict {
-        Verdict::from_hits(
-            self.0
-                .hit(&text::words(&event.content))
-                .into_iter()
-                .collect(),
-        )
+        Verdict::from_hits(self.0.hit(&text::words(&event.content)).into_iter().collect())
     }
 }
 
@@ -43,12 +37,7 @@ mod tests {
 
     #[test]
     fn clean_and_embedded_words_do_not_fire() {
-        assert_eq!(
-            rule()
-                .score_text("a classic assessment of Scunthorpe")
-                .score,
-            0.0
-        );
+        assert_eq!(rule().score_text("a classic assessment of Scunthorpe").score, 0.0);
         assert_eq!(rule().score_text("thanks, see you tomorrow").hits.len(), 0);
     }
 }

@@ -17,9 +17,8 @@ impl Heuristic for RepeatedCharacters {
 
     fn score(&self, event: &Event) -> Verdict {
         // Punctuation runs belong to repeated-punctuation; digits (amounts, codes) are not stretching.
-        let run = text::longest_run(&event.content, |c| {
-            !c.is_whitespace() && !c.is_ascii_digit() && !"!?.".contains(c)
-        });
+        let run =
+            text::longest_run(&event.content, |c| !c.is_whitespace() && !c.is_ascii_digit() && !"!?.".contains(c));
         match run {
             Some((c, n)) if n >= self.min_run => {
                 let extra = (n - self.min_run) as f32 / (2 * self.min_run) as f32;
@@ -44,8 +43,7 @@ mod tests {
 
     #[test]
     fn stretched_words_fire_numbers_do_not() {
-        let h =
-            Harness::<RepeatedCharacters>::heuristic_from_manifest(include_str!("../plugin.toml"));
+        let h = Harness::<RepeatedCharacters>::heuristic_from_manifest(include_str!("../plugin.toml"));
         assert!(h.score_text("heyyyyyyyy").score > 0.0);
         assert_eq!(h.score_text("balloon bookkeeper").score, 0.0);
         assert_eq!(h.score_text("order 1000000 ok").score, 0.0);

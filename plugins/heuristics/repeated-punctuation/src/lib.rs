@@ -14,8 +14,7 @@ impl Heuristic for RepeatedPunctuation {
         Ok(RepeatedPunctuation {
             min_run: settings.usize_or("min_run", 4)?.max(2),
             max_weight: settings.f32_or("max_weight", 0.35)?,
-            category: Category::parse(&category)
-                .ok_or(format!("setting `category`: unknown `{category}`"))?,
+            category: Category::parse(&category).ok_or(format!("setting `category`: unknown `{category}`"))?,
         })
     }
 
@@ -44,14 +43,10 @@ mod tests {
 
     #[test]
     fn long_runs_fire_and_grow() {
-        let h =
-            Harness::<RepeatedPunctuation>::heuristic_from_manifest(include_str!("../plugin.toml"));
+        let h = Harness::<RepeatedPunctuation>::heuristic_from_manifest(include_str!("../plugin.toml"));
         assert_eq!(h.score_text("really?! ok...").score, 0.0);
         let four = h.score_text("WIN NOW!!!!");
         let many = h.score_text("WIN NOW!!!!!!!!!!!!");
-        assert!(
-            four.score > 0.0 && many.score > four.score,
-            "{four:?} {many:?}"
-        );
+        assert!(four.score > 0.0 && many.score > four.score, "{four:?} {many:?}");
     }
 }

@@ -11,12 +11,7 @@ impl Heuristic for Rule {
     }
 
     fn score(&self, event: &Event) -> Verdict {
-        Verdict::from_hits(
-            self.0
-                .hit(&text::words(&event.content))
-                .into_iter()
-                .collect(),
-        )
+        Verdict::from_hits(self.0.hit(&text::words(&event.content)).into_iter().collect())
     }
 }
 
@@ -30,11 +25,7 @@ mod tests {
     #[test]
     fn fires_on_listed_terms_only() {
         let h = Harness::<Rule>::heuristic_from_manifest(include_str!("../plugin.toml"));
-        for text in [
-            "send nudes",
-            "want to see my dick pic?",
-            "hot singles in your area, xxx",
-        ] {
+        for text in ["send nudes", "want to see my dick pic?", "hot singles in your area, xxx"] {
             let v = h.score_text(text);
             assert_eq!(v.category, Some(Category::Sexual), "{text}: {v:?}");
             assert!(v.score >= 0.6, "{text}: {v:?}");

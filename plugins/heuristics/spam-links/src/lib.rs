@@ -16,11 +16,7 @@ impl Heuristic for SpamLinks {
     fn new(settings: &Settings) -> Result<Self, String> {
         let raw_phrases = settings.list("phrases");
         Ok(SpamLinks {
-            shorteners: settings
-                .list("shorteners")
-                .into_iter()
-                .map(|s| s.to_ascii_lowercase())
-                .collect(),
+            shorteners: settings.list("shorteners").into_iter().map(|s| s.to_ascii_lowercase()).collect(),
             phrases: KeywordSet::new(&raw_phrases),
             // Phrases with symbols (`£1000`, `18+`) are matched on the raw lowercase text too.
             raw_phrases: raw_phrases
@@ -43,41 +39,21 @@ impl Heuristic for SpamLinks {
             detail: Some(detail),
         };
         let urls = text::urls(&event.content);
-        let short: Vec<String> = urls
-            .iter()
-            .map(|u| text::url_host(u))
-            .filter(|h| self.shorteners.contains(h))
-            .collect();
+        let short: Vec<String> =
+            urls.iter().map(|u| text::url_host(u)).filter(|h| self.shorteners.contains(h)).collect();
         if !short.is_empty() {
-            hits.push(hit(
-                "spam-links/shortener",
-                self.shortener_weight,
-                format!("shortened link via {}", short[0]),
-            ));
+            hits.push(hit("spam-links/shortener", self.shortener_weight, format!("shortened link via {}", short[0])));
         } else if !urls.is_empty() {
-            hits.push(hit(
-                "spam-links/link",
-                self.link_weight,
-                format!("{} link(s)", urls.len()),
-            ));
+            hits.push(hit("spam-links/link", self.link_weight, format!("{} link(s)", urls.len())));
         }
         let mut phrases = self.phrases.find(&text::words(&event.content));
         let lower = event.content.to_lowercase();
-        phrases.extend(
-            self.raw_phrases
-                .iter()
-                .filter(|p| lower.contains(p.as_str()))
-                .cloned(),
-        );
+        phrases.extend(self.raw_phrases.iter().filter(|p| lower.contains(p.as_str())).cloned());
         phrases.sort();
         phrases.dedup();
         if !phrases.is_empty() {
             let weight = (self.phrase_weight + 0.1 * (phrases.len() - 1) as f32).min(0.95);
-            hits.push(hit(
-                "spam-links/phrase",
-                weight,
-                format!("matched: {}", phrases.join(", ")),
-            ));
+            hits.push(hit("spam-links/phrase", weight, format!("matched: {}", phrases.join(", "))));
         }
         Verdict::from_hits(hits)
     }
@@ -96,9 +72,7 @@ mod tests {
 
     #[test]
     fn scam_with_shortener_scores_high() {
-        let v = rule().score_text(
-            "WINNER!! You have won a £1000 cash prize. Claim your prize at bit.ly/abc now",
-        );
+        let v = rule().score_text("WINNER!! You have won a £1000 cash prize. Claim your prize at bit.ly/abc now");
         assert_eq!(v.category, Some(Category::Spam));
         assert!(v.score >= 0.8, "{v:?}");
     }

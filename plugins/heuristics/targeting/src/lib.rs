@@ -13,10 +13,7 @@ pub struct Targeting {
 
 impl Heuristic for Targeting {
     fn new(settings: &Settings) -> Result<Self, String> {
-        let (targets, insults) = (
-            KeywordSet::new(settings.list("targets")),
-            KeywordSet::new(settings.list("insults")),
-        );
+        let (targets, insults) = (KeywordSet::new(settings.list("targets")), KeywordSet::new(settings.list("insults")));
         if targets.is_empty() || insults.is_empty() {
             return Err("settings `targets` and `insults` must both list words".into());
         }
@@ -34,32 +31,17 @@ impl Heuristic for Targeting {
         // The insult must start within `window` words after a target marker.
         let mut hit = None;
         for start in 0..words.len() {
-            let Some(target) = self
-                .targets
-                .find_in(&words, start, start + 1)
-                .into_iter()
-                .next()
-            else {
+            let Some(target) = self.targets.find_in(&words, start, start + 1).into_iter().next() else {
                 continue;
             };
             let window_end = start + 2 + self.window;
-            if let Some(insult) = self
-                .insults
-                .find_in(&words, start + 1, window_end)
-                .into_iter()
-                .next()
-            {
+            if let Some(insult) = self.insults.find_in(&words, start + 1, window_end).into_iter().next() {
                 hit = Some(format!("\"{target}\" … \"{insult}\""));
                 break;
             }
         }
         if hit.is_none() && mentioned {
-            hit = self
-                .insults
-                .find(&words)
-                .into_iter()
-                .next()
-                .map(|i| format!("@mention … \"{i}\""));
+            hit = self.insults.find(&words).into_iter().next().map(|i| format!("@mention … \"{i}\""));
         }
         let Some(detail) = hit else {
             return Verdict::clean();
@@ -86,18 +68,9 @@ mod tests {
 
     #[test]
     fn insults_at_a_person_fire() {
-        for text in [
-            "you are such a pathetic loser",
-            "ur so stupid",
-            "@dave is a total clown",
-            "You're an 1d10t",
-        ] {
+        for text in ["you are such a pathetic loser", "ur so stupid", "@dave is a total clown", "You're an 1d10t"] {
             let v = rule().score_text(text);
-            assert_eq!(
-                v.category,
-                Some(Category::TargetedHarassment),
-                "{text}: {v:?}"
-            );
+            assert_eq!(v.category, Some(Category::TargetedHarassment), "{text}: {v:?}");
         }
     }
 

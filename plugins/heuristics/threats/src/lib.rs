@@ -11,12 +11,7 @@ impl Heuristic for Rule {
     }
 
     fn score(&self, event: &Event) -> Verdict {
-        Verdict::from_hits(
-            self.0
-                .hit(&text::words(&event.content))
-                .into_iter()
-                .collect(),
-        )
+        Verdict::from_hits(self.0.hit(&text::words(&event.content)).into_iter().collect())
     }
 }
 
@@ -30,12 +25,7 @@ mod tests {
     #[test]
     fn fires_on_listed_terms_only() {
         let h = Harness::<Rule>::heuristic_from_manifest(include_str!("../plugin.toml"));
-        for text in [
-            "I will kill you",
-            "im gonna b3at you up",
-            "KYS loser",
-            "you will die tonight",
-        ] {
+        for text in ["I will kill you", "im gonna b3at you up", "KYS loser", "you will die tonight"] {
             let v = h.score_text(text);
             assert_eq!(v.category, Some(Category::Violence), "{text}: {v:?}");
             assert!(v.score >= 0.7, "{text}: {v:?}");

@@ -24,15 +24,8 @@ impl Heuristic for Hostile {
             "panic" => panic!("hostile plugin panicked on purpose"),
             "alloc" => {
                 let big = vec![1u8; 1 << 30];
-                let sum = std::hint::black_box(&big)
-                    .iter()
-                    .step_by(4096)
-                    .map(|b| u64::from(*b))
-                    .sum::<u64>();
-                Verdict {
-                    score: (sum % 2) as f32,
-                    ..Verdict::default()
-                }
+                let sum = std::hint::black_box(&big).iter().step_by(4096).map(|b| u64::from(*b)).sum::<u64>();
+                Verdict { score: (sum % 2) as f32, ..Verdict::default() }
             }
             _ => Verdict::from_hits(vec![RuleHit {
                 rule: "hostile/ok".into(),

@@ -32,11 +32,7 @@ impl Validator for Policy {
         if let Some(author) = &e.author_id {
             self.check_id("author_id", author, &mut out);
         } else if self.require_author {
-            out.push(Violation::new(
-                "author_id",
-                "required",
-                "author_id is required",
-            ));
+            out.push(Violation::new("author_id", "required", "author_id is required"));
         }
         if let Some(channel) = &e.channel_id {
             self.check_id("channel_id", channel, &mut out);
@@ -66,23 +62,13 @@ impl Validator for Policy {
 impl Policy {
     fn check_id(&self, field: &str, value: &str, out: &mut Vec<Violation>) {
         if value.is_empty() {
-            out.push(Violation::new(
-                field,
-                "required",
-                format!("{field} is required"),
-            ));
-        } else if value.len() > self.max_id
-            || !value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-.:@".contains(c))
+            out.push(Violation::new(field, "required", format!("{field} is required")));
+        } else if value.len() > self.max_id || !value.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:@".contains(c))
         {
             out.push(Violation::new(
                 field,
                 "invalid_format",
-                format!(
-                    "{field} must be 1–{} characters of letters, digits and _ - . : @",
-                    self.max_id
-                ),
+                format!("{field} must be 1–{} characters of letters, digits and _ - . : @", self.max_id),
             ));
         }
     }
@@ -90,11 +76,7 @@ impl Policy {
 
 fn whitelist(field: &str, value: &str, allowed: &[String], out: &mut Vec<Violation>) {
     if value.is_empty() {
-        out.push(Violation::new(
-            field,
-            "required",
-            format!("{field} is required"),
-        ));
+        out.push(Violation::new(field, "required", format!("{field} is required")));
     } else if !allowed.is_empty() && !allowed.iter().any(|a| a == value) {
         out.push(Violation::new(
             field,
@@ -119,11 +101,7 @@ mod tests {
                 include_str!("../plugin.toml").replace("require_author = false", "")
             )),
         };
-        h.validate(std::slice::from_ref(e))
-            .remove(0)
-            .into_iter()
-            .map(|v| (v.field, v.code))
-            .collect()
+        h.validate(std::slice::from_ref(e)).remove(0).into_iter().map(|v| (v.field, v.code)).collect()
     }
 
     #[test]
@@ -144,14 +122,8 @@ mod tests {
             ("event_id", "invalid_format"),
             ("author_id", "required"),
         ] {
-            assert!(
-                got.contains(&(want.0.into(), want.1.into())),
-                "missing {want:?} in {got:?}"
-            );
+            assert!(got.contains(&(want.0.into(), want.1.into())), "missing {want:?} in {got:?}");
         }
-        assert_eq!(
-            codes(&Event::message("   "), None),
-            [("content".to_string(), "required".to_string())]
-        );
+        assert_eq!(codes(&Event::message("   "), None), [("content".to_string(), "required".to_string())]);
     }
 }

@@ -1,0 +1,330 @@
+//! The ingest JSON shape (the seed's), native schema checks and normalisation
+//! into [`Event`]. Policy (whitelists, ID formats) is the validator plugins' job;
+//! this module checks only what must hold for any event: types, required fields,
+//! sizes. Problems are reported per field with a machine-readable code.
+
+use crate::event::Event;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// One incoming event, as clients send it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncomingEvent {
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    pub platform: Option<String>,
+    pub user_id: Option<String>,
+    pub author_id: Option<String>,
+    pub channel_id: Option<String>,
+    pub content: Option<String>,
+    pub metadata: Option<Map<String, Value>>,
+    /// RFC 3339 text, or a Unix time in seconds or milliseconds.
+    pub timestamp: Option<Value>,
+}
+
+/// A problem with one field (also the shape of plugin violations in answers).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, code: &str, message: impl Into<String>) -> Self {
+        FieldError { field: field.into(), code: code.into(), message: message.into() }
+    }
+}
+
+/// Limits for the native checks (from config).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub min_content_length: usize,
+    pub max_content_length: usize,
+    pub require_author: bool,
+}
+
+const MAX_ID_BYTES: usize = 256;
+const MAX_METADATA_KEYS: usize = 64;
+const MAX_METADATA_BYTES: usize = 8192;
+
+/// Why a body could not be read as an event.
+#[derive(Debug)]
+pub enum ParseError {
+    /// Not JSON at all (400), with where it broke.
+    Malformed { line: usize, column: usize, message: String },
+    /// JSON, but a field has the wrong type or is unknown (422).
+    Field(FieldError),
+}
+
+/// Parse JSON text as `T`; syntax errors say where, type errors name the field.
+pub fn parse_as<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, ParseError> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let value: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    if value.is_ok()
+        && let Err(e) = de.end()
+    {
+        return Err(ParseError::Malformed { line: e.line(), column: e.column(), message: e.to_string() });
+    }
+    value.map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        if matches!(inner.classify(), serde_json::error::Category::Syntax | serde_json::error::Category::Eof) {
+            return ParseError::Malformed { line: inner.line(), column: inner.column(), message };
+        }
+        if message.starts_with("unknown field") {
+            let field = message.split('`').nth(1).unwrap_or("?").to_string();
+            ParseError::Field(FieldError { field, code: "unknown_field".into(), message })
+        } else if message.starts_with("missing field") {
+            let field = message.split('`').nth(1).unwrap_or("?").to_string();
+            ParseError::Field(FieldError { field, code: "required".into(), message })
+        } else {
+            let field = if path == "." { "event".into() } else { path };
+            ParseError::Field(FieldError { field, code: "invalid_type".into(), message })
+        }
+    })
+}
+
+/// Parse one event's JSON.
+pub fn parse(json: &[u8]) -> Result<IncomingEvent, ParseError> {
+    parse_as(json)
+}
+
+/// Native checks and normalisation. `now_ms` stands in for a missing timestamp.
+pub fn normalize(e: IncomingEvent, limits: &Limits, now_ms: u64) -> Result<Event, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let required = |field: &str, v: Option<String>, errors: &mut Vec<FieldError>| -> String {
+        match v {
+            Some(s) if !s.trim().is_empty() => {
+                if field != "content" && s.len() > MAX_ID_BYTES {
+                    errors.push(FieldError::new(
+                        field,
+                        "too_long",
+                        format!("{field} is longer than {MAX_ID_BYTES} bytes"),
+                    ));
+                }
+                s
+            }
+            _ => {
+                errors.push(FieldError::new(field, "required", format!("{field} is required")));
+                String::new()
+            }
+        }
+    };
+    let event_id = required("event_id", e.event_id, &mut errors);
+    let event_type = required("event_type", e.event_type, &mut errors);
+    let platform = required("platform", e.platform, &mut errors);
+    let user_id = required("user_id", e.user_id, &mut errors);
+    let content = required("content", e.content, &mut errors);
+    let chars = content.chars().count();
+    if !content.trim().is_empty() {
+        if chars < limits.min_content_length {
+            errors.push(FieldError::new(
+                "content",
+                "too_short",
+                format!("content has {chars} characters, minimum {}", limits.min_content_length),
+            ));
+        } else if chars > limits.max_content_length {
+            errors.push(FieldError::new(
+                "content",
+                "too_long",
+                format!("content has {chars} characters, maximum {}", limits.max_content_length),
+            ));
+        }
+    }
+    let author_id = e.author_id.filter(|a| !a.trim().is_empty());
+    if author_id.is_none() && limits.require_author {
+        errors.push(FieldError::new("author_id", "required", "author_id is required (REQUIRE_AUTHOR)"));
+    }
+    for (field, v) in [("author_id", &author_id), ("channel_id", &e.channel_id)] {
+        if v.as_ref().is_some_and(|s| s.len() > MAX_ID_BYTES) {
+            errors.push(FieldError::new(field, "too_long", format!("{field} is longer than {MAX_ID_BYTES} bytes")));
+        }
+    }
+    let metadata = match e.metadata {
+        None => Vec::new(),
+        Some(map) => {
+            if map.len() > MAX_METADATA_KEYS {
+                errors.push(FieldError::new(
+                    "metadata",
+                    "too_large",
+                    format!("metadata has more than {MAX_METADATA_KEYS} keys"),
+                ));
+            }
+            let flat: Vec<(String, String)> = map
+                .into_iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => (k, s),
+                    other => (k, other.to_string()),
+                })
+                .collect();
+            if flat.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() > MAX_METADATA_BYTES {
+                errors.push(FieldError::new(
+                    "metadata",
+                    "too_large",
+                    format!("metadata is larger than {MAX_METADATA_BYTES} bytes"),
+                ));
+            }
+            flat
+        }
+    };
+    let timestamp_ms = match e.timestamp {
+        None | Some(Value::Null) => now_ms,
+        Some(v) => match timestamp_ms(&v) {
+            Some(ms) => ms,
+            None => {
+                errors.push(FieldError::new(
+                    "timestamp",
+                    "invalid_format",
+                    "timestamp must be RFC 3339 (2026-01-31T12:00:00Z) or Unix seconds/milliseconds",
+                ));
+                0
+            }
+        },
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Event {
+        event_id,
+        event_type,
+        platform,
+        user_id,
+        author_id,
+        channel_id: e.channel_id,
+        content,
+        timestamp_ms,
+        metadata,
+    })
+}
+
+/// The dedup hash of an event (hex SHA-256 over content, author and platform — the seed's rule).
+pub fn dedup_key(e: &Event) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(e.content.as_bytes());
+    h.update([0x1f]);
+    h.update(e.author_id.as_deref().unwrap_or("").as_bytes());
+    h.update([0x1f]);
+    h.update(e.platform.as_bytes());
+    hex::encode(h.finalize())
+}
+
+fn timestamp_ms(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => {
+            let x = n.as_f64()?;
+            if !(0.0..4e12).contains(&x) {
+                return None;
+            }
+            // Below 1e11 it is seconds (that is before 1973 in milliseconds).
+            Some(if x < 1e11 { (x * 1000.0) as u64 } else { x as u64 })
+        }
+        Value::String(s) => parse_rfc3339(s),
+        _ => None,
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM]` to Unix milliseconds.
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (y, mo, d, h, mi, sec) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut millis = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let first3 = format!("{:0<3}", &frac[..digits.min(3)]);
+        millis = first3.parse().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset_min = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && matches!(&rest[..1], "+" | "-") && &rest[3..4] == ":" => {
+            let sign = if rest.starts_with('-') { -1 } else { 1 };
+            sign * (rest[1..3].parse::<i64>().ok()? * 60 + rest[4..6].parse::<i64>().ok()?)
+        }
+        _ => return None,
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y2, m2) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * m2 + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+    u64::try_from(secs * 1000 + millis).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits { min_content_length: 1, max_content_length: 10, require_author: false }
+    }
+
+    #[test]
+    fn rfc3339_and_unix_times() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2026-11-29T09:11:35.250Z"), Some(1_795_943_495_250));
+        assert_eq!(parse_rfc3339("2026-11-29T10:11:35+01:00"), Some(1_795_943_495_000));
+        assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
+        assert_eq!(timestamp_ms(&serde_json::json!(1_795_943_495)), Some(1_795_943_495_000));
+        assert_eq!(timestamp_ms(&serde_json::json!(1_795_943_495_250u64)), Some(1_795_943_495_250));
+    }
+
+    #[test]
+    fn type_errors_and_unknown_fields_name_the_field() {
+        let field = |json: &str| match parse(json.as_bytes()) {
+            Err(ParseError::Field(f)) => (f.field, f.code),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field(r#"{"event_id": 5}"#), ("event_id".into(), "invalid_type".into()));
+        assert_eq!(field(r#"{"contnet": "x"}"#), ("contnet".into(), "unknown_field".into()));
+        assert_eq!(field(r#"[1]"#).1, "invalid_type");
+        let Err(ParseError::Malformed { line, column, .. }) = parse(b"{\n \"event_id\": ,}") else { panic!() };
+        assert_eq!((line, column), (2, 14));
+    }
+
+    #[test]
+    fn missing_and_oversized_fields_are_all_reported() {
+        let e = parse(br#"{"event_id": "e1", "content": "far too long text", "metadata": {"n": 1}}"#).unwrap();
+        let errs = normalize(e, &limits(), 7).unwrap_err();
+        let got: Vec<(&str, &str)> = errs.iter().map(|e| (e.field.as_str(), e.code.as_str())).collect();
+        assert_eq!(
+            got,
+            [("event_type", "required"), ("platform", "required"), ("user_id", "required"), ("content", "too_long")]
+        );
+    }
+
+    #[test]
+    fn a_good_event_normalises_and_dedup_ignores_ids() {
+        let json = r#"{"event_id":"e1","event_type":"message","platform":"web","user_id":"u","author_id":"a","content":"hi","metadata":{"n":1,"s":"x"}}"#;
+        let a = normalize(parse(json.as_bytes()).unwrap(), &limits(), 7).unwrap();
+        assert_eq!(a.timestamp_ms, 7);
+        assert_eq!(a.metadata, [("n".to_string(), "1".to_string()), ("s".to_string(), "x".to_string())]);
+        let b = normalize(parse(json.replace("\"e1\"", "\"e2\"").as_bytes()).unwrap(), &limits(), 8).unwrap();
+        assert_eq!(dedup_key(&a), dedup_key(&b));
+        let c = normalize(parse(json.replace("\"web\"", "\"slack\"").as_bytes()).unwrap(), &limits(), 8).unwrap();
+        assert_ne!(dedup_key(&a), dedup_key(&c));
+    }
+}

@@ -1,0 +1,81 @@
+//! The backlog of `events:raw` and whether Redis answers, refreshed in the
+//! background (not per request). Backlog = the screening group's lag (entries not
+//! yet delivered) plus its pending entries (delivered, not acknowledged); where no
+//! group exists yet, the stream's length.
+
+use super::SCREENING_GROUP;
+use redis::aio::ConnectionManager;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+pub struct Depth {
+    stream: String,
+    backlog: AtomicU64,
+    redis_ok: AtomicBool,
+}
+
+impl Depth {
+    /// Watch the backlog of `stream`.
+    pub fn new(stream: &str) -> Arc<Self> {
+        Arc::new(Depth { stream: stream.into(), backlog: AtomicU64::new(0), redis_ok: AtomicBool::new(false) })
+    }
+
+    pub fn backlog(&self) -> u64 {
+        self.backlog.load(Ordering::Relaxed)
+    }
+
+    pub fn redis_ok(&self) -> bool {
+        self.redis_ok.load(Ordering::Relaxed)
+    }
+
+    /// Refresh now (also what the background task runs).
+    pub async fn refresh(&self, conn: &mut ConnectionManager) {
+        match backlog(conn, &self.stream).await {
+            Ok(n) => {
+                self.backlog.store(n, Ordering::Relaxed);
+                self.redis_ok.store(true, Ordering::Relaxed);
+            }
+            Err(e) => {
+                if self.redis_ok.swap(false, Ordering::Relaxed) {
+                    tracing::error!(error = %e, "Redis unreachable");
+                }
+            }
+        }
+    }
+
+    /// Refresh every `every` on the current runtime.
+    pub fn watch(self: &Arc<Self>, mut conn: ConnectionManager, every: Duration) {
+        let depth = self.clone();
+        tokio::spawn(async move {
+            loop {
+                depth.refresh(&mut conn).await;
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+}
+
+async fn backlog(conn: &mut ConnectionManager, stream: &str) -> redis::RedisResult<u64> {
+    let groups: redis::Value = redis::cmd("XINFO").arg("GROUPS").arg(stream).query_async(conn).await.or_else(|e| {
+        // No stream yet: nothing is waiting.
+        if e.to_string().contains("no such key") { Ok(redis::Value::Array(Vec::new())) } else { Err(e) }
+    })?;
+    if let redis::Value::Array(groups) = groups {
+        for g in groups {
+            let fields: std::collections::HashMap<String, redis::Value> = redis::from_redis_value(g)?;
+            let name: Option<String> = fields.get("name").and_then(|v| redis::from_redis_value(v.clone()).ok());
+            if name.as_deref() == Some(SCREENING_GROUP) {
+                let num = |k: &str| fields.get(k).and_then(|v| redis::from_redis_value::<u64>(v.clone()).ok());
+                let pending = num("pending").unwrap_or(0);
+                // `lag` is nil when Redis cannot tell (after deletions): fall back to the length.
+                let lag = match num("lag") {
+                    Some(lag) => lag,
+                    None => redis::cmd("XLEN").arg(stream).query_async::<u64>(conn).await?.saturating_sub(pending),
+                };
+                return Ok(lag + pending);
+            }
+        }
+    }
+    redis::cmd("XLEN").arg(stream).query_async(conn).await
+}

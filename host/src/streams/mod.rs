@@ -1,0 +1,85 @@
+//! Redis Streams, the durable log between the services: stream and group names,
+//! connecting (a `ConnectionManager` that reconnects by itself, with bounded
+//! timeouts so a dead Redis answers errors, not hangs), the ingest producer
+//! (`producer`) and the backlog monitor (`depth`). No HTTP here.
+
+pub mod depth;
+pub mod producer;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::time::Duration;
+
+/// The consumer group screening reads `events:raw` with.
+pub const SCREENING_GROUP: &str = "screening";
+
+/// Every Redis key Palisade writes, under an optional prefix (`REDIS_KEY_PREFIX`),
+/// so several deployments — or test runs — can share one Redis.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    /// Raw events, as ingestion accepted them (`events:raw`).
+    pub raw: String,
+    /// High-risk predictions for the reasoning service (`events:reasoning_queue`).
+    pub reasoning: String,
+    /// Low-risk predictions (`events:low_risk`).
+    pub low_risk: String,
+    /// Entries that could not be screened after `MAX_DELIVERIES` (`events:dead_letter`).
+    pub dead_letter: String,
+    /// Prefix of dedup keys (`dedup:<sha256>`).
+    pub dedup: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Keys {
+            raw: format!("{prefix}events:raw"),
+            reasoning: format!("{prefix}events:reasoning_queue"),
+            low_risk: format!("{prefix}events:low_risk"),
+            dead_letter: format!("{prefix}events:dead_letter"),
+            dedup: format!("{prefix}dedup:"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StreamError {
+    #[error("Redis is unavailable: {0}")]
+    Unavailable(String),
+    #[error("Redis answered something unexpected: {0}")]
+    Protocol(String),
+}
+
+impl From<redis::RedisError> for StreamError {
+    fn from(e: redis::RedisError) -> Self {
+        if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal() {
+            StreamError::Unavailable(e.to_string())
+        } else {
+            StreamError::Protocol(e.to_string())
+        }
+    }
+}
+
+/// Connect, retrying for up to `wait` (Redis may still be starting).
+pub async fn connect_with_retry(url: &str, wait: Duration) -> Result<ConnectionManager, StreamError> {
+    let started = std::time::Instant::now();
+    loop {
+        match connect(url).await {
+            Ok(c) => return Ok(c),
+            Err(e) if started.elapsed() >= wait => {
+                return Err(StreamError::Unavailable(format!("{url} did not answer within {wait:?}: {e}")));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// A self-reconnecting connection. Fails fast (≤ 1 s) while Redis is down and
+/// recovers without a restart once it is back.
+pub async fn connect(url: &str) -> Result<ConnectionManager, StreamError> {
+    let client = redis::Client::open(url).map_err(|e| StreamError::Unavailable(format!("bad REDIS_URL: {e}")))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_millis(500)))
+        .set_response_timeout(Some(Duration::from_secs(1)))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500));
+    Ok(ConnectionManager::new_with_config(client, config).await?)
+}
