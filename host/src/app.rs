@@ -8,6 +8,9 @@ use crate::ingest::schema::Limits;
 use crate::ingest::{self, Ingest};
 use crate::plugins::watcher::{DirWatcher, watch};
 use crate::plugins::{PluginHost, PluginMetrics, Runtime};
+use crate::screening::consumer::Consumer;
+use crate::screening::predict::Weights;
+use crate::screening::{self, ScreenApi, ScreenMetrics, Screener};
 use crate::streams::depth::Depth;
 use crate::streams::producer::Producer;
 use crate::streams::{self, Keys};
@@ -16,6 +19,7 @@ use axum::Router;
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// The parts every service shares within one process.
 pub struct Core {
@@ -73,11 +77,7 @@ impl Core {
             depth: depth.clone(),
             metrics: IngestMetrics::register(&self.registry, http.clone())?,
             plugins: self.plugins.clone(),
-            limits: Limits {
-                min_content_length: c.min_content_length,
-                max_content_length: c.max_content_length,
-                require_author: c.require_author,
-            },
+            limits: self.limits(),
             api_keys: Arc::new(c.api_keys.clone()),
             max_batch_events: c.max_batch_events,
             max_body_bytes: c.max_body_bytes,
@@ -90,10 +90,51 @@ impl Core {
             .layer(axum::middleware::from_fn_with_state(http, request_context)))
     }
 
-    /// The screening service (`:8002`): common and admin routes so far.
-    pub fn screen_app(&self) -> anyhow::Result<Router> {
+    /// The screening service (`:8002`): the `events:raw` consumer (started here,
+    /// stopped when `shutdown` turns true), the synchronous screening routes, common
+    /// and admin routes. Must run inside a Tokio runtime.
+    pub async fn screen_app(&self, conn: ConnectionManager, shutdown: watch::Receiver<bool>) -> anyhow::Result<Router> {
+        // The consumer's blocking reads get a connection of their own: a blocked
+        // connection holds every command queued behind it.
+        let consumer_conn = streams::connect(&self.config.redis_url).await?;
+        let c = &self.config;
         let http = HttpMetrics::register(&self.registry, "screen")?;
-        Ok(common_routes(self.state("screen", None)).layer(axum::middleware::from_fn_with_state(http, request_context)))
+        let screener = Arc::new(Screener {
+            plugins: self.plugins.clone(),
+            weights: Weights { rules: c.rule_weight, embedding: c.embedding_weight, threshold: c.screening_threshold },
+            metrics: ScreenMetrics::register(&self.registry)?,
+        });
+        let depth = Depth::new(&self.keys.raw);
+        depth.refresh(&mut conn.clone()).await;
+        depth.watch(conn.clone(), Duration::from_millis(500));
+        let consumer = Consumer {
+            conn: consumer_conn,
+            keys: self.keys.clone(),
+            name: c.consumer_name.clone(),
+            screener: screener.clone(),
+            batch_size: c.batch_size,
+            max_deliveries: c.max_deliveries,
+            claim_idle: Duration::from_millis(c.claim_idle_ms),
+        };
+        tokio::spawn(consumer.run(shutdown));
+        let api = Arc::new(ScreenApi {
+            screener,
+            api_keys: Arc::new(c.api_keys.clone()),
+            limits: self.limits(),
+            max_body_bytes: c.max_body_bytes,
+            max_batch_events: c.max_batch_events,
+        });
+        Ok(common_routes(self.state("screen", Some(depth)))
+            .merge(screening::routes(api))
+            .layer(axum::middleware::from_fn_with_state(http, request_context)))
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            min_content_length: self.config.min_content_length,
+            max_content_length: self.config.max_content_length,
+            require_author: self.config.require_author,
+        }
     }
 }
 
@@ -107,30 +148,37 @@ pub enum Services {
 
 /// Serve until Ctrl-C or SIGTERM.
 pub async fn serve(core: Core, which: Services) -> anyhow::Result<()> {
+    let conn = streams::connect_with_retry(&core.config.redis_url, Duration::from_secs(10))
+        .await
+        .with_context(|| format!("REDIS_URL {}", core.config.redis_url))?;
+    let (stop, stopped) = watch::channel(false);
     let mut apps = Vec::new();
     if which != Services::Screen {
-        let conn = streams::connect_with_retry(&core.config.redis_url, Duration::from_secs(10))
-            .await
-            .with_context(|| format!("REDIS_URL {}", core.config.redis_url))?;
-        apps.push(("ingest", core.config.ingest_addr, core.ingest_app(conn).await?));
+        apps.push(("ingest", core.config.ingest_addr, core.ingest_app(conn.clone()).await?));
     }
     if which != Services::Ingest {
-        apps.push(("screen", core.config.screening_addr, core.screen_app()?));
+        apps.push(("screen", core.config.screening_addr, core.screen_app(conn, stopped.clone()).await?));
     }
     let mut tasks = Vec::new();
     for (name, addr, app) in apps {
         let listener =
             tokio::net::TcpListener::bind(addr).await.with_context(|| format!("{name}: cannot listen on {addr}"))?;
         tracing::info!(service = name, %addr, "listening");
-        tasks.push(tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown()).await }));
+        let mut stopped = stopped.clone();
+        let until_stopped = async move { while stopped.changed().await.is_ok() && !*stopped.borrow() {} };
+        tasks.push(tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(until_stopped).await }));
     }
+    shutdown_signal().await;
+    let _ = stop.send(true);
     for t in tasks {
         t.await??;
     }
+    // Let the consumer finish the batch in hand.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     Ok(())
 }
 
-async fn shutdown() {
+async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -32,6 +32,12 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("DEDUP_WINDOW_SECONDS", "3600", "how long a duplicate is remembered"),
     ("MAX_BATCH_EVENTS", "1000", "most events in one ingest-batch request"),
     ("MAX_BODY_BYTES", "16777216", "largest request body"),
+    ("SCREENING_THRESHOLD", "0.7", "risk above which an event goes to events:reasoning_queue"),
+    ("RULE_WEIGHT", "0.6", "weight of the rule score in the combined risk"),
+    ("EMBEDDING_WEIGHT", "0.4", "weight of the embedding score in the combined risk"),
+    ("CONSUMER_NAME", "", "this screening consumer's name in the group (default: host-pid)"),
+    ("MAX_DELIVERIES", "5", "deliveries after which an entry goes to events:dead_letter"),
+    ("CLAIM_IDLE_MS", "30000", "idle time after which another consumer's pending entry is taken over"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +72,12 @@ pub struct Config {
     pub dedup_window_seconds: u64,
     pub max_batch_events: usize,
     pub max_body_bytes: usize,
+    pub screening_threshold: f32,
+    pub rule_weight: f32,
+    pub embedding_weight: f32,
+    pub consumer_name: String,
+    pub max_deliveries: u64,
+    pub claim_idle_ms: u64,
 }
 
 impl Config {
@@ -158,6 +170,29 @@ impl Config {
                 "MAX_BODY_BYTES",
                 parse("MAX_BODY_BYTES", get("MAX_BODY_BYTES"), "a whole number")?,
             )?,
+            screening_threshold: unit(
+                "SCREENING_THRESHOLD",
+                parse("SCREENING_THRESHOLD", get("SCREENING_THRESHOLD"), "a number")?,
+            )?,
+            rule_weight: unit("RULE_WEIGHT", parse("RULE_WEIGHT", get("RULE_WEIGHT"), "a number")?)?,
+            embedding_weight: unit(
+                "EMBEDDING_WEIGHT",
+                parse("EMBEDDING_WEIGHT", get("EMBEDDING_WEIGHT"), "a number")?,
+            )?,
+            consumer_name: {
+                let n = get("CONSUMER_NAME");
+                if n.is_empty() {
+                    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "palisade".into());
+                    format!("{}-{}", host.trim(), std::process::id())
+                } else {
+                    n
+                }
+            },
+            max_deliveries: positive(
+                "MAX_DELIVERIES",
+                parse("MAX_DELIVERIES", get("MAX_DELIVERIES"), "a whole number")?,
+            )?,
+            claim_idle_ms: positive("CLAIM_IDLE_MS", parse("CLAIM_IDLE_MS", get("CLAIM_IDLE_MS"), "a whole number")?)?,
         })
     }
 }
@@ -167,6 +202,14 @@ fn positive<T: PartialOrd + Default + std::fmt::Display>(key: &'static str, v: T
         Ok(v)
     } else {
         Err(ConfigError::Value { key, message: format!("{v} must be greater than 0") })
+    }
+}
+
+fn unit(key: &'static str, v: f32) -> Result<f32, ConfigError> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(ConfigError::Value { key, message: format!("{v} is not between 0 and 1") })
     }
 }
 

@@ -14,6 +14,7 @@ pub mod app;
 pub mod config;
 pub mod event;
 pub mod ingest;
+pub mod loadgen;
 pub mod plugins;
 pub mod screening;
 pub mod streams;

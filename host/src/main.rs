@@ -37,6 +37,14 @@ enum Command {
     },
     /// List the configuration keys, their defaults and meaning.
     Config,
+    /// Drive load against the ingestion service and report throughput and latency.
+    Load {
+        #[command(flatten)]
+        args: palisade::loadgen::LoadArgs,
+        /// Skip the check that accepted events equal the stream's growth (REDIS_URL, REDIS_KEY_PREFIX).
+        #[arg(long)]
+        no_stream_check: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -88,6 +96,15 @@ fn main() -> anyhow::Result<()> {
             PluginsCommand::Install { file, manifest, dir } => install(&config, &file, &manifest, dir),
         },
         Command::Screen { text } => screen(config, &text),
+        Command::Load { args, no_stream_check } => {
+            let key = args.api_key.clone().or_else(|| config.api_keys.first().cloned()).unwrap_or_default();
+            let stream = (!no_stream_check)
+                .then(|| (config.redis_url.clone(), palisade::streams::Keys::new(&config.redis_key_prefix).raw));
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(palisade::loadgen::run(args, key, stream))
+        }
         Command::Config => {
             for (key, default, meaning) in palisade::config::KEYS {
                 println!("{key:<26} {:<24} {meaning}", if default.is_empty() { "-" } else { default });

@@ -98,7 +98,12 @@ pub fn set_key(manifest: &str, key: &str, value: &str) -> String {
 /// A Palisade service on a random local port, over a throw-away plugin directory
 /// and a unique Redis key prefix (so tests can share one Redis).
 pub struct Service {
+    /// The ingestion service's base URL.
     pub base: String,
+    /// The screening service's base URL (when started).
+    pub screen_base: String,
+    /// Set to true to stop the screening consumer.
+    pub stop: tokio::sync::watch::Sender<bool>,
     pub keys: palisade::streams::Keys,
     pub redis_url: String,
     pub plugins: PluginDir,
@@ -117,8 +122,20 @@ impl Service {
     /// The ingestion service with the shipped validator installed; `overrides` are
     /// configuration keys (e.g. `("MAX_QUEUE_DEPTH", "5")`).
     pub async fn ingest(overrides: &[(&str, &str)]) -> Service {
+        Self::start(overrides, &["policy"], false).await
+    }
+
+    /// Both services (ingestion and screening with its consumer), with the shipped
+    /// validator and every shipped heuristic installed.
+    pub async fn both(overrides: &[(&str, &str)]) -> Service {
+        Self::start(overrides, &shipped().iter().map(String::as_str).collect::<Vec<_>>(), true).await
+    }
+
+    async fn start(overrides: &[(&str, &str)], plugins_to_install: &[&str], screen: bool) -> Service {
         let plugins = PluginDir::new();
-        plugins.install("policy");
+        for p in plugins_to_install {
+            plugins.install(p);
+        }
         let mut raw = std::collections::BTreeMap::from([
             ("PLUGIN_DIR".to_string(), plugins.path().display().to_string()),
             ("PLUGIN_WATCH".into(), "false".into()),
@@ -133,17 +150,24 @@ impl Service {
         let redis_url = config.redis_url.clone();
         let core = Arc::new(palisade::app::Core::start(config).expect("core"));
         let conn = palisade::streams::connect(&redis_url).await.expect("redis");
-        let app = core.ingest_app(conn).await.expect("ingest app");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Service { base, keys: core.keys.clone(), redis_url, plugins, core }
+        let base = serve(core.ingest_app(conn.clone()).await.expect("ingest app")).await;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let screen_base =
+            if screen { serve(core.screen_app(conn, stopped).await.expect("screen app")).await } else { String::new() };
+        Service { base, screen_base, stop, keys: core.keys.clone(), redis_url, plugins, core }
     }
 
     /// A direct Redis connection for assertions.
     pub fn redis(&self) -> redis::Connection {
         redis::Client::open(self.redis_url.as_str()).unwrap().get_connection().unwrap()
     }
+}
+
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
 }
 
 /// A `redis-server` of the test's own on a spare port (for fault tests), with AOF on.

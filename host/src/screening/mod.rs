@@ -1,5 +1,282 @@
-//! Risk screening. For now the rule stage only: every active heuristic plugin
-//! scores a batch in one call each, and their verdicts combine into one rule score.
-//! Embeddings, similarity and routing build on this (issue 4).
+//! Risk screening (`:8002`): the rule stage (`rules`), the combined prediction
+//! (`predict`), the Redis consumer that screens and routes `events:raw`
+//! (`consumer`), and the synchronous HTTP routes here. Embeddings and similarity
+//! (issue 4) plug into [`Screener::screen`].
 
+pub mod consumer;
+pub mod predict;
 pub mod rules;
+
+use crate::api::{ApiError, require_key};
+use crate::event::Event;
+use crate::ingest::schema::{self, FieldError, Limits, ParseError};
+use crate::plugins::PluginHost;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::post;
+use axum::{Json, Router};
+use predict::{Prediction, Weights};
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Screening metrics.
+#[derive(Clone)]
+pub struct ScreenMetrics {
+    pub events: IntCounterVec,
+    pub batch_latency: Histogram,
+    pub risk: Histogram,
+}
+
+impl ScreenMetrics {
+    pub fn register(r: &Registry) -> prometheus::Result<Self> {
+        let events = IntCounterVec::new(
+            Opts::new(
+                "palisade_screen_events_total",
+                "Screened events by route: reasoning, low_risk, dead_letter, http.",
+            ),
+            &["route"],
+        )?;
+        let batch_latency = Histogram::with_opts(
+            HistogramOpts::new("palisade_screen_batch_duration_seconds", "Time to screen one batch (all stages).")
+                .buckets(vec![1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5]),
+        )?;
+        let risk = Histogram::with_opts(
+            HistogramOpts::new("palisade_screen_risk_score", "Distribution of combined risk scores.")
+                .buckets((1..=10).map(|i| i as f64 / 10.0).collect()),
+        )?;
+        r.register(Box::new(events.clone()))?;
+        r.register(Box::new(batch_latency.clone()))?;
+        r.register(Box::new(risk.clone()))?;
+        Ok(ScreenMetrics { events, batch_latency, risk })
+    }
+
+    fn routed(&self, predictions: &[Prediction], dead: usize) {
+        let high = predictions.iter().filter(|p| p.high_risk).count() as u64;
+        self.events.with_label_values(&["reasoning"]).inc_by(high);
+        self.events.with_label_values(&["low_risk"]).inc_by(predictions.len() as u64 - high);
+        self.dead_lettered(dead);
+    }
+
+    fn dead_lettered(&self, n: usize) {
+        self.events.with_label_values(&["dead_letter"]).inc_by(n as u64);
+    }
+}
+
+/// Screens batches of events: every stage, one call per plugin per batch.
+pub struct Screener {
+    pub plugins: Arc<PluginHost>,
+    pub weights: Weights,
+    pub metrics: ScreenMetrics,
+}
+
+impl Screener {
+    pub fn screen(&self, events: Vec<Event>) -> Vec<Prediction> {
+        if events.is_empty() {
+            return Vec::new();
+        }
+        let started = Instant::now();
+        let rule_results = rules::score(&self.plugins, &events);
+        let elapsed = started.elapsed();
+        let per_event_ms = elapsed.as_secs_f64() * 1e3 / events.len() as f64;
+        self.metrics.batch_latency.observe(elapsed.as_secs_f64());
+        events
+            .into_iter()
+            .zip(rule_results)
+            .map(|(event, r)| {
+                let mut p = predict::predict(event, r, None, self.weights);
+                p.latency_ms = per_event_ms;
+                self.metrics.risk.observe(p.risk_score as f64);
+                p
+            })
+            .collect()
+    }
+}
+
+/// State of the synchronous screening routes.
+pub struct ScreenApi {
+    pub screener: Arc<Screener>,
+    pub api_keys: Arc<Vec<String>>,
+    pub limits: Limits,
+    pub max_body_bytes: usize,
+    pub max_batch_events: usize,
+}
+
+pub fn routes(api: Arc<ScreenApi>) -> Router {
+    Router::new()
+        .route("/v1/risk/screen", post(screen_one))
+        .route("/v1/risk/screen-batch", post(screen_batch))
+        .with_state(api)
+}
+
+fn invalid(errors: Vec<FieldError>) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+        format!("{} problem(s) with the event", errors.len()),
+    )
+    .with_details(json!({ "violations": errors }))
+}
+
+impl ScreenApi {
+    async fn body(&self, headers: &HeaderMap, body: Body) -> Result<(bool, axum::body::Bytes), ApiError> {
+        require_key(headers, &self.api_keys, "API_KEYS")?;
+        let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let form = ct.starts_with("application/x-www-form-urlencoded");
+        if !(form || ct.starts_with("application/json") || ct.contains("+json")) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send JSON (`application/json`) or form fields `event_id` and `content`",
+            ));
+        }
+        let bytes = axum::body::to_bytes(body, self.max_body_bytes).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is larger than {} bytes", self.max_body_bytes),
+            )
+        })?;
+        Ok((form, bytes))
+    }
+
+    fn event(&self, json: &[u8]) -> Result<Event, ApiError> {
+        match schema::parse(json) {
+            Ok(e) => schema::normalize(e, &self.limits, now_ms()).map_err(invalid),
+            Err(ParseError::Field(e)) => Err(invalid(vec![e])),
+            Err(ParseError::Malformed { line, column, message }) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("the body is not valid JSON: {message}"),
+            )
+            .with_details(json!({ "line": line, "column": column }))),
+        }
+    }
+
+    async fn run(&self, events: Vec<Event>) -> Vec<Prediction> {
+        let screener = self.screener.clone();
+        let n = events.len() as u64;
+        let out = tokio::task::spawn_blocking(move || screener.screen(events)).await.unwrap_or_default();
+        self.screener.metrics.events.with_label_values(&["http"]).inc_by(n);
+        out
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The seed's form: `event_id` and `content`; the rest takes sample defaults.
+fn form_event(bytes: &[u8]) -> Result<Event, ApiError> {
+    let mut event = Event::sample("");
+    event.timestamp_ms = now_ms();
+    let (mut id, mut content) = (None, None);
+    for pair in bytes.split(|b| *b == b'&') {
+        let mut kv = pair.splitn(2, |b| *b == b'=');
+        let (k, v) = (decode(kv.next().unwrap_or_default()), decode(kv.next().unwrap_or_default()));
+        match k.as_str() {
+            "event_id" => id = Some(v),
+            "content" => content = Some(v),
+            _ => {}
+        }
+    }
+    let mut errors = Vec::new();
+    match id.filter(|s| !s.is_empty()) {
+        Some(v) => event.event_id = v,
+        None => errors.push(FieldError::new("event_id", "required", "form field event_id is required")),
+    }
+    match content.filter(|s| !s.trim().is_empty()) {
+        Some(v) => event.content = v,
+        None => errors.push(FieldError::new("content", "required", "form field content is required")),
+    }
+    if errors.is_empty() { Ok(event) } else { Err(invalid(errors)) }
+}
+
+/// `application/x-www-form-urlencoded` decoding (`+` is a space, `%XX` a byte).
+fn decode(raw: &[u8]) -> String {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < raw.len() => {
+                match std::str::from_utf8(&raw[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn screen_one(State(s): State<Arc<ScreenApi>>, headers: HeaderMap, body: Body) -> Result<Json<Value>, ApiError> {
+    let (form, bytes) = s.body(&headers, body).await?;
+    let event = if form { form_event(&bytes)? } else { s.event(&bytes)? };
+    let mut out = s.run(vec![event]).await;
+    Ok(Json(json!(out.pop())))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    events: Vec<Box<serde_json::value::RawValue>>,
+}
+
+async fn screen_batch(
+    State(s): State<Arc<ScreenApi>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let (_, bytes) = s.body(&headers, body).await?;
+    let batch: Batch = match schema::parse_as(&bytes) {
+        Ok(b) => b,
+        Err(ParseError::Malformed { line, column, message }) => {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", message)
+                .with_details(json!({ "line": line, "column": column })));
+        }
+        Err(ParseError::Field(e)) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_batch",
+                "the body must be {\"events\": [ … ]}",
+            )
+            .with_details(json!({ "violations": [e] })));
+        }
+    };
+    if batch.events.len() > s.max_batch_events {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("at most MAX_BATCH_EVENTS = {} events per batch", s.max_batch_events),
+        ));
+    }
+    let mut events = Vec::with_capacity(batch.events.len());
+    for (index, raw) in batch.events.iter().enumerate() {
+        events.push(s.event(raw.get().as_bytes()).map_err(|mut e| {
+            e.details = Some(json!({ "index": index, "error": e.details.take() }));
+            e
+        })?);
+    }
+    Ok(Json(json!({ "predictions": s.run(events).await })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_fields_decode() {
+        assert_eq!(decode(b"hi+there%21%zz%"), "hi there!%zz%");
+        let e = form_event(b"event_id=e-1&content=you+idiot").unwrap();
+        assert_eq!((e.event_id.as_str(), e.content.as_str()), ("e-1", "you idiot"));
+        assert_eq!(form_event(b"content=x").unwrap_err().status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}

@@ -1,0 +1,241 @@
+//! The screening consumer: reads `events:raw` in the `screening` group, screens
+//! each batch, and writes every prediction to `events:reasoning_queue` (risk above
+//! the threshold) or `events:low_risk`, with the XACK of the batch in the same
+//! MULTI/EXEC — at-least-once, nothing acknowledged that was not routed.
+//!
+//! - On start it re-reads its own pending entries (ID `0`), then new ones (`>`).
+//! - Every `CLAIM_IDLE_MS / 2` it looks for entries other consumers left pending
+//!   longer than `CLAIM_IDLE_MS` (a consumer that died mid-batch) and takes them
+//!   over; an entry delivered `MAX_DELIVERIES` times goes to `events:dead_letter`
+//!   with the reason instead. An entry that cannot be parsed goes there at once.
+//! - `NOGROUP` (Redis restarted without persistence) recreates the group.
+//! - Shutdown finishes the batch in hand.
+
+use super::Screener;
+use crate::event::Event;
+use crate::streams::{Keys, SCREENING_GROUP};
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+pub struct Consumer {
+    pub conn: ConnectionManager,
+    pub keys: Keys,
+    pub name: String,
+    pub screener: Arc<Screener>,
+    pub batch_size: usize,
+    pub max_deliveries: u64,
+    pub claim_idle: Duration,
+}
+
+/// What went into the dead-letter stream, and why.
+struct Dead {
+    id: String,
+    reason: String,
+    raw: String,
+}
+
+impl Consumer {
+    /// Create the group if absent (from the start of the stream, so events ingested
+    /// before screening first ran are screened too).
+    pub async fn ensure_group(&mut self) -> redis::RedisResult<()> {
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&self.keys.raw)
+            .arg(SCREENING_GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut self.conn)
+            .await;
+        match created {
+            Err(e) if e.to_string().contains("BUSYGROUP") => Ok(()),
+            other => other,
+        }
+    }
+
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut cursor = "0"; // own pending first
+        let mut last_claim = Instant::now();
+        tracing::info!(consumer = %self.name, stream = %self.keys.raw, "screening consumer started");
+        while !*shutdown.borrow() {
+            if let Err(e) = self.ensure_group().await {
+                tracing::warn!(error = %e, "cannot reach Redis to create the consumer group");
+                tokio::select! { _ = tokio::time::sleep(Duration::from_millis(500)) => {}, _ = shutdown.changed() => {} }
+                continue;
+            }
+            if last_claim.elapsed() >= self.claim_idle / 2 {
+                last_claim = Instant::now();
+                if let Err(e) = self.claim().await {
+                    tracing::warn!(error = %e, "claiming idle entries failed");
+                }
+            }
+            let mut opts = StreamReadOptions::default().group(SCREENING_GROUP, &self.name).count(self.batch_size);
+            if cursor == ">" {
+                opts = opts.block(500); // under the connection's 1 s response timeout
+            }
+            let read: redis::RedisResult<StreamReadReply> =
+                redis::AsyncCommands::xread_options(&mut self.conn, &[&self.keys.raw], &[cursor], &opts).await;
+            let entries: Vec<StreamId> = match read {
+                Ok(reply) => reply.keys.into_iter().flat_map(|k| k.ids).collect(),
+                Err(e) => {
+                    if !e.to_string().contains("NOGROUP") {
+                        tracing::warn!(error = %e, "XREADGROUP failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    continue;
+                }
+            };
+            if entries.is_empty() {
+                cursor = ">";
+                continue;
+            }
+            if let Err(e) = self.process(entries).await {
+                // Left pending: re-read our own pending entries next.
+                tracing::warn!(error = %e, "routing a batch failed; will retry it");
+                cursor = "0";
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        tracing::info!(consumer = %self.name, "screening consumer stopped");
+    }
+
+    /// Screen entries and route them, acknowledging in the same transaction.
+    async fn process(&mut self, entries: Vec<StreamId>) -> redis::RedisResult<()> {
+        let mut ids = Vec::with_capacity(entries.len());
+        let mut events = Vec::with_capacity(entries.len());
+        let mut sources = Vec::with_capacity(entries.len());
+        let mut dead = Vec::new();
+        for entry in entries {
+            let raw: Option<String> = entry.get("event");
+            match raw.as_deref().map(serde_json::from_str::<Event>) {
+                Some(Ok(event)) => {
+                    sources.push(entry.id.clone());
+                    events.push(event);
+                }
+                Some(Err(e)) => dead.push(Dead {
+                    id: entry.id.clone(),
+                    reason: format!("unparseable event: {e}"),
+                    raw: raw.unwrap_or_default(),
+                }),
+                None => dead.push(Dead {
+                    id: entry.id.clone(),
+                    reason: "entry has no `event` field".into(),
+                    raw: String::new(),
+                }),
+            }
+            ids.push(entry.id);
+        }
+        let screener = self.screener.clone();
+        let predictions = tokio::task::spawn_blocking(move || screener.screen(events))
+            .await
+            .map_err(|e| redis::RedisError::from((redis::ErrorKind::Client, "screening task failed", e.to_string())))?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (p, source) in predictions.iter().zip(&sources) {
+            let stream = if p.high_risk { &self.keys.reasoning } else { &self.keys.low_risk };
+            let json = serde_json::to_string(p).expect("predictions serialise");
+            pipe.xadd(
+                stream,
+                "*",
+                &[("event_id", p.event.event_id.as_str()), ("source_id", source), ("prediction", &json)],
+            )
+            .ignore();
+        }
+        for d in &dead {
+            pipe.xadd(
+                &self.keys.dead_letter,
+                "*",
+                &[("source_id", d.id.as_str()), ("reason", &d.reason), ("event", &d.raw)],
+            )
+            .ignore();
+        }
+        pipe.xack(&self.keys.raw, SCREENING_GROUP, &ids).ignore();
+        pipe.query_async::<()>(&mut self.conn).await?;
+        self.screener.metrics.routed(&predictions, dead.len());
+        Ok(())
+    }
+
+    /// Take over entries other consumers left pending too long; dead-letter the
+    /// ones delivered `max_deliveries` times.
+    async fn claim(&mut self) -> redis::RedisResult<()> {
+        let idle_ms = self.claim_idle.as_millis() as u64;
+        // XPENDING key group IDLE ms - + count → [[id, consumer, idle, deliveries], …]
+        let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+            .arg(&self.keys.raw)
+            .arg(SCREENING_GROUP)
+            .arg("IDLE")
+            .arg(idle_ms)
+            .arg("-")
+            .arg("+")
+            .arg(self.batch_size)
+            .query_async(&mut self.conn)
+            .await?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let (exhausted, retry): (Vec<_>, Vec<_>) = pending.into_iter().partition(|p| p.3 >= self.max_deliveries);
+        if !exhausted.is_empty() {
+            let ids: Vec<&str> = exhausted.iter().map(|p| p.0.as_str()).collect();
+            // Claim them first so no other consumer races us, then dead-letter + ack atomically.
+            let claimed: StreamClaim = redis::cmd("XCLAIM")
+                .arg(&self.keys.raw)
+                .arg(SCREENING_GROUP)
+                .arg(&self.name)
+                .arg(idle_ms)
+                .arg(&ids)
+                .query_async(&mut self.conn)
+                .await?;
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for entry in &claimed.0 {
+                let deliveries = exhausted.iter().find(|p| p.0 == entry.id).map_or(0, |p| p.3);
+                let raw: String = entry.get("event").unwrap_or_default();
+                let reason = format!("not screened after {deliveries} deliveries");
+                pipe.xadd(
+                    &self.keys.dead_letter,
+                    "*",
+                    &[("source_id", entry.id.as_str()), ("reason", &reason), ("event", &raw)],
+                )
+                .ignore();
+                tracing::error!(id = %entry.id, deliveries, "entry moved to the dead-letter stream");
+            }
+            let claimed_ids: Vec<&str> = claimed.0.iter().map(|e| e.id.as_str()).collect();
+            if !claimed_ids.is_empty() {
+                pipe.xack(&self.keys.raw, SCREENING_GROUP, &claimed_ids).ignore();
+                pipe.query_async::<()>(&mut self.conn).await?;
+                self.screener.metrics.dead_lettered(claimed_ids.len());
+            }
+        }
+        if !retry.is_empty() {
+            let ids: Vec<&str> = retry.iter().map(|p| p.0.as_str()).collect();
+            let claimed: StreamClaim = redis::cmd("XCLAIM")
+                .arg(&self.keys.raw)
+                .arg(SCREENING_GROUP)
+                .arg(&self.name)
+                .arg(idle_ms)
+                .arg(&ids)
+                .query_async(&mut self.conn)
+                .await?;
+            if !claimed.0.is_empty() {
+                tracing::warn!(count = claimed.0.len(), "took over entries left pending by another consumer");
+                self.process(claimed.0).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The entries XCLAIM returns.
+struct StreamClaim(Vec<StreamId>);
+
+impl redis::FromRedisValue for StreamClaim {
+    fn from_redis_value(v: redis::Value) -> Result<Self, redis::ParsingError> {
+        let reply: StreamReadReply = redis::from_redis_value(redis::Value::Array(vec![redis::Value::Array(vec![
+            redis::Value::BulkString(b"claimed".to_vec()),
+            v,
+        ])]))?;
+        Ok(StreamClaim(reply.keys.into_iter().flat_map(|k| k.ids).collect()))
+    }
+}

@@ -1,0 +1,136 @@
+//! From stage results to a prediction: the combined risk, category, confidence,
+//! flags and explanation of one event. Pure functions over already-computed
+//! scores; no I/O.
+//!
+//! - risk = `RULE_WEIGHT` × rule score + `EMBEDDING_WEIGHT` × embedding score
+//!   (0.6 / 0.4). Without an embedding score (no model configured) the rule score
+//!   stands alone and the `heuristics_only` flag says so.
+//! - category: the category with the strongest combined evidence; `LOW_RISK` when
+//!   the risk is at or below the threshold.
+//! - confidence: how far the risk sits from the threshold, scaled to [0.5, 1].
+
+use super::rules::RuleResult;
+use crate::event::Event;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Weights {
+    pub rules: f32,
+    pub embedding: f32,
+    pub threshold: f32,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights { rules: 0.6, embedding: 0.4, threshold: 0.7 }
+    }
+}
+
+/// One rule hit in an explanation.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopHit {
+    pub plugin: String,
+    pub rule: String,
+    pub weight: f32,
+    pub category: Option<&'static str>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    pub event: Event,
+    pub risk_score: f32,
+    pub rule_score: f32,
+    pub embedding_score: Option<f32>,
+    pub category: &'static str,
+    pub confidence: f32,
+    pub high_risk: bool,
+    pub flags: Vec<String>,
+    pub explanation: Vec<TopHit>,
+    /// `name@version` of every heuristic plugin that scored the event.
+    pub plugin_versions: Vec<String>,
+    pub model_id: Option<String>,
+    pub latency_ms: f64,
+}
+
+/// Combine one event's stage results.
+pub fn predict(event: Event, rules: RuleResult, embedding: Option<(f32, &'static str)>, w: Weights) -> Prediction {
+    let (risk, mut flags) = match embedding {
+        Some((e, _)) => ((w.rules * rules.score + w.embedding * e) / (w.rules + w.embedding), Vec::new()),
+        None => (rules.score, vec!["heuristics_only".to_string()]),
+    };
+    let high_risk = risk > w.threshold;
+    // Strongest evidence: the rule category unless the embedding's carries more weight.
+    let category = match embedding {
+        Some((e, cat)) if w.embedding * e > w.rules * rules.score => cat,
+        _ => rules.category,
+    };
+    let category = if risk <= w.threshold && risk < 0.3 { "LOW_RISK" } else { category };
+    let span = if high_risk { 1.0 - w.threshold } else { w.threshold };
+    let confidence = (0.5 + 0.5 * ((risk - w.threshold).abs() / span.max(f32::EPSILON))).clamp(0.5, 1.0);
+    let mut explanation: Vec<TopHit> = rules
+        .verdicts
+        .iter()
+        .flat_map(|v| {
+            v.hits.iter().map(|h| TopHit {
+                plugin: v.plugin.clone(),
+                rule: h.rule.clone(),
+                weight: h.weight,
+                category: h.category,
+                detail: h.detail.clone(),
+            })
+        })
+        .collect();
+    explanation.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+    explanation.truncate(5);
+    if high_risk {
+        flags.push("high_risk".into());
+    }
+    for v in &rules.verdicts {
+        if v.mode == crate::plugins::Mode::Shadow {
+            flags.push(format!("shadow:{}", v.plugin));
+        } else if v.score >= 0.5 {
+            flags.push(format!("rule:{}", v.plugin));
+        }
+    }
+    flags.extend(rules.failed.iter().map(|(p, _)| format!("plugin_fault:{p}")));
+    let plugin_versions = rules.verdicts.iter().map(|v| format!("{}@{}", v.plugin, v.version)).collect();
+    Prediction {
+        event,
+        risk_score: risk,
+        rule_score: rules.score,
+        embedding_score: embedding.map(|(e, _)| e),
+        category,
+        confidence,
+        high_risk,
+        flags,
+        explanation,
+        plugin_versions,
+        model_id: None,
+        latency_ms: 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(score: f32, category: &'static str) -> RuleResult {
+        RuleResult { score, category, verdicts: Vec::new(), failed: vec![("broken".into(), "trapped".into())] }
+    }
+
+    #[test]
+    fn weights_threshold_and_flags() {
+        let w = Weights::default();
+        let p = predict(Event::sample("x"), rules(0.9, "TOXIC"), Some((0.5, "SPAM")), w);
+        assert!((p.risk_score - 0.74).abs() < 1e-6);
+        assert!(p.high_risk && p.category == "TOXIC");
+        assert!(p.flags.contains(&"plugin_fault:broken".to_string()));
+        let p = predict(Event::sample("x"), rules(0.1, "TOXIC"), None, w);
+        assert_eq!((p.category, p.high_risk), ("LOW_RISK", false));
+        assert!(p.flags.contains(&"heuristics_only".to_string()));
+        assert!(p.confidence > 0.8, "far below the threshold: {}", p.confidence);
+        let p = predict(Event::sample("x"), rules(0.2, "TOXIC"), Some((0.95, "HATE_SPEECH")), w);
+        assert_eq!(p.category, "HATE_SPEECH", "the embedding carries more weight here");
+    }
+}

@@ -1,0 +1,207 @@
+//! The screening service end to end, against the real Redis, real plugins:
+//! ingested events are screened, routed with their prediction and acknowledged;
+//! a dead consumer's entries are finished by another; poison entries are
+//! dead-lettered; the synchronous routes answer JSON and the seed's form fields.
+
+use palisade::event::Event;
+use palisade_tests::{Service, unique_prefix};
+use redis::Commands;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+type Fields = HashMap<String, String>;
+
+fn read(conn: &mut redis::Connection, stream: &str) -> Vec<(String, Fields)> {
+    let reply: redis::streams::StreamRangeReply = conn.xrange_all(stream).unwrap();
+    reply
+        .ids
+        .into_iter()
+        .map(|e| (e.id, e.map.into_iter().map(|(k, v)| (k, redis::from_redis_value(v).unwrap())).collect()))
+        .collect()
+}
+
+fn pending(conn: &mut redis::Connection, stream: &str) -> u64 {
+    let summary: (u64, Option<String>, Option<String>, redis::Value) =
+        redis::cmd("XPENDING").arg(stream).arg("screening").query(conn).unwrap();
+    summary.0
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(15), "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn raw_event(id: &str, content: &str) -> String {
+    let mut e = Event::sample(content);
+    e.event_id = id.into();
+    serde_json::to_string(&e).unwrap()
+}
+
+#[tokio::test]
+async fn an_ingested_event_is_screened_routed_and_acknowledged() {
+    let s = Service::both(&[]).await;
+    let http = reqwest::Client::new();
+    for (id, content) in [("bad-1", "I will kill you, you worthless idiot"), ("ok-1", "see you at lunch tomorrow")] {
+        let body = json!({"event_id": id, "event_type": "message", "platform": "discord", "user_id": "u", "author_id": id, "content": content});
+        let r = http
+            .post(format!("{}/v1/events/ingest", s.base))
+            .header("api-key", "test-key")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    }
+    let mut conn = s.redis();
+    wait_until("both events routed", || {
+        read(&mut conn, &s.keys.reasoning).len() + read(&mut conn, &s.keys.low_risk).len() == 2
+    })
+    .await;
+    let high = read(&mut conn, &s.keys.reasoning);
+    let low = read(&mut conn, &s.keys.low_risk);
+    assert_eq!((high.len(), low.len()), (1, 1));
+    assert_eq!(high[0].1["event_id"], "bad-1");
+    assert_eq!(low[0].1["event_id"], "ok-1");
+    let p: Value = serde_json::from_str(&high[0].1["prediction"]).unwrap();
+    assert!(p["risk_score"].as_f64().unwrap() > 0.7, "{p}");
+    assert_eq!(p["category"], "VIOLENCE");
+    assert_eq!(p["event"]["content"], "I will kill you, you worthless idiot");
+    assert!(p["explanation"].as_array().unwrap().iter().any(|h| h["plugin"] == "threats"), "{p}");
+    assert!(p["plugin_versions"].as_array().unwrap().iter().any(|v| v == "threats@0.1.0"));
+    assert!(p["flags"].as_array().unwrap().iter().any(|f| f == "high_risk"));
+    let raw_ids: Vec<String> = read(&mut conn, &s.keys.raw).into_iter().map(|(id, _)| id).collect();
+    assert!(raw_ids.contains(&high[0].1["source_id"]));
+    assert_eq!(pending(&mut conn, &s.keys.raw), 0, "nothing left pending");
+    let metrics = reqwest::get(format!("{}/metrics", s.screen_base)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"palisade_screen_events_total{route="reasoning"} 1"#), "{metrics}");
+}
+
+#[tokio::test]
+async fn entries_a_dead_consumer_left_pending_are_finished_by_another() {
+    let prefix = unique_prefix();
+    let raw = format!("{prefix}events:raw");
+    let mut conn = redis::Client::open("redis://127.0.0.1:6379").unwrap().get_connection().unwrap();
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&raw)
+        .arg("screening")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut conn)
+        .unwrap();
+    for i in 0..5 {
+        let _: String = conn
+            .xadd(&raw, "*", &[("event_id", format!("d-{i}")), ("event", raw_event(&format!("d-{i}"), "hello"))])
+            .unwrap();
+    }
+    // A consumer reads the batch and dies before acknowledging it.
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("screening")
+        .arg("dead")
+        .arg("COUNT")
+        .arg(10)
+        .arg("STREAMS")
+        .arg(&raw)
+        .arg(">")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(pending(&mut conn, &raw), 5);
+    let s = Service::both(&[("REDIS_KEY_PREFIX", &prefix), ("CLAIM_IDLE_MS", "300")]).await;
+    wait_until("the orphaned entries routed", || read(&mut conn, &s.keys.low_risk).len() == 5).await;
+    wait_until("nothing pending", || pending(&mut conn, &raw) == 0).await;
+    let mut ids: Vec<String> =
+        read(&mut conn, &s.keys.low_risk).into_iter().map(|(_, f)| f["event_id"].clone()).collect();
+    ids.sort();
+    assert_eq!(ids, ["d-0", "d-1", "d-2", "d-3", "d-4"]);
+}
+
+#[tokio::test]
+async fn poison_entries_land_in_the_dead_letter_stream_with_the_reason() {
+    let prefix = unique_prefix();
+    let raw = format!("{prefix}events:raw");
+    let mut conn = redis::Client::open("redis://127.0.0.1:6379").unwrap().get_connection().unwrap();
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&raw)
+        .arg("screening")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut conn)
+        .unwrap();
+    // One entry that keeps failing: delivered 3 times to a consumer that crashes each time.
+    let exhausted: String =
+        conn.xadd(&raw, "*", &[("event_id", "p-2"), ("event", raw_event("p-2", "fine text").as_str())]).unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("screening")
+        .arg("crashy")
+        .arg("STREAMS")
+        .arg(&raw)
+        .arg(">")
+        .query(&mut conn)
+        .unwrap();
+    for _ in 0..2 {
+        let _: redis::Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("screening")
+            .arg("crashy")
+            .arg("STREAMS")
+            .arg(&raw)
+            .arg("0")
+            .query(&mut conn)
+            .unwrap();
+    }
+    // And one that is not an event at all.
+    let unparseable: String = conn.xadd(&raw, "*", &[("event_id", "p-1"), ("event", "{not json")]).unwrap();
+    let s = Service::both(&[("REDIS_KEY_PREFIX", &prefix), ("CLAIM_IDLE_MS", "300"), ("MAX_DELIVERIES", "3")]).await;
+    wait_until("both dead-lettered", || read(&mut conn, &s.keys.dead_letter).len() == 2).await;
+    let dead: HashMap<String, Fields> =
+        read(&mut conn, &s.keys.dead_letter).into_iter().map(|(_, f)| (f["source_id"].clone(), f)).collect();
+    assert!(dead[&unparseable]["reason"].starts_with("unparseable event"), "{:?}", dead[&unparseable]);
+    assert!(dead[&exhausted]["reason"].contains("deliveries"), "{:?}", dead[&exhausted]);
+    assert!(dead[&exhausted]["event"].contains("fine text"), "the original entry is kept");
+    wait_until("nothing pending", || pending(&mut conn, &raw) == 0).await;
+    assert!(read(&mut conn, &s.keys.low_risk).is_empty() && read(&mut conn, &s.keys.reasoning).is_empty());
+}
+
+#[tokio::test]
+async fn synchronous_screening_answers_json_form_and_batches() {
+    let s = Service::both(&[]).await;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", s.screen_base);
+    let r = http.post(url("/v1/risk/screen")).header("api-key", "test-key")
+        .json(&json!({"event_id": "h-1", "event_type": "message", "platform": "web", "user_id": "u", "content": "WINNER!! claim your prize at bit.ly/x"}))
+        .send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["category"], "SPAM");
+    assert!(p["risk_score"].as_f64().unwrap() > 0.7, "{p}");
+    let r = http
+        .post(url("/v1/risk/screen"))
+        .header("api-key", "test-key")
+        .form(&[("event_id", "f-1"), ("content", "you are a pathetic loser")])
+        .send()
+        .await
+        .unwrap();
+    let p: Value = r.json().await.unwrap();
+    assert_eq!((p["event"]["event_id"].as_str(), p["category"].as_str()), (Some("f-1"), Some("TARGETED_HARASSMENT")));
+    let r = http.post(url("/v1/risk/screen-batch")).header("api-key", "test-key")
+        .json(&json!({"events": [
+            {"event_id": "b-1", "event_type": "message", "platform": "web", "user_id": "u", "content": "lovely weather today"},
+            {"event_id": "b-2", "event_type": "message", "platform": "web", "user_id": "u", "content": "send nudes now"}
+        ]})).send().await.unwrap();
+    let b: Value = r.json().await.unwrap();
+    let cats: Vec<&str> =
+        b["predictions"].as_array().unwrap().iter().map(|p| p["category"].as_str().unwrap()).collect();
+    assert_eq!(cats, ["LOW_RISK", "SEXUAL"]);
+    let r = http.post(url("/v1/risk/screen")).json(&json!({})).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r =
+        http.post(url("/v1/risk/screen")).header("api-key", "test-key").form(&[("content", "x")]).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+}
