@@ -12,6 +12,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod embed;
 pub mod event;
 pub mod ingest;
 pub mod loadgen;

@@ -219,3 +219,20 @@ impl Drop for OwnRedis {
         self.kill();
     }
 }
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("PALISADE_PLUGIN_SRC_DIR")).parent().expect("root").to_path_buf()
+}
+
+/// The default model folder and ONNX Runtime library that `scripts/setup` fetched.
+pub fn model_files() -> (PathBuf, PathBuf) {
+    let root = repo_root();
+    let model = root.join("var/models/all-MiniLM-L6-v2");
+    let lib = root.join("var/onnxruntime/libonnxruntime.so.1.32.0");
+    assert!(
+        model.join("model.onnx").is_file() && lib.is_file(),
+        "run scripts/setup first: model files missing under var/"
+    );
+    (model, lib)
+}
