@@ -3,6 +3,7 @@
 
 use crate::api::{AppState, HttpMetrics, common_routes, request_context};
 use crate::config::Config;
+use crate::embed::Embedder;
 use crate::ingest::metrics::IngestMetrics;
 use crate::ingest::schema::Limits;
 use crate::ingest::{self, Ingest};
@@ -10,10 +11,12 @@ use crate::plugins::watcher::{DirWatcher, watch};
 use crate::plugins::{PluginHost, PluginMetrics, Runtime};
 use crate::screening::consumer::Consumer;
 use crate::screening::predict::Weights;
-use crate::screening::{self, ScreenApi, ScreenMetrics, Screener};
+use crate::screening::{self, ScreenApi, ScreenMetrics, Screener, Similarity};
 use crate::streams::depth::Depth;
 use crate::streams::producer::Producer;
 use crate::streams::{self, Keys};
+use crate::vectors::VectorStore;
+use crate::vectors::flat::FlatStore;
 use anyhow::Context;
 use axum::Router;
 use redis::aio::ConnectionManager;
@@ -101,6 +104,7 @@ impl Core {
         let http = HttpMetrics::register(&self.registry, "screen")?;
         let screener = Arc::new(Screener {
             plugins: self.plugins.clone(),
+            similarity: self.similarity()?,
             weights: Weights { rules: c.rule_weight, embedding: c.embedding_weight, threshold: c.screening_threshold },
             metrics: ScreenMetrics::register(&self.registry)?,
         });
@@ -127,6 +131,22 @@ impl Core {
         Ok(common_routes(self.state("screen", Some(depth)))
             .merge(screening::routes(api))
             .layer(axum::middleware::from_fn_with_state(http, request_context)))
+    }
+
+    /// The embedding stage from config: the model (a missing or broken model folder
+    /// is an error that stops start-up) and the example bank; `None` when
+    /// `SCREENING_MODEL=none`.
+    pub fn similarity(&self) -> anyhow::Result<Option<Similarity>> {
+        let c = &self.config;
+        let Some(model) = &c.screening_model else { return Ok(None) };
+        let embedder = Embedder::load(model, &c.ort_dylib_path, c.device, c.model_batch_size, &c.model_query_prefix)
+            .context("SCREENING_MODEL (set SCREENING_MODEL=none to screen with rules only)")?;
+        let bank = c.vector_dir.join("exemplars.vec");
+        let exemplars = FlatStore::open(&bank).with_context(|| format!("example bank {}", bank.display()))?;
+        if exemplars.is_empty() {
+            tracing::warn!(bank = %bank.display(), "the example bank is empty: embedding scores need `palisade bank import`");
+        }
+        Ok(Some(Similarity { embedder: Arc::new(embedder), exemplars: Arc::new(exemplars), k: c.similar_k }))
     }
 
     fn limits(&self) -> Limits {

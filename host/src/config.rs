@@ -38,6 +38,17 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("CONSUMER_NAME", "", "this screening consumer's name in the group (default: host-pid)"),
     ("MAX_DELIVERIES", "5", "deliveries after which an entry goes to events:dead_letter"),
     ("CLAIM_IDLE_MS", "30000", "idle time after which another consumer's pending entry is taken over"),
+    (
+        "SCREENING_MODEL",
+        "var/models/all-MiniLM-L6-v2",
+        "sentence-encoder folder (model.onnx + tokenizer.json), or none",
+    ),
+    ("ORT_DYLIB_PATH", "var/onnxruntime/libonnxruntime.so.1.32.0", "the ONNX Runtime shared library"),
+    ("DEVICE", "cpu", "cpu or cuda (cuda needs a build with --features cuda)"),
+    ("MODEL_BATCH_SIZE", "32", "texts per model call"),
+    ("MODEL_QUERY_PREFIX", "", "text put before every input (e5-style models: `query: `)"),
+    ("VECTOR_DIR", "var/vectors", "where the example bank (exemplars.vec) is kept"),
+    ("SIMILAR_K", "10", "nearest labelled examples per event"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +89,14 @@ pub struct Config {
     pub consumer_name: String,
     pub max_deliveries: u64,
     pub claim_idle_ms: u64,
+    /// `None` when SCREENING_MODEL is `none`.
+    pub screening_model: Option<PathBuf>,
+    pub ort_dylib_path: PathBuf,
+    pub device: crate::embed::Device,
+    pub model_batch_size: usize,
+    pub model_query_prefix: String,
+    pub vector_dir: PathBuf,
+    pub similar_k: usize,
 }
 
 impl Config {
@@ -193,6 +212,16 @@ impl Config {
                 parse("MAX_DELIVERIES", get("MAX_DELIVERIES"), "a whole number")?,
             )?,
             claim_idle_ms: positive("CLAIM_IDLE_MS", parse("CLAIM_IDLE_MS", get("CLAIM_IDLE_MS"), "a whole number")?)?,
+            screening_model: Some(get("SCREENING_MODEL")).filter(|m| m != "none" && !m.is_empty()).map(PathBuf::from),
+            ort_dylib_path: PathBuf::from(get("ORT_DYLIB_PATH")),
+            device: parse("DEVICE", get("DEVICE"), "cpu or cuda")?,
+            model_batch_size: positive(
+                "MODEL_BATCH_SIZE",
+                parse("MODEL_BATCH_SIZE", get("MODEL_BATCH_SIZE"), "a whole number")?,
+            )?,
+            model_query_prefix: get("MODEL_QUERY_PREFIX"),
+            vector_dir: PathBuf::from(get("VECTOR_DIR")),
+            similar_k: positive("SIMILAR_K", parse("SIMILAR_K", get("SIMILAR_K"), "a whole number")?)?,
         })
     }
 }

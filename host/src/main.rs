@@ -37,6 +37,25 @@ enum Command {
     },
     /// List the configuration keys, their defaults and meaning.
     Config,
+    /// The labelled example bank used for embedding similarity.
+    Bank {
+        #[command(subcommand)]
+        command: BankCommand,
+    },
+    /// Evaluate screening on labelled JSONL ({"id","text","label"}): per-category P/R/F1, confusion matrix.
+    Eval {
+        /// Labelled files to evaluate.
+        files: Vec<PathBuf>,
+        /// Build the example bank from these files instead of k-fold over the evaluated ones.
+        #[arg(long)]
+        bank: Vec<PathBuf>,
+        /// Folds (k-fold: each row is compared only with the other folds).
+        #[arg(long, default_value_t = 5)]
+        folds: usize,
+        /// Evaluate only the first N rows (after a deterministic shuffle).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
     /// Drive load against the ingestion service and report throughput and latency.
     Load {
         #[command(flatten)]
@@ -45,6 +64,14 @@ enum Command {
         #[arg(long)]
         no_stream_check: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum BankCommand {
+    /// Embed labelled JSONL rows into the bank (VECTOR_DIR/exemplars.vec); rows with a known id are replaced.
+    Import { files: Vec<PathBuf> },
+    /// How many examples the bank holds, by label.
+    Stats,
 }
 
 #[derive(Subcommand)]
@@ -105,6 +132,8 @@ fn main() -> anyhow::Result<()> {
                 .build()?
                 .block_on(palisade::loadgen::run(args, key, stream))
         }
+        Command::Bank { command } => bank(&config, command),
+        Command::Eval { files, bank, folds, limit } => eval(&config, files, bank, folds, limit),
         Command::Config => {
             for (key, default, meaning) in palisade::config::KEYS {
                 println!("{key:<26} {:<24} {meaning}", if default.is_empty() { "-" } else { default });
@@ -231,5 +260,75 @@ fn screen(config: Config, text: &str) -> anyhow::Result<()> {
         "latency_us": started.elapsed().as_secs_f64() * 1e6,
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn embedder(config: &Config) -> anyhow::Result<palisade::embed::Embedder> {
+    let Some(model) = &config.screening_model else { bail!("SCREENING_MODEL is none: no model to embed with") };
+    Ok(palisade::embed::Embedder::load(
+        model,
+        &config.ort_dylib_path,
+        config.device,
+        config.model_batch_size,
+        &config.model_query_prefix,
+    )?)
+}
+
+fn bank(config: &Config, command: BankCommand) -> anyhow::Result<()> {
+    use palisade::vectors::VectorStore;
+    let path = config.vector_dir.join("exemplars.vec");
+    let store = palisade::vectors::flat::FlatStore::open(&path)?;
+    match command {
+        BankCommand::Import { files } => {
+            if files.is_empty() {
+                bail!("name one or more labelled JSONL files");
+            }
+            let rows = palisade::vectors::bank::read(&files)?;
+            let n = palisade::vectors::bank::import(&embedder(config)?, &store, rows)?;
+            println!("imported {n} examples into {} ({} in the bank)", path.display(), store.len());
+        }
+        BankCommand::Stats => println!("{}: {} examples", path.display(), store.len()),
+    }
+    Ok(())
+}
+
+fn eval(
+    config: &Config,
+    files: Vec<PathBuf>,
+    bank: Vec<PathBuf>,
+    folds: usize,
+    limit: Option<usize>,
+) -> anyhow::Result<()> {
+    if files.is_empty() {
+        bail!("name one or more labelled JSONL files");
+    }
+    let mut rows = palisade::vectors::bank::read(&files)?;
+    if let Some(n) = limit {
+        // Deterministic shuffle by id hash, so a limit samples every label.
+        rows.sort_by_key(|r| {
+            r.id.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+        });
+        rows.truncate(n);
+    }
+    let bank_rows = if bank.is_empty() { None } else { Some(palisade::vectors::bank::read(&bank)?) };
+    let host = open(config, None)?;
+    let embedder = embedder(config)?;
+    let weights = palisade::screening::predict::Weights {
+        rules: config.rule_weight,
+        embedding: config.embedding_weight,
+        threshold: config.screening_threshold,
+    };
+    let out = palisade::eval::run(palisade::eval::EvalInput {
+        rows,
+        bank: bank_rows,
+        folds,
+        k: config.similar_k,
+        weights,
+        plugins: &host,
+        embedder: &embedder,
+    })?;
+    for (name, predicted) in &out.variants {
+        println!("{}", palisade::eval::report(name, &out.truth, predicted));
+    }
     Ok(())
 }

@@ -136,8 +136,13 @@ impl Service {
         for p in plugins_to_install {
             plugins.install(p);
         }
+        let (model, lib) = model_files();
+        let vectors = plugins.path().join("vectors");
         let mut raw = std::collections::BTreeMap::from([
             ("PLUGIN_DIR".to_string(), plugins.path().display().to_string()),
+            ("SCREENING_MODEL".into(), model.display().to_string()),
+            ("ORT_DYLIB_PATH".into(), lib.display().to_string()),
+            ("VECTOR_DIR".into(), vectors.display().to_string()),
             ("PLUGIN_WATCH".into(), "false".into()),
             ("API_KEYS".into(), "test-key".into()),
             ("ADMIN_API_KEYS".into(), "admin-key".into()),
@@ -235,4 +240,16 @@ pub fn model_files() -> (PathBuf, PathBuf) {
         "run scripts/setup first: model files missing under var/"
     );
     (model, lib)
+}
+
+/// The labelled dev data beside the repository (`../shared/data/NAME`).
+pub fn shared_data(name: &str) -> PathBuf {
+    let path = repo_root().parent().expect("parent").join("shared/data").join(name);
+    assert!(path.is_file(), "{} is missing: the labelled data sets live in ../shared/data", path.display());
+    path
+}
+
+/// A deterministic fold of a row id (FNV-1a), as `palisade eval` uses.
+pub fn fold_of(id: &str, folds: u64) -> u64 {
+    id.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3)) % folds
 }

@@ -1,16 +1,19 @@
-//! Risk screening (`:8002`): the rule stage (`rules`), the combined prediction
+//! Risk screening (`:8002`): the rule stage (`rules`), the embedding stage
+//! (`similarity`: nearest labelled examples), the combined prediction
 //! (`predict`), the Redis consumer that screens and routes `events:raw`
-//! (`consumer`), and the synchronous HTTP routes here. Embeddings and similarity
-//! (issue 4) plug into [`Screener::screen`].
+//! (`consumer`), and the synchronous HTTP routes here.
 
 pub mod consumer;
 pub mod predict;
 pub mod rules;
+pub mod similarity;
 
 use crate::api::{ApiError, require_key};
+use crate::embed::Embedder;
 use crate::event::Event;
 use crate::ingest::schema::{self, FieldError, Limits, ParseError};
 use crate::plugins::PluginHost;
+use crate::vectors::{Neighbour, VectorStore};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -65,9 +68,26 @@ impl ScreenMetrics {
     }
 }
 
+/// The embedding stage: a model and the labelled examples it is compared with.
+pub struct Similarity {
+    pub embedder: Arc<Embedder>,
+    pub exemplars: Arc<dyn VectorStore>,
+    /// Neighbours per event.
+    pub k: usize,
+}
+
+impl Similarity {
+    /// Nearest labelled examples of each text (empty lists when embedding fails).
+    pub fn neighbours(&self, texts: &[&str]) -> Result<Vec<Vec<Neighbour>>, crate::embed::EmbedError> {
+        let vectors = self.embedder.embed(texts)?;
+        Ok(vectors.iter().map(|v| self.exemplars.search(v, self.k)).collect())
+    }
+}
+
 /// Screens batches of events: every stage, one call per plugin per batch.
 pub struct Screener {
     pub plugins: Arc<PluginHost>,
+    pub similarity: Option<Similarity>,
     pub weights: Weights,
     pub metrics: ScreenMetrics,
 }
@@ -79,14 +99,28 @@ impl Screener {
         }
         let started = Instant::now();
         let rule_results = rules::score(&self.plugins, &events);
+        let neighbours = match &self.similarity {
+            Some(sim) if !sim.exemplars.is_empty() => {
+                let texts: Vec<&str> = events.iter().map(|e| e.content.as_str()).collect();
+                sim.neighbours(&texts).unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "embedding failed; screening this batch with rules only");
+                    vec![Vec::new(); events.len()]
+                })
+            }
+            _ => vec![Vec::new(); events.len()],
+        };
+        let model_id = self.similarity.as_ref().map(|s| s.embedder.model_id.clone());
         let elapsed = started.elapsed();
         let per_event_ms = elapsed.as_secs_f64() * 1e3 / events.len() as f64;
         self.metrics.batch_latency.observe(elapsed.as_secs_f64());
         events
             .into_iter()
             .zip(rule_results)
-            .map(|(event, r)| {
-                let mut p = predict::predict(event, r, None, self.weights);
+            .zip(neighbours)
+            .map(|((event, r), near)| {
+                let mut p = predict::predict(event, r, similarity::embedding_score(&near), self.weights);
+                p.similar = near;
+                p.model_id = model_id.clone();
                 p.latency_ms = per_event_ms;
                 self.metrics.risk.observe(p.risk_score as f64);
                 p

@@ -49,6 +49,8 @@ pub struct Prediction {
     pub explanation: Vec<TopHit>,
     /// `name@version` of every heuristic plugin that scored the event.
     pub plugin_versions: Vec<String>,
+    /// Nearest labelled examples (with similarity and label).
+    pub similar: Vec<crate::vectors::Neighbour>,
     pub model_id: Option<String>,
     pub latency_ms: f64,
 }
@@ -106,6 +108,7 @@ pub fn predict(event: Event, rules: RuleResult, embedding: Option<(f32, &'static
         flags,
         explanation,
         plugin_versions,
+        similar: Vec::new(),
         model_id: None,
         latency_ms: 0.0,
     }

@@ -1,0 +1,48 @@
+//! From nearest labelled examples to an embedding score and category.
+//!
+//! Each of the k neighbours weighs `w = max(similarity, 0)²`, so close examples
+//! dominate. The score is the weighted share of risky (non-`LOW_RISK`) neighbours,
+//! scaled down when even the nearest one is far (`× min(1, top similarity / 0.5)`);
+//! the category is the risky label with the largest total weight.
+
+use crate::vectors::Neighbour;
+
+const CATEGORIES: [&str; 7] = ["LOW_RISK", "SPAM", "TOXIC", "TARGETED_HARASSMENT", "HATE_SPEECH", "VIOLENCE", "SEXUAL"];
+
+/// `(score, category)`, or `None` without neighbours.
+pub fn embedding_score(neighbours: &[Neighbour]) -> Option<(f32, &'static str)> {
+    let top = neighbours.first()?.similarity;
+    let mut totals = [0f32; CATEGORIES.len()];
+    for n in neighbours {
+        if let Some(i) = CATEGORIES.iter().position(|c| *c == n.label) {
+            totals[i] += n.similarity.max(0.0).powi(2);
+        }
+    }
+    let all: f32 = totals.iter().sum();
+    if all <= 0.0 {
+        return Some((0.0, "LOW_RISK"));
+    }
+    let risky: f32 = totals[1..].iter().sum();
+    let (best, weight) = totals[1..].iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("categories");
+    let category = if *weight > 0.0 { CATEGORIES[best + 1] } else { "LOW_RISK" };
+    Some(((risky / all) * (top / 0.5).clamp(0.0, 1.0), category))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(label: &str, similarity: f32) -> Neighbour {
+        Neighbour { id: String::new(), label: label.into(), text: String::new(), similarity }
+    }
+
+    #[test]
+    fn close_risky_neighbours_score_high_and_far_ones_low() {
+        let (s, c) = embedding_score(&[n("SPAM", 0.9), n("SPAM", 0.8), n("LOW_RISK", 0.3)]).unwrap();
+        assert!(s > 0.9 && c == "SPAM", "{s} {c}");
+        let (s, _) = embedding_score(&[n("SPAM", 0.2), n("SPAM", 0.2)]).unwrap();
+        assert!(s < 0.5, "far neighbours are weak evidence: {s}");
+        assert_eq!(embedding_score(&[n("LOW_RISK", 0.9)]).unwrap(), (0.0, "LOW_RISK"));
+        assert!(embedding_score(&[]).is_none());
+    }
+}
