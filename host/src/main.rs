@@ -69,7 +69,12 @@ enum Command {
 #[derive(Subcommand)]
 enum BankCommand {
     /// Embed labelled JSONL rows into the bank (VECTOR_DIR/exemplars.vec); rows with a known id are replaced.
-    Import { files: Vec<PathBuf> },
+    Import {
+        files: Vec<PathBuf>,
+        /// At most this many rows per label (the first ones in file order).
+        #[arg(long)]
+        per_label: Option<usize>,
+    },
     /// How many examples the bank holds, by label.
     Stats,
 }
@@ -279,11 +284,19 @@ fn bank(config: &Config, command: BankCommand) -> anyhow::Result<()> {
     let path = config.vector_dir.join("exemplars.vec");
     let store = palisade::vectors::flat::FlatStore::open(&path)?;
     match command {
-        BankCommand::Import { files } => {
+        BankCommand::Import { files, per_label } => {
             if files.is_empty() {
                 bail!("name one or more labelled JSONL files");
             }
-            let rows = palisade::vectors::bank::read(&files)?;
+            let mut rows = palisade::vectors::bank::read(&files)?;
+            if let Some(max) = per_label {
+                let mut seen = std::collections::HashMap::<String, usize>::new();
+                rows.retain(|r| {
+                    let n = seen.entry(r.label.clone()).or_default();
+                    *n += 1;
+                    *n <= max
+                });
+            }
             let n = palisade::vectors::bank::import(&embedder(config)?, &store, rows)?;
             println!("imported {n} examples into {} ({} in the bank)", path.display(), store.len());
         }
