@@ -4,6 +4,7 @@
 use crate::api::{AppState, HttpMetrics, common_routes, request_context};
 use crate::config::Config;
 use crate::embed::Embedder;
+use crate::embed::cache::EmbeddingCache;
 use crate::ingest::metrics::IngestMetrics;
 use crate::ingest::schema::Limits;
 use crate::ingest::{self, Ingest};
@@ -146,7 +147,14 @@ impl Core {
         if exemplars.is_empty() {
             tracing::warn!(bank = %bank.display(), "the example bank is empty: embedding scores need `palisade bank import`");
         }
-        Ok(Some(Similarity { embedder: Arc::new(embedder), exemplars: Arc::new(exemplars), k: c.similar_k }))
+        let cache = (c.embedding_cache_ttl > 0)
+            .then(|| {
+                let prefix = format!("{}{}:", self.keys.embedding_cache, embedder.model_id);
+                EmbeddingCache::new(&c.redis_url, prefix, c.embedding_cache_ttl)
+            })
+            .transpose()
+            .context("REDIS_URL")?;
+        Ok(Some(Similarity { embedder: Arc::new(embedder), cache, exemplars: Arc::new(exemplars), k: c.similar_k }))
     }
 
     fn limits(&self) -> Limits {

@@ -253,3 +253,19 @@ pub fn shared_data(name: &str) -> PathBuf {
 pub fn fold_of(id: &str, folds: u64) -> u64 {
     id.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3)) % folds
 }
+
+/// A vector directory holding an example bank of these `(id, label, text)` rows.
+pub fn bank(rows: &[(&str, &str, &str)]) -> tempfile::TempDir {
+    use palisade::vectors::bank::{Labelled, import};
+    let dir = tempfile::tempdir().unwrap();
+    let (model, lib) = model_files();
+    let embedder = palisade::embed::Embedder::load(&model, &lib, palisade::embed::Device::Cpu, 32, "").unwrap();
+    let store = palisade::vectors::flat::FlatStore::open(&dir.path().join("exemplars.vec")).unwrap();
+    let rows = rows.iter().map(|(id, label, text)| Labelled {
+        id: id.to_string(),
+        label: label.to_string(),
+        text: text.to_string(),
+    });
+    import(&embedder, &store, rows.collect()).unwrap();
+    dir
+}

@@ -205,3 +205,39 @@ async fn synchronous_screening_answers_json_form_and_batches() {
         http.post(url("/v1/risk/screen")).header("api-key", "test-key").form(&[("content", "x")]).send().await.unwrap();
     assert_eq!(r.status(), 422);
 }
+
+#[tokio::test]
+async fn embeddings_are_cached_in_redis_with_a_ttl() {
+    let bank = palisade_tests::bank(&[("x-1", "SPAM", "win a free prize now"), ("x-2", "LOW_RISK", "see you soon")]);
+    let s = Service::both(&[("EMBEDDING_CACHE_TTL", "600"), ("VECTOR_DIR", bank.path().to_str().unwrap())]).await;
+    let http = reqwest::Client::new();
+    let body = json!({"events": [
+        {"event_id": "c-1", "event_type": "message", "platform": "web", "user_id": "u", "content": "cache me if you can"},
+        {"event_id": "c-2", "event_type": "message", "platform": "web", "user_id": "u", "content": "cache me if you can"}
+    ]});
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let r = http
+            .post(format!("{}/v1/risk/screen-batch", s.screen_base))
+            .header("api-key", "test-key")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        answers.push(r.json::<Value>().await.unwrap());
+    }
+    // The cached vector gives the same neighbours as the fresh one.
+    assert_eq!(answers[0]["predictions"][0]["similar"], answers[1]["predictions"][0]["similar"]);
+    let metrics = reqwest::get(format!("{}/metrics", s.screen_base)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"palisade_screen_embedding_cache_total{result="miss"} 2"#), "{metrics}");
+    assert!(metrics.contains(r#"palisade_screen_embedding_cache_total{result="hit"} 2"#), "{metrics}");
+    let mut conn = s.redis();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{}*", s.keys.embedding_cache)).query(&mut conn).unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].contains("all-MiniLM-L6-v2"));
+    let ttl: i64 = conn.ttl(&keys[0]).unwrap();
+    assert!((1..=600).contains(&ttl), "{ttl}");
+    let bytes: Vec<u8> = conn.get(&keys[0]).unwrap();
+    assert_eq!(bytes.len(), 384 * 4);
+}

@@ -45,15 +45,14 @@ async fn clear_spam_and_abuse_route_high_and_benign_messages_low() {
             *n <= 300
         })
         .collect();
-    let s = {
-        let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    {
         let (model, lib) = model_files();
         let embedder = Embedder::load(&model, &lib, Device::Cpu, 32, "").unwrap();
         let store = FlatStore::open(&dir.path().join("exemplars.vec")).unwrap();
         import(&embedder, &store, bank).unwrap();
-        let vectors = dir.keep();
-        Service::both(&[("VECTOR_DIR", vectors.to_str().unwrap())]).await
-    };
+    }
+    let s = Service::both(&[("VECTOR_DIR", dir.path().to_str().unwrap())]).await;
     let pick = |label: &str, must: &[&str], n: usize| -> Vec<&Labelled> {
         held_out
             .iter()

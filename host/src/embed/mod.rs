@@ -5,6 +5,8 @@
 //! to the longest in each `MODEL_BATCH_SIZE` batch, so short messages do not pay
 //! for long ones. No Redis, no HTTP here.
 
+pub mod cache;
+
 use ndarray::Array2;
 use ort::session::Session;
 use ort::value::TensorRef;

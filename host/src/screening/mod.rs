@@ -10,6 +10,7 @@ pub mod similarity;
 
 use crate::api::{ApiError, require_key};
 use crate::embed::Embedder;
+use crate::embed::cache::EmbeddingCache;
 use crate::event::Event;
 use crate::ingest::schema::{self, FieldError, Limits, ParseError};
 use crate::plugins::PluginHost;
@@ -31,6 +32,7 @@ pub struct ScreenMetrics {
     pub events: IntCounterVec,
     pub batch_latency: Histogram,
     pub risk: Histogram,
+    pub cache: IntCounterVec,
 }
 
 impl ScreenMetrics {
@@ -52,8 +54,13 @@ impl ScreenMetrics {
         )?;
         r.register(Box::new(events.clone()))?;
         r.register(Box::new(batch_latency.clone()))?;
+        let cache = IntCounterVec::new(
+            Opts::new("palisade_screen_embedding_cache_total", "Embedding cache lookups by result (hit, miss)."),
+            &["result"],
+        )?;
         r.register(Box::new(risk.clone()))?;
-        Ok(ScreenMetrics { events, batch_latency, risk })
+        r.register(Box::new(cache.clone()))?;
+        Ok(ScreenMetrics { events, batch_latency, risk, cache })
     }
 
     fn routed(&self, predictions: &[Prediction], dead: usize) {
@@ -68,19 +75,40 @@ impl ScreenMetrics {
     }
 }
 
-/// The embedding stage: a model and the labelled examples it is compared with.
+/// The embedding stage: a model, its cache, and the labelled examples it is compared with.
 pub struct Similarity {
     pub embedder: Arc<Embedder>,
+    pub cache: Option<EmbeddingCache>,
     pub exemplars: Arc<dyn VectorStore>,
     /// Neighbours per event.
     pub k: usize,
 }
 
 impl Similarity {
-    /// Nearest labelled examples of each text (empty lists when embedding fails).
-    pub fn neighbours(&self, texts: &[&str]) -> Result<Vec<Vec<Neighbour>>, crate::embed::EmbedError> {
-        let vectors = self.embedder.embed(texts)?;
-        Ok(vectors.iter().map(|v| self.exemplars.search(v, self.k)).collect())
+    /// Vectors of each text: from the cache where it has them, the model for the rest.
+    pub fn vectors(&self, texts: &[&str], metrics: &ScreenMetrics) -> Result<Vec<Vec<f32>>, crate::embed::EmbedError> {
+        let Some(cache) = &self.cache else { return self.embedder.embed(texts) };
+        let mut vectors = cache.get(texts);
+        let missing: Vec<usize> = (0..texts.len()).filter(|i| vectors[*i].is_none()).collect();
+        metrics.cache.with_label_values(&["hit"]).inc_by((texts.len() - missing.len()) as u64);
+        metrics.cache.with_label_values(&["miss"]).inc_by(missing.len() as u64);
+        if !missing.is_empty() {
+            let fresh = self.embedder.embed(&missing.iter().map(|i| texts[*i]).collect::<Vec<_>>())?;
+            cache.put(&missing.iter().zip(&fresh).map(|(i, v)| (texts[*i], v.as_slice())).collect::<Vec<_>>());
+            for (i, v) in missing.into_iter().zip(fresh) {
+                vectors[i] = Some(v);
+            }
+        }
+        Ok(vectors.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    /// Nearest labelled examples of each text.
+    pub fn neighbours(
+        &self,
+        texts: &[&str],
+        metrics: &ScreenMetrics,
+    ) -> Result<Vec<Vec<Neighbour>>, crate::embed::EmbedError> {
+        Ok(self.vectors(texts, metrics)?.iter().map(|v| self.exemplars.search(v, self.k)).collect())
     }
 }
 
@@ -102,7 +130,7 @@ impl Screener {
         let neighbours = match &self.similarity {
             Some(sim) if !sim.exemplars.is_empty() => {
                 let texts: Vec<&str> = events.iter().map(|e| e.content.as_str()).collect();
-                sim.neighbours(&texts).unwrap_or_else(|e| {
+                sim.neighbours(&texts, &self.metrics).unwrap_or_else(|e| {
                     tracing::error!(error = %e, "embedding failed; screening this batch with rules only");
                     vec![Vec::new(); events.len()]
                 })

@@ -26,6 +26,8 @@ pub struct Keys {
     pub dead_letter: String,
     /// Prefix of dedup keys (`dedup:<sha256>`).
     pub dedup: String,
+    /// Prefix of cached embeddings (`emb:<model>:<sha256>`).
+    pub embedding_cache: String,
 }
 
 impl Keys {
@@ -36,6 +38,7 @@ impl Keys {
             low_risk: format!("{prefix}events:low_risk"),
             dead_letter: format!("{prefix}events:dead_letter"),
             dedup: format!("{prefix}dedup:"),
+            embedding_cache: format!("{prefix}emb:"),
         }
     }
 }
