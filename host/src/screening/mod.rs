@@ -108,7 +108,7 @@ impl Similarity {
         texts: &[&str],
         metrics: &ScreenMetrics,
     ) -> Result<Vec<Vec<Neighbour>>, crate::embed::EmbedError> {
-        Ok(self.vectors(texts, metrics)?.iter().map(|v| self.exemplars.search(v, self.k)).collect())
+        Ok(self.exemplars.search_many(&self.vectors(texts, metrics)?, self.k))
     }
 }
 

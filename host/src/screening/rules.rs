@@ -42,15 +42,25 @@ pub struct RuleResult {
     pub failed: Vec<(String, String)>,
 }
 
-/// Score a batch with every active heuristic plugin (one call each).
+/// Score a batch with every active heuristic plugin (one call each, over two threads).
 pub fn score(host: &PluginHost, events: &[Event]) -> Vec<RuleResult> {
     let wit = to_wit(events);
     let mut results: Vec<RuleResult> = events
         .iter()
         .map(|_| RuleResult { score: 0.0, category: "LOW_RISK", verdicts: Vec::new(), failed: Vec::new() })
         .collect();
-    for (plugin, version) in host.active(PluginKind::Heuristic) {
-        match plugin.score(&wit) {
+    // Plugins are independent: split them over two threads (each has its own instances).
+    let active = host.active(PluginKind::Heuristic);
+    let outcomes: Vec<_> = std::thread::scope(|s| {
+        let wit = &wit;
+        let halves: Vec<_> = active
+            .chunks(active.len().div_ceil(2).max(1))
+            .map(|part| s.spawn(move || part.iter().map(|(p, v)| (p, v, p.score(wit))).collect::<Vec<_>>()))
+            .collect();
+        halves.into_iter().flat_map(|h| h.join().expect("rule thread")).collect()
+    });
+    for (plugin, version, outcome) in outcomes {
+        match outcome {
             Ok(verdicts) => {
                 for (result, v) in results.iter_mut().zip(verdicts) {
                     if v.score > 0.0 || !v.hits.is_empty() {

@@ -84,7 +84,7 @@ impl VectorStore for FlatStore {
         // Keep the k best in a small sorted list (k is small).
         let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
         for (i, v) in s.vectors.chunks_exact(s.dim).enumerate() {
-            let sim: f32 = v.iter().zip(query).map(|(a, b)| a * b).sum();
+            let sim = dot(v, query);
             if best.len() < k || sim > best[best.len() - 1].0 {
                 let at = best.partition_point(|(b, _)| *b >= sim);
                 best.insert(at, (sim, i));
@@ -97,6 +97,40 @@ impl VectorStore for FlatStore {
                 label: s.labels[i].clone(),
                 text: s.texts[i].clone(),
                 similarity,
+            })
+            .collect()
+    }
+
+    /// One matrix product for the whole batch (SIMD GEMM), then a top-k per query.
+    fn search_many(&self, queries: &[Vec<f32>], k: usize) -> Vec<Vec<Neighbour>> {
+        let s = self.inner.read().expect("vector lock");
+        let n = s.ids.len();
+        if s.dim == 0 || k == 0 || queries.iter().any(|q| q.len() != s.dim) {
+            return vec![Vec::new(); queries.len()];
+        }
+        let bank = ndarray::ArrayView2::from_shape((n, s.dim), &s.vectors).expect("bank shape");
+        let flat: Vec<f32> = queries.iter().flatten().copied().collect();
+        let q = ndarray::ArrayView2::from_shape((queries.len(), s.dim), &flat).expect("query shape");
+        let scores = q.dot(&bank.t());
+        scores
+            .outer_iter()
+            .map(|row| {
+                let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
+                for (i, &sim) in row.iter().enumerate() {
+                    if best.len() < k || sim > best[best.len() - 1].0 {
+                        let at = best.partition_point(|(b, _)| *b >= sim);
+                        best.insert(at, (sim, i));
+                        best.truncate(k);
+                    }
+                }
+                best.into_iter()
+                    .map(|(similarity, i)| Neighbour {
+                        id: s.ids[i].clone(),
+                        label: s.labels[i].clone(),
+                        text: s.texts[i].clone(),
+                        similarity,
+                    })
+                    .collect()
             })
             .collect()
     }
@@ -131,6 +165,20 @@ impl VectorStore for FlatStore {
         }
         std::fs::rename(&tmp, path).map_err(err)
     }
+}
+
+/// Dot product with eight independent accumulators, so the compiler can keep
+/// them in SIMD registers (a plain `zip().sum()` is sequential in float order).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 fn read_file(path: &Path) -> Result<Vec<Item>, VectorError> {
@@ -187,6 +235,10 @@ mod tests {
             .unwrap();
         let hits = store.search(&[1.0, 0.0], 2);
         assert_eq!(hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+        let many = store.search_many(&[vec![1.0, 0.0], vec![0.0, 1.0]], 2);
+        assert_eq!(many[0].iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(many[1].iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["b", "c"]);
+        assert!((many[0][1].similarity - hits[1].similarity).abs() < 1e-6);
         store.upsert(vec![item("a", "SPAM", [0.0, 1.0])]).unwrap();
         assert_eq!(store.len(), 3);
         assert_eq!(store.search(&[1.0, 0.0], 1)[0].id, "c");

@@ -40,6 +40,10 @@ pub trait VectorStore: Send + Sync {
     fn upsert(&self, items: Vec<Item>) -> Result<(), VectorError>;
     /// The `k` most similar items to a normalised query, most similar first.
     fn search(&self, query: &[f32], k: usize) -> Vec<Neighbour>;
+    /// [`VectorStore::search`] for many queries (backends batch it where they can).
+    fn search_many(&self, queries: &[Vec<f32>], k: usize) -> Vec<Vec<Neighbour>> {
+        queries.iter().map(|q| self.search(q, k)).collect()
+    }
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0

@@ -1,0 +1,115 @@
+//! Screening throughput on this machine, with the real model, plugins and Redis:
+//!
+//! - raw model: `Embedder::embed` alone on the texts, `MODEL_BATCH_SIZE` 32;
+//! - pipeline: `Screener::screen` (rules + embeddings + kNN over the bank +
+//!   prediction) in batches of `BATCH_SIZE` 100, embedding cache off;
+//! - cache-hit: the same with every embedding already in the Redis cache;
+//! - heuristics-only: `SCREENING_MODEL=none` (rule plugins + prediction).
+//!
+//! Prints events/s, per-batch latency p50/p99, and peak memory. Needs
+//! `scripts/setup` (model, plugins, bank) and Redis on 127.0.0.1:6379.
+//!
+//! Run: `cargo bench -p palisade-benches --bench screening` (N texts: `SCREEN_BENCH_N`, default 2000)
+
+use palisade::embed::cache::EmbeddingCache;
+use palisade::embed::{Device, Embedder};
+use palisade::event::Event;
+use palisade::screening::predict::Weights;
+use palisade::screening::{ScreenMetrics, Screener, Similarity};
+use palisade::vectors::VectorStore;
+use palisade::vectors::bank::read;
+use palisade::vectors::flat::FlatStore;
+use palisade_tests::{PluginDir, model_files, repo_root, shared_data, shipped};
+use std::sync::Arc;
+use std::time::Instant;
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn run(name: &str, screener: &Screener, texts: &[String]) {
+    let mut batch_ms = Vec::new();
+    let started = Instant::now();
+    for chunk in texts.chunks(100) {
+        let events: Vec<Event> = chunk.iter().map(|t| Event::sample(t)).collect();
+        let t = Instant::now();
+        let out = screener.screen(events);
+        batch_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(out.len(), chunk.len());
+    }
+    let secs = started.elapsed().as_secs_f64();
+    batch_ms.sort_by(f64::total_cmp);
+    println!(
+        "{name:<34} {:>9.0} events/s   batch(100) p50 {:>7.1} ms  p99 {:>7.1} ms",
+        texts.len() as f64 / secs,
+        percentile(&batch_ms, 0.5),
+        percentile(&batch_ms, 0.99)
+    );
+}
+
+fn peak_memory_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // cargo test --benches asks benchmarks to list themselves
+    }
+    let n: usize = std::env::var("SCREEN_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let rows = read(&[shared_data("sms-spam.dev.jsonl"), shared_data("davidson-hate-offensive.dev.jsonl")]).unwrap();
+    let texts: Vec<String> = rows.iter().step_by((rows.len() / n).max(1)).take(n).map(|r| r.text.clone()).collect();
+    let (model, lib) = model_files();
+    let embedder = Arc::new(Embedder::load(&model, &lib, Device::Cpu, 32, "").unwrap());
+    let bank_path = repo_root().join("var/vectors/exemplars.vec");
+    let exemplars: Arc<dyn VectorStore> = Arc::new(FlatStore::open(&bank_path).unwrap());
+    assert!(!exemplars.is_empty(), "run scripts/setup first: the example bank is empty");
+    let dir = PluginDir::new();
+    for name in shipped() {
+        dir.install(&name);
+    }
+    let (plugins, registry) = dir.open();
+    let metrics = ScreenMetrics::register(&registry).unwrap();
+    println!("{} texts (SMS + Davidson dev data), bank of {} examples, k = 10", texts.len(), exemplars.len());
+
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let t = Instant::now();
+    embedder.embed(&refs).unwrap();
+    let raw = texts.len() as f64 / t.elapsed().as_secs_f64();
+    println!("{:<34} {raw:>9.0} texts/s", "raw model (embed only, batch 32)");
+
+    let similarity = |cache: Option<EmbeddingCache>| Similarity {
+        embedder: embedder.clone(),
+        cache,
+        exemplars: exemplars.clone(),
+        k: 10,
+    };
+    let screener = |similarity: Option<Similarity>| Screener {
+        plugins: plugins.clone(),
+        similarity,
+        weights: Weights::default(),
+        metrics: metrics.clone(),
+    };
+    let started = Instant::now();
+    run("pipeline (rules+embed+kNN)", &screener(Some(similarity(None))), &texts);
+    let pipeline = texts.len() as f64 / started.elapsed().as_secs_f64();
+    println!("{:<34} {:>9.1} % of the raw model rate", "  pipeline / raw model", pipeline / raw * 100.0);
+
+    let prefix = format!("bench:emb:{}:", std::process::id());
+    let cached =
+        screener(Some(similarity(Some(EmbeddingCache::new("redis://127.0.0.1:6379", prefix.clone(), 600).unwrap()))));
+    cached.screen(texts.iter().map(|t| Event::sample(t)).collect()); // warm the cache
+    run("cache-hit (rules+cache+kNN)", &cached, &texts);
+    run("heuristics-only (rules)", &screener(None), &texts);
+    println!("peak memory (VmHWM): {:.0} MiB", peak_memory_mib());
+    let mut conn = redis::Client::open("redis://127.0.0.1:6379").unwrap().get_connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query(&mut conn).unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(&keys).query(&mut conn).unwrap();
+    }
+}
