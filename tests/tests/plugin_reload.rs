@@ -44,8 +44,10 @@ fn watcher_reload_under_concurrent_calls_loses_no_call_and_never_goes_back() {
         .map(|_| {
             let (host, stop, calls) = (host.clone(), stop.clone(), calls.clone());
             std::thread::spawn(move || {
-                let mut seen = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
+                let mut seen: Vec<String> = Vec::new();
+                // Run until stopped, and at least until this caller has been served by v2
+                // (a starved thread must not pass for one that never saw the swap).
+                while !(stop.load(Ordering::Relaxed) && seen.last().is_some_and(|t| t == "v2")) {
                     let t = tag(&host); // panics on any failed call
                     calls.fetch_add(1, Ordering::Relaxed);
                     if seen.last() != Some(&t) {
