@@ -58,6 +58,7 @@ impl Core {
             api_keys: Arc::new(self.config.api_keys.clone()),
             admin_api_keys: Arc::new(self.config.admin_api_keys.clone()),
             depth,
+            swagger_ui_dir: Arc::new(self.config.swagger_ui_dir.clone()),
         }
     }
 

@@ -21,6 +21,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("REDIS_URL", "redis://127.0.0.1:6379", "Redis for streams, dedup and caches"),
     ("REDIS_KEY_PREFIX", "", "prefix for every Redis key (streams, dedup), to share one Redis"),
     ("LOG_FORMAT", "json", "json or text"),
+    ("SWAGGER_UI_DIR", "var/swagger-ui", "Swagger UI's swagger-ui-bundle.js and swagger-ui.css, served at /docs"),
     ("BATCH_SIZE", "100", "most events per Redis round trip (ingest produce, screening read)"),
     ("BATCH_TIMEOUT_MS", "1", "longest wait for a produce batch to fill"),
     ("MAX_QUEUE_DEPTH", "100000", "events:raw backlog (group lag + pending) at 100 % load"),
@@ -73,6 +74,7 @@ pub struct Config {
     pub redis_url: String,
     pub redis_key_prefix: String,
     pub log_format: String,
+    pub swagger_ui_dir: PathBuf,
     pub batch_size: usize,
     pub batch_timeout_ms: u64,
     pub max_queue_depth: u64,
@@ -156,6 +158,7 @@ impl Config {
             redis_url: get("REDIS_URL"),
             redis_key_prefix: get("REDIS_KEY_PREFIX"),
             log_format,
+            swagger_ui_dir: PathBuf::from(get("SWAGGER_UI_DIR")),
             batch_size: positive("BATCH_SIZE", parse("BATCH_SIZE", get("BATCH_SIZE"), "a whole number")?)?,
             batch_timeout_ms: parse("BATCH_TIMEOUT_MS", get("BATCH_TIMEOUT_MS"), "a whole number")?,
             max_queue_depth: positive(

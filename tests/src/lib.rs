@@ -143,6 +143,7 @@ impl Service {
             ("SCREENING_MODEL".into(), model.display().to_string()),
             ("ORT_DYLIB_PATH".into(), lib.display().to_string()),
             ("VECTOR_DIR".into(), vectors.display().to_string()),
+            ("SWAGGER_UI_DIR".into(), repo_root().join("var/swagger-ui").display().to_string()),
             ("PLUGIN_WATCH".into(), "false".into()),
             ("API_KEYS".into(), "test-key".into()),
             ("ADMIN_API_KEYS".into(), "admin-key".into()),

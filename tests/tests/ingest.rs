@@ -210,3 +210,26 @@ async fn a_deep_backlog_answers_503_with_retry_after() {
     let m: Value = reqwest::get(format!("{}/v1/metrics", s.base)).await.unwrap().json().await.unwrap();
     assert_eq!((m["backpressure_refusals"].as_u64(), m["queue_depth"].as_u64()), (Some(1), Some(3)));
 }
+
+#[tokio::test]
+async fn the_api_is_described_at_openapi_json_and_browsable_at_docs() {
+    let s = Service::ingest(&[]).await;
+    let spec: Value = reqwest::get(format!("{}/openapi.json", s.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(spec["openapi"], "3.0.3");
+    for path in [
+        "/v1/events/ingest",
+        "/v1/events/ingest-batch",
+        "/v1/risk/screen",
+        "/v1/risk/screen-batch",
+        "/v1/admin/plugins/reload",
+    ] {
+        assert!(spec["paths"][path].is_object(), "{path} missing from the spec");
+    }
+    assert!(spec["paths"]["/v1/events/ingest"]["post"]["responses"]["503"].is_object());
+    let page = reqwest::get(format!("{}/docs", s.base)).await.unwrap().text().await.unwrap();
+    assert!(page.contains("SwaggerUIBundle"), "Swagger UI is installed by scripts/setup: {page}");
+    let js = reqwest::get(format!("{}/docs/swagger-ui-bundle.js", s.base)).await.unwrap();
+    assert_eq!(js.status(), 200);
+    assert_eq!(js.headers()["content-type"], "application/javascript");
+    assert_eq!(reqwest::get(format!("{}/docs/../../etc/passwd", s.base)).await.unwrap().status(), 404);
+}

@@ -15,6 +15,7 @@ async fn serve(dir: &PluginDir) -> (String, Arc<palisade::plugins::PluginHost>) 
         api_keys: Arc::new(vec!["event-key".into()]),
         admin_api_keys: Arc::new(vec!["admin-key".into()]),
         depth: None,
+        swagger_ui_dir: Arc::new(std::path::PathBuf::from("/nonexistent")),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -25,6 +25,8 @@ pub struct AppState {
     pub admin_api_keys: Arc<Vec<String>>,
     /// Redis reachability, for services that need Redis to be ready.
     pub depth: Option<Arc<crate::streams::depth::Depth>>,
+    /// Where Swagger UI's assets are (`SWAGGER_UI_DIR`).
+    pub swagger_ui_dir: Arc<std::path::PathBuf>,
 }
 
 /// Every error answer: a status and `{ "error": code, "message": …, "details": … }`.
@@ -174,6 +176,9 @@ pub fn common_routes(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/docs", get(docs))
+        .route("/docs/{asset}", get(docs_asset))
         .merge(admin::routes())
         .with_state(state)
 }
@@ -191,6 +196,44 @@ async fn ready(State(s): State<AppState>) -> Response {
     let body = json!({ "ready": ok, "service": s.service, "redis": redis, "plugins_active": active, "plugins_failed": failed });
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
+}
+
+/// The API description (hand-written next to the routes: `openapi.json`).
+const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn docs(State(s): State<AppState>) -> axum::response::Html<String> {
+    let assets = s.swagger_ui_dir.join("swagger-ui-bundle.js").is_file();
+    axum::response::Html(if assets {
+        r##"<!doctype html><html><head><meta charset="utf-8"><title>Palisade API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css"></head><body><div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui" });</script></body></html>"##
+            .to_string()
+    } else {
+        format!(
+            r#"<!doctype html><html><body><h1>Palisade API</h1><p>The API description is at <a href="/openapi.json">/openapi.json</a>.
+Swagger UI's files are not in {} (scripts/setup fetches them; set SWAGGER_UI_DIR).</p></body></html>"#,
+            s.swagger_ui_dir.display()
+        )
+    })
+}
+
+async fn docs_asset(State(s): State<AppState>, axum::extract::Path(asset): axum::extract::Path<String>) -> Response {
+    let content_type = match asset.as_str() {
+        "swagger-ui-bundle.js" => "application/javascript",
+        "swagger-ui.css" => "text/css",
+        _ => return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such asset").into_response(),
+    };
+    match std::fs::read(s.swagger_ui_dir.join(&asset)) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, content_type)], bytes).into_response(),
+        Err(_) => {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "Swagger UI's files are not installed").into_response()
+        }
+    }
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
