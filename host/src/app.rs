@@ -31,6 +31,8 @@ pub struct Core {
     pub keys: Keys,
     pub plugins: Arc<PluginHost>,
     pub registry: prometheus::Registry,
+    /// Tasks to wait for on shutdown (the screening consumer finishing its batch).
+    background: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     _watcher: Option<DirWatcher>,
 }
 
@@ -47,7 +49,14 @@ impl Core {
         } else {
             None
         };
-        Ok(Core { keys: Keys::new(&config.redis_key_prefix), config, plugins, registry, _watcher: watcher })
+        Ok(Core {
+            keys: Keys::new(&config.redis_key_prefix),
+            config,
+            plugins,
+            registry,
+            background: Default::default(),
+            _watcher: watcher,
+        })
     }
 
     fn state(&self, service: &'static str, depth: Option<Arc<Depth>>) -> AppState {
@@ -122,7 +131,7 @@ impl Core {
             max_deliveries: c.max_deliveries,
             claim_idle: Duration::from_millis(c.claim_idle_ms),
         };
-        tokio::spawn(consumer.run(shutdown));
+        self.background.lock().expect("background lock").push(tokio::spawn(consumer.run(shutdown)));
         let api = Arc::new(ScreenApi {
             screener,
             api_keys: Arc::new(c.api_keys.clone()),
@@ -202,8 +211,13 @@ pub async fn serve(core: Core, which: Services) -> anyhow::Result<()> {
     for t in tasks {
         t.await??;
     }
-    // Let the consumer finish the batch in hand.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The consumer finishes the batch in hand (bounded, so a stuck model cannot hang shutdown).
+    let background: Vec<_> = std::mem::take(&mut *core.background.lock().expect("background lock"));
+    for task in background {
+        if tokio::time::timeout(Duration::from_secs(30), task).await.is_err() {
+            tracing::warn!("a background task did not stop within 30 s; its entries stay pending for another consumer");
+        }
+    }
     Ok(())
 }
 
