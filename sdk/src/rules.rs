@@ -58,3 +58,32 @@ impl KeywordRule {
         })
     }
 }
+
+impl KeywordRule {
+    /// The verdict on one text: this rule's hit, if any.
+    pub fn verdict(&self, content: &str) -> crate::Verdict {
+        crate::Verdict::from_hits(self.hit(&crate::text::words(content)).into_iter().collect())
+    }
+}
+
+/// A whole keyword rule plugin in one line: a type wrapping a [`KeywordRule`]
+/// (list, category and weights from its manifest settings), exported as the
+/// plugin's heuristic. `keyword_heuristic!(Threats, "threats", Category::Violence, 0.9);`
+#[macro_export]
+macro_rules! keyword_heuristic {
+    ($ty:ident, $rule:expr, $category:expr, $base:expr) => {
+        pub struct $ty($crate::rules::KeywordRule);
+
+        impl $crate::Heuristic for $ty {
+            fn new(settings: &$crate::Settings) -> ::std::result::Result<Self, ::std::string::String> {
+                $crate::rules::KeywordRule::from_settings($rule, settings, $category, &[], $base).map($ty)
+            }
+
+            fn score(&self, event: &$crate::Event) -> $crate::Verdict {
+                self.0.verdict(&event.content)
+            }
+        }
+
+        $crate::export_heuristic!($ty);
+    };
+}

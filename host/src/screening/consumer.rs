@@ -177,16 +177,8 @@ impl Consumer {
         }
         let (exhausted, retry): (Vec<_>, Vec<_>) = pending.into_iter().partition(|p| p.3 >= self.max_deliveries);
         if !exhausted.is_empty() {
-            let ids: Vec<&str> = exhausted.iter().map(|p| p.0.as_str()).collect();
             // Claim them first so no other consumer races us, then dead-letter + ack atomically.
-            let claimed: StreamClaim = redis::cmd("XCLAIM")
-                .arg(&self.keys.raw)
-                .arg(SCREENING_GROUP)
-                .arg(&self.name)
-                .arg(idle_ms)
-                .arg(&ids)
-                .query_async(&mut self.conn)
-                .await?;
+            let claimed = self.xclaim(&exhausted, idle_ms).await?;
             let mut pipe = redis::pipe();
             pipe.atomic();
             for entry in &claimed.0 {
@@ -209,21 +201,32 @@ impl Consumer {
             }
         }
         if !retry.is_empty() {
-            let ids: Vec<&str> = retry.iter().map(|p| p.0.as_str()).collect();
-            let claimed: StreamClaim = redis::cmd("XCLAIM")
-                .arg(&self.keys.raw)
-                .arg(SCREENING_GROUP)
-                .arg(&self.name)
-                .arg(idle_ms)
-                .arg(&ids)
-                .query_async(&mut self.conn)
-                .await?;
+            let claimed = self.xclaim(&retry, idle_ms).await?;
             if !claimed.0.is_empty() {
                 tracing::warn!(count = claimed.0.len(), "took over entries left pending by another consumer");
                 self.process(claimed.0).await?;
             }
         }
         Ok(())
+    }
+}
+
+impl Consumer {
+    /// Take these pending entries (still idle for `idle_ms`) over to this consumer.
+    async fn xclaim(
+        &mut self,
+        pending: &[(String, String, u64, u64)],
+        idle_ms: u64,
+    ) -> redis::RedisResult<StreamClaim> {
+        let ids: Vec<&str> = pending.iter().map(|p| p.0.as_str()).collect();
+        redis::cmd("XCLAIM")
+            .arg(&self.keys.raw)
+            .arg(SCREENING_GROUP)
+            .arg(&self.name)
+            .arg(idle_ms)
+            .arg(&ids)
+            .query_async(&mut self.conn)
+            .await
     }
 }
 

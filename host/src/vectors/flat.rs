@@ -81,24 +81,7 @@ impl VectorStore for FlatStore {
         if s.dim == 0 || query.len() != s.dim || k == 0 {
             return Vec::new();
         }
-        // Keep the k best in a small sorted list (k is small).
-        let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
-        for (i, v) in s.vectors.chunks_exact(s.dim).enumerate() {
-            let sim = dot(v, query);
-            if best.len() < k || sim > best[best.len() - 1].0 {
-                let at = best.partition_point(|(b, _)| *b >= sim);
-                best.insert(at, (sim, i));
-                best.truncate(k);
-            }
-        }
-        best.into_iter()
-            .map(|(similarity, i)| Neighbour {
-                id: s.ids[i].clone(),
-                label: s.labels[i].clone(),
-                text: s.texts[i].clone(),
-                similarity,
-            })
-            .collect()
+        s.neighbours(top_k(s.vectors.chunks_exact(s.dim).map(|v| dot(v, query)), k))
     }
 
     /// One matrix product for the whole batch (SIMD GEMM), then a top-k per query.
@@ -112,27 +95,7 @@ impl VectorStore for FlatStore {
         let flat: Vec<f32> = queries.iter().flatten().copied().collect();
         let q = ndarray::ArrayView2::from_shape((queries.len(), s.dim), &flat).expect("query shape");
         let scores = q.dot(&bank.t());
-        scores
-            .outer_iter()
-            .map(|row| {
-                let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
-                for (i, &sim) in row.iter().enumerate() {
-                    if best.len() < k || sim > best[best.len() - 1].0 {
-                        let at = best.partition_point(|(b, _)| *b >= sim);
-                        best.insert(at, (sim, i));
-                        best.truncate(k);
-                    }
-                }
-                best.into_iter()
-                    .map(|(similarity, i)| Neighbour {
-                        id: s.ids[i].clone(),
-                        label: s.labels[i].clone(),
-                        text: s.texts[i].clone(),
-                        similarity,
-                    })
-                    .collect()
-            })
-            .collect()
+        scores.outer_iter().map(|row| s.neighbours(top_k(row.iter().copied(), k))).collect()
     }
 
     fn len(&self) -> usize {
@@ -165,6 +128,32 @@ impl VectorStore for FlatStore {
         }
         std::fs::rename(&tmp, path).map_err(err)
     }
+}
+
+impl Inner {
+    fn neighbours(&self, best: Vec<(f32, usize)>) -> Vec<Neighbour> {
+        best.into_iter()
+            .map(|(similarity, i)| Neighbour {
+                id: self.ids[i].clone(),
+                label: self.labels[i].clone(),
+                text: self.texts[i].clone(),
+                similarity,
+            })
+            .collect()
+    }
+}
+
+/// The `k` best (score, index) pairs, best first (a small sorted list: k is small).
+fn top_k(scores: impl Iterator<Item = f32>, k: usize) -> Vec<(f32, usize)> {
+    let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
+    for (i, sim) in scores.enumerate() {
+        if best.len() < k || sim > best[best.len() - 1].0 {
+            let at = best.partition_point(|(b, _)| *b >= sim);
+            best.insert(at, (sim, i));
+            best.truncate(k);
+        }
+    }
+    best
 }
 
 /// Dot product with eight independent accumulators, so the compiler can keep

@@ -1,21 +1,8 @@
 //! Slurs and dehumanising language (HATE_SPEECH): keyword list on normalised text; extend it per community in the manifest.
 
-use palisade_sdk::rules::KeywordRule;
-use palisade_sdk::{Category, Event, Heuristic, Settings, Verdict, text};
+use palisade_sdk::Category;
 
-pub struct Rule(KeywordRule);
-
-impl Heuristic for Rule {
-    fn new(settings: &Settings) -> Result<Self, String> {
-        KeywordRule::from_settings("hate-terms", settings, Category::HateSpeech, &[], 0.8).map(Rule)
-    }
-
-    fn score(&self, event: &Event) -> Verdict {
-        Verdict::from_hits(self.0.hit(&text::words(&event.content)).into_iter().collect())
-    }
-}
-
-palisade_sdk::export_heuristic!(Rule);
+palisade_sdk::keyword_heuristic!(Rule, "hate-terms", Category::HateSpeech, 0.8);
 
 #[cfg(test)]
 mod tests {

@@ -1,21 +1,8 @@
 //! Offensive language: profanity and insults from a configurable keyword list (TOXIC).
 
-use palisade_sdk::rules::KeywordRule;
-use palisade_sdk::{Category, Event, Heuristic, Settings, Verdict, text};
+use palisade_sdk::Category;
 
-pub struct OffensiveLanguage(KeywordRule);
-
-impl Heuristic for OffensiveLanguage {
-    fn new(settings: &Settings) -> Result<Self, String> {
-        KeywordRule::from_settings("offensive-language", settings, Category::Toxic, &[], 0.55).map(Self)
-    }
-
-    fn score(&self, event: &Event) -> Verdict {
-        Verdict::from_hits(self.0.hit(&text::words(&event.content)).into_iter().collect())
-    }
-}
-
-palisade_sdk::export_heuristic!(OffensiveLanguage);
+palisade_sdk::keyword_heuristic!(OffensiveLanguage, "offensive-language", Category::Toxic, 0.55);
 
 #[cfg(test)]
 mod tests {

@@ -1,21 +1,8 @@
 //! Sexual content (SEXUAL): keyword list on normalised text.
 
-use palisade_sdk::rules::KeywordRule;
-use palisade_sdk::{Category, Event, Heuristic, Settings, Verdict, text};
+use palisade_sdk::Category;
 
-pub struct Rule(KeywordRule);
-
-impl Heuristic for Rule {
-    fn new(settings: &Settings) -> Result<Self, String> {
-        KeywordRule::from_settings("sexual-content", settings, Category::Sexual, &[], 0.6).map(Rule)
-    }
-
-    fn score(&self, event: &Event) -> Verdict {
-        Verdict::from_hits(self.0.hit(&text::words(&event.content)).into_iter().collect())
-    }
-}
-
-palisade_sdk::export_heuristic!(Rule);
+palisade_sdk::keyword_heuristic!(Rule, "sexual-content", Category::Sexual, 0.6);
 
 #[cfg(test)]
 mod tests {
