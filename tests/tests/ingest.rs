@@ -233,3 +233,24 @@ async fn the_api_is_described_at_openapi_json_and_browsable_at_docs() {
     assert_eq!(js.headers()["content-type"], "application/javascript");
     assert_eq!(reqwest::get(format!("{}/docs/../../etc/passwd", s.base)).await.unwrap().status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_generator_reports_and_checks_the_stream_growth() {
+    let s = Service::ingest(&[]).await;
+    for mode in [palisade::loadgen::Mode::Batch, palisade::loadgen::Mode::Single] {
+        let args = palisade::loadgen::LoadArgs {
+            url: s.base.clone(),
+            mode,
+            batch_size: 100,
+            concurrency: 4,
+            count: Some(400),
+            duration: None,
+            rate: None,
+            api_key: None,
+            content_bytes: 50,
+        };
+        // Fails if the stream did not grow by exactly the number of accepted events.
+        palisade::loadgen::run(args, "test-key".into(), Some((s.redis_url.clone(), s.keys.raw.clone()))).await.unwrap();
+    }
+    assert_eq!(entries(&s, &s.keys.raw).len(), 800);
+}
