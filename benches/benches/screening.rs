@@ -88,6 +88,8 @@ fn main() {
         cache,
         exemplars: exemplars.clone(),
         k: 10,
+        events: None,
+        past_k: 0,
     };
     let screener = |similarity: Option<Similarity>| Screener {
         plugins: plugins.clone(),

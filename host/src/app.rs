@@ -164,7 +164,20 @@ impl Core {
             })
             .transpose()
             .context("REDIS_URL")?;
-        Ok(Some(Similarity { embedder: Arc::new(embedder), cache, exemplars: Arc::new(exemplars), k: c.similar_k }))
+        let events: Option<Arc<dyn VectorStore>> = if c.similar_events_k > 0 {
+            let path = c.vector_dir.join("events.vec");
+            Some(Arc::new(FlatStore::open(&path).with_context(|| format!("past events {}", path.display()))?))
+        } else {
+            None
+        };
+        Ok(Some(Similarity {
+            embedder: Arc::new(embedder),
+            cache,
+            exemplars: Arc::new(exemplars),
+            k: c.similar_k,
+            events,
+            past_k: c.similar_events_k,
+        }))
     }
 
     fn limits(&self) -> Limits {

@@ -50,6 +50,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("MODEL_QUERY_PREFIX", "", "text put before every input (e5-style models: `query: `)"),
     ("VECTOR_DIR", "var/vectors", "where the example bank (exemplars.vec) is kept"),
     ("SIMILAR_K", "10", "nearest labelled examples per event"),
+    ("SIMILAR_EVENTS_K", "5", "most similar past events per event (0: past events are not kept)"),
     ("EMBEDDING_CACHE_TTL", "604800", "seconds an embedding stays cached in Redis (0: no cache)"),
 ];
 
@@ -100,6 +101,7 @@ pub struct Config {
     pub model_query_prefix: String,
     pub vector_dir: PathBuf,
     pub similar_k: usize,
+    pub similar_events_k: usize,
     pub embedding_cache_ttl: u64,
 }
 
@@ -227,6 +229,7 @@ impl Config {
             model_query_prefix: get("MODEL_QUERY_PREFIX"),
             vector_dir: PathBuf::from(get("VECTOR_DIR")),
             similar_k: positive("SIMILAR_K", parse("SIMILAR_K", get("SIMILAR_K"), "a whole number")?)?,
+            similar_events_k: parse("SIMILAR_EVENTS_K", get("SIMILAR_EVENTS_K"), "a whole number")?,
             embedding_cache_ttl: parse("EMBEDDING_CACHE_TTL", get("EMBEDDING_CACHE_TTL"), "a whole number")?,
         })
     }

@@ -241,3 +241,35 @@ async fn embeddings_are_cached_in_redis_with_a_ttl() {
     let bytes: Vec<u8> = conn.get(&keys[0]).unwrap();
     assert_eq!(bytes.len(), 384 * 4);
 }
+
+#[tokio::test]
+async fn similar_past_events_are_found_and_survive_a_restart() {
+    let vectors = tempfile::tempdir().unwrap();
+    let dir = vectors.path().to_str().unwrap();
+    let screen = |s: &Service, id: &str, content: &str| {
+        let (url, body) = (
+            format!("{}/v1/risk/screen", s.screen_base),
+            json!({"event_id": id, "event_type": "message", "platform": "web", "user_id": "u", "content": content}),
+        );
+        async move {
+            let r = reqwest::Client::new().post(url).header("api-key", "test-key").json(&body).send().await.unwrap();
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    {
+        let s = Service::both(&[("VECTOR_DIR", dir)]).await;
+        let first = screen(&s, "p-1", "cheap designer watches, buy now").await;
+        assert!(first["similar_events"].as_array().unwrap().is_empty(), "nothing screened before");
+        screen(&s, "p-2", "how do I reset my password?").await;
+        let third = screen(&s, "p-3", "buy cheap designer watches today").await;
+        assert_eq!(third["similar_events"][0]["id"], "p-1", "{third}");
+        let _ = s.stop.send(true);
+    }
+    // A new process over the same directory remembers them.
+    let s = Service::both(&[("VECTOR_DIR", dir)]).await;
+    let again = screen(&s, "p-4", "designer watches for cheap, buy").await;
+    let ids: Vec<&str> =
+        again["similar_events"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
+    assert_eq!(&ids[..2], ["p-1", "p-3"], "{again}");
+    assert!(again["similar_events"][0]["similarity"].as_f64().unwrap() > 0.7);
+}

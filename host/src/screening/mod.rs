@@ -75,13 +75,18 @@ impl ScreenMetrics {
     }
 }
 
-/// The embedding stage: a model, its cache, and the labelled examples it is compared with.
+/// The embedding stage: a model, its cache, the labelled examples it is compared
+/// with, and the past events each new one is compared with (then joins).
 pub struct Similarity {
     pub embedder: Arc<Embedder>,
     pub cache: Option<EmbeddingCache>,
     pub exemplars: Arc<dyn VectorStore>,
     /// Neighbours per event.
     pub k: usize,
+    /// Past screened events (`None`: not kept).
+    pub events: Option<Arc<dyn VectorStore>>,
+    /// Similar past events per event.
+    pub past_k: usize,
 }
 
 impl Similarity {
@@ -102,13 +107,52 @@ impl Similarity {
         Ok(vectors.into_iter().map(Option::unwrap_or_default).collect())
     }
 
-    /// Nearest labelled examples of each text.
-    pub fn neighbours(
-        &self,
-        texts: &[&str],
-        metrics: &ScreenMetrics,
-    ) -> Result<Vec<Vec<Neighbour>>, crate::embed::EmbedError> {
-        Ok(self.exemplars.search_many(&self.vectors(texts, metrics)?, self.k))
+    fn find(&self, events: &[Event], metrics: &ScreenMetrics) -> Result<Found, crate::embed::EmbedError> {
+        let texts: Vec<&str> = events.iter().map(|e| e.content.as_str()).collect();
+        let vectors = self.vectors(&texts, metrics)?;
+        let examples = if self.exemplars.is_empty() {
+            vec![Vec::new(); events.len()]
+        } else {
+            self.exemplars.search_many(&vectors, self.k)
+        };
+        let past = match &self.events {
+            Some(store) if !store.is_empty() => store.search_many(&vectors, self.past_k),
+            _ => vec![Vec::new(); events.len()],
+        };
+        Ok(Found { examples, past, vectors })
+    }
+
+    /// Remember screened events (id, category, text, vector) for later comparisons.
+    fn remember(&self, predictions: &[Prediction], vectors: Vec<Vec<f32>>) {
+        let Some(store) = &self.events else { return };
+        let items = predictions
+            .iter()
+            .zip(vectors)
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(p, vector)| crate::vectors::Item {
+                id: p.event.event_id.clone(),
+                label: p.category.to_string(),
+                text: p.event.content.clone(),
+                vector,
+            })
+            .collect();
+        if let Err(e) = store.upsert(items) {
+            tracing::warn!(error = %e, "could not remember screened events");
+        }
+    }
+}
+
+/// What the embedding stage found for one batch: nearest labelled examples and
+/// past events per event, and the vectors (to remember the batch by).
+struct Found {
+    examples: Vec<Vec<Neighbour>>,
+    past: Vec<Vec<Neighbour>>,
+    vectors: Vec<Vec<f32>>,
+}
+
+impl Found {
+    fn nothing(n: usize) -> Self {
+        Found { examples: vec![Vec::new(); n], past: vec![Vec::new(); n], vectors: Vec::new() }
     }
 }
 
@@ -127,33 +171,35 @@ impl Screener {
         }
         let started = Instant::now();
         let rule_results = rules::score(&self.plugins, &events);
-        let neighbours = match &self.similarity {
-            Some(sim) if !sim.exemplars.is_empty() => {
-                let texts: Vec<&str> = events.iter().map(|e| e.content.as_str()).collect();
-                sim.neighbours(&texts, &self.metrics).unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "embedding failed; screening this batch with rules only");
-                    vec![Vec::new(); events.len()]
-                })
-            }
-            _ => vec![Vec::new(); events.len()],
+        let found = match &self.similarity {
+            Some(sim) => sim.find(&events, &self.metrics).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "embedding failed; screening this batch with rules only");
+                Found::nothing(events.len())
+            }),
+            None => Found::nothing(events.len()),
         };
         let model_id = self.similarity.as_ref().map(|s| s.embedder.model_id.clone());
         let elapsed = started.elapsed();
         let per_event_ms = elapsed.as_secs_f64() * 1e3 / events.len() as f64;
         self.metrics.batch_latency.observe(elapsed.as_secs_f64());
-        events
+        let predictions: Vec<Prediction> = events
             .into_iter()
             .zip(rule_results)
-            .zip(neighbours)
-            .map(|((event, r), near)| {
+            .zip(found.examples.into_iter().zip(found.past))
+            .map(|((event, r), (near, past))| {
                 let mut p = predict::predict(event, r, similarity::embedding_score(&near), self.weights);
                 p.similar = near;
+                p.similar_events = past;
                 p.model_id = model_id.clone();
                 p.latency_ms = per_event_ms;
                 self.metrics.risk.observe(p.risk_score as f64);
                 p
             })
-            .collect()
+            .collect();
+        if let Some(sim) = &self.similarity {
+            sim.remember(&predictions, found.vectors);
+        }
+        predictions
     }
 }
 

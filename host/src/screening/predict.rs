@@ -51,6 +51,8 @@ pub struct Prediction {
     pub plugin_versions: Vec<String>,
     /// Nearest labelled examples (with similarity and label).
     pub similar: Vec<crate::vectors::Neighbour>,
+    /// Most similar past screened events (label: the category they got).
+    pub similar_events: Vec<crate::vectors::Neighbour>,
     pub model_id: Option<String>,
     pub latency_ms: f64,
 }
@@ -109,6 +111,7 @@ pub fn predict(event: Event, rules: RuleResult, embedding: Option<(f32, &'static
         explanation,
         plugin_versions,
         similar: Vec::new(),
+        similar_events: Vec::new(),
         model_id: None,
         latency_ms: 0.0,
     }

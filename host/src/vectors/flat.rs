@@ -1,18 +1,20 @@
 //! Exact cosine search over normalised vectors kept in one contiguous buffer,
-//! persisted to a single binary file (written to a temporary and renamed).
-//! Right for an example bank of tens of thousands; past events beyond that want
-//! an approximate index behind the same trait.
+//! persisted as an append-only file: every upsert appends its items (a later
+//! record with the same id wins on load), so adding a few vectors never rewrites
+//! the whole file. Right for tens of thousands of items; beyond that, an
+//! approximate index behind the same trait.
 //!
-//! File format (little endian): magic `PLSV1\0`, u32 dim, u32 count, then per
-//! item: u32 len + id, u32 len + label, u32 len + text, dim × f32.
+//! File format (little endian): magic `PLSV2\0`, u32 dim, then records until the
+//! end: u32 len + id, u32 len + label, u32 len + text, dim × f32. A record cut
+//! short by a crash is dropped on load.
 
 use super::{Item, Neighbour, VectorError, VectorStore};
 use std::collections::HashMap;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
-const MAGIC: &[u8; 6] = b"PLSV1\0";
+const MAGIC: &[u8; 6] = b"PLSV2\0";
 
 #[derive(Default)]
 struct Inner {
@@ -27,53 +29,104 @@ struct Inner {
 pub struct FlatStore {
     path: Option<PathBuf>,
     inner: RwLock<Inner>,
+    /// The open append log (file-backed stores only).
+    log: Mutex<Option<BufWriter<std::fs::File>>>,
 }
 
 impl FlatStore {
     /// An empty in-memory store.
     pub fn memory() -> Self {
-        FlatStore { path: None, inner: RwLock::new(Inner::default()) }
+        FlatStore { path: None, inner: RwLock::new(Inner::default()), log: Mutex::new(None) }
     }
 
     /// Open (or start) the store persisted at `path`.
     pub fn open(path: &Path) -> Result<Self, VectorError> {
-        let store = FlatStore { path: Some(path.to_path_buf()), inner: RwLock::new(Inner::default()) };
+        let store = FlatStore::memory();
         if path.exists() {
-            let items = read_file(path)?;
-            store.upsert(items)?;
+            store.insert(read_file(path)?)?;
         }
-        Ok(store)
+        Ok(FlatStore { path: Some(path.to_path_buf()), ..store })
+    }
+
+    fn insert(&self, items: Vec<Item>) -> Result<(), VectorError> {
+        let mut s = self.inner.write().expect("vector lock");
+        for item in items {
+            s.insert(item)?;
+        }
+        Ok(())
+    }
+
+    /// Append items to the file, writing the header first when the file is new.
+    fn append(&self, items: &[Item], dim: usize) -> Result<(), VectorError> {
+        let Some(path) = &self.path else { return Ok(()) };
+        let err = |e: std::io::Error| VectorError::File { path: path.display().to_string(), message: e.to_string() };
+        let mut log = self.log.lock().expect("vector log lock");
+        if log.is_none() {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(err)?;
+            }
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(err)?;
+            let fresh = file.metadata().map_err(err)?.len() == 0;
+            let mut w = BufWriter::new(file);
+            if fresh {
+                w.write_all(MAGIC).map_err(err)?;
+                w.write_all(&(dim as u32).to_le_bytes()).map_err(err)?;
+            }
+            *log = Some(w);
+        }
+        let w = log.as_mut().expect("log open");
+        for item in items {
+            for text in [&item.id, &item.label, &item.text] {
+                w.write_all(&(text.len() as u32).to_le_bytes()).map_err(err)?;
+                w.write_all(text.as_bytes()).map_err(err)?;
+            }
+            for x in &item.vector {
+                w.write_all(&x.to_le_bytes()).map_err(err)?;
+            }
+        }
+        w.flush().map_err(err)
+    }
+}
+
+impl Inner {
+    fn insert(&mut self, item: Item) -> Result<(), VectorError> {
+        if self.dim == 0 {
+            self.dim = item.vector.len();
+        }
+        if item.vector.len() != self.dim {
+            return Err(VectorError::Dimension { got: item.vector.len(), want: self.dim });
+        }
+        let dim = self.dim;
+        match self.index.get(&item.id).copied() {
+            Some(i) => {
+                self.labels[i] = item.label;
+                self.texts[i] = item.text;
+                self.vectors[i * dim..(i + 1) * dim].copy_from_slice(&item.vector);
+            }
+            None => {
+                let i = self.ids.len();
+                self.index.insert(item.id.clone(), i);
+                self.ids.push(item.id);
+                self.labels.push(item.label);
+                self.texts.push(item.text);
+                self.vectors.extend_from_slice(&item.vector);
+            }
+        }
+        Ok(())
     }
 }
 
 impl VectorStore for FlatStore {
     fn upsert(&self, items: Vec<Item>) -> Result<(), VectorError> {
-        let mut s = self.inner.write().expect("vector lock");
-        for item in items {
-            if s.dim == 0 {
-                s.dim = item.vector.len();
-            }
-            if item.vector.len() != s.dim {
-                return Err(VectorError::Dimension { got: item.vector.len(), want: s.dim });
-            }
-            let dim = s.dim;
-            match s.index.get(&item.id).copied() {
-                Some(i) => {
-                    s.labels[i] = item.label;
-                    s.texts[i] = item.text;
-                    s.vectors[i * dim..(i + 1) * dim].copy_from_slice(&item.vector);
-                }
-                None => {
-                    let i = s.ids.len();
-                    s.index.insert(item.id.clone(), i);
-                    s.ids.push(item.id);
-                    s.labels.push(item.label);
-                    s.texts.push(item.text);
-                    s.vectors.extend_from_slice(&item.vector);
-                }
-            }
+        let dim = {
+            let s = self.inner.read().expect("vector lock");
+            if s.dim == 0 { items.first().map_or(0, |i| i.vector.len()) } else { s.dim }
+        };
+        if let Some(bad) = items.iter().find(|i| i.vector.len() != dim) {
+            return Err(VectorError::Dimension { got: bad.vector.len(), want: dim });
         }
-        Ok(())
+        self.append(&items, dim)?;
+        self.insert(items)
     }
 
     fn search(&self, query: &[f32], k: usize) -> Vec<Neighbour> {
@@ -104,29 +157,12 @@ impl VectorStore for FlatStore {
 
     fn persist(&self) -> Result<(), VectorError> {
         let Some(path) = &self.path else { return Ok(()) };
-        let s = self.inner.read().expect("vector lock");
         let err = |e: std::io::Error| VectorError::File { path: path.display().to_string(), message: e.to_string() };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
-        let tmp = path.with_extension("tmp");
-        {
-            let mut w = BufWriter::new(std::fs::File::create(&tmp).map_err(err)?);
-            w.write_all(MAGIC).map_err(err)?;
-            w.write_all(&(s.dim as u32).to_le_bytes()).map_err(err)?;
-            w.write_all(&(s.ids.len() as u32).to_le_bytes()).map_err(err)?;
-            for i in 0..s.ids.len() {
-                for text in [&s.ids[i], &s.labels[i], &s.texts[i]] {
-                    w.write_all(&(text.len() as u32).to_le_bytes()).map_err(err)?;
-                    w.write_all(text.as_bytes()).map_err(err)?;
-                }
-                for x in &s.vectors[i * s.dim..(i + 1) * s.dim] {
-                    w.write_all(&x.to_le_bytes()).map_err(err)?;
-                }
-            }
+        if let Some(w) = self.log.lock().expect("vector log lock").as_mut() {
             w.flush().map_err(err)?;
+            w.get_ref().sync_data().map_err(err)?;
         }
-        std::fs::rename(&tmp, path).map_err(err)
+        Ok(())
     }
 }
 
@@ -172,32 +208,37 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 fn read_file(path: &Path) -> Result<Vec<Item>, VectorError> {
     let bad = |message: String| VectorError::File { path: path.display().to_string(), message };
-    let mut r = BufReader::new(std::fs::File::open(path).map_err(|e| bad(e.to_string()))?);
-    let mut exact = |buf: &mut [u8]| r.read_exact(buf).map_err(|e| bad(format!("truncated: {e}")));
-    let mut magic = [0u8; 6];
-    exact(&mut magic)?;
-    if &magic != MAGIC {
-        return Err(bad("not a Palisade vector file".into()));
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+        return Err(bad("not a Palisade vector file (or one of an older format: import the bank again)".into()));
     }
-    let u32_ = |exact: &mut dyn FnMut(&mut [u8]) -> Result<(), VectorError>| -> Result<usize, VectorError> {
-        let mut b = [0u8; 4];
-        exact(&mut b)?;
-        Ok(u32::from_le_bytes(b) as usize)
+    let dim = u32::from_le_bytes([bytes[6], bytes[7], bytes[8], bytes[9]]) as usize;
+    let mut at = 10;
+    let mut items = Vec::new();
+    let take = |at: &mut usize, n: usize| -> Option<&[u8]> {
+        let slice = bytes.get(*at..*at + n)?;
+        *at += n;
+        Some(slice)
     };
-    let (dim, count) = (u32_(&mut exact)?, u32_(&mut exact)?);
-    let mut items = Vec::with_capacity(count);
-    for _ in 0..count {
-        let mut strings = [String::new(), String::new(), String::new()];
-        for s in &mut strings {
-            let mut bytes = vec![0u8; u32_(&mut exact)?];
-            exact(&mut bytes)?;
-            *s = String::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
+    let string = |at: &mut usize| -> Option<String> {
+        let len = take(at, 4)?;
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        String::from_utf8(take(at, len)?.to_vec()).ok()
+    };
+    while at < bytes.len() {
+        let record = (|| {
+            let (id, label, text) = (string(&mut at)?, string(&mut at)?, string(&mut at)?);
+            let raw = take(&mut at, dim * 4)?;
+            let vector = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            Some(Item { id, label, text, vector })
+        })();
+        match record {
+            Some(item) => items.push(item),
+            None => {
+                tracing::warn!(path = %path.display(), "vector file ends in a cut-off record; ignoring it");
+                break;
+            }
         }
-        let mut raw = vec![0u8; dim * 4];
-        exact(&mut raw)?;
-        let vector = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        let [id, label, text] = strings;
-        items.push(Item { id, label, text, vector });
     }
     Ok(items)
 }
