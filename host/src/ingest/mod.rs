@@ -1,5 +1,6 @@
-//! The ingestion service's event routes: `POST /v1/events/ingest` and
-//! `/v1/events/ingest-batch`. Order of checks: API key (401), content type (415),
+//! The ingestion service's event routes: `POST /v1/events/ingest`,
+//! `/v1/events/ingest-batch` and platform webhooks `/v1/platforms/{p}/webhook`
+//! (through adapter plugins). Order of checks: API key (401), content type (415),
 //! body size (413), JSON syntax (400), schema (422), validator plugins (422),
 //! backpressure (503), then dedup + produce to `events:raw` (503 if Redis fails).
 //! Everything answered 202 is in the stream. Redis access lives in `streams`.
@@ -45,6 +46,7 @@ pub fn routes(ingest: Arc<Ingest>) -> Router {
     Router::new()
         .route("/v1/events/ingest", post(ingest_one))
         .route("/v1/events/ingest-batch", post(ingest_batch))
+        .route("/v1/platforms/{platform}/webhook", post(webhook))
         .route("/v1/metrics", get(summary))
         .with_state(ingest)
 }
@@ -248,7 +250,7 @@ async fn ingest_batch(
     s.metrics.count("received", n);
     let received = now_ms();
     // Per item: parse and native checks; then the validators over all that passed.
-    let mut results: Vec<Result<Event, Vec<FieldError>>> = batch
+    let results: Vec<Result<Event, Vec<FieldError>>> = batch
         .events
         .iter()
         .map(|raw| match schema::parse(raw.get().as_bytes()) {
@@ -259,49 +261,149 @@ async fn ingest_batch(
             }
         })
         .collect();
-    let valid_idx: Vec<usize> = (0..n).filter(|i| results[*i].is_ok()).collect();
-    let valid: Vec<Event> = valid_idx.iter().map(|i| results[*i].as_ref().expect("valid").clone()).collect();
-    for (i, errors) in valid_idx.iter().zip(s.validate(&valid)) {
-        if !errors.is_empty() {
-            results[*i] = Err(errors);
-        }
-    }
-    let entries: Vec<Entry> =
-        results.iter().filter_map(|r| r.as_ref().ok()).map(|e| s.entry(e, &rid.0, received)).collect();
-    if !entries.is_empty() {
-        s.backpressure()?;
-    }
-    let mut produced = s.producer.produce(entries).await.map_err(|e| s.stream_error(e))?.into_iter();
-    let (mut accepted, mut duplicates, mut rejected) = (0, 0, 0);
-    let items: Vec<Value> = results
-        .into_iter()
-        .zip(batch.events.iter())
-        .enumerate()
-        .map(|(index, (result, raw))| match result {
-            Ok(event) => match produced.next() {
-                Some(Produced::Accepted { stream_id }) => {
-                    accepted += 1;
-                    json!({ "index": index, "event_id": event.event_id, "status": "accepted", "stream_id": stream_id })
-                }
-                Some(Produced::Duplicate { duplicate_of }) => {
-                    duplicates += 1;
-                    json!({ "index": index, "event_id": event.event_id, "status": "duplicate", "duplicate_of": duplicate_of })
-                }
-                None => json!({ "index": index, "event_id": event.event_id, "status": "error" }),
-            },
-            Err(errors) => {
-                rejected += 1;
-                s.count_rejected(&errors);
-                let event_id = serde_json::from_str::<Value>(raw.get()).ok().and_then(|v| v.get("event_id").cloned());
-                json!({ "index": index, "event_id": event_id, "status": "rejected", "violations": errors })
-            }
-        })
+    let ids = batch
+        .events
+        .iter()
+        .map(|raw| serde_json::from_str::<Value>(raw.get()).ok().and_then(|v| v.get("event_id").cloned()))
         .collect();
-    s.metrics.count("accepted", accepted);
-    s.metrics.count("duplicate", duplicates);
-    let status = if accepted > 0 { StatusCode::ACCEPTED } else { StatusCode::OK };
-    let body = json!({ "accepted": accepted, "duplicates": duplicates, "rejected": rejected, "items": items });
-    Ok((status, Json(body)).into_response())
+    s.ingest_many(results, ids, &rid.0, received).await
+}
+
+impl Ingest {
+    /// Validator plugins over the items that passed the native checks, then dedup +
+    /// produce; one answer item per input (`ids`: what to call rejected items).
+    async fn ingest_many(
+        &self,
+        mut results: Vec<Result<Event, Vec<FieldError>>>,
+        ids: Vec<Option<Value>>,
+        request_id: &str,
+        received: u64,
+    ) -> Result<Response, ApiError> {
+        let valid_idx: Vec<usize> = (0..results.len()).filter(|i| results[*i].is_ok()).collect();
+        let valid: Vec<Event> = valid_idx.iter().map(|i| results[*i].as_ref().expect("valid").clone()).collect();
+        for (i, errors) in valid_idx.iter().zip(self.validate(&valid)) {
+            if !errors.is_empty() {
+                results[*i] = Err(errors);
+            }
+        }
+        let entries: Vec<Entry> =
+            results.iter().filter_map(|r| r.as_ref().ok()).map(|e| self.entry(e, request_id, received)).collect();
+        if !entries.is_empty() {
+            self.backpressure()?;
+        }
+        let mut produced = self.producer.produce(entries).await.map_err(|e| self.stream_error(e))?.into_iter();
+        let (mut accepted, mut duplicates, mut rejected) = (0, 0, 0);
+        let items: Vec<Value> = results
+            .into_iter()
+            .zip(ids)
+            .enumerate()
+            .map(|(index, (result, id))| match result {
+                Ok(event) => match produced.next() {
+                    Some(Produced::Accepted { stream_id }) => {
+                        accepted += 1;
+                        json!({ "index": index, "event_id": event.event_id, "status": "accepted", "stream_id": stream_id })
+                    }
+                    Some(Produced::Duplicate { duplicate_of }) => {
+                        duplicates += 1;
+                        json!({ "index": index, "event_id": event.event_id, "status": "duplicate", "duplicate_of": duplicate_of })
+                    }
+                    None => json!({ "index": index, "event_id": event.event_id, "status": "error" }),
+                },
+                Err(errors) => {
+                    rejected += 1;
+                    self.count_rejected(&errors);
+                    json!({ "index": index, "event_id": id, "status": "rejected", "violations": errors })
+                }
+            })
+            .collect();
+        self.metrics.count("accepted", accepted);
+        self.metrics.count("duplicate", duplicates);
+        let status = if accepted > 0 { StatusCode::ACCEPTED } else { StatusCode::OK };
+        let body = json!({ "accepted": accepted, "duplicates": duplicates, "rejected": rejected, "items": items });
+        Ok((status, Json(body)).into_response())
+    }
+}
+
+/// `POST /v1/platforms/{platform}/webhook`: the raw body and headers go to the
+/// adapter plugin that speaks for `{platform}`; its events take the batch path
+/// (checks, validators, dedup, produce); a direct reply (a challenge, a PING) is
+/// sent back as the adapter wrote it. No `api-key` here: platforms authenticate
+/// with their own signatures, which the adapter checks.
+async fn webhook(
+    State(s): State<Arc<Ingest>>,
+    Extension(rid): Extension<RequestId>,
+    axum::extract::Path(platform): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let adapter = s
+        .plugins
+        .active(PluginKind::PlatformAdapter)
+        .into_iter()
+        .find(|(p, _)| p.with_adapter(|v| v.platform()).is_ok_and(|name| name == platform))
+        .map(|(p, _)| p)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_platform",
+                format!("no adapter plugin speaks for `{platform}`"),
+            )
+        })?;
+    let bytes = axum::body::to_bytes(body, s.max_body_bytes).await.map_err(|_| {
+        s.reject_request(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than MAX_BODY_BYTES ({} bytes)", s.max_body_bytes),
+        )
+    })?;
+    let header_list: Vec<(String, String)> =
+        headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string()))).collect();
+    let inbound = adapter
+        .with_adapter(|v| v.parse_inbound(&header_list, &bytes))
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "adapter_failed", e.to_string()))?
+        .map_err(|e| {
+            s.metrics.rejections.with_label_values(&["adapter_refused"]).inc();
+            ApiError::new(StatusCode::BAD_REQUEST, "adapter_refused", e.message).with_details(json!({ "code": e.code }))
+        })?;
+    let received = now_ms();
+    let mut answer = None;
+    if !inbound.events.is_empty() {
+        s.metrics.count("received", inbound.events.len());
+        let ids = inbound.events.iter().map(|e| Some(json!(e.event_id))).collect();
+        let results = inbound
+            .events
+            .into_iter()
+            .map(|e| {
+                let incoming = schema::IncomingEvent {
+                    event_id: Some(e.event_id),
+                    event_type: Some(e.event_type),
+                    platform: Some(e.platform),
+                    user_id: Some(e.user_id),
+                    author_id: e.author_id,
+                    channel_id: e.channel_id,
+                    content: Some(e.content),
+                    metadata: Some(e.metadata.into_iter().map(|(k, v)| (k, Value::String(v))).collect()),
+                    timestamp: (e.timestamp_ms > 0).then(|| json!(e.timestamp_ms)),
+                };
+                schema::normalize(incoming, &s.limits, received)
+            })
+            .collect();
+        answer = Some(s.ingest_many(results, ids, &rid.0, received).await?);
+    }
+    match (inbound.reply, answer) {
+        (Some(reply), _) => {
+            let mut response =
+                (StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK), reply.body).into_response();
+            for (k, v) in reply.headers {
+                if let (Ok(k), Ok(v)) = (header::HeaderName::try_from(k), header::HeaderValue::try_from(v)) {
+                    response.headers_mut().insert(k, v);
+                }
+            }
+            Ok(response)
+        }
+        (None, Some(answer)) => Ok(answer),
+        (None, None) => Ok((StatusCode::OK, Json(json!({ "accepted": 0, "items": [] }))).into_response()),
+    }
 }
 
 async fn summary(State(s): State<Arc<Ingest>>) -> Json<Value> {
