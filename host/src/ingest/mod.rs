@@ -213,10 +213,11 @@ async fn ingest_one(
     })
 }
 
+/// `{"events": [ … ]}`: each item kept raw, so one bad item cannot sink the batch.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BatchBody {
-    events: Vec<Box<serde_json::value::RawValue>>,
+pub struct BatchBody {
+    pub events: Vec<Box<serde_json::value::RawValue>>,
 }
 
 async fn ingest_batch(

@@ -332,19 +332,13 @@ async fn screen_one(State(s): State<Arc<ScreenApi>>, headers: HeaderMap, body: B
     Ok(Json(json!(out.pop())))
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Batch {
-    events: Vec<Box<serde_json::value::RawValue>>,
-}
-
 async fn screen_batch(
     State(s): State<Arc<ScreenApi>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let (_, bytes) = s.body(&headers, body).await?;
-    let batch: Batch = match schema::parse_as(&bytes) {
+    let batch: crate::ingest::BatchBody = match schema::parse_as(&bytes) {
         Ok(b) => b,
         Err(ParseError::Malformed { line, column, message }) => {
             return Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", message)
