@@ -48,10 +48,7 @@ pub fn run(input: EvalInput<'_>) -> anyhow::Result<EvalOutput> {
 
     // Neighbours of every row from a bank that never holds the row itself.
     let mut neighbours = vec![Vec::new(); rows.len()];
-    let fold_of = |id: &str| -> usize {
-        let h = id.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
-        (h % input.folds.max(1) as u64) as usize
-    };
+    let fold_of = |id: &str| (row_hash(id) % input.folds.max(1) as u64) as usize;
     let plan: Vec<(FlatStore, Vec<usize>)> = match &input.bank {
         Some(bank_rows) => {
             let store = FlatStore::memory();
@@ -128,6 +125,11 @@ fn to_data_labels(truth: &[String], predicted: Vec<String>) -> Vec<String> {
         known.iter().copied().find(|l| *l != "LOW_RISK").unwrap_or("LOW_RISK")
     };
     predicted.into_iter().map(|p| if known.contains(&p.as_str()) { p } else { fallback.to_string() }).collect()
+}
+
+/// A stable hash of a row id (FNV-1a): folds and sampling that do not depend on file order.
+pub fn row_hash(id: &str) -> u64 {
+    id.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
 }
 
 fn items(rows: &[Labelled], vectors: Vec<Vec<f32>>) -> Vec<Item> {

@@ -22,6 +22,11 @@ pub struct Event {
     pub metadata: Vec<(String, String)>,
 }
 
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 impl Event {
     /// A message event with this content and fixed sample ids (CLI checks, tests).
     pub fn sample(content: &str) -> Self {

@@ -318,9 +318,7 @@ fn eval(
     let mut rows = palisade::vectors::bank::read(&files)?;
     if let Some(n) = limit {
         // Deterministic shuffle by id hash, so a limit samples every label.
-        rows.sort_by_key(|r| {
-            r.id.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
-        });
+        rows.sort_by_key(|r| palisade::eval::row_hash(&r.id));
         rows.truncate(n);
     }
     let bank_rows = if bank.is_empty() { None } else { Some(palisade::vectors::bank::read(&bank)?) };

@@ -9,7 +9,7 @@ pub mod metrics;
 pub mod schema;
 
 use crate::api::{ApiError, RequestId, require_key};
-use crate::event::Event;
+use crate::event::{Event, now_ms};
 use crate::plugins::{PluginHost, PluginKind, to_wit};
 use crate::streams::StreamError;
 use crate::streams::depth::Depth;
@@ -24,7 +24,6 @@ use metrics::IngestMetrics;
 use schema::{FieldError, Limits, ParseError};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What the ingest routes share.
 pub struct Ingest {
@@ -49,10 +48,6 @@ pub fn routes(ingest: Arc<Ingest>) -> Router {
         .route("/v1/platforms/{platform}/webhook", post(webhook))
         .route("/v1/metrics", get(summary))
         .with_state(ingest)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Ingest {

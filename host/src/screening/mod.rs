@@ -11,7 +11,7 @@ pub mod similarity;
 use crate::api::{ApiError, require_key};
 use crate::embed::Embedder;
 use crate::embed::cache::EmbeddingCache;
-use crate::event::Event;
+use crate::event::{Event, now_ms};
 use crate::ingest::schema::{self, FieldError, Limits, ParseError};
 use crate::plugins::PluginHost;
 use crate::vectors::{Neighbour, VectorStore};
@@ -270,10 +270,6 @@ impl ScreenApi {
         self.screener.metrics.events.with_label_values(&["http"]).inc_by(n);
         out
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The seed's form: `event_id` and `content`; the rest takes sample defaults.
