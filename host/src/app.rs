@@ -8,6 +8,9 @@ use crate::embed::cache::EmbeddingCache;
 use crate::ingest::metrics::IngestMetrics;
 use crate::ingest::schema::Limits;
 use crate::ingest::{self, Ingest};
+use crate::platforms::metrics::AdapterMetrics;
+use crate::platforms::sender::Sender;
+use crate::platforms::{self, Platforms};
 use crate::plugins::watcher::{DirWatcher, watch};
 use crate::plugins::{PluginHost, PluginMetrics, Runtime};
 use crate::screening::consumer::Consumer;
@@ -79,6 +82,15 @@ impl Core {
         depth.refresh(&mut conn.clone()).await;
         depth.watch(conn.clone(), Duration::from_millis(200));
         let http = HttpMetrics::register(&self.registry, "ingest")?;
+        let adapter_metrics = AdapterMetrics::register(&self.registry)?;
+        let sender = Sender::new(
+            c.platform_apis.clone(),
+            Duration::from_millis(c.outbound_timeout_ms),
+            c.outbound_max_attempts,
+            Duration::from_millis(c.outbound_max_wait_ms),
+            Duration::from_millis(c.outbound_backoff_ms),
+            adapter_metrics.clone(),
+        )?;
         let ingest = Arc::new(Ingest {
             producer: Producer::start(
                 conn,
@@ -99,8 +111,17 @@ impl Core {
                 .backpressure_enabled
                 .then(|| ((c.max_queue_depth as f64) * c.backpressure_threshold).ceil() as u64),
         });
+        let platforms = Arc::new(Platforms {
+            ingest: ingest.clone(),
+            plugins: self.plugins.clone(),
+            sender,
+            metrics: adapter_metrics,
+            api_keys: Arc::new(c.api_keys.clone()),
+            prepost_threshold: c.prepost_screening.then_some(c.screening_threshold),
+        });
         Ok(common_routes(self.state("ingest", Some(depth)))
             .merge(ingest::routes(ingest))
+            .merge(platforms::routes(platforms))
             .layer(axum::middleware::from_fn_with_state(http, request_context)))
     }
 

@@ -52,7 +52,57 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("SIMILAR_K", "10", "nearest labelled examples per event"),
     ("SIMILAR_EVENTS_K", "5", "most similar past events per event (0: past events are not kept)"),
     ("EMBEDDING_CACHE_TTL", "604800", "seconds an embedding stays cached in Redis (0: no cache)"),
+    (
+        "DISCORD_API_BASE",
+        "https://discord.com/api/v10",
+        "where Discord adapter requests go (any {PLATFORM}_API_BASE works)",
+    ),
+    ("SLACK_API_BASE", "https://slack.com/api", "where Slack adapter requests go"),
+    ("WEB_API_BASE", "", "where web adapter posts and actions go"),
+    ("DISCORD_BOT_TOKEN", "", "bot token put in place of {token} in Discord requests (any {PLATFORM}_BOT_TOKEN works)"),
+    ("SLACK_BOT_TOKEN", "", "bot token (xoxb-…) for Slack requests"),
+    ("WEB_BOT_TOKEN", "", "bearer token for web adapter requests"),
+    ("OUTBOUND_TIMEOUT_MS", "10000", "timeout of one request to a platform"),
+    ("OUTBOUND_MAX_ATTEMPTS", "4", "tries of one post or action (429s and 5xx are retried)"),
+    ("OUTBOUND_BACKOFF_MS", "250", "first wait before retrying a 5xx or network error (doubles each time)"),
+    ("OUTBOUND_MAX_WAIT_MS", "30000", "longest 429 Retry-After waited out; longer is answered 429 to the caller"),
+    (
+        "PREPOST_SCREENING",
+        "false",
+        "score a bot's post with the heuristic plugins and refuse it above SCREENING_THRESHOLD",
+    ),
 ];
+
+/// Suffixes of the per-platform keys: `{PLATFORM}_API_BASE`, `{PLATFORM}_BOT_TOKEN`.
+const API_BASE: &str = "_API_BASE";
+const BOT_TOKEN: &str = "_BOT_TOKEN";
+
+fn is_platform_key(key: &str) -> bool {
+    key.len() > BOT_TOKEN.len() && (key.ends_with(API_BASE) || key.ends_with(BOT_TOKEN))
+}
+
+/// A value never shown in logs, errors or `Debug` output.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// Where one platform's adapter requests go, and with which bot token.
+#[derive(Debug, Clone, Default)]
+pub struct PlatformApi {
+    pub base: String,
+    pub token: Option<Secret>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -103,6 +153,13 @@ pub struct Config {
     pub similar_k: usize,
     pub similar_events_k: usize,
     pub embedding_cache_ttl: u64,
+    /// By lower-case platform name (`discord`), from `{PLATFORM}_API_BASE` / `_BOT_TOKEN`.
+    pub platform_apis: BTreeMap<String, PlatformApi>,
+    pub outbound_timeout_ms: u64,
+    pub outbound_max_attempts: u32,
+    pub outbound_max_wait_ms: u64,
+    pub outbound_backoff_ms: u64,
+    pub prepost_screening: bool,
 }
 
 impl Config {
@@ -117,6 +174,7 @@ impl Config {
                 raw.insert(key.to_string(), v);
             }
         }
+        raw.extend(std::env::vars().filter(|(k, _)| is_platform_key(k)));
         Self::from_map(&raw)
     }
 
@@ -231,8 +289,41 @@ impl Config {
             similar_k: positive("SIMILAR_K", parse("SIMILAR_K", get("SIMILAR_K"), "a whole number")?)?,
             similar_events_k: parse("SIMILAR_EVENTS_K", get("SIMILAR_EVENTS_K"), "a whole number")?,
             embedding_cache_ttl: parse("EMBEDDING_CACHE_TTL", get("EMBEDDING_CACHE_TTL"), "a whole number")?,
+            platform_apis: platform_apis(raw),
+            outbound_timeout_ms: positive(
+                "OUTBOUND_TIMEOUT_MS",
+                parse("OUTBOUND_TIMEOUT_MS", get("OUTBOUND_TIMEOUT_MS"), "a whole number")?,
+            )?,
+            outbound_max_attempts: positive(
+                "OUTBOUND_MAX_ATTEMPTS",
+                parse("OUTBOUND_MAX_ATTEMPTS", get("OUTBOUND_MAX_ATTEMPTS"), "a whole number")?,
+            )?,
+            outbound_max_wait_ms: parse("OUTBOUND_MAX_WAIT_MS", get("OUTBOUND_MAX_WAIT_MS"), "a whole number")?,
+            outbound_backoff_ms: parse("OUTBOUND_BACKOFF_MS", get("OUTBOUND_BACKOFF_MS"), "a whole number")?,
+            prepost_screening: parse("PREPOST_SCREENING", get("PREPOST_SCREENING"), "true or false")?,
         })
     }
+}
+
+/// Every `{PLATFORM}_API_BASE` / `{PLATFORM}_BOT_TOKEN` among the defaults and `raw`.
+fn platform_apis(raw: &BTreeMap<String, String>) -> BTreeMap<String, PlatformApi> {
+    let defaults = KEYS.iter().filter(|k| is_platform_key(k.0)).map(|k| (k.0, k.1));
+    let mut out: BTreeMap<String, PlatformApi> = BTreeMap::new();
+    for (key, value) in defaults.chain(raw.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        let (platform, is_base) = match (key.strip_suffix(API_BASE), key.strip_suffix(BOT_TOKEN)) {
+            (Some(p), _) if is_platform_key(key) => (p, true),
+            (_, Some(p)) if is_platform_key(key) => (p, false),
+            _ => continue,
+        };
+        let api = out.entry(platform.to_ascii_lowercase()).or_default();
+        let value = value.trim();
+        if is_base {
+            api.base = value.trim_end_matches('/').to_string();
+        } else {
+            api.token = (!value.is_empty()).then(|| Secret(value.to_string()));
+        }
+    }
+    out
 }
 
 fn positive<T: PartialOrd + Default + std::fmt::Display>(key: &'static str, v: T) -> Result<T, ConfigError> {
@@ -257,7 +348,7 @@ fn read_file(path: &str) -> Result<BTreeMap<String, String>, ConfigError> {
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| err(e.to_string()))?;
     let mut out = BTreeMap::new();
     for (key, value) in table {
-        if !KEYS.iter().any(|k| k.0 == key) {
+        if !KEYS.iter().any(|k| k.0 == key) && !is_platform_key(&key) {
             return Err(err(format!(
                 "unknown key `{key}` (known: {})",
                 KEYS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ")
@@ -280,6 +371,19 @@ mod tests {
         assert_eq!(c.ingest_addr.port(), 8001);
         let bad = BTreeMap::from([("INGEST_ADDR".to_string(), "nowhere".to_string())]);
         assert!(Config::from_map(&bad).unwrap_err().to_string().starts_with("config key INGEST_ADDR"));
+    }
+
+    #[test]
+    fn platform_keys_for_any_platform_and_tokens_stay_hidden() {
+        let raw = BTreeMap::from([
+            ("MASTODON_API_BASE".to_string(), "https://social.example/api/".to_string()),
+            ("SLACK_BOT_TOKEN".to_string(), "xoxb-secret".to_string()),
+        ]);
+        let c = Config::from_map(&raw).unwrap();
+        assert_eq!(c.platform_apis["mastodon"].base, "https://social.example/api");
+        assert_eq!(c.platform_apis["discord"].base, "https://discord.com/api/v10");
+        assert_eq!(c.platform_apis["slack"].token.as_ref().unwrap().expose(), "xoxb-secret");
+        assert!(!format!("{c:?}").contains("xoxb-secret"));
     }
 
     #[test]

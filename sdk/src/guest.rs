@@ -151,6 +151,10 @@ macro_rules! conversions {
         pub(crate) fn host_config(key: &str) -> Option<String> {
             host::config(key)
         }
+
+        pub(crate) fn host_now_ms() -> u64 {
+            host::now_ms()
+        }
     };
 }
 
@@ -177,7 +181,7 @@ pub mod heuristic {
     }
 }
 #[cfg(feature = "heuristic")]
-pub(crate) use heuristic::{host_config, host_log};
+pub(crate) use heuristic::{host_config, host_log, host_now_ms};
 
 #[cfg(feature = "validator")]
 pub mod validator {
@@ -202,7 +206,7 @@ pub mod validator {
     }
 }
 #[cfg(feature = "validator")]
-pub(crate) use validator::{host_config, host_log};
+pub(crate) use validator::{host_config, host_log, host_now_ms};
 
 #[cfg(feature = "adapter")]
 pub mod adapter {
@@ -238,7 +242,7 @@ pub mod adapter {
     }
 }
 #[cfg(feature = "adapter")]
-pub(crate) use adapter::{host_config, host_log};
+pub(crate) use adapter::{host_config, host_log, host_now_ms};
 
 /// The wit-bindgen runtime, re-exported so plugin crates need not depend on wit-bindgen.
 pub use wit_bindgen::rt;

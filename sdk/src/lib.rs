@@ -11,7 +11,10 @@
 //! - [`text`]: normalisation (case, leetspeak, Unicode confusables), caps ratio,
 //!   repeated punctuation/characters, keyword sets, URL and mention extraction.
 //! - [`rules`]: a configurable keyword rule shared by rule families.
-//! - [`Settings`] and [`log`]: the host interface (`[settings]` of the manifest, host log).
+//! - [`Settings`], [`log`] and [`now_ms`]: the host interface (`[settings]` of the
+//!   manifest, host log, wall clock).
+//! - [`signing`] (adapters): HMAC-SHA256, constant-time comparison, header lookup and
+//!   timestamp windows for webhook signatures.
 //! - [`testing`]: a native harness so a rule is unit-tested with plain `cargo test`.
 //!
 //! This crate must not depend on the host: the host speaks to plugins only through `wit/`.
@@ -20,6 +23,8 @@ extern crate self as palisade_sdk;
 
 pub mod rules;
 pub mod settings;
+#[cfg(feature = "adapter")]
+pub mod signing;
 pub mod testing;
 pub mod text;
 pub mod types;
@@ -28,7 +33,7 @@ pub mod types;
 #[doc(hidden)]
 pub mod guest;
 
-pub use settings::{Level, Settings, log};
+pub use settings::{Level, Settings, log, now_ms};
 pub use types::*;
 
 /// A heuristic rule family. Built once per plugin instance from its settings,

@@ -2,7 +2,7 @@
 //! Inside a component these call the `host` imports; natively (tests) settings come
 //! from a map and logs go to a thread-local buffer the harness reads.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 /// Log levels, as in the WIT `host.level` enum.
@@ -17,6 +17,24 @@ pub enum Level {
 
 thread_local! {
     static NATIVE_LOG: RefCell<Vec<(Level, String)>> = const { RefCell::new(Vec::new()) };
+    static NATIVE_NOW_MS: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Wall-clock time in milliseconds since the Unix epoch: the host's clock inside a
+/// component (plugins have no WASI clock), the system clock natively unless a test
+/// fixed it with [`crate::testing::set_now_ms`].
+pub fn now_ms() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    return crate::guest::host_now_ms();
+    #[cfg(not(target_arch = "wasm32"))]
+    NATIVE_NOW_MS.with(Cell::get).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    })
+}
+
+/// Fix (or with `None` release) the native clock on this thread.
+pub(crate) fn set_native_now_ms(ms: Option<u64>) {
+    NATIVE_NOW_MS.with(|c| c.set(ms));
 }
 
 /// Write to the host log (tagged with the plugin's name by the host).

@@ -29,6 +29,12 @@ impl<P> Harness<P> {
     }
 }
 
+/// Fix the clock [`crate::now_ms`] reads on this thread (`None`: the system clock
+/// again), to test timestamp windows such as a webhook signature's age.
+pub fn set_now_ms(ms: Option<u64>) {
+    crate::settings::set_native_now_ms(ms);
+}
+
 fn settings(pairs: &[(&str, &str)]) -> Settings {
     Settings::from_pairs(pairs.iter().copied())
 }

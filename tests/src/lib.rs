@@ -176,6 +176,82 @@ async fn serve(app: axum::Router) -> String {
     base
 }
 
+/// One request the stand-in platform received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub at: std::time::Instant,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+type Scripted = (u16, Vec<(String, String)>, String);
+
+/// A local HTTP server standing in for a platform API (Discord, Slack): it records
+/// every request and answers from a script, then with `200 {"id": "m-default"}`.
+/// The only fake the tests use: the remote platform.
+pub struct StandIn {
+    pub base: String,
+    seen: Arc<std::sync::Mutex<Vec<Seen>>>,
+    script: Arc<std::sync::Mutex<std::collections::VecDeque<Scripted>>>,
+}
+
+impl StandIn {
+    pub async fn start() -> StandIn {
+        let seen: Arc<std::sync::Mutex<Vec<Seen>>> = Default::default();
+        let script: Arc<std::sync::Mutex<std::collections::VecDeque<Scripted>>> = Default::default();
+        let (s, q) = (seen.clone(), script.clone());
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let (s, q) = (s.clone(), q.clone());
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default().to_vec();
+                s.lock().unwrap().push(Seen {
+                    method: parts.method.to_string(),
+                    path: parts.uri.path().to_string(),
+                    headers: parts
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                        .collect(),
+                    body,
+                    at: std::time::Instant::now(),
+                });
+                let (status, headers, body) =
+                    q.lock().unwrap().pop_front().unwrap_or((200, Vec::new(), r#"{"id":"m-default"}"#.into()));
+                let mut response = axum::response::Response::new(axum::body::Body::from(body));
+                *response.status_mut() = axum::http::StatusCode::from_u16(status).unwrap();
+                for (k, v) in headers {
+                    response.headers_mut().insert(
+                        axum::http::HeaderName::try_from(k).unwrap(),
+                        axum::http::HeaderValue::try_from(v).unwrap(),
+                    );
+                }
+                response
+            }
+        });
+        StandIn { base: serve(app).await, seen, script }
+    }
+
+    /// Queue an answer (status, headers, body) for the next request.
+    pub fn answer(&self, status: u16, headers: &[(&str, &str)], body: &str) {
+        let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.script.lock().unwrap().push_back((status, headers, body.to_string()));
+    }
+
+    /// Every request received so far (and forget them).
+    pub fn take(&self) -> Vec<Seen> {
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
 /// A `redis-server` of the test's own on a spare port (for fault tests), with AOF on.
 pub struct OwnRedis {
     pub port: u16,

@@ -1,6 +1,6 @@
-//! The ingestion service's event routes: `POST /v1/events/ingest`,
-//! `/v1/events/ingest-batch` and platform webhooks `/v1/platforms/{p}/webhook`
-//! (through adapter plugins). Order of checks: API key (401), content type (415),
+//! The ingestion service's event routes: `POST /v1/events/ingest` and
+//! `/v1/events/ingest-batch`; platform webhooks (`crate::platforms`) come in
+//! through [`Ingest::ingest_many`] too. Order of checks: API key (401), content type (415),
 //! body size (413), JSON syntax (400), schema (422), validator plugins (422),
 //! backpressure (503), then dedup + produce to `events:raw` (503 if Redis fails).
 //! Everything answered 202 is in the stream. Redis access lives in `streams`.
@@ -45,12 +45,22 @@ pub fn routes(ingest: Arc<Ingest>) -> Router {
     Router::new()
         .route("/v1/events/ingest", post(ingest_one))
         .route("/v1/events/ingest-batch", post(ingest_batch))
-        .route("/v1/platforms/{platform}/webhook", post(webhook))
         .route("/v1/metrics", get(summary))
         .with_state(ingest)
 }
 
 impl Ingest {
+    /// The body, refused with 413 past `MAX_BODY_BYTES`.
+    pub(crate) async fn read_limited(&self, body: Body) -> Result<axum::body::Bytes, ApiError> {
+        axum::body::to_bytes(body, self.max_body_bytes).await.map_err(|_| {
+            self.reject_request(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is larger than MAX_BODY_BYTES ({} bytes)", self.max_body_bytes),
+            )
+        })
+    }
+
     async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, ApiError> {
         require_key(headers, &self.api_keys, "API_KEYS")?;
         let json = headers
@@ -64,16 +74,15 @@ impl Ingest {
                 "send the body as JSON with `content-type: application/json`",
             ));
         }
-        axum::body::to_bytes(body, self.max_body_bytes).await.map_err(|_| {
-            self.reject_request(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("the body is larger than MAX_BODY_BYTES ({} bytes)", self.max_body_bytes),
-            )
-        })
+        self.read_limited(body).await
     }
 
-    fn reject_request(&self, status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn reject_request(
+        &self,
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         self.metrics.rejections.with_label_values(&[code]).inc();
         ApiError::new(status, code, message)
     }
@@ -262,19 +271,35 @@ async fn ingest_batch(
         .iter()
         .map(|raw| serde_json::from_str::<Value>(raw.get()).ok().and_then(|v| v.get("event_id").cloned()))
         .collect();
-    s.ingest_many(results, ids, &rid.0, received).await
+    Ok(s.ingest_many(results, ids, &rid.0, received).await?.into_response())
+}
+
+/// What became of each item of a batch (the batch route's and webhooks' answer).
+pub struct BatchAnswer {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    pub items: Vec<Value>,
+}
+
+impl IntoResponse for BatchAnswer {
+    fn into_response(self) -> Response {
+        let status = if self.accepted > 0 { StatusCode::ACCEPTED } else { StatusCode::OK };
+        let body = json!({ "accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected, "items": self.items });
+        (status, Json(body)).into_response()
+    }
 }
 
 impl Ingest {
     /// Validator plugins over the items that passed the native checks, then dedup +
     /// produce; one answer item per input (`ids`: what to call rejected items).
-    async fn ingest_many(
+    pub(crate) async fn ingest_many(
         &self,
         mut results: Vec<Result<Event, Vec<FieldError>>>,
         ids: Vec<Option<Value>>,
         request_id: &str,
         received: u64,
-    ) -> Result<Response, ApiError> {
+    ) -> Result<BatchAnswer, ApiError> {
         let valid_idx: Vec<usize> = (0..results.len()).filter(|i| results[*i].is_ok()).collect();
         let valid: Vec<Event> = valid_idx.iter().map(|i| results[*i].as_ref().expect("valid").clone()).collect();
         for (i, errors) in valid_idx.iter().zip(self.validate(&valid)) {
@@ -314,91 +339,7 @@ impl Ingest {
             .collect();
         self.metrics.count("accepted", accepted);
         self.metrics.count("duplicate", duplicates);
-        let status = if accepted > 0 { StatusCode::ACCEPTED } else { StatusCode::OK };
-        let body = json!({ "accepted": accepted, "duplicates": duplicates, "rejected": rejected, "items": items });
-        Ok((status, Json(body)).into_response())
-    }
-}
-
-/// `POST /v1/platforms/{platform}/webhook`: the raw body and headers go to the
-/// adapter plugin that speaks for `{platform}`; its events take the batch path
-/// (checks, validators, dedup, produce); a direct reply (a challenge, a PING) is
-/// sent back as the adapter wrote it. No `api-key` here: platforms authenticate
-/// with their own signatures, which the adapter checks.
-async fn webhook(
-    State(s): State<Arc<Ingest>>,
-    Extension(rid): Extension<RequestId>,
-    axum::extract::Path(platform): axum::extract::Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let adapter = s
-        .plugins
-        .active(PluginKind::PlatformAdapter)
-        .into_iter()
-        .find(|(p, _)| p.with_adapter(|v| v.platform()).is_ok_and(|name| name == platform))
-        .map(|(p, _)| p)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_platform",
-                format!("no adapter plugin speaks for `{platform}`"),
-            )
-        })?;
-    let bytes = axum::body::to_bytes(body, s.max_body_bytes).await.map_err(|_| {
-        s.reject_request(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the body is larger than MAX_BODY_BYTES ({} bytes)", s.max_body_bytes),
-        )
-    })?;
-    let header_list: Vec<(String, String)> =
-        headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string()))).collect();
-    let inbound = adapter
-        .with_adapter(|v| v.parse_inbound(&header_list, &bytes))
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "adapter_failed", e.to_string()))?
-        .map_err(|e| {
-            s.metrics.rejections.with_label_values(&["adapter_refused"]).inc();
-            ApiError::new(StatusCode::BAD_REQUEST, "adapter_refused", e.message).with_details(json!({ "code": e.code }))
-        })?;
-    let received = now_ms();
-    let mut answer = None;
-    if !inbound.events.is_empty() {
-        s.metrics.count("received", inbound.events.len());
-        let ids = inbound.events.iter().map(|e| Some(json!(e.event_id))).collect();
-        let results = inbound
-            .events
-            .into_iter()
-            .map(|e| {
-                let incoming = schema::IncomingEvent {
-                    event_id: Some(e.event_id),
-                    event_type: Some(e.event_type),
-                    platform: Some(e.platform),
-                    user_id: Some(e.user_id),
-                    author_id: e.author_id,
-                    channel_id: e.channel_id,
-                    content: Some(e.content),
-                    metadata: Some(e.metadata.into_iter().map(|(k, v)| (k, Value::String(v))).collect()),
-                    timestamp: (e.timestamp_ms > 0).then(|| json!(e.timestamp_ms)),
-                };
-                schema::normalize(incoming, &s.limits, received)
-            })
-            .collect();
-        answer = Some(s.ingest_many(results, ids, &rid.0, received).await?);
-    }
-    match (inbound.reply, answer) {
-        (Some(reply), _) => {
-            let mut response =
-                (StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK), reply.body).into_response();
-            for (k, v) in reply.headers {
-                if let (Ok(k), Ok(v)) = (header::HeaderName::try_from(k), header::HeaderValue::try_from(v)) {
-                    response.headers_mut().insert(k, v);
-                }
-            }
-            Ok(response)
-        }
-        (None, Some(answer)) => Ok(answer),
-        (None, None) => Ok((StatusCode::OK, Json(json!({ "accepted": 0, "items": [] }))).into_response()),
+        Ok(BatchAnswer { accepted, duplicates, rejected, items })
     }
 }
 

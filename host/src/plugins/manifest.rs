@@ -16,7 +16,12 @@
 //! max_faults = 5            # consecutive faults before quarantine
 //! recycle_after_calls = 100000
 //! [settings]                # the plugin's own; lists arrive newline-joined
+//! secret = "${SLACK_SIGNING_SECRET}"  # a whole value `${NAME}` is read from the
+//!                           # environment at load; unset → the setting is left out
 //! ```
+//!
+//! Settings may hold secrets: they reach only the plugin (never the admin listing,
+//! logs or metrics).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -156,7 +161,10 @@ impl Manifest {
             .iter()
             .map(|(k, v)| Ok((k.clone(), palisade_sdk::testing::setting_text(k, v)?)))
             .collect::<Result<BTreeMap<_, _>, String>>()
-            .map_err(ManifestError::Settings)?;
+            .map_err(ManifestError::Settings)?
+            .into_iter()
+            .filter_map(|(k, v)| from_env(&raw.name, k, v))
+            .collect();
         Ok(Manifest {
             sha256: raw.sha256.map(|s| s.to_ascii_lowercase()),
             name: raw.name,
@@ -169,6 +177,21 @@ impl Manifest {
             limits: raw.limits,
             settings: Arc::new(settings),
         })
+    }
+}
+
+/// A setting whose whole value is `${NAME}` takes the variable's value; when the
+/// variable is unset the setting is left out (the plugin then sees no value).
+fn from_env(plugin: &str, key: String, value: String) -> Option<(String, String)> {
+    let Some(var) = value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) else {
+        return Some((key, value));
+    };
+    match std::env::var(var) {
+        Ok(v) => Some((key, v)),
+        Err(_) => {
+            tracing::info!(plugin, setting = %key, variable = var, "setting left out: its variable is not set");
+            None
+        }
     }
 }
 
@@ -185,6 +208,12 @@ mod tests {
         assert_eq!(m.limits, Limits::default());
         assert_eq!(m.settings["words"], "a\nb");
         assert_eq!(m.settings["n"], "3");
+        let m = Manifest::parse(
+            "name = \"r\"\nversion = \"1\"\nkind = \"heuristic\"\n[settings]\nhome = \"${HOME}\"\nnone = \"${PALISADE_TEST_UNSET_VAR}\"\n",
+        )
+        .unwrap();
+        assert_eq!(m.settings["home"], std::env::var("HOME").unwrap());
+        assert!(!m.settings.contains_key("none"));
         assert!(m.enabled && m.mode == Mode::Enforce);
     }
 

@@ -1,7 +1,7 @@
 //! The wasmtime side of the plugin platform: the one `Engine` of the process, its
 //! epoch ticker (per-call deadlines), the on-disk cache of compiled components, the
 //! linker (the `host` interface; every other import — WASI included — is a trap, so
-//! plugins get no filesystem, network, clock or entropy), and the per-instance store
+//! plugins get no filesystem, network or entropy; wall-clock time comes from `host.now-ms`), and the per-instance store
 //! state with its memory cap. It knows nothing of plugin directories or reloads.
 
 use super::bindings::{HeuristicPre, Level, PlatformAdapterPre, ValidatorPre, host_iface};
@@ -216,5 +216,9 @@ impl host_iface::Host for GuestState {
 
     fn config(&mut self, key: String) -> Option<String> {
         self.settings.get(&key).cloned()
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        crate::event::now_ms()
     }
 }

@@ -1,0 +1,56 @@
+//! Per-adapter Prometheus metrics: webhooks by outcome, posts and actions by
+//! outcome, platform request latency and retries. Labels are platform names
+//! (bounded by the adapters loaded: unknown platforms are counted as `unknown`)
+//! and fixed outcome words; never a secret, a body or an id.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+#[derive(Clone)]
+pub struct AdapterMetrics {
+    /// `{platform, outcome}`: accepted, duplicate, rejected, replied, refused, signature_rejected, failed.
+    pub webhooks: IntCounterVec,
+    /// `{platform, kind, outcome}`: kind post|action; outcome delivered, refused, screened_out,
+    /// platform_error, rate_limited, unreachable, not_configured, failed.
+    pub outbound: IntCounterVec,
+    /// `{platform}`: wall time of each HTTP request to the platform.
+    pub platform_latency: HistogramVec,
+    /// `{platform, reason}`: rate_limited, server_error, network.
+    pub retries: IntCounterVec,
+}
+
+impl AdapterMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let counter = |name: &str, help: &str, labels: &[&str]| -> prometheus::Result<IntCounterVec> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let platform_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "palisade_adapter_platform_request_seconds",
+                "Wall time of one request to a platform API.",
+            )
+            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["platform"],
+        )?;
+        registry.register(Box::new(platform_latency.clone()))?;
+        Ok(AdapterMetrics {
+            webhooks: counter(
+                "palisade_adapter_webhooks_total",
+                "Platform webhooks by outcome.",
+                &["platform", "outcome"],
+            )?,
+            outbound: counter(
+                "palisade_adapter_outbound_total",
+                "Bot posts and moderation actions sent through adapters, by outcome.",
+                &["platform", "kind", "outcome"],
+            )?,
+            platform_latency,
+            retries: counter(
+                "palisade_adapter_retries_total",
+                "Requests to a platform sent again, by reason.",
+                &["platform", "reason"],
+            )?,
+        })
+    }
+}
