@@ -131,7 +131,7 @@ impl Core {
     pub async fn screen_app(&self, conn: ConnectionManager, shutdown: watch::Receiver<bool>) -> anyhow::Result<Router> {
         // The consumer's blocking reads get a connection of their own: a blocked
         // connection holds every command queued behind it.
-        let consumer_conn = streams::connect(&self.config.redis_url).await?;
+        let consumer_conn = streams::connect_with_retry(&self.config.redis_url, Duration::from_secs(10)).await?;
         let c = &self.config;
         let http = HttpMetrics::register(&self.registry, "screen")?;
         let screener = Arc::new(Screener {
@@ -139,6 +139,7 @@ impl Core {
             similarity: self.similarity()?,
             weights: Weights { rules: c.rule_weight, embedding: c.embedding_weight, threshold: c.screening_threshold },
             metrics: ScreenMetrics::register(&self.registry)?,
+            fast_path: c.screening_fast_path,
         });
         let depth = Depth::new(&self.keys.raw);
         depth.refresh(&mut conn.clone()).await;
@@ -174,7 +175,8 @@ impl Core {
         let embedder = Embedder::load(model, &c.ort_dylib_path, c.device, c.model_batch_size, &c.model_query_prefix)
             .context("SCREENING_MODEL (set SCREENING_MODEL=none to screen with rules only)")?;
         let bank = c.vector_dir.join("exemplars.vec");
-        let exemplars = FlatStore::open(&bank).with_context(|| format!("example bank {}", bank.display()))?;
+        let exemplars =
+            FlatStore::open(&bank).with_context(|| format!("example bank {}", bank.display()))?.with_ann(c.ann());
         if exemplars.is_empty() {
             tracing::warn!(bank = %bank.display(), "the example bank is empty: embedding scores need `palisade bank import`");
         }
@@ -187,7 +189,8 @@ impl Core {
             .context("REDIS_URL")?;
         let events: Option<Arc<dyn VectorStore>> = if c.similar_events_k > 0 {
             let path = c.vector_dir.join("events.vec");
-            Some(Arc::new(FlatStore::open(&path).with_context(|| format!("past events {}", path.display()))?))
+            let store = FlatStore::open(&path).with_context(|| format!("past events {}", path.display()))?;
+            Some(Arc::new(store.with_ann(c.ann())))
         } else {
             None
         };

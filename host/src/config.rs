@@ -36,6 +36,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("SCREENING_THRESHOLD", "0.7", "risk above which an event goes to events:reasoning_queue"),
     ("RULE_WEIGHT", "0.6", "weight of the rule score in the combined risk"),
     ("EMBEDDING_WEIGHT", "0.4", "weight of the embedding score in the combined risk"),
+    ("SCREENING_FAST_PATH", "off", "a rule score (0–1] from which the rules alone decide and the embedding is skipped"),
     ("CONSUMER_NAME", "", "this screening consumer's name in the group (default: host-pid)"),
     ("MAX_DELIVERIES", "5", "deliveries after which an entry goes to events:dead_letter"),
     ("CLAIM_IDLE_MS", "30000", "idle time after which another consumer's pending entry is taken over"),
@@ -52,6 +53,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("SIMILAR_K", "10", "nearest labelled examples per event"),
     ("SIMILAR_EVENTS_K", "5", "most similar past events per event (0: past events are not kept)"),
     ("EMBEDDING_CACHE_TTL", "604800", "seconds an embedding stays cached in Redis (0: no cache)"),
+    ("ANN_MIN_ROWS", "2000", "vector collections this large are searched through an IVF index (0: always exact)"),
+    ("ANN_PROBES", "12", "IVF lists scored per query (more: closer to exact, slower)"),
     (
         "DISCORD_API_BASE",
         "https://discord.com/api/v10",
@@ -140,6 +143,8 @@ pub struct Config {
     pub screening_threshold: f32,
     pub rule_weight: f32,
     pub embedding_weight: f32,
+    /// `None` when SCREENING_FAST_PATH is `off`.
+    pub screening_fast_path: Option<f32>,
     pub consumer_name: String,
     pub max_deliveries: u64,
     pub claim_idle_ms: u64,
@@ -153,6 +158,8 @@ pub struct Config {
     pub similar_k: usize,
     pub similar_events_k: usize,
     pub embedding_cache_ttl: u64,
+    pub ann_min_rows: usize,
+    pub ann_probes: usize,
     /// By lower-case platform name (`discord`), from `{PLATFORM}_API_BASE` / `_BOT_TOKEN`.
     pub platform_apis: BTreeMap<String, PlatformApi>,
     pub outbound_timeout_ms: u64,
@@ -263,6 +270,19 @@ impl Config {
                 "EMBEDDING_WEIGHT",
                 parse("EMBEDDING_WEIGHT", get("EMBEDDING_WEIGHT"), "a number")?,
             )?,
+            screening_fast_path: match get("SCREENING_FAST_PATH").trim() {
+                "off" | "" => None,
+                v => {
+                    let bar: f32 = parse("SCREENING_FAST_PATH", v.to_string(), "off or a number")?;
+                    if !(bar > 0.0 && bar <= 1.0) {
+                        return Err(ConfigError::Value {
+                            key: "SCREENING_FAST_PATH",
+                            message: format!("{bar} is not in (0, 1]"),
+                        });
+                    }
+                    Some(bar)
+                }
+            },
             consumer_name: {
                 let n = get("CONSUMER_NAME");
                 if n.is_empty() {
@@ -289,6 +309,8 @@ impl Config {
             similar_k: positive("SIMILAR_K", parse("SIMILAR_K", get("SIMILAR_K"), "a whole number")?)?,
             similar_events_k: parse("SIMILAR_EVENTS_K", get("SIMILAR_EVENTS_K"), "a whole number")?,
             embedding_cache_ttl: parse("EMBEDDING_CACHE_TTL", get("EMBEDDING_CACHE_TTL"), "a whole number")?,
+            ann_min_rows: parse("ANN_MIN_ROWS", get("ANN_MIN_ROWS"), "a whole number")?,
+            ann_probes: positive("ANN_PROBES", parse("ANN_PROBES", get("ANN_PROBES"), "a whole number")?)?,
             platform_apis: platform_apis(raw),
             outbound_timeout_ms: positive(
                 "OUTBOUND_TIMEOUT_MS",
@@ -302,6 +324,14 @@ impl Config {
             outbound_backoff_ms: parse("OUTBOUND_BACKOFF_MS", get("OUTBOUND_BACKOFF_MS"), "a whole number")?,
             prepost_screening: parse("PREPOST_SCREENING", get("PREPOST_SCREENING"), "true or false")?,
         })
+    }
+}
+
+impl Config {
+    /// The approximate-search setting of vector collections (`None`: always exact).
+    pub fn ann(&self) -> Option<crate::vectors::ivf::Ann> {
+        (self.ann_min_rows > 0)
+            .then_some(crate::vectors::ivf::Ann { min_rows: self.ann_min_rows, probes: self.ann_probes })
     }
 }
 

@@ -26,6 +26,8 @@ pub struct EvalInput<'a> {
     pub weights: Weights,
     pub plugins: &'a PluginHost,
     pub embedder: &'a Embedder,
+    /// The vector index screening uses (`ANN_MIN_ROWS`, `ANN_PROBES`), so the figures are its own.
+    pub ann: Option<crate::vectors::ivf::Ann>,
 }
 
 /// Predicted labels of each variant, in row order.
@@ -51,14 +53,14 @@ pub fn run(input: EvalInput<'_>) -> anyhow::Result<EvalOutput> {
     let fold_of = |id: &str| (row_hash(id) % input.folds.max(1) as u64) as usize;
     let plan: Vec<(FlatStore, Vec<usize>)> = match &input.bank {
         Some(bank_rows) => {
-            let store = FlatStore::memory();
+            let store = FlatStore::memory().with_ann(input.ann);
             let bank_vectors = embed_rows(input.embedder, bank_rows, "embedding bank")?;
             store.upsert(items(bank_rows, bank_vectors))?;
             vec![(store, (0..rows.len()).collect())]
         }
         None => (0..input.folds.max(2))
             .map(|f| {
-                let store = FlatStore::memory();
+                let store = FlatStore::memory().with_ann(input.ann);
                 let (inside, outside): (Vec<usize>, Vec<usize>) =
                     (0..rows.len()).partition(|i| fold_of(&rows[*i].id) == f);
                 let bank: Vec<Item> = outside

@@ -337,6 +337,7 @@ fn eval(
         weights,
         plugins: &host,
         embedder: &embedder,
+        ann: config.ann(),
     })?;
     for (name, predicted) in &out.variants {
         println!("{}", palisade::eval::report(name, &out.truth, predicted));

@@ -155,7 +155,8 @@ impl Service {
         let config = palisade::config::Config::from_map(&raw).expect("config");
         let redis_url = config.redis_url.clone();
         let core = Arc::new(palisade::app::Core::start(config).expect("core"));
-        let conn = palisade::streams::connect(&redis_url).await.expect("redis");
+        let conn =
+            palisade::streams::connect_with_retry(&redis_url, std::time::Duration::from_secs(10)).await.expect("redis");
         let base = serve(core.ingest_app(conn.clone()).await.expect("ingest app")).await;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let screen_base =

@@ -273,3 +273,32 @@ async fn similar_past_events_are_found_and_survive_a_restart() {
     assert_eq!(&ids[..2], ["p-1", "p-3"], "{again}");
     assert!(again["similar_events"][0]["similarity"].as_f64().unwrap() > 0.7);
 }
+
+#[tokio::test]
+async fn the_fast_path_lets_decisive_rules_skip_the_model() {
+    let bank = palisade_tests::bank(&[("x-1", "SPAM", "win a free prize now"), ("x-2", "LOW_RISK", "see you soon")]);
+    let s = Service::both(&[("SCREENING_FAST_PATH", "0.9"), ("VECTOR_DIR", bank.path().to_str().unwrap())]).await;
+    let body = json!({"events": [
+        {"event_id": "fp-1", "event_type": "message", "platform": "web", "user_id": "u", "content": "I will kill you, you worthless stupid idiot"},
+        {"event_id": "fp-2", "event_type": "message", "platform": "web", "user_id": "u", "content": "see you at lunch tomorrow"}
+    ]});
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/risk/screen-batch", s.screen_base))
+        .header("api-key", "test-key")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let b: Value = r.json().await.unwrap();
+    let (fast, slow) = (&b["predictions"][0], &b["predictions"][1]);
+    assert!(fast["flags"].as_array().unwrap().contains(&json!("fast_path")), "{fast}");
+    assert!(fast["embedding_score"].is_null() && fast["similar"].as_array().unwrap().is_empty(), "{fast}");
+    assert_eq!((fast["high_risk"].as_bool(), fast["category"].as_str()), (Some(true), Some("VIOLENCE")));
+    assert!(slow["embedding_score"].is_number() && !slow["similar"].as_array().unwrap().is_empty(), "{slow}");
+    assert!(!slow["flags"].as_array().unwrap().contains(&json!("fast_path")));
+    let metrics = reqwest::get(format!("{}/metrics", s.screen_base)).await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains(r#"palisade_screen_embedding_cache_total{result="miss"} 1"#),
+        "only one text was embedded"
+    );
+}

@@ -20,7 +20,7 @@ pub enum EmbedError {
     Runtime { path: PathBuf, message: String },
     #[error("model folder {path}: {message}")]
     Model { path: PathBuf, message: String },
-    #[error("device `{0}` is not available in this build: {1}")]
+    #[error("device `{0}` cannot be used: {1}")]
     Device(String, String),
     #[error("embedding failed: {0}")]
     Inference(String),
@@ -71,6 +71,36 @@ pub struct Embedder {
     input_names: Vec<String>,
 }
 
+/// Put the CUDA execution provider first, failing (never falling back to the CPU)
+/// when the runtime library cannot run it.
+#[cfg(feature = "cuda")]
+fn with_cuda(
+    builder: ort::session::builder::SessionBuilder,
+    lib: &Path,
+) -> Result<ort::session::builder::SessionBuilder, EmbedError> {
+    use ort::ep::ExecutionProvider;
+    let refuse = |why: String| EmbedError::Device("cuda".into(), format!("{why} (ORT_DYLIB_PATH {})", lib.display()));
+    if !ort::ep::CUDA::is_available().unwrap_or(false) {
+        return Err(refuse(
+            "this ONNX Runtime library has no CUDA execution provider: `scripts/setup --cuda` fetches one".into(),
+        ));
+    }
+    builder.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()]).map_err(|e| {
+        refuse(format!("the CUDA execution provider did not start (it needs an NVIDIA GPU with CUDA 13 and cuDNN 9 libraries on the loader path): {e}"))
+    })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn with_cuda(
+    _builder: ort::session::builder::SessionBuilder,
+    _lib: &Path,
+) -> Result<ort::session::builder::SessionBuilder, EmbedError> {
+    Err(EmbedError::Device(
+        "cuda".into(),
+        "this binary was built without the `cuda` feature; rebuild with --features cuda or use DEVICE=cpu".into(),
+    ))
+}
+
 impl Embedder {
     /// Load `dir/model.onnx` and `dir/tokenizer.json` with the ONNX Runtime library at `lib`.
     pub fn load(dir: &Path, lib: &Path, device: Device, batch_size: usize, prefix: &str) -> Result<Self, EmbedError> {
@@ -83,18 +113,15 @@ impl Embedder {
             }
         }
         let environment = runtime(lib)?;
-        if device == Device::Cuda {
-            return Err(EmbedError::Device(
-                "cuda".into(),
-                "this binary was built without the `cuda` feature; rebuild with --features cuda or use DEVICE=cpu"
-                    .into(),
-            ));
-        }
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let session = Session::builder(environment)
+        let mut builder = Session::builder(environment)
             .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
-            .and_then(|mut b| b.commit_from_file(dir.join("model.onnx")))
-            .map_err(|e| model_err(format!("model.onnx: {e}")))?;
+            .map_err(|e| model_err(format!("session: {e}")))?;
+        if device == Device::Cuda {
+            builder = with_cuda(builder, lib)?;
+        }
+        let session =
+            builder.commit_from_file(dir.join("model.onnx")).map_err(|e| model_err(format!("model.onnx: {e}")))?;
         let input_names: Vec<String> = session.inputs().iter().map(|i| i.name().to_string()).collect();
         if !input_names.iter().any(|n| n == "input_ids") || !input_names.iter().any(|n| n == "attention_mask") {
             return Err(model_err(format!(

@@ -154,6 +154,22 @@ impl Found {
     fn nothing(n: usize) -> Self {
         Found { examples: vec![Vec::new(); n], past: vec![Vec::new(); n], vectors: Vec::new() }
     }
+
+    /// Results for a subset (`at[i]` is the batch position of subset item `i`),
+    /// spread over a batch of `n` with nothing found for the others.
+    fn spread(self, at: &[usize], n: usize) -> Self {
+        let mut all = Found { examples: vec![Vec::new(); n], past: vec![Vec::new(); n], vectors: vec![Vec::new(); n] };
+        for (i, examples) in at.iter().zip(self.examples) {
+            all.examples[*i] = examples;
+        }
+        for (i, past) in at.iter().zip(self.past) {
+            all.past[*i] = past;
+        }
+        for (i, vector) in at.iter().zip(self.vectors) {
+            all.vectors[*i] = vector;
+        }
+        all
+    }
 }
 
 /// Screens batches of events: every stage, one call per plugin per batch.
@@ -162,21 +178,47 @@ pub struct Screener {
     pub similarity: Option<Similarity>,
     pub weights: Weights,
     pub metrics: ScreenMetrics,
+    /// `SCREENING_FAST_PATH`: a rule score at which the rules alone decide (the
+    /// embedding is skipped; risk = the rule score, flag `fast_path`); `None`: off.
+    pub fast_path: Option<f32>,
 }
 
 impl Screener {
+    fn find(&self, events: &[Event]) -> Found {
+        match &self.similarity {
+            Some(sim) => sim.find(events, &self.metrics).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "embedding failed; screening this batch with rules only");
+                Found::nothing(events.len())
+            }),
+            None => Found::nothing(events.len()),
+        }
+    }
+
     pub fn screen(&self, events: Vec<Event>) -> Vec<Prediction> {
         if events.is_empty() {
             return Vec::new();
         }
         let started = Instant::now();
-        let rule_results = rules::score(&self.plugins, &events);
-        let found = match &self.similarity {
-            Some(sim) => sim.find(&events, &self.metrics).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "embedding failed; screening this batch with rules only");
-                Found::nothing(events.len())
+        let (rule_results, found) = match self.fast_path {
+            // The rule stage and the embedding stage are independent: run them side by
+            // side (the cache lookup waits on Redis while the rules compute).
+            None => std::thread::scope(|scope| {
+                let rules = scope.spawn(|| rules::score(&self.plugins, &events));
+                let found = self.find(&events);
+                (rules.join().expect("rule stage"), found)
             }),
-            None => Found::nothing(events.len()),
+            // Fast path: rules first; events they score at or above the bar skip the model.
+            Some(bar) => {
+                let rule_results = rules::score(&self.plugins, &events);
+                let slow: Vec<usize> = (0..events.len()).filter(|i| rule_results[*i].score < bar).collect();
+                let found = if slow.len() == events.len() {
+                    self.find(&events)
+                } else {
+                    let subset: Vec<Event> = slow.iter().map(|i| events[*i].clone()).collect();
+                    self.find(&subset).spread(&slow, events.len())
+                };
+                (rule_results, found)
+            }
         };
         let model_id = self.similarity.as_ref().map(|s| s.embedder.model_id.clone());
         let elapsed = started.elapsed();
@@ -187,7 +229,12 @@ impl Screener {
             .zip(rule_results)
             .zip(found.examples.into_iter().zip(found.past))
             .map(|((event, r), (near, past))| {
+                let fast = self.fast_path.is_some_and(|bar| r.score >= bar);
                 let mut p = predict::predict(event, r, similarity::embedding_score(&near), self.weights);
+                if fast {
+                    p.flags.retain(|f| f != "heuristics_only");
+                    p.flags.push("fast_path".into());
+                }
                 p.similar = near;
                 p.similar_events = past;
                 p.model_id = model_id.clone();

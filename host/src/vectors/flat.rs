@@ -1,13 +1,15 @@
 //! Exact cosine search over normalised vectors kept in one contiguous buffer,
 //! persisted as an append-only file: every upsert appends its items (a later
 //! record with the same id wins on load), so adding a few vectors never rewrites
-//! the whole file. Right for tens of thousands of items; beyond that, an
-//! approximate index behind the same trait.
+//! the whole file. Search is exact (one matrix product per batch) until the store
+//! reaches `Ann::min_rows`; from there an IVF index (`ivf.rs`) narrows each query
+//! to the rows of its nearest lists.
 //!
 //! File format (little endian): magic `PLSV2\0`, u32 dim, then records until the
 //! end: u32 len + id, u32 len + label, u32 len + text, dim × f32. A record cut
 //! short by a crash is dropped on load.
 
+use super::ivf::{Ann, Ivf, top_k};
 use super::{Item, Neighbour, VectorError, VectorStore};
 use std::collections::HashMap;
 use std::io::{BufWriter, Write};
@@ -24,6 +26,8 @@ struct Inner {
     texts: Vec<String>,
     vectors: Vec<f32>,
     index: HashMap<String, usize>,
+    ann: Option<Ann>,
+    ivf: Option<Ivf>,
 }
 
 pub struct FlatStore {
@@ -48,11 +52,34 @@ impl FlatStore {
         Ok(FlatStore { path: Some(path.to_path_buf()), ..store })
     }
 
+    /// Search approximately from `ann.min_rows` rows on (`None`: always exactly).
+    pub fn with_ann(self, ann: Option<Ann>) -> Self {
+        {
+            let mut s = self.inner.write().expect("vector lock");
+            s.ann = ann.filter(|a| a.min_rows > 0 && a.probes > 0);
+            s.ivf = None;
+            s.reindex();
+        }
+        self
+    }
+
+    /// The vector of row `i` (rows in insertion order).
+    pub fn vector(&self, i: usize) -> Vec<f32> {
+        let s = self.inner.read().expect("vector lock");
+        s.vectors[i * s.dim..(i + 1) * s.dim].to_vec()
+    }
+
+    /// Whether searches go through the approximate index now.
+    pub fn is_indexed(&self) -> bool {
+        self.inner.read().expect("vector lock").ivf.is_some()
+    }
+
     fn insert(&self, items: Vec<Item>) -> Result<(), VectorError> {
         let mut s = self.inner.write().expect("vector lock");
         for item in items {
             s.insert(item)?;
         }
+        s.reindex();
         Ok(())
     }
 
@@ -99,12 +126,18 @@ impl Inner {
         let dim = self.dim;
         match self.index.get(&item.id).copied() {
             Some(i) => {
+                if let Some(ivf) = &mut self.ivf {
+                    ivf.update(i, &item.vector);
+                }
                 self.labels[i] = item.label;
                 self.texts[i] = item.text;
                 self.vectors[i * dim..(i + 1) * dim].copy_from_slice(&item.vector);
             }
             None => {
                 let i = self.ids.len();
+                if let Some(ivf) = &mut self.ivf {
+                    ivf.add(i, &item.vector);
+                }
                 self.index.insert(item.id.clone(), i);
                 self.ids.push(item.id);
                 self.labels.push(item.label);
@@ -113,6 +146,32 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// (Re)build the index when the store first reaches `min_rows`, and again each
+    /// time it has doubled since (new rows join their nearest list in between).
+    fn reindex(&mut self) {
+        let Some(ann) = self.ann else { return };
+        let n = self.ids.len();
+        if n >= ann.min_rows && self.ivf.as_ref().is_none_or(|ivf| n >= 2 * ivf.trained_at) {
+            let started = std::time::Instant::now();
+            self.ivf = Some(Ivf::build(&self.vectors, self.dim));
+            tracing::info!(rows = n, ms = started.elapsed().as_millis() as u64, "vector index built");
+        }
+    }
+
+    /// The `k` best rows for each query: exact, or over the probed lists.
+    fn best(&self, queries: &[f32], k: usize) -> Vec<Vec<(f32, usize)>> {
+        let dim = self.dim;
+        match (&self.ivf, self.ann) {
+            (Some(ivf), Some(ann)) => ivf.search(queries, ann.probes, k),
+            _ => {
+                let bank = ndarray::ArrayView2::from_shape((self.ids.len(), dim), &self.vectors).expect("bank shape");
+                let q = ndarray::ArrayView2::from_shape((queries.len() / dim, dim), queries).expect("query shape");
+                let scores = q.dot(&bank.t());
+                scores.outer_iter().map(|row| top_k(row.iter().copied().enumerate().map(|(i, s)| (s, i)), k)).collect()
+            }
+        }
     }
 }
 
@@ -130,25 +189,18 @@ impl VectorStore for FlatStore {
     }
 
     fn search(&self, query: &[f32], k: usize) -> Vec<Neighbour> {
-        let s = self.inner.read().expect("vector lock");
-        if s.dim == 0 || query.len() != s.dim || k == 0 {
-            return Vec::new();
-        }
-        s.neighbours(top_k(s.vectors.chunks_exact(s.dim).map(|v| dot(v, query)), k))
+        self.search_many(&[query.to_vec()], k).pop().unwrap_or_default()
     }
 
-    /// One matrix product for the whole batch (SIMD GEMM), then a top-k per query.
+    /// Exact: one matrix product for the whole batch (SIMD GEMM), then a top-k per
+    /// query. Indexed: the probed lists' rows per query.
     fn search_many(&self, queries: &[Vec<f32>], k: usize) -> Vec<Vec<Neighbour>> {
         let s = self.inner.read().expect("vector lock");
-        let n = s.ids.len();
-        if s.dim == 0 || k == 0 || queries.iter().any(|q| q.len() != s.dim) {
+        if s.dim == 0 || k == 0 || s.ids.is_empty() || queries.iter().any(|q| q.len() != s.dim) {
             return vec![Vec::new(); queries.len()];
         }
-        let bank = ndarray::ArrayView2::from_shape((n, s.dim), &s.vectors).expect("bank shape");
         let flat: Vec<f32> = queries.iter().flatten().copied().collect();
-        let q = ndarray::ArrayView2::from_shape((queries.len(), s.dim), &flat).expect("query shape");
-        let scores = q.dot(&bank.t());
-        scores.outer_iter().map(|row| s.neighbours(top_k(row.iter().copied(), k))).collect()
+        s.best(&flat, k).into_iter().map(|best| s.neighbours(best)).collect()
     }
 
     fn len(&self) -> usize {
@@ -177,33 +229,6 @@ impl Inner {
             })
             .collect()
     }
-}
-
-/// The `k` best (score, index) pairs, best first (a small sorted list: k is small).
-fn top_k(scores: impl Iterator<Item = f32>, k: usize) -> Vec<(f32, usize)> {
-    let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
-    for (i, sim) in scores.enumerate() {
-        if best.len() < k || sim > best[best.len() - 1].0 {
-            let at = best.partition_point(|(b, _)| *b >= sim);
-            best.insert(at, (sim, i));
-            best.truncate(k);
-        }
-    }
-    best
-}
-
-/// Dot product with eight independent accumulators, so the compiler can keep
-/// them in SIMD registers (a plain `zip().sum()` is sequential in float order).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 fn read_file(path: &Path) -> Result<Vec<Item>, VectorError> {

@@ -1,10 +1,12 @@
 //! Vector collections behind one trait: labelled examples (`exemplars`) and past
-//! events (`events`). The embedded backend (`flat`) is exact cosine search over
-//! normalised vectors, persisted to one file per collection. Embedding text is
+//! events (`events`). The embedded backend (`flat`) is cosine search over
+//! normalised vectors — exact, or through an IVF index (`ivf`) once a collection
+//! is large — persisted to one file per collection. Embedding text is
 //! `embed`'s job; turning neighbours into a score is `screening`'s.
 
 pub mod bank;
 pub mod flat;
+pub mod ivf;
 
 use serde::Serialize;
 

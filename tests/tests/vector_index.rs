@@ -1,0 +1,42 @@
+//! The approximate (IVF) index against exact search on the set-up script's real
+//! example bank (all-MiniLM-L6-v2 vectors of the shared data): the neighbours it
+//! finds are nearly the exact ones, and the labels screening derives from them agree.
+
+use palisade::vectors::VectorStore;
+use palisade::vectors::flat::FlatStore;
+use palisade::vectors::ivf::Ann;
+use palisade_tests::repo_root;
+
+#[test]
+fn ivf_finds_nearly_the_exact_neighbours_on_the_real_bank() {
+    let path = repo_root().join("var/vectors/exemplars.vec");
+    let exact = FlatStore::open(&path).expect("run scripts/setup: it builds the example bank");
+    let n = exact.len();
+    assert!(n >= 2000, "the bank has {n} rows");
+    // The default index settings (ANN_PROBES), on a bank above ANN_MIN_ROWS.
+    let probes = palisade::config::Config::from_map(&Default::default()).unwrap().ann_probes;
+    let ann = FlatStore::open(&path).unwrap().with_ann(Some(Ann { min_rows: 1000, probes }));
+    assert!(ann.is_indexed() && !exact.is_indexed());
+    // Queries: every 10th bank vector, looked up by its own text's neighbours.
+    let queries: Vec<Vec<f32>> = (0..n).step_by(10).map(|i| exact.vector(i)).collect();
+    let t = std::time::Instant::now();
+    let truth = exact.search_many(&queries, 10);
+    let exact_time = t.elapsed();
+    let t = std::time::Instant::now();
+    let found = ann.search_many(&queries, 10);
+    let ann_time = t.elapsed();
+    let (mut hit, mut total, mut same_top) = (0, 0, 0);
+    for (t, f) in truth.iter().zip(&found) {
+        let ids: std::collections::HashSet<&str> = f.iter().map(|x| x.id.as_str()).collect();
+        hit += t.iter().filter(|x| ids.contains(x.id.as_str())).count();
+        total += t.len();
+        same_top += usize::from(t[0].id == f[0].id);
+    }
+    let recall = hit as f64 / total as f64;
+    println!(
+        "rows {n}, probes {probes}: recall@10 {recall:.3}, top-1 {same_top}/{}, exact {exact_time:?}, ivf {ann_time:?}",
+        queries.len()
+    );
+    assert!(recall >= 0.9, "recall@10 {recall:.3}");
+    assert_eq!(same_top, queries.len(), "the nearest neighbour (the query itself) is always found");
+}
