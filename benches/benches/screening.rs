@@ -106,17 +106,25 @@ fn main() {
         fast_path: None,
     };
     if !skip_model {
+        // Raw model and pipeline alternate, twice; the best of each (the machine is shared).
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let t = Instant::now();
-        embedder.embed(&refs).unwrap();
-        let raw = texts.len() as f64 / t.elapsed().as_secs_f64();
-        println!("{:<34} {raw:>9.0} texts/s", "raw model (embed only, batch 32)");
-        let started = Instant::now();
-        run("pipeline (rules+embed+kNN)", &screener(Some(similarity(None))), &texts, 1);
-        let pipeline = texts.len() as f64 / started.elapsed().as_secs_f64();
-        println!("{:<34} {:>9.1} % of the raw model rate", "  pipeline / raw model", pipeline / raw * 100.0);
+        let full = screener(Some(similarity(None)));
+        let (mut raw, mut pipeline) = (0f64, 0f64);
+        for pass in 0..2 {
+            let t = Instant::now();
+            embedder.embed(&refs).unwrap();
+            raw = raw.max(texts.len() as f64 / t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            run(&format!("pipeline (rules+embed+kNN), pass {}", pass + 1), &full, &texts, 1);
+            pipeline = pipeline.max(texts.len() as f64 / t.elapsed().as_secs_f64());
+        }
+        println!("{:<34} {raw:>9.0} texts/s (best of 2)", "raw model (embed only, batch 32)");
+        println!(
+            "{:<34} {:>9.1} % of the raw model rate",
+            "  pipeline / raw model (best/best)",
+            pipeline / raw * 100.0
+        );
     }
-
     let prefix = format!("bench:emb:{}:", std::process::id());
     let cached =
         screener(Some(similarity(Some(EmbeddingCache::new("redis://127.0.0.1:6379", prefix.clone(), 600).unwrap()))));

@@ -151,6 +151,53 @@ fn key_matches(presented: &[u8], keys: &[String]) -> bool {
     any
 }
 
+/// What a request body may be besides JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accept {
+    Json,
+    /// JSON or `application/x-www-form-urlencoded` (the seed's screening form).
+    JsonOrForm,
+}
+
+/// A request body read past the common checks, in order: `api-key` (401), content
+/// type (415), size (413). `form` tells a form body from JSON.
+pub struct CheckedBody {
+    pub bytes: axum::body::Bytes,
+    pub form: bool,
+}
+
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    keys: &[String],
+    accept: Accept,
+    max_bytes: usize,
+) -> Result<CheckedBody, ApiError> {
+    require_key(headers, keys, "API_KEYS")?;
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let form = accept == Accept::JsonOrForm && ct.starts_with("application/x-www-form-urlencoded");
+    if !(form || ct.starts_with("application/json") || ct.contains("+json")) {
+        let hint = match accept {
+            Accept::Json => "send the body as JSON with `content-type: application/json`",
+            Accept::JsonOrForm => "send JSON (`application/json`) or form fields `event_id` and `content`",
+        };
+        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", hint));
+    }
+    let bytes = read_limited(body, max_bytes).await?;
+    Ok(CheckedBody { bytes, form })
+}
+
+/// The body, refused with 413 `body_too_large` past `max_bytes`.
+pub async fn read_limited(body: axum::body::Body, max_bytes: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, max_bytes).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than MAX_BODY_BYTES ({max_bytes} bytes)"),
+        )
+    })
+}
+
 /// Check the `api-key` header against `keys` (401 when absent, wrong, or none configured).
 pub fn require_key(headers: &HeaderMap, keys: &[String], which: &str) -> Result<(), ApiError> {
     if keys.is_empty() {

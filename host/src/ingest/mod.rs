@@ -8,7 +8,7 @@
 pub mod metrics;
 pub mod schema;
 
-use crate::api::{ApiError, RequestId, require_key};
+use crate::api::{self, Accept, ApiError, RequestId};
 use crate::event::{Event, now_ms};
 use crate::plugins::{PluginHost, PluginKind, to_wit};
 use crate::streams::StreamError;
@@ -16,7 +16,7 @@ use crate::streams::depth::Depth;
 use crate::streams::producer::{Entry, Produced, Producer};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -50,31 +50,21 @@ pub fn routes(ingest: Arc<Ingest>) -> Router {
 }
 
 impl Ingest {
-    /// The body, refused with 413 past `MAX_BODY_BYTES`.
+    /// The body, refused with 413 past `MAX_BODY_BYTES` (and counted).
     pub(crate) async fn read_limited(&self, body: Body) -> Result<axum::body::Bytes, ApiError> {
-        axum::body::to_bytes(body, self.max_body_bytes).await.map_err(|_| {
-            self.reject_request(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("the body is larger than MAX_BODY_BYTES ({} bytes)", self.max_body_bytes),
-            )
-        })
+        api::read_limited(body, self.max_body_bytes).await.inspect_err(|e| self.count_refusal(e))
     }
 
+    /// Key, JSON content type and size, refusals counted by code.
     async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, ApiError> {
-        require_key(headers, &self.api_keys, "API_KEYS")?;
-        let json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/json") || ct.contains("+json"));
-        if !json {
-            return Err(self.reject_request(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON with `content-type: application/json`",
-            ));
+        let checked = api::read_body(headers, body, &self.api_keys, Accept::Json, self.max_body_bytes).await;
+        checked.map(|b| b.bytes).inspect_err(|e| self.count_refusal(e))
+    }
+
+    fn count_refusal(&self, e: &ApiError) {
+        if e.status != StatusCode::UNAUTHORIZED {
+            self.metrics.rejections.with_label_values(&[e.code]).inc();
         }
-        self.read_limited(body).await
     }
 
     pub(crate) fn reject_request(

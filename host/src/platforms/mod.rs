@@ -15,7 +15,7 @@
 pub mod metrics;
 pub mod sender;
 
-use crate::api::{ApiError, RequestId, require_key};
+use crate::api::{Accept, ApiError, RequestId, read_body};
 use crate::event::{Event, now_ms};
 use crate::ingest::Ingest;
 use crate::ingest::schema::{self, FieldError, ParseError};
@@ -241,9 +241,8 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
-    require_key(headers, &s.api_keys, "API_KEYS")?;
-    let bytes = s.ingest.read_limited(body).await?;
-    schema::parse_as(&bytes).map_err(|e| match e {
+    let checked = read_body(headers, body, &s.api_keys, Accept::Json, s.ingest.max_body_bytes).await?;
+    schema::parse_as(&checked.bytes).map_err(|e| match e {
         ParseError::Malformed { line, column, message } => {
             ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {message}"))
                 .with_details(json!({ "line": line, "column": column }))

@@ -8,7 +8,7 @@ pub mod predict;
 pub mod rules;
 pub mod similarity;
 
-use crate::api::{ApiError, require_key};
+use crate::api::{Accept, ApiError, read_body};
 use crate::embed::Embedder;
 use crate::embed::cache::EmbeddingCache;
 use crate::event::{Event, now_ms};
@@ -17,7 +17,7 @@ use crate::plugins::PluginHost;
 use crate::vectors::{Neighbour, VectorStore};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use predict::{Prediction, Weights};
@@ -277,24 +277,8 @@ fn invalid(errors: Vec<FieldError>) -> ApiError {
 
 impl ScreenApi {
     async fn body(&self, headers: &HeaderMap, body: Body) -> Result<(bool, axum::body::Bytes), ApiError> {
-        require_key(headers, &self.api_keys, "API_KEYS")?;
-        let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let form = ct.starts_with("application/x-www-form-urlencoded");
-        if !(form || ct.starts_with("application/json") || ct.contains("+json")) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send JSON (`application/json`) or form fields `event_id` and `content`",
-            ));
-        }
-        let bytes = axum::body::to_bytes(body, self.max_body_bytes).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("the body is larger than {} bytes", self.max_body_bytes),
-            )
-        })?;
-        Ok((form, bytes))
+        let checked = read_body(headers, body, &self.api_keys, Accept::JsonOrForm, self.max_body_bytes).await?;
+        Ok((checked.form, checked.bytes))
     }
 
     fn event(&self, json: &[u8]) -> Result<Event, ApiError> {
