@@ -53,6 +53,11 @@ fn stored(s: &Service) -> Vec<Value> {
         .collect()
 }
 
+/// A stored event's id, platform, user, channel and content.
+fn normalized(e: &Value) -> [Option<&str>; 5] {
+    ["event_id", "platform", "user_id", "channel_id", "content"].map(|k| e[k].as_str())
+}
+
 /// A metadata value of a stored event (`metadata` is a list of `[key, value]`).
 fn meta<'a>(event: &'a Value, key: &str) -> Option<&'a str> {
     event["metadata"].as_array()?.iter().find(|kv| kv[0] == key).and_then(|kv| kv[1].as_str())
@@ -113,14 +118,8 @@ async fn discord_ping_signatures_and_forwarded_messages() {
     assert_eq!(events.len(), 1);
     let e = &events[0];
     assert_eq!(
-        (
-            e["event_id"].as_str(),
-            e["platform"].as_str(),
-            e["user_id"].as_str(),
-            e["channel_id"].as_str(),
-            e["content"].as_str()
-        ),
-        (Some("1180000000000000001"), Some("discord"), Some("u7"), Some("c42"), Some("hello <@u8>"))
+        normalized(e),
+        [Some("1180000000000000001"), Some("discord"), Some("u7"), Some("c42"), Some("hello <@u8>")]
     );
     assert_eq!((meta(e, "guild_id"), meta(e, "mentions")), (Some("g1"), Some("u8")));
 
@@ -169,14 +168,8 @@ async fn slack_challenge_messages_retries_and_signatures() {
     assert_eq!(events.len(), 1);
     let e = &events[0];
     assert_eq!(
-        (
-            e["event_id"].as_str(),
-            e["platform"].as_str(),
-            e["user_id"].as_str(),
-            e["channel_id"].as_str(),
-            e["content"].as_str()
-        ),
-        (Some("5f1c-msg"), Some("slack"), Some("U5"), Some("C9"), Some("nobody likes you, leave"))
+        normalized(e),
+        [Some("5f1c-msg"), Some("slack"), Some("U5"), Some("C9"), Some("nobody likes you, leave")]
     );
     assert_eq!(e["timestamp_ms"].as_u64(), Some(1_700_000_000_000), "{e}");
 

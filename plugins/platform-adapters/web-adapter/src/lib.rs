@@ -5,9 +5,9 @@
 //! in the shape of `/v1/events/ingest` (`event_id`, `user_id`, `content`; optional
 //! `event_type` — default `message` —, `platform` — default `web` —, `author_id`,
 //! `channel_id`, `timestamp` in Unix ms, `metadata` with string/number/bool values).
-//! With the `secret` setting, every request must be signed with Palisade's scheme
-//! (`X-Palisade-Timestamp`, `X-Palisade-Signature: sha256=…`); without it, anyone
-//! who can reach the port may post (keep it on a private network).
+//! Every request must be signed with Palisade's scheme (`X-Palisade-Timestamp`,
+//! `X-Palisade-Signature: sha256=…`) under the `secret` setting; without a secret
+//! the adapter refuses everything unless `allow_unsigned = true` (private networks).
 //!
 //! Outbound: `POST /posts` and `POST /actions` on `WEB_API_BASE`, JSON bodies, with
 //! `Authorization: Bearer {token}` and an `Idempotency-Key` header when given; the
@@ -22,6 +22,7 @@ use serde_json::{Map, Value, json};
 
 pub struct Web {
     secret: Option<String>,
+    allow_unsigned: bool,
     max_age_s: u64,
 }
 
@@ -60,6 +61,7 @@ impl Adapter for Web {
     fn new(settings: &Settings) -> Result<Self, String> {
         Ok(Web {
             secret: settings.get("secret").filter(|s| !s.is_empty()),
+            allow_unsigned: settings.bool_or("allow_unsigned", false)?,
             max_age_s: settings.usize_or("max_signature_age_s", 300)? as u64,
         })
     }
@@ -69,8 +71,15 @@ impl Adapter for Web {
     }
 
     fn parse_inbound(&self, headers: &[(String, String)], body: &[u8]) -> Result<Inbound, AdapterError> {
-        if let Some(secret) = &self.secret {
-            signing::verify_palisade(headers, body, secret, self.max_age_s)?;
+        match &self.secret {
+            Some(secret) => signing::verify_palisade(headers, body, secret, self.max_age_s)?,
+            None if self.allow_unsigned => {}
+            None => {
+                return Err(AdapterError::new(
+                    "not_configured",
+                    "set WEB_WEBHOOK_SECRET (the adapter's `secret` setting), or `allow_unsigned = true` on a private network",
+                ));
+            }
         }
         let parsed: Body = serde_json::from_slice(body).map_err(|e| {
             AdapterError::new(
@@ -158,7 +167,7 @@ mod tests {
 
     #[test]
     fn one_event_or_a_batch() {
-        let h = Harness::<Web>::adapter(&[]).unwrap();
+        let h = Harness::<Web>::adapter(&[("allow_unsigned", "true")]).unwrap();
         let one = h
             .plugin
             .parse_inbound(&[], br#"{"event_id":"w1","user_id":"u","content":"hi","metadata":{"n":1}}"#)
@@ -172,7 +181,9 @@ mod tests {
     }
 
     #[test]
-    fn with_a_secret_requests_must_be_signed() {
+    fn requests_must_be_signed_unless_allowed() {
+        let unset = Harness::<Web>::adapter(&[]).unwrap();
+        assert_eq!(unset.plugin.parse_inbound(&[], b"{}").unwrap_err().code, "not_configured");
         let h = Harness::<Web>::adapter(&[("secret", "k")]).unwrap();
         let body = br#"{"event_id":"w1","user_id":"u","content":"hi"}"#;
         assert_eq!(h.plugin.parse_inbound(&[], body).unwrap_err().code, "missing_signature");
