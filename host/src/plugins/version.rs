@@ -10,7 +10,7 @@ use super::bindings::{
 };
 use super::manifest::{Manifest, PluginKind};
 use super::runtime::{CompileSource, GuestState, Prepared, Runtime, RuntimeError, sha256_hex};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use wasmtime::Store;
 
@@ -76,6 +76,8 @@ pub struct PluginVersion {
     runtime: Arc<Runtime>,
     prepared: Prepared,
     idle: Mutex<Vec<Instance>>,
+    /// An adapter's platform name, asked once per version (it is fixed per component).
+    platform: OnceLock<String>,
 }
 
 impl PluginVersion {
@@ -107,6 +109,7 @@ impl PluginVersion {
             runtime: runtime.clone(),
             prepared,
             idle: Mutex::new(Vec::new()),
+            platform: OnceLock::new(),
         };
         // Instantiate once now: a version that cannot start never replaces a working one.
         let first = version.instantiate().map_err(|f| LoadError::Instantiate(f.to_string()))?;
@@ -196,10 +199,14 @@ impl PluginVersion {
 
     /// Adapter: the platform it speaks for.
     pub fn platform(&self) -> Result<String, Fault> {
-        self.call(|store, bound| match bound {
+        if let Some(name) = self.platform.get() {
+            return Ok(name.clone());
+        }
+        let name = self.call(|store, bound| match bound {
             Bound::Adapter(a) => a.call_platform(store),
             _ => Err(wrong_kind(PluginKind::PlatformAdapter)),
-        })
+        })?;
+        Ok(self.platform.get_or_init(|| name).clone())
     }
 
     /// Adapter: a raw webhook to events or a direct reply.
