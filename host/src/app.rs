@@ -19,8 +19,7 @@ use crate::screening::{self, ScreenApi, ScreenMetrics, Screener, Similarity};
 use crate::streams::depth::Depth;
 use crate::streams::producer::Producer;
 use crate::streams::{self, Keys};
-use crate::vectors::VectorStore;
-use crate::vectors::flat::FlatStore;
+use crate::vectors;
 use anyhow::Context;
 use axum::Router;
 use redis::aio::ConnectionManager;
@@ -174,11 +173,9 @@ impl Core {
         let Some(model) = &c.screening_model else { return Ok(None) };
         let embedder = Embedder::load(model, &c.ort_dylib_path, c.device, c.model_batch_size, &c.model_query_prefix)
             .context("SCREENING_MODEL (set SCREENING_MODEL=none to screen with rules only)")?;
-        let bank = c.vector_dir.join("exemplars.vec");
-        let exemplars =
-            FlatStore::open(&bank).with_context(|| format!("example bank {}", bank.display()))?.with_ann(c.ann());
+        let (exemplars, bank) = vectors::open(c, "exemplars").context("example bank")?;
         if exemplars.is_empty() {
-            tracing::warn!(bank = %bank.display(), "the example bank is empty: embedding scores need `palisade bank import`");
+            tracing::warn!(%bank, "the example bank is empty: embedding scores need `palisade bank import`");
         }
         let cache = (c.embedding_cache_ttl > 0)
             .then(|| {
@@ -187,17 +184,12 @@ impl Core {
             })
             .transpose()
             .context("REDIS_URL")?;
-        let events: Option<Arc<dyn VectorStore>> = if c.similar_events_k > 0 {
-            let path = c.vector_dir.join("events.vec");
-            let store = FlatStore::open(&path).with_context(|| format!("past events {}", path.display()))?;
-            Some(Arc::new(store.with_ann(c.ann())))
-        } else {
-            None
-        };
+        let events =
+            if c.similar_events_k > 0 { Some(vectors::open(c, "events").context("past events")?.0) } else { None };
         Ok(Some(Similarity {
             embedder: Arc::new(embedder),
             cache,
-            exemplars: Arc::new(exemplars),
+            exemplars,
             k: c.similar_k,
             events,
             past_k: c.similar_events_k,

@@ -280,9 +280,7 @@ fn embedder(config: &Config) -> anyhow::Result<palisade::embed::Embedder> {
 }
 
 fn bank(config: &Config, command: BankCommand) -> anyhow::Result<()> {
-    use palisade::vectors::VectorStore;
-    let path = config.vector_dir.join("exemplars.vec");
-    let store = palisade::vectors::flat::FlatStore::open(&path)?;
+    let (store, path) = palisade::vectors::open(config, "exemplars")?;
     match command {
         BankCommand::Import { files, per_label } => {
             if files.is_empty() {
@@ -297,10 +295,10 @@ fn bank(config: &Config, command: BankCommand) -> anyhow::Result<()> {
                     *n <= max
                 });
             }
-            let n = palisade::vectors::bank::import(&embedder(config)?, &store, rows)?;
-            println!("imported {n} examples into {} ({} in the bank)", path.display(), store.len());
+            let n = palisade::vectors::bank::import(&embedder(config)?, store.as_ref(), rows)?;
+            println!("imported {n} examples into {path} ({} in the bank)", store.len());
         }
-        BankCommand::Stats => println!("{}: {} examples", path.display(), store.len()),
+        BankCommand::Stats => println!("{path}: {} examples", store.len()),
     }
     Ok(())
 }

@@ -7,6 +7,8 @@
 pub mod bank;
 pub mod flat;
 pub mod ivf;
+#[cfg(feature = "qdrant")]
+pub mod qdrant;
 
 use serde::Serialize;
 
@@ -35,6 +37,41 @@ pub enum VectorError {
     File { path: String, message: String },
     #[error("vector of dimension {got} does not fit a collection of dimension {want}")]
     Dimension { got: usize, want: usize },
+}
+
+/// The collection `name` (`exemplars`, `events`) as configured: on the Qdrant
+/// server at `QDRANT_URL`, else the embedded store `VECTOR_DIR/{name}.vec` (with its
+/// IVF index from `ANN_MIN_ROWS`). Where it lives, for messages: the second value.
+pub fn open(config: &crate::config::Config, name: &str) -> anyhow::Result<(std::sync::Arc<dyn VectorStore>, String)> {
+    if let Some(url) = &config.qdrant_url {
+        #[cfg(feature = "qdrant")]
+        {
+            let collection = format!("{}{name}", config.qdrant_collection_prefix);
+            let key = config.qdrant_api_key.as_ref().map(|k| k.expose().to_string());
+            let store = qdrant::QdrantStore::connect(url, key, collection.clone())?;
+            return Ok((std::sync::Arc::new(store), format!("{url} collection {collection}")));
+        }
+        #[cfg(not(feature = "qdrant"))]
+        anyhow::bail!(
+            "QDRANT_URL is set ({url}) but this binary was built without the `qdrant` feature: rebuild with --features qdrant, or unset QDRANT_URL"
+        );
+    }
+    let path = config.vector_dir.join(format!("{name}.vec"));
+    let store = flat::FlatStore::open(&path)
+        .map_err(|e| anyhow::anyhow!("{name} {}: {e}", path.display()))?
+        .with_ann(config.ann());
+    Ok((std::sync::Arc::new(store), path.display().to_string()))
+}
+
+#[cfg(all(test, not(feature = "qdrant")))]
+mod tests {
+    #[test]
+    fn qdrant_url_without_the_feature_is_a_clear_error() {
+        let raw = std::collections::BTreeMap::from([("QDRANT_URL".to_string(), "http://127.0.0.1:6334".to_string())]);
+        let config = crate::config::Config::from_map(&raw).unwrap();
+        let err = super::open(&config, "exemplars").err().expect("refused").to_string();
+        assert!(err.contains("without the `qdrant` feature"), "{err}");
+    }
 }
 
 pub trait VectorStore: Send + Sync {
