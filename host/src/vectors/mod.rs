@@ -63,23 +63,6 @@ pub fn open(config: &crate::config::Config, name: &str) -> anyhow::Result<(std::
     Ok((std::sync::Arc::new(store), path.display().to_string()))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn qdrant_url_that_cannot_be_used_stops_start_up_clearly() {
-        // Nothing listens on port 1: refused with the feature, and without it the build is named.
-        let raw = std::collections::BTreeMap::from([("QDRANT_URL".to_string(), "http://127.0.0.1:1".to_string())]);
-        let config = crate::config::Config::from_map(&raw).unwrap();
-        let err = super::open(&config, "exemplars").err().expect("refused").to_string();
-        let expected = if cfg!(feature = "qdrant") {
-            "qdrant collection palisade_exemplars"
-        } else {
-            "without the `qdrant` feature"
-        };
-        assert!(err.contains(expected), "{err}");
-    }
-}
-
 pub trait VectorStore: Send + Sync {
     /// Add or replace items (by id).
     fn upsert(&self, items: Vec<Item>) -> Result<(), VectorError>;
@@ -95,4 +78,21 @@ pub trait VectorStore: Send + Sync {
     }
     /// Write to disk (a no-op for stores that persist as they go).
     fn persist(&self) -> Result<(), VectorError>;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn qdrant_url_that_cannot_be_used_stops_start_up_clearly() {
+        // Nothing listens on port 1: refused with the feature, and without it the build is named.
+        let raw = std::collections::BTreeMap::from([("QDRANT_URL".to_string(), "http://127.0.0.1:1".to_string())]);
+        let config = crate::config::Config::from_map(&raw).unwrap();
+        let err = super::open(&config, "exemplars").err().expect("refused").to_string();
+        let expected = if cfg!(feature = "qdrant") {
+            "qdrant collection palisade_exemplars"
+        } else {
+            "without the `qdrant` feature"
+        };
+        assert!(err.contains(expected), "{err}");
+    }
 }
