@@ -16,3 +16,15 @@ pub fn render(registry: &Registry) -> String {
     let _ = TextEncoder::new().encode(&registry.gather(), &mut buf);
     String::from_utf8(buf).unwrap_or_default()
 }
+
+/// A labelled counter, registered in `registry`.
+pub fn counter_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<prometheus::IntCounterVec> {
+    let c = prometheus::IntCounterVec::new(prometheus::Opts::new(name, help), labels)?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}

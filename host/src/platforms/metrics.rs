@@ -3,7 +3,7 @@
 //! (bounded by the adapters loaded: unknown platforms are counted as `unknown`)
 //! and fixed outcome words; never a secret, a body or an id.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Registry};
 
 #[derive(Clone)]
 pub struct AdapterMetrics {
@@ -20,11 +20,8 @@ pub struct AdapterMetrics {
 
 impl AdapterMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let counter = |name: &str, help: &str, labels: &[&str]| -> prometheus::Result<IntCounterVec> {
-            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(c.clone()))?;
-            Ok(c)
-        };
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| crate::telemetry::counter_vec(registry, name, help, labels);
         let platform_latency = HistogramVec::new(
             HistogramOpts::new(
                 "palisade_adapter_platform_request_seconds",

@@ -2,7 +2,7 @@
 //! quarantines and reloads. Labels are plugin names (bounded by the plugin
 //! directory) and fixed outcome words.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Registry};
 
 #[derive(Clone)]
 pub struct PluginMetrics {
@@ -16,11 +16,8 @@ pub struct PluginMetrics {
 
 impl PluginMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let counter = |name: &str, help: &str, labels: &[&str]| -> prometheus::Result<IntCounterVec> {
-            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(c.clone()))?;
-            Ok(c)
-        };
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| crate::telemetry::counter_vec(registry, name, help, labels);
         let latency = HistogramVec::new(
             HistogramOpts::new("palisade_plugin_call_duration_seconds", "Wall time of one batched plugin call.")
                 .buckets(vec![1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 1.0]),
