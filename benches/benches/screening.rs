@@ -10,7 +10,8 @@
 //! `scripts/setup` (model, plugins, bank) and Redis on 127.0.0.1:6379.
 //!
 //! Run: `cargo bench -p palisade-benches --bench screening` (N texts: `SCREEN_BENCH_N`, default 2000;
-//! `SCREEN_BENCH_SKIP_MODEL=1` skips the raw-model and full-pipeline runs, for profiling the others)
+//! `SCREEN_BENCH_SKIP_MODEL=1` skips the raw-model and full-pipeline runs, for profiling the others;
+//! `SCREEN_BENCH_PASSES`: passes of the cache-hit and heuristics-only runs, default 5)
 
 use palisade::embed::cache::EmbeddingCache;
 use palisade::embed::{Device, Embedder};
@@ -56,6 +57,36 @@ fn run(name: &str, screener: &Screener, texts: &[String], repeats: usize) {
     );
 }
 
+/// Where a cache-hit batch's time goes: each stage alone, one thread, CPU ms per
+/// 100 events (best pass). The pipeline runs the rule stage beside the others.
+fn stages(screener: &Screener, texts: &[String], passes: usize) {
+    let sim = screener.similarity.as_ref().expect("a model");
+    let mut best = [f64::MAX; 3];
+    for _ in 0..passes {
+        let mut spent = [0f64; 3];
+        for chunk in texts.chunks(100) {
+            let events: Vec<Event> = chunk.iter().map(|t| Event::sample(t)).collect();
+            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            let t = Instant::now();
+            palisade::screening::rules::score(&screener.plugins, &events);
+            spent[0] += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let vectors = sim.vectors(&refs, &screener.metrics).unwrap();
+            spent[1] += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            sim.exemplars.search_many(&vectors, sim.k);
+            spent[2] += t.elapsed().as_secs_f64();
+        }
+        for (b, s) in best.iter_mut().zip(spent) {
+            *b = b.min(s * 1e3 / texts.len().div_ceil(100) as f64);
+        }
+    }
+    println!(
+        "  per batch of 100, each stage alone: rules {:.2} ms (two threads), cache lookup {:.2} ms, kNN {:.2} ms",
+        best[0], best[1], best[2]
+    );
+}
+
 fn peak_memory_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -89,6 +120,7 @@ fn main() {
     println!("{} texts (SMS + Davidson dev data), bank of {} examples, k = 10", texts.len(), exemplars.len());
 
     let skip_model = std::env::var("SCREEN_BENCH_SKIP_MODEL").is_ok_and(|v| v == "1");
+    let passes: usize = std::env::var("SCREEN_BENCH_PASSES").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
 
     let similarity = |cache: Option<EmbeddingCache>| Similarity {
         embedder: embedder.clone(),
@@ -129,8 +161,9 @@ fn main() {
     let cached =
         screener(Some(similarity(Some(EmbeddingCache::new("redis://127.0.0.1:6379", prefix.clone(), 600).unwrap()))));
     cached.screen(texts.iter().map(|t| Event::sample(t)).collect()); // warm the cache
-    run("cache-hit (rules+cache+kNN)", &cached, &texts, 5);
-    run("heuristics-only (rules)", &screener(None), &texts, 5);
+    run("cache-hit (rules+cache+kNN)", &cached, &texts, passes);
+    stages(&cached, &texts, passes);
+    run("heuristics-only (rules)", &screener(None), &texts, passes);
     println!("peak memory (VmHWM): {:.0} MiB", peak_memory_mib());
     let mut conn = redis::Client::open("redis://127.0.0.1:6379").unwrap().get_connection().unwrap();
     let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query(&mut conn).unwrap();

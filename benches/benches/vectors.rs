@@ -67,8 +67,8 @@ fn main() {
     let (ivf_ms, found) = time(&indexed);
     let mut hits = 0;
     for (t, f) in truth.iter().zip(&found) {
-        let ids: HashSet<&str> = f.iter().map(|n| n.id.as_str()).collect();
-        hits += t.iter().filter(|n| ids.contains(n.id.as_str())).count();
+        let ids: HashSet<&str> = f.iter().map(|n| n.id.as_ref()).collect();
+        hits += t.iter().filter(|n| ids.contains(n.id.as_ref())).count();
     }
     println!("exact search            {exact_ms:>8.1} ms per batch of 100 (best of 5)");
     println!(

@@ -26,14 +26,14 @@ fn upserts_searches_replaces_and_counts_on_a_real_server() {
         .unwrap();
     assert_eq!(store.len(), 3);
     let hits = store.search(&[1.0, 0.0], 2);
-    assert_eq!(hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["a", "c"]);
-    assert_eq!((hits[0].label.as_str(), hits[0].text.as_str()), ("SPAM", "text a"));
+    assert_eq!(hits.iter().map(|h| h.id.as_ref()).collect::<Vec<_>>(), ["a", "c"]);
+    assert_eq!((hits[0].label.as_ref(), hits[0].text.as_ref()), ("SPAM", "text a"));
     assert!((hits[1].similarity - 0.6).abs() < 1e-4, "cosine similarity: {}", hits[1].similarity);
     let many = store.search_many(&[vec![1.0, 0.0], vec![0.0, 1.0]], 1);
-    assert_eq!((many[0][0].id.as_str(), many[1][0].id.as_str()), ("a", "b"));
+    assert_eq!((many[0][0].id.as_ref(), many[1][0].id.as_ref()), ("a", "b"));
     store.upsert(vec![item("a", "SPAM", [0.0, 1.0])]).unwrap();
     assert_eq!(store.len(), 3, "an upsert with a known id replaces");
-    assert_eq!(store.search(&[1.0, 0.0], 1)[0].id, "c");
+    assert_eq!(store.search(&[1.0, 0.0], 1)[0].id.as_ref(), "c");
     assert!(matches!(
         store.upsert(vec![item("d", "SPAM", [1.0, 0.0]), Item { vector: vec![1.0], ..item("e", "SPAM", [0.0, 0.0]) }]),
         Err(VectorError::Dimension { .. })

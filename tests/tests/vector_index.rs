@@ -27,8 +27,8 @@ fn ivf_finds_nearly_the_exact_neighbours_on_the_real_bank() {
     let ann_time = t.elapsed();
     let (mut hit, mut total, mut same_top) = (0, 0, 0);
     for (t, f) in truth.iter().zip(&found) {
-        let ids: std::collections::HashSet<&str> = f.iter().map(|x| x.id.as_str()).collect();
-        hit += t.iter().filter(|x| ids.contains(x.id.as_str())).count();
+        let ids: std::collections::HashSet<&str> = f.iter().map(|x| x.id.as_ref()).collect();
+        hit += t.iter().filter(|x| ids.contains(x.id.as_ref())).count();
         total += t.len();
         same_top += usize::from(t[0].id == f[0].id);
     }

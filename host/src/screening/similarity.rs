@@ -14,7 +14,7 @@ pub fn embedding_score(neighbours: &[Neighbour]) -> Option<(f32, &'static str)> 
     let top = neighbours.first()?.similarity;
     let mut totals = [0f32; CATEGORIES.len()];
     for n in neighbours {
-        if let Some(i) = CATEGORIES.iter().position(|c| *c == n.label) {
+        if let Some(i) = CATEGORIES.iter().position(|c| *c == &*n.label) {
             totals[i] += n.similarity.max(0.0).powi(2);
         }
     }
@@ -33,7 +33,7 @@ mod tests {
     use super::*;
 
     fn n(label: &str, similarity: f32) -> Neighbour {
-        Neighbour { id: String::new(), label: label.into(), text: String::new(), similarity }
+        Neighbour { id: "".into(), label: label.into(), text: "".into(), similarity }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Exact cosine search over normalised vectors kept in one contiguous buffer,
 //! persisted as an append-only file: every upsert appends its items (a later
 //! record with the same id wins on load), so adding a few vectors never rewrites
-//! the whole file. Search is exact (one matrix product per batch) until the store
+//! the whole file. Search is exact (`dot::dots` over every row) until the store
 //! reaches `Ann::min_rows`; from there an IVF index (`ivf.rs`) narrows each query
 //! to the rows of its nearest lists.
 //!
@@ -9,21 +9,22 @@
 //! end: u32 len + id, u32 len + label, u32 len + text, dim × f32. A record cut
 //! short by a crash is dropped on load.
 
+use super::dot::dots;
 use super::ivf::{Ann, Ivf, top_k};
 use super::{Item, Neighbour, VectorError, VectorStore};
 use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 const MAGIC: &[u8; 6] = b"PLSV2\0";
 
 #[derive(Default)]
 struct Inner {
     dim: usize,
-    ids: Vec<String>,
-    labels: Vec<String>,
-    texts: Vec<String>,
+    ids: Vec<Arc<str>>,
+    labels: Vec<Arc<str>>,
+    texts: Vec<Arc<str>>,
     vectors: Vec<f32>,
     index: HashMap<String, usize>,
     ann: Option<Ann>,
@@ -129,8 +130,8 @@ impl Inner {
                 if let Some(ivf) = &mut self.ivf {
                     ivf.update(i, &item.vector);
                 }
-                self.labels[i] = item.label;
-                self.texts[i] = item.text;
+                self.labels[i] = item.label.into();
+                self.texts[i] = item.text.into();
                 self.vectors[i * dim..(i + 1) * dim].copy_from_slice(&item.vector);
             }
             None => {
@@ -139,9 +140,9 @@ impl Inner {
                     ivf.add(i, &item.vector);
                 }
                 self.index.insert(item.id.clone(), i);
-                self.ids.push(item.id);
-                self.labels.push(item.label);
-                self.texts.push(item.text);
+                self.ids.push(item.id.into());
+                self.labels.push(item.label.into());
+                self.texts.push(item.text.into());
                 self.vectors.extend_from_slice(&item.vector);
             }
         }
@@ -166,10 +167,13 @@ impl Inner {
         match (&self.ivf, self.ann) {
             (Some(ivf), Some(ann)) => ivf.search(queries, ann.probes, k),
             _ => {
-                let bank = ndarray::ArrayView2::from_shape((self.ids.len(), dim), &self.vectors).expect("bank shape");
-                let q = ndarray::ArrayView2::from_shape((queries.len() / dim, dim), queries).expect("query shape");
-                let scores = q.dot(&bank.t());
-                scores.outer_iter().map(|row| top_k(row.iter().copied().enumerate().map(|(i, s)| (s, i)), k)).collect()
+                let mut scores = Vec::new();
+                dots(&queries.chunks_exact(dim).collect::<Vec<_>>(), &self.vectors, dim, &mut scores);
+                let n = self.ids.len();
+                scores
+                    .chunks_exact(n)
+                    .map(|row| top_k(row.iter().copied().enumerate().map(|(i, s)| (s, i)), k))
+                    .collect()
             }
         }
     }
@@ -192,7 +196,7 @@ impl VectorStore for FlatStore {
         self.search_many(&[query.to_vec()], k).pop().unwrap_or_default()
     }
 
-    /// Exact: one matrix product for the whole batch (SIMD GEMM), then a top-k per
+    /// Exact: the batch's dot products with every row (`dot::dots`), then a top-k per
     /// query. Indexed: the probed lists' rows per query.
     fn search_many(&self, queries: &[Vec<f32>], k: usize) -> Vec<Vec<Neighbour>> {
         let s = self.inner.read().expect("vector lock");
@@ -289,14 +293,14 @@ mod tests {
             ])
             .unwrap();
         let hits = store.search(&[1.0, 0.0], 2);
-        assert_eq!(hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(hits.iter().map(|h| &*h.id).collect::<Vec<_>>(), ["a", "c"]);
         let many = store.search_many(&[vec![1.0, 0.0], vec![0.0, 1.0]], 2);
-        assert_eq!(many[0].iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["a", "c"]);
-        assert_eq!(many[1].iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["b", "c"]);
+        assert_eq!(many[0].iter().map(|h| &*h.id).collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(many[1].iter().map(|h| &*h.id).collect::<Vec<_>>(), ["b", "c"]);
         assert!((many[0][1].similarity - hits[1].similarity).abs() < 1e-6);
         store.upsert(vec![item("a", "SPAM", [0.0, 1.0])]).unwrap();
         assert_eq!(store.len(), 3);
-        assert_eq!(store.search(&[1.0, 0.0], 1)[0].id, "c");
+        assert_eq!(store.search(&[1.0, 0.0], 1)[0].id.as_ref(), "c");
         assert!(matches!(
             store.upsert(vec![Item { vector: vec![1.0], ..item("d", "SPAM", [0.0, 0.0]) }]),
             Err(VectorError::Dimension { .. })
@@ -304,7 +308,7 @@ mod tests {
         store.persist().unwrap();
         let again = FlatStore::open(&path).unwrap();
         assert_eq!(again.len(), 3);
-        assert_eq!(again.search(&[1.0, 0.0], 1)[0].text, "text c");
+        assert_eq!(again.search(&[1.0, 0.0], 1)[0].text.as_ref(), "text c");
         std::fs::remove_dir_all(dir).ok();
     }
 }

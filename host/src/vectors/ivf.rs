@@ -1,12 +1,13 @@
 //! An inverted-file (IVF) index over normalised vectors: k-means centroids split
 //! the rows into lists, and a query scores only the rows of its `probes` nearest
 //! lists. Each list keeps a contiguous copy of its rows' vectors, so a batch is
-//! scored list by list with one matrix product each (the queries probing that
-//! list × its rows) — the same SIMD GEMM as exact search, on a fraction of the
-//! rows; the price is a second copy of the vectors. Built when a store reaches
-//! `min_rows`, rebuilt when it has doubled since; rows added in between join
-//! their nearest list.
+//! scored list by list (the queries probing that list × its rows, `dot::dots`) —
+//! the same kernel as exact search, on a fraction of the rows; the price is a
+//! second copy of the vectors. Built when a store reaches `min_rows`, rebuilt
+//! when it has doubled since; rows added in between join their nearest list.
+//! Training (k-means) uses ndarray's GEMM: large products, where packing pays.
 
+use super::dot::dots;
 use ndarray::ArrayView2;
 
 /// When and how a store searches approximately.
@@ -102,23 +103,25 @@ impl Ivf {
     /// The `k` best (similarity, row) of each query over its `probes` nearest lists.
     pub fn search(&self, queries: &[f32], probes: usize, k: usize) -> Vec<Vec<(f32, usize)>> {
         let dim = self.dim;
-        let nq = queries.len() / dim;
-        let q = ArrayView2::from_shape((nq, dim), queries).expect("query shape");
-        let c = ArrayView2::from_shape((self.lists.len(), dim), &self.centroids).expect("centroid shape");
+        let queries: Vec<&[f32]> = queries.chunks_exact(dim).collect();
+        let nlist = self.lists.len();
+        let mut scores = Vec::new();
+        dots(&queries, &self.centroids, dim, &mut scores);
         // Which queries probe each list.
-        let mut probing: Vec<Vec<usize>> = vec![Vec::new(); self.lists.len()];
-        for (qi, scores) in q.dot(&c.t()).outer_iter().enumerate() {
-            for (_, list) in top_k(scores.iter().copied().enumerate().map(|(i, s)| (s, i)), probes) {
+        let mut probing: Vec<Vec<usize>> = vec![Vec::new(); nlist];
+        for (qi, row) in scores.chunks_exact(nlist).enumerate() {
+            for (_, list) in top_k(row.iter().copied().enumerate().map(|(i, s)| (s, i)), probes) {
                 probing[list].push(qi);
             }
         }
-        let mut best: Vec<Vec<(f32, usize)>> = vec![Vec::with_capacity(k + 1); nq];
+        let mut best: Vec<Vec<(f32, usize)>> = vec![Vec::with_capacity(k + 1); queries.len()];
+        let mut sub = Vec::new();
         for (list, qs) in probing.iter().enumerate().filter(|(l, qs)| !qs.is_empty() && !self.lists[*l].is_empty()) {
             let rows = &self.lists[list];
-            let v = ArrayView2::from_shape((rows.len(), dim), &self.list_vectors[list]).expect("list shape");
-            let sub: Vec<f32> = qs.iter().flat_map(|qi| &queries[qi * dim..(qi + 1) * dim]).copied().collect();
-            let sub = ArrayView2::from_shape((qs.len(), dim), &sub).expect("query shape");
-            for (qi, scores) in qs.iter().zip(sub.dot(&v.t()).outer_iter()) {
+            sub.clear();
+            sub.extend(qs.iter().map(|qi| queries[*qi]));
+            dots(&sub, &self.list_vectors[list], dim, &mut scores);
+            for (qi, scores) in qs.iter().zip(scores.chunks_exact(rows.len())) {
                 for (s, row) in scores.iter().zip(rows) {
                     push_best(&mut best[*qi], (*s, *row as usize), k);
                 }

@@ -5,12 +5,14 @@
 //! `embed`'s job; turning neighbours into a score is `screening`'s.
 
 pub mod bank;
+pub mod dot;
 pub mod flat;
 pub mod ivf;
 #[cfg(feature = "qdrant")]
 pub mod qdrant;
 
 use serde::Serialize;
+use std::sync::Arc;
 
 /// One stored vector with what it stands for.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,12 +24,13 @@ pub struct Item {
     pub vector: Vec<f32>,
 }
 
-/// A neighbour found by a search.
+/// A neighbour found by a search. Its strings are shared with the store (a batch
+/// finds ~1,000 neighbours: no copy of each text).
 #[derive(Debug, Clone, Serialize)]
 pub struct Neighbour {
-    pub id: String,
-    pub label: String,
-    pub text: String,
+    pub id: Arc<str>,
+    pub label: Arc<str>,
+    pub text: Arc<str>,
     pub similarity: f32,
 }
 

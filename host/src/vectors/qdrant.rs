@@ -131,9 +131,9 @@ impl VectorStore for QdrantStore {
                     r.result
                         .into_iter()
                         .map(|p| Neighbour {
-                            id: field(&p.payload, "id"),
-                            label: field(&p.payload, "label"),
-                            text: field(&p.payload, "text"),
+                            id: field(&p.payload, "id").into(),
+                            label: field(&p.payload, "label").into(),
+                            text: field(&p.payload, "text").into(),
                             similarity: p.score,
                         })
                         .collect()
