@@ -4,7 +4,10 @@
 //! - pipeline: `Screener::screen` (rules + embeddings + kNN over the bank +
 //!   prediction) in batches of `BATCH_SIZE` 100, embedding cache off;
 //! - cache-hit: the same with every embedding already in the Redis cache;
-//! - heuristics-only: `SCREENING_MODEL=none` (rule plugins + prediction).
+//! - heuristics-only: `SCREENING_MODEL=none` (rule plugins + prediction);
+//! - consumer: the service's loop (`XREADGROUP` → screen → `XADD`s + `XACK` in one
+//!   MULTI/EXEC) draining a raw stream of 20 × N cached-text events, with and
+//!   without similar past events (their store grows as the run goes).
 //!
 //! Prints events/s, per-batch latency p50/p99, and peak memory. Needs
 //! `scripts/setup` (model, plugins, bank) and Redis on 127.0.0.1:6379.
@@ -87,6 +90,67 @@ fn stages(screener: &Screener, texts: &[String], passes: usize) {
     );
 }
 
+/// The screening consumer draining `copies × texts` events from a fresh stream:
+/// events/s from its start to the last routed prediction; checks nothing is left
+/// pending.
+fn consumer(name: &str, screener: Screener, texts: &[String], copies: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let prefix = format!("bench:consumer:{}:{name}:", std::process::id());
+        let keys = palisade::streams::Keys::new(&prefix);
+        let mut conn = palisade::streams::connect("redis://127.0.0.1:6379").await.unwrap();
+        let total = texts.len() * copies;
+        for (c, chunk) in (0..total).collect::<Vec<_>>().chunks(1000).enumerate() {
+            let mut pipe = redis::pipe();
+            for i in chunk {
+                let mut event = Event::sample(&texts[i % texts.len()]);
+                event.event_id = format!("bench-{c}-{i}");
+                pipe.xadd(&keys.raw, "*", &[("event", serde_json::to_string(&event).unwrap())]).ignore();
+            }
+            pipe.query_async::<()>(&mut conn).await.unwrap();
+        }
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let run = palisade::screening::consumer::Consumer {
+            conn: conn.clone(),
+            keys: keys.clone(),
+            name: "bench".into(),
+            screener: Arc::new(screener),
+            batch_size: 100,
+            max_deliveries: 5,
+            claim_idle: std::time::Duration::from_secs(600),
+        };
+        let started = Instant::now();
+        let task = tokio::spawn(run.run(stopped));
+        loop {
+            let (high, low): (usize, usize) =
+                redis::pipe().xlen(&keys.reasoning).xlen(&keys.low_risk).query_async(&mut conn).await.unwrap();
+            if high + low >= total {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        let rate = total as f64 / started.elapsed().as_secs_f64();
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        let pending: (u64,) = redis::cmd("XPENDING")
+            .arg(&keys.raw)
+            .arg(palisade::streams::SCREENING_GROUP)
+            .query_async::<(u64, redis::Value, redis::Value, redis::Value)>(&mut conn)
+            .await
+            .map(|p| (p.0,))
+            .unwrap();
+        assert_eq!(pending.0, 0, "entries left pending");
+        let _: () = redis::cmd("DEL")
+            .arg(&keys.raw)
+            .arg(&keys.reasoning)
+            .arg(&keys.low_risk)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        println!("{:<34} {rate:>9.0} events/s   ({total} events, 0 left pending)", format!("consumer, {name}"));
+    });
+}
+
 fn peak_memory_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -164,6 +228,13 @@ fn main() {
     run("cache-hit (rules+cache+kNN)", &cached, &texts, passes);
     stages(&cached, &texts, passes);
     run("heuristics-only (rules)", &screener(None), &texts, passes);
+    let cache = || Some(EmbeddingCache::new("redis://127.0.0.1:6379", prefix.clone(), 600).unwrap());
+    for pass in 1..=2 {
+        consumer(&format!("cache-hit, pass {pass}"), screener(Some(similarity(cache()))), &texts, 20);
+    }
+    let with_past =
+        Similarity { events: Some(Arc::new(FlatStore::memory().with_ann(ann))), past_k: 5, ..similarity(cache()) };
+    consumer("cache-hit + 5 past events", screener(Some(with_past)), &texts, 20);
     println!("peak memory (VmHWM): {:.0} MiB", peak_memory_mib());
     let mut conn = redis::Client::open("redis://127.0.0.1:6379").unwrap().get_connection().unwrap();
     let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query(&mut conn).unwrap();

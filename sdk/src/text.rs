@@ -113,6 +113,13 @@ impl Words {
     /// leetspeak); leetspeak folded when the token has a letter; runs of 3+ equal
     /// characters squeezed to one in such tokens; other symbols dropped.
     fn push_token(&mut self, raw: &str) {
+        if raw.is_ascii() {
+            return self.push_ascii_token(raw.as_bytes());
+        }
+        self.push_unicode_token(raw);
+    }
+
+    fn push_unicode_token(&mut self, raw: &str) {
         let core = raw.trim_matches(['!', '|', '+']);
         let has_letter = core.chars().any(char::is_alphabetic);
         let start = self.buf.len();
@@ -141,11 +148,57 @@ impl Words {
     }
 }
 
+impl Words {
+    /// [`Words::push_token`] for an ASCII token (most tokens), byte by byte,
+    /// lowercasing as it goes.
+    fn push_ascii_token(&mut self, raw: &[u8]) {
+        let edge = |b: &u8| !matches!(b, b'!' | b'|' | b'+');
+        let core = match raw.iter().position(edge) {
+            Some(from) => &raw[from..=raw.iter().rposition(edge).unwrap_or(from)],
+            None => return,
+        };
+        let has_letter = core.iter().any(u8::is_ascii_alphabetic);
+        let start = self.buf.len();
+        let (mut last, mut run) = (0u8, 0usize);
+        for &b in core {
+            let b = b.to_ascii_lowercase();
+            let b =
+                if has_letter && !b.is_ascii_alphabetic() { fold_leet(b as char).map_or(b, |c| c as u8) } else { b };
+            if !b.is_ascii_alphanumeric() {
+                continue;
+            }
+            if has_letter && b == last {
+                run += 1;
+                if run == 3 {
+                    self.buf.pop();
+                }
+                if run >= 3 {
+                    continue;
+                }
+            } else {
+                (last, run) = (b, 1);
+            }
+            self.buf.push(b as char);
+        }
+        if self.buf.len() > start {
+            self.ends.push(self.buf.len());
+        }
+    }
+}
+
 /// Split text into normalised words: lowercase, confusables folded, leetspeak
 /// folded inside words that contain a letter, runs of 3+ equal letters squeezed
 /// to one ("stuuuupid" → "stupid"), apostrophes dropped ("you're" → "youre").
 pub fn words(text: &str) -> Words {
     let mut out = Words { buf: String::with_capacity(text.len()), ends: Vec::with_capacity(text.len() / 5 + 1) };
+    if text.is_ascii() {
+        // Most texts: tokens straight from the bytes (lowercased as they are pushed).
+        let word_byte = |b: &u8| b.is_ascii_alphanumeric() || *b == b'\'' || fold_leet(*b as char).is_some();
+        for token in text.as_bytes().split(|b| !word_byte(b)).filter(|t| !t.is_empty()) {
+            out.push_ascii_token(token);
+        }
+        return out;
+    }
     let mut raw = String::with_capacity(32);
     for c in text.chars() {
         let c = if c.is_ascii() { c.to_ascii_lowercase() } else { fold_confusable(c) };
@@ -195,7 +248,9 @@ pub fn squeeze(text: &str, min_run: usize) -> String {
 pub struct KeywordSet {
     /// first word → the phrases (as word lists) starting with it
     exact: FnvMap<String, Vec<Vec<String>>>,
-    prefixes: Vec<String>,
+    /// the prefixes by first byte (`prefixes[b]`; a word is checked only against
+    /// the prefixes that share its first byte); empty when there are none
+    prefixes: Vec<Vec<String>>,
 }
 
 impl KeywordSet {
@@ -205,8 +260,9 @@ impl KeywordSet {
             let term = term.as_ref().trim();
             if let Some(prefix) = term.strip_suffix('*') {
                 let prefix = normalize(prefix);
-                if !prefix.is_empty() {
-                    set.prefixes.push(prefix);
+                if let Some(first) = prefix.bytes().next() {
+                    set.prefixes.resize(256, Vec::new());
+                    set.prefixes[usize::from(first)].push(prefix);
                 }
                 continue;
             }
@@ -240,7 +296,8 @@ impl KeywordSet {
                     }
                 }
             }
-            if self.prefixes.iter().any(|p| w.starts_with(p.as_str())) {
+            let candidates = w.bytes().next().and_then(|b| self.prefixes.get(usize::from(b)));
+            if candidates.is_some_and(|ps| ps.iter().any(|p| w.starts_with(p.as_str()))) {
                 found.push(w.to_string());
             }
         }
@@ -387,6 +444,18 @@ mod tests {
         assert_eq!(words("call 555 0199").to_vec(), ["call", "555", "0199"]);
         assert_eq!(words("sooo good, reeeally").to_vec(), ["so", "good", "really"]);
         assert_eq!(words("fr33 m0ney $$$").to_vec(), ["free", "money"]);
+    }
+
+    #[test]
+    fn the_ascii_fast_path_normalises_like_the_unicode_one() {
+        for token in
+            ["!!hi!!", "|+|", "sooooo", "fr33", "$$$", "1d10t!!", "you're", "+1", "!", "c++", "h!!!i", "aaa111"]
+        {
+            let (mut fast, mut slow) = (Words::default(), Words::default());
+            fast.push_ascii_token(token.as_bytes());
+            slow.push_unicode_token(token);
+            assert_eq!(fast, slow, "{token}");
+        }
     }
 
     #[test]

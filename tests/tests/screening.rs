@@ -1,6 +1,7 @@
 //! The screening service end to end, against the real Redis, real plugins:
 //! ingested events are screened, routed with their prediction and acknowledged;
-//! a dead consumer's entries are finished by another; poison entries are
+//! a backlog of overlapping batches is routed exactly once; a dead consumer's
+//! entries are finished by another; poison entries are
 //! dead-lettered; the synchronous routes answer JSON and the seed's form fields.
 
 use palisade::event::Event;
@@ -118,6 +119,31 @@ async fn entries_a_dead_consumer_left_pending_are_finished_by_another() {
         read(&mut conn, &s.keys.low_risk).into_iter().map(|(_, f)| f["event_id"].clone()).collect();
     ids.sort();
     assert_eq!(ids, ["d-0", "d-1", "d-2", "d-3", "d-4"]);
+}
+
+#[tokio::test]
+async fn a_backlog_of_many_batches_is_routed_exactly_once() {
+    // Batches overlap (one screened while the one before is routed): none may be lost or routed twice.
+    let prefix = unique_prefix();
+    let raw = format!("{prefix}events:raw");
+    let mut conn = redis::Client::open("redis://127.0.0.1:6379").unwrap().get_connection().unwrap();
+    let mut pipe = redis::pipe();
+    for i in 0..450 {
+        let id = format!("b-{i:03}");
+        pipe.xadd(&raw, "*", &[("event_id", id.clone()), ("event", raw_event(&id, ["hello", "see you soon"][i % 2]))])
+            .ignore();
+    }
+    let _: () = pipe.query(&mut conn).unwrap();
+    let s = Service::both(&[("REDIS_KEY_PREFIX", &prefix), ("BATCH_SIZE", "100")]).await;
+    wait_until("the backlog routed", || read(&mut conn, &s.keys.low_risk).len() >= 450).await;
+    wait_until("nothing pending", || pending(&mut conn, &raw) == 0).await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // a duplicate would land by now
+    let mut ids: Vec<String> =
+        read(&mut conn, &s.keys.low_risk).into_iter().map(|(_, f)| f["event_id"].clone()).collect();
+    ids.sort();
+    let want: Vec<String> = (0..450).map(|i| format!("b-{i:03}")).collect();
+    assert_eq!(ids, want, "every event routed once");
+    assert!(read(&mut conn, &s.keys.reasoning).is_empty());
 }
 
 #[tokio::test]

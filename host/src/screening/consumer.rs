@@ -4,6 +4,9 @@
 //! MULTI/EXEC — at-least-once, nothing acknowledged that was not routed.
 //!
 //! - On start it re-reads its own pending entries (ID `0`), then new ones (`>`).
+//! - Batches overlap: while one is screened (on a blocking thread) the one before
+//!   it is routed and acknowledged and the next is read; one batch at most is in
+//!   flight, and none while re-reading its own pending entries.
 //! - Every `CLAIM_IDLE_MS / 2` it looks for entries other consumers left pending
 //!   longer than `CLAIM_IDLE_MS` (a consumer that died mid-batch) and takes them
 //!   over; an entry delivered `MAX_DELIVERIES` times goes to `events:dead_letter`
@@ -28,6 +31,15 @@ pub struct Consumer {
     pub batch_size: usize,
     pub max_deliveries: u64,
     pub claim_idle: Duration,
+}
+
+/// A batch read from the stream: its entry ids, the events being screened (on a
+/// blocking thread), and the entries that go to the dead-letter stream.
+struct Batch {
+    ids: Vec<String>,
+    sources: Vec<String>,
+    dead: Vec<Dead>,
+    screening: tokio::task::JoinHandle<Vec<super::predict::Prediction>>,
 }
 
 /// What went into the dead-letter stream, and why.
@@ -58,6 +70,8 @@ impl Consumer {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut cursor = "0"; // own pending first
         let mut last_claim = Instant::now();
+        // The batch being screened while the one before it is routed and the next read.
+        let mut in_flight: Option<Batch> = None;
         tracing::info!(consumer = %self.name, stream = %self.keys.raw, "screening consumer started");
         while !*shutdown.borrow() {
             if let Err(e) = self.ensure_group().await {
@@ -71,9 +85,19 @@ impl Consumer {
                     tracing::warn!(error = %e, "claiming idle entries failed");
                 }
             }
+            // Re-reading our own pending entries (`0`) would return the batch in flight: route it first.
+            if cursor != ">"
+                && let Some(batch) = in_flight.take()
+                && let Err(e) = self.finish(batch).await
+            {
+                tracing::warn!(error = %e, "routing a batch failed; will retry it");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
             let mut opts = StreamReadOptions::default().group(SCREENING_GROUP, &self.name).count(self.batch_size);
-            if cursor == ">" {
-                opts = opts.block(500); // under the connection's 1 s response timeout
+            if cursor == ">" && in_flight.is_none() {
+                // Wait for new entries only when no batch is in flight (under the 1 s response timeout).
+                opts = opts.block(500);
             }
             let read: redis::RedisResult<StreamReadReply> =
                 redis::AsyncCommands::xread_options(&mut self.conn, &[&self.keys.raw], &[cursor], &opts).await;
@@ -87,22 +111,43 @@ impl Consumer {
                     continue;
                 }
             };
-            if entries.is_empty() {
+            let next = if entries.is_empty() {
                 cursor = ">";
-                continue;
-            }
-            if let Err(e) = self.process(entries).await {
-                // Left pending: re-read our own pending entries next.
+                None
+            } else {
+                Some(self.start(entries))
+            };
+            // Route the previous batch while this one is screened.
+            if let Some(batch) = in_flight.take()
+                && let Err(e) = self.finish(batch).await
+            {
+                // Left pending, with the batch just started: re-read our own pending entries next.
                 tracing::warn!(error = %e, "routing a batch failed; will retry it");
+                if let Some(next) = next {
+                    let _ = next.screening.await;
+                }
                 cursor = "0";
                 tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
             }
+            in_flight = next;
+        }
+        if let Some(batch) = in_flight
+            && let Err(e) = self.finish(batch).await
+        {
+            tracing::warn!(error = %e, "routing the last batch failed; it stays pending for the next start");
         }
         tracing::info!(consumer = %self.name, "screening consumer stopped");
     }
 
     /// Screen entries and route them, acknowledging in the same transaction.
     async fn process(&mut self, entries: Vec<StreamId>) -> redis::RedisResult<()> {
+        let batch = self.start(entries);
+        self.finish(batch).await
+    }
+
+    /// Parse entries and start screening them on a blocking thread.
+    fn start(&self, entries: Vec<StreamId>) -> Batch {
         let mut ids = Vec::with_capacity(entries.len());
         let mut events = Vec::with_capacity(entries.len());
         let mut sources = Vec::with_capacity(entries.len());
@@ -128,7 +173,13 @@ impl Consumer {
             ids.push(entry.id);
         }
         let screener = self.screener.clone();
-        let predictions = tokio::task::spawn_blocking(move || screener.screen(events))
+        Batch { ids, sources, dead, screening: tokio::task::spawn_blocking(move || screener.screen(events)) }
+    }
+
+    /// Wait for a batch's predictions and route them, acknowledging in the same transaction.
+    async fn finish(&mut self, batch: Batch) -> redis::RedisResult<()> {
+        let Batch { ids, sources, dead, screening } = batch;
+        let predictions = screening
             .await
             .map_err(|e| redis::RedisError::from((redis::ErrorKind::Client, "screening task failed", e.to_string())))?;
         let mut pipe = redis::pipe();

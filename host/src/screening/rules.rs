@@ -11,6 +11,7 @@
 use crate::event::Event;
 use crate::plugins::{Mode, PluginHost, PluginKind, Verdict, to_wit};
 use serde::Serialize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// One plugin's part in an event's rule score.
 #[derive(Debug, Clone, Serialize)]
@@ -49,17 +50,29 @@ pub fn score(host: &PluginHost, events: &[Event]) -> Vec<RuleResult> {
         .iter()
         .map(|_| RuleResult { score: 0.0, category: "LOW_RISK", verdicts: Vec::new(), failed: Vec::new() })
         .collect();
-    // Plugins are independent: split them over two threads (each has its own instances).
+    // Plugins are independent (each has its own instances): this thread and one
+    // more take the next unscored plugin until none is left, so a slow plugin
+    // does not leave the other thread idle.
     let active = host.active(PluginKind::Heuristic);
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some((p, v)) = active.get(i) else { break };
+            done.push((i, p, v, p.score(&wit)));
+        }
+        done
+    };
     let outcomes: Vec<_> = std::thread::scope(|s| {
-        let wit = &wit;
-        let halves: Vec<_> = active
-            .chunks(active.len().div_ceil(2).max(1))
-            .map(|part| s.spawn(move || part.iter().map(|(p, v)| (p, v, p.score(wit))).collect::<Vec<_>>()))
-            .collect();
-        halves.into_iter().flat_map(|h| h.join().expect("rule thread")).collect()
+        let other = (active.len() > 1).then(|| s.spawn(work));
+        let mut all = work();
+        all.extend(other.map(|h| h.join().expect("rule thread")).unwrap_or_default());
+        // Verdicts in plugin order, whichever thread scored them (ties are broken by order).
+        all.sort_by_key(|(i, ..)| *i);
+        all
     });
-    for (plugin, version, outcome) in outcomes {
+    for (_, plugin, version, outcome) in outcomes {
         match outcome {
             Ok(verdicts) => {
                 for (result, v) in results.iter_mut().zip(verdicts) {
