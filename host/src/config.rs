@@ -58,7 +58,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("QDRANT_API_KEY", "", "Qdrant API key, when the server wants one"),
     ("QDRANT_COLLECTION_PREFIX", "palisade_", "Qdrant collections are {prefix}exemplars and {prefix}events"),
     ("SIMILAR_K", "10", "nearest labelled examples per event"),
-    ("SIMILAR_EVENTS_K", "5", "most similar past events per event (0: past events are not kept)"),
+    (
+        "SIMILAR_EVENTS_K",
+        "5",
+        "most similar past events per event (0: past events are not kept, the fastest setting at high rates)",
+    ),
     ("EMBEDDING_CACHE_TTL", "604800", "seconds an embedding stays cached in Redis (0: no cache)"),
     ("ANN_MIN_ROWS", "2000", "vector collections this large are searched through an IVF index (0: always exact)"),
     ("ANN_PROBES", "12", "IVF lists scored per query (more: closer to exact, slower)"),
