@@ -232,9 +232,12 @@ fn main() {
     for pass in 1..=2 {
         consumer(&format!("cache-hit, pass {pass}"), screener(Some(similarity(cache()))), &texts, 20);
     }
-    let with_past =
-        Similarity { events: Some(Arc::new(FlatStore::memory().with_ann(ann))), past_k: 5, ..similarity(cache()) };
+    // Past events as the service keeps them: a window (SIMILAR_EVENTS_MAX) of file-backed segments.
+    let past_dir = std::env::temp_dir().join(format!("palisade-bench-past-{}", std::process::id()));
+    let past = palisade::vectors::window::Window::open(&past_dir, "events", 100_000, ann).unwrap();
+    let with_past = Similarity { events: Some(Arc::new(past)), past_k: 5, ..similarity(cache()) };
     consumer("cache-hit + 5 past events", screener(Some(with_past)), &texts, 20);
+    let _ = std::fs::remove_dir_all(&past_dir);
     println!("peak memory (VmHWM): {:.0} MiB", peak_memory_mib());
     let mut conn = redis::Client::open("redis://127.0.0.1:6379").unwrap().get_connection().unwrap();
     let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query(&mut conn).unwrap();

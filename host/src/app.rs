@@ -184,8 +184,10 @@ impl Core {
             })
             .transpose()
             .context("REDIS_URL")?;
-        let events =
-            if c.similar_events_k > 0 { Some(vectors::open(c, "events").context("past events")?.0) } else { None };
+        let events = match c.similar_events_k {
+            0 => None,
+            _ => Some(vectors::open_window(c, "events", c.similar_events_max).context("past events")?.0),
+        };
         Ok(Some(Similarity {
             embedder: Arc::new(embedder),
             cache,

@@ -63,6 +63,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "5",
         "most similar past events per event (0: past events are not kept, the fastest setting at high rates)",
     ),
+    (
+        "SIMILAR_EVENTS_MAX",
+        "100000",
+        "past events kept for SIMILAR_EVENTS_K (embedded store; the oldest half is dropped at once when full)",
+    ),
     ("EMBEDDING_CACHE_TTL", "604800", "seconds an embedding stays cached in Redis (0: no cache)"),
     ("ANN_MIN_ROWS", "2000", "vector collections this large are searched through an IVF index (0: always exact)"),
     ("ANN_PROBES", "12", "IVF lists scored per query (more: closer to exact, slower)"),
@@ -172,6 +177,8 @@ pub struct Config {
     pub qdrant_collection_prefix: String,
     pub similar_k: usize,
     pub similar_events_k: usize,
+    /// `SIMILAR_EVENTS_MAX`: past events kept (embedded store).
+    pub similar_events_max: usize,
     pub embedding_cache_ttl: u64,
     pub ann_min_rows: usize,
     pub ann_probes: usize,
@@ -326,6 +333,10 @@ impl Config {
             qdrant_collection_prefix: get("QDRANT_COLLECTION_PREFIX"),
             similar_k: positive("SIMILAR_K", parse("SIMILAR_K", get("SIMILAR_K"), "a whole number")?)?,
             similar_events_k: parse("SIMILAR_EVENTS_K", get("SIMILAR_EVENTS_K"), "a whole number")?,
+            similar_events_max: positive(
+                "SIMILAR_EVENTS_MAX",
+                parse("SIMILAR_EVENTS_MAX", get("SIMILAR_EVENTS_MAX"), "a whole number")?,
+            )?,
             embedding_cache_ttl: parse("EMBEDDING_CACHE_TTL", get("EMBEDDING_CACHE_TTL"), "a whole number")?,
             ann_min_rows: parse("ANN_MIN_ROWS", get("ANN_MIN_ROWS"), "a whole number")?,
             ann_probes: positive("ANN_PROBES", parse("ANN_PROBES", get("ANN_PROBES"), "a whole number")?)?,

@@ -301,6 +301,34 @@ async fn similar_past_events_are_found_and_survive_a_restart() {
 }
 
 #[tokio::test]
+async fn past_events_beyond_the_window_are_forgotten() {
+    let vectors = tempfile::tempdir().unwrap();
+    let s = Service::both(&[("VECTOR_DIR", vectors.path().to_str().unwrap()), ("SIMILAR_EVENTS_MAX", "4")]).await;
+    let http = reqwest::Client::new();
+    let mut last = Value::Null;
+    for (id, content) in [
+        ("w-1", "cheap designer watches, buy now"),
+        ("w-2", "how do I reset my password?"),
+        ("w-3", "what time is the meeting"),
+        ("w-4", "lunch at noon?"),
+        ("w-5", "buy cheap designer watches today"),
+    ] {
+        let body =
+            json!({"event_id": id, "event_type": "message", "platform": "web", "user_id": "u", "content": content});
+        let r = http.post(format!("{}/v1/risk/screen", s.screen_base)).header("api-key", "test-key").json(&body);
+        last = r.send().await.unwrap().json().await.unwrap();
+    }
+    // A window of 4 keeps two segments of 2: w-1 and w-2 went when w-4 filled the newer one.
+    let ids: Vec<&str> = last["similar_events"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 2, "{last}");
+    assert!(!ids.contains(&"w-1") && !ids.contains(&"w-2"), "{last}");
+    let mut files: Vec<String> =
+        std::fs::read_dir(vectors.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    files.sort();
+    assert_eq!(files, ["events.1.vec", "events.2.vec"], "the retired segment's file is deleted");
+}
+
+#[tokio::test]
 async fn the_fast_path_lets_decisive_rules_skip_the_model() {
     let bank = palisade_tests::bank(&[("x-1", "SPAM", "win a free prize now"), ("x-2", "LOW_RISK", "see you soon")]);
     let s = Service::both(&[("SCREENING_FAST_PATH", "0.9"), ("VECTOR_DIR", bank.path().to_str().unwrap())]).await;

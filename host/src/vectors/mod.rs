@@ -1,7 +1,8 @@
 //! Vector collections behind one trait: labelled examples (`exemplars`) and past
 //! events (`events`). The embedded backend (`flat`) is cosine search over
 //! normalised vectors — exact, or through an IVF index (`ivf`) once a collection
-//! is large — persisted to one file per collection. Embedding text is
+//! is large — persisted to one file per collection; past events are kept in a
+//! bounded `window` of such stores. Embedding text is
 //! `embed`'s job; turning neighbours into a score is `screening`'s.
 
 pub mod bank;
@@ -10,6 +11,7 @@ pub mod flat;
 pub mod ivf;
 #[cfg(feature = "qdrant")]
 pub mod qdrant;
+pub mod window;
 
 use serde::Serialize;
 use std::sync::Arc;
@@ -45,25 +47,51 @@ pub enum VectorError {
 /// The collection `name` (`exemplars`, `events`) as configured: on the Qdrant
 /// server at `QDRANT_URL`, else the embedded store `VECTOR_DIR/{name}.vec` (with its
 /// IVF index from `ANN_MIN_ROWS`). Where it lives, for messages: the second value.
-pub fn open(config: &crate::config::Config, name: &str) -> anyhow::Result<(std::sync::Arc<dyn VectorStore>, String)> {
-    if let Some(url) = &config.qdrant_url {
-        #[cfg(feature = "qdrant")]
-        {
-            let collection = format!("{}{name}", config.qdrant_collection_prefix);
-            let key = config.qdrant_api_key.as_ref().map(|k| k.expose().to_string());
-            let store = qdrant::QdrantStore::connect(url, key, collection.clone())?;
-            return Ok((std::sync::Arc::new(store), format!("{url} collection {collection}")));
-        }
-        #[cfg(not(feature = "qdrant"))]
-        anyhow::bail!(
-            "QDRANT_URL is set ({url}) but this binary was built without the `qdrant` feature: rebuild with --features qdrant, or unset QDRANT_URL"
-        );
+pub fn open(config: &crate::config::Config, name: &str) -> anyhow::Result<(Arc<dyn VectorStore>, String)> {
+    if let Some(remote) = qdrant(config, name)? {
+        return Ok(remote);
     }
     let path = config.vector_dir.join(format!("{name}.vec"));
     let store = flat::FlatStore::open(&path)
         .map_err(|e| anyhow::anyhow!("{name} {}: {e}", path.display()))?
         .with_ann(config.ann());
-    Ok((std::sync::Arc::new(store), path.display().to_string()))
+    Ok((Arc::new(store), path.display().to_string()))
+}
+
+/// Like [`open`], for a collection of recent items that keeps at most `max_rows`
+/// of them embedded (`window`: segments `VECTOR_DIR/{name}.{n}.vec`); on Qdrant the
+/// server keeps everything.
+pub fn open_window(
+    config: &crate::config::Config,
+    name: &str,
+    max_rows: usize,
+) -> anyhow::Result<(Arc<dyn VectorStore>, String)> {
+    if let Some(remote) = qdrant(config, name)? {
+        return Ok(remote);
+    }
+    let store = window::Window::open(&config.vector_dir, name, max_rows, config.ann())
+        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let at = format!("{}/{name}.*.vec (the newest {max_rows})", config.vector_dir.display());
+    Ok((Arc::new(store), at))
+}
+
+/// The collection on the Qdrant server, when `QDRANT_URL` is set.
+fn qdrant(config: &crate::config::Config, name: &str) -> anyhow::Result<Option<(Arc<dyn VectorStore>, String)>> {
+    let Some(url) = &config.qdrant_url else { return Ok(None) };
+    #[cfg(feature = "qdrant")]
+    {
+        let collection = format!("{}{name}", config.qdrant_collection_prefix);
+        let key = config.qdrant_api_key.as_ref().map(|k| k.expose().to_string());
+        let store = qdrant::QdrantStore::connect(url, key, collection.clone())?;
+        Ok(Some((Arc::new(store), format!("{url} collection {collection}"))))
+    }
+    #[cfg(not(feature = "qdrant"))]
+    {
+        let _ = name;
+        anyhow::bail!(
+            "QDRANT_URL is set ({url}) but this binary was built without the `qdrant` feature: rebuild with --features qdrant, or unset QDRANT_URL"
+        );
+    }
 }
 
 pub trait VectorStore: Send + Sync {
