@@ -6,7 +6,7 @@
 //! - On start it re-reads its own pending entries (ID `0`), then new ones (`>`).
 //! - Batches overlap: while one is screened (on a blocking thread) the one before
 //!   it is routed and acknowledged and the next is read; one batch at most is in
-//!   flight, and none while re-reading its own pending entries.
+//!   flight, and none while re-reading its own pending entries or claiming idle ones.
 //! - Every `CLAIM_IDLE_MS / 2` it looks for entries other consumers left pending
 //!   longer than `CLAIM_IDLE_MS` (a consumer that died mid-batch) and takes them
 //!   over; an entry delivered `MAX_DELIVERIES` times goes to `events:dead_letter`
@@ -79,20 +79,23 @@ impl Consumer {
                 tokio::select! { _ = tokio::time::sleep(Duration::from_millis(500)) => {}, _ = shutdown.changed() => {} }
                 continue;
             }
-            if last_claim.elapsed() >= self.claim_idle / 2 {
-                last_claim = Instant::now();
-                if let Err(e) = self.claim().await {
-                    tracing::warn!(error = %e, "claiming idle entries failed");
-                }
-            }
-            // Re-reading our own pending entries (`0`) would return the batch in flight: route it first.
-            if cursor != ">"
+            let claim_due = last_claim.elapsed() >= self.claim_idle / 2;
+            // Re-reading our own pending entries (`0`), or looking for idle ones, would find
+            // the batch in flight (it is pending too): route it first.
+            if (cursor != ">" || claim_due)
                 && let Some(batch) = in_flight.take()
                 && let Err(e) = self.finish(batch).await
             {
                 tracing::warn!(error = %e, "routing a batch failed; will retry it");
+                cursor = "0";
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
+            }
+            if claim_due {
+                last_claim = Instant::now();
+                if let Err(e) = self.claim().await {
+                    tracing::warn!(error = %e, "claiming idle entries failed");
+                }
             }
             let mut opts = StreamReadOptions::default().group(SCREENING_GROUP, &self.name).count(self.batch_size);
             if cursor == ">" && in_flight.is_none() {
