@@ -132,14 +132,13 @@ fn consumer(name: &str, screener: Screener, texts: &[String], copies: usize) {
         let rate = total as f64 / started.elapsed().as_secs_f64();
         stop.send(true).unwrap();
         task.await.unwrap();
-        let pending: (u64,) = redis::cmd("XPENDING")
+        let (pending, ..): (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
             .arg(&keys.raw)
             .arg(palisade::streams::SCREENING_GROUP)
-            .query_async::<(u64, redis::Value, redis::Value, redis::Value)>(&mut conn)
+            .query_async(&mut conn)
             .await
-            .map(|p| (p.0,))
             .unwrap();
-        assert_eq!(pending.0, 0, "entries left pending");
+        assert_eq!(pending, 0, "entries left pending");
         let _: () = redis::cmd("DEL")
             .arg(&keys.raw)
             .arg(&keys.reasoning)

@@ -146,9 +146,7 @@ impl Words {
             self.ends.push(self.buf.len());
         }
     }
-}
 
-impl Words {
     /// [`Words::push_token`] for an ASCII token (most tokens), byte by byte,
     /// lowercasing as it goes.
     fn push_ascii_token(&mut self, raw: &[u8]) {
