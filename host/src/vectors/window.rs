@@ -39,7 +39,7 @@ impl Window {
         let err = |e: std::io::Error| VectorError::File { path: dir.display().to_string(), message: e.to_string() };
         let legacy = dir.join(format!("{name}.vec"));
         if legacy.exists() {
-            std::fs::rename(&legacy, dir.join(format!("{name}.0.vec"))).map_err(err)?;
+            std::fs::rename(&legacy, segment_path(dir, name, 0)).map_err(err)?;
         }
         let mut generations: Vec<u64> = match std::fs::read_dir(dir) {
             Ok(entries) => entries
@@ -55,16 +55,13 @@ impl Window {
         generations.sort_unstable();
         while generations.len() > 2 {
             let gone = generations.remove(0);
-            std::fs::remove_file(dir.join(format!("{name}.{gone}.vec"))).map_err(err)?;
+            std::fs::remove_file(segment_path(dir, name, gone)).map_err(err)?;
         }
-        let open_segment = |generation: u64| -> Result<Segment, VectorError> {
-            let store = FlatStore::open(&dir.join(format!("{name}.{generation}.vec")))?.with_ann(ann);
-            Ok(Segment { generation, store: Arc::new(store) })
-        };
-        let mut segments: Vec<Segment> = generations.into_iter().map(open_segment).collect::<Result<_, _>>()?;
+        let mut segments: Vec<Segment> =
+            generations.into_iter().map(|g| open_segment(dir, name, g, ann)).collect::<Result<_, _>>()?;
         let newer = match segments.pop() {
             Some(s) => s,
-            None => open_segment(0)?,
+            None => open_segment(dir, name, 0, ann)?,
         };
         Ok(Window {
             dir: dir.to_path_buf(),
@@ -75,19 +72,19 @@ impl Window {
         })
     }
 
-    fn path(&self, generation: u64) -> PathBuf {
-        self.dir.join(format!("{}.{generation}.vec", self.name))
-    }
-
-    fn segment(&self, generation: u64) -> Result<Segment, VectorError> {
-        let store = FlatStore::open(&self.path(generation))?.with_ann(self.ann);
-        Ok(Segment { generation, store: Arc::new(store) })
-    }
-
     fn stores(&self) -> Vec<Arc<FlatStore>> {
         let s = self.segments.read().expect("window lock");
         s.older.iter().map(|o| o.store.clone()).chain([s.newer.store.clone()]).collect()
     }
+}
+
+fn segment_path(dir: &Path, name: &str, generation: u64) -> PathBuf {
+    dir.join(format!("{name}.{generation}.vec"))
+}
+
+fn open_segment(dir: &Path, name: &str, generation: u64, ann: Option<Ann>) -> Result<Segment, VectorError> {
+    let store = FlatStore::open(&segment_path(dir, name, generation))?.with_ann(ann);
+    Ok(Segment { generation, store: Arc::new(store) })
 }
 
 impl VectorStore for Window {
@@ -102,10 +99,10 @@ impl VectorStore for Window {
         if !Arc::ptr_eq(&s.newer.store, &newer) {
             return Ok(()); // another upsert rotated first
         }
-        let fresh = self.segment(s.newer.generation + 1)?;
+        let fresh = open_segment(&self.dir, &self.name, s.newer.generation + 1, self.ann)?;
         let retired = std::mem::replace(&mut s.newer, fresh);
         if let Some(gone) = s.older.replace(retired) {
-            let path = self.path(gone.generation);
+            let path = segment_path(&self.dir, &self.name, gone.generation);
             if let Err(e) = std::fs::remove_file(&path) {
                 tracing::warn!(path = %path.display(), error = %e, "could not delete a retired past-events segment");
             }
