@@ -122,9 +122,7 @@ impl Ivf {
             sub.extend(qs.iter().map(|qi| queries[*qi]));
             dots(&sub, &self.list_vectors[list], dim, &mut scores);
             for (qi, scores) in qs.iter().zip(scores.chunks_exact(rows.len())) {
-                for (s, row) in scores.iter().zip(rows) {
-                    push_best(&mut best[*qi], (*s, *row as usize), k);
-                }
+                push_all(&mut best[*qi], scores, rows, k);
             }
         }
         best
@@ -132,11 +130,25 @@ impl Ivf {
 }
 
 /// Keep `best` the `k` largest pairs seen, best first.
-pub(super) fn push_best(best: &mut Vec<(f32, usize)>, pair: (f32, usize), k: usize) {
+fn push_best(best: &mut Vec<(f32, usize)>, pair: (f32, usize), k: usize) {
     if best.len() < k || pair.0 > best[best.len() - 1].0 {
         let at = best.partition_point(|(b, _)| *b >= pair.0);
         best.insert(at, pair);
         best.truncate(k);
+    }
+}
+
+/// `push_best` for each (score, row): a tight compare against the current k-th
+/// score first (most rows are not among the best; this loop is hot).
+fn push_all(best: &mut Vec<(f32, usize)>, scores: &[f32], rows: &[u32], k: usize) {
+    let mut floor = if best.len() < k { f32::NEG_INFINITY } else { best[k - 1].0 };
+    for (s, row) in scores.iter().zip(rows) {
+        if *s > floor {
+            push_best(best, (*s, *row as usize), k);
+            if best.len() == k {
+                floor = best[k - 1].0;
+            }
+        }
     }
 }
 
