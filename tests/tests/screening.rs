@@ -1,6 +1,7 @@
 //! The screening service end to end, against the real Redis, real plugins:
 //! ingested events are screened, routed with their prediction and acknowledged;
-//! a backlog of overlapping batches is routed exactly once; a dead consumer's
+//! a backlog of overlapping batches is routed exactly once, also across a
+//! graceful stop and a new consumer; a dead consumer's
 //! entries are finished by another; poison entries are
 //! dead-lettered; the synchronous routes answer JSON and the seed's form fields.
 
@@ -144,6 +145,44 @@ async fn a_backlog_of_many_batches_is_routed_exactly_once() {
     let want: Vec<String> = (0..450).map(|i| format!("b-{i:03}")).collect();
     assert_eq!(ids, want, "every event routed once");
     assert!(read(&mut conn, &s.keys.reasoning).is_empty());
+}
+
+#[tokio::test]
+async fn a_stopped_consumer_leaves_nothing_pending_and_the_next_routes_the_rest() {
+    // Shutdown finishes what the consumer holds (the batch in flight, the one read ahead):
+    // nothing it read stays pending; a consumer started later routes the rest, once each.
+    let prefix = unique_prefix();
+    let raw = format!("{prefix}events:raw");
+    let mut conn = redis::Client::open("redis://127.0.0.1:6379").unwrap().get_connection().unwrap();
+    let mut pipe = redis::pipe();
+    for i in 0..5000 {
+        let id = format!("g-{i:04}");
+        pipe.xadd(&raw, "*", &[("event_id", id.clone()), ("event", raw_event(&id, ["hello", "see you soon"][i % 2]))])
+            .ignore();
+    }
+    let _: () = pipe.query(&mut conn).unwrap();
+    let overrides = [("REDIS_KEY_PREFIX", prefix.as_str()), ("BATCH_SIZE", "20")];
+    let first = Service::both(&overrides).await;
+    wait_until("some batches routed", || read(&mut conn, &first.keys.low_risk).len() >= 200).await;
+    first.stop.send(true).unwrap();
+    let mut routed = 0;
+    wait_until("the consumer stopped", || {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = read(&mut conn, &first.keys.low_risk).len();
+        std::mem::replace(&mut routed, now) == now
+    })
+    .await;
+    assert!(routed < 5000, "stopped before the backlog was done (else this proves nothing)");
+    assert_eq!(pending(&mut conn, &raw), 0, "a stopped consumer leaves nothing pending");
+    let _second = Service::both(&overrides).await;
+    wait_until("the rest routed", || read(&mut conn, &first.keys.low_risk).len() >= 5000).await;
+    wait_until("nothing pending", || pending(&mut conn, &raw) == 0).await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // a duplicate would land by now
+    let mut ids: Vec<String> =
+        read(&mut conn, &first.keys.low_risk).into_iter().map(|(_, f)| f["event_id"].clone()).collect();
+    ids.sort();
+    let want: Vec<String> = (0..5000).map(|i| format!("g-{i:04}")).collect();
+    assert_eq!(ids, want, "every event routed once across the two consumers");
 }
 
 #[tokio::test]

@@ -5,8 +5,9 @@
 //!
 //! - On start it re-reads its own pending entries (ID `0`), then new ones (`>`).
 //! - Batches overlap: while one is screened (on a blocking thread) the one before
-//!   it is routed and acknowledged and the next is read; one batch at most is in
-//!   flight, and none while re-reading its own pending entries or claiming idle ones.
+//!   it is routed and acknowledged and, in the same round trip, the next is read;
+//!   one batch at most is in flight and one read ahead, and neither while
+//!   re-reading its own pending entries or claiming idle ones.
 //! - Every `CLAIM_IDLE_MS / 2` it looks for entries other consumers left pending
 //!   longer than `CLAIM_IDLE_MS` (a consumer that died mid-batch) and takes them
 //!   over; an entry delivered `MAX_DELIVERIES` times goes to `events:dead_letter`
@@ -72,6 +73,8 @@ impl Consumer {
         let mut last_claim = Instant::now();
         // The batch being screened while the one before it is routed and the next read.
         let mut in_flight: Option<Batch> = None;
+        // New entries read while the batch before was routed: the next batch to start.
+        let mut read_ahead: Option<Vec<StreamId>> = None;
         tracing::info!(consumer = %self.name, stream = %self.keys.raw, "screening consumer started");
         while !*shutdown.borrow() {
             if let Err(e) = self.ensure_group().await {
@@ -81,10 +84,9 @@ impl Consumer {
             }
             let claim_due = last_claim.elapsed() >= self.claim_idle / 2;
             // Re-reading our own pending entries (`0`), or looking for idle ones, would find
-            // the batch in flight (it is pending too): route it first.
+            // the batch in flight and the entries read ahead (they are pending too): route them first.
             if (cursor != ">" || claim_due)
-                && let Some(batch) = in_flight.take()
-                && let Err(e) = self.finish(batch).await
+                && let Err(e) = self.drain(in_flight.take(), read_ahead.take()).await
             {
                 tracing::warn!(error = %e, "routing a batch failed; will retry it");
                 cursor = "0";
@@ -97,22 +99,19 @@ impl Consumer {
                     tracing::warn!(error = %e, "claiming idle entries failed");
                 }
             }
-            let mut opts = StreamReadOptions::default().group(SCREENING_GROUP, &self.name).count(self.batch_size);
-            if cursor == ">" && in_flight.is_none() {
-                // Wait for new entries only when no batch is in flight (under the 1 s response timeout).
-                opts = opts.block(500);
-            }
-            let read: redis::RedisResult<StreamReadReply> =
-                redis::AsyncCommands::xread_options(&mut self.conn, &[&self.keys.raw], &[cursor], &opts).await;
-            let entries: Vec<StreamId> = match read {
-                Ok(reply) => reply.keys.into_iter().flat_map(|k| k.ids).collect(),
-                Err(e) => {
-                    if !e.to_string().contains("NOGROUP") {
-                        tracing::warn!(error = %e, "XREADGROUP failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
+            let entries = match read_ahead.take() {
+                Some(entries) => entries,
+                // Wait for new entries only when no batch is in flight.
+                None => match self.read(cursor, cursor == ">" && in_flight.is_none()).await {
+                    Ok(entries) => entries,
+                    Err(e) => {
+                        if !e.to_string().contains("NOGROUP") {
+                            tracing::warn!(error = %e, "XREADGROUP failed; retrying");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                        continue;
                     }
-                    continue;
-                }
+                },
             };
             let next = if entries.is_empty() {
                 cursor = ">";
@@ -120,27 +119,63 @@ impl Consumer {
             } else {
                 Some(self.start(entries))
             };
-            // Route the previous batch while this one is screened.
-            if let Some(batch) = in_flight.take()
-                && let Err(e) = self.finish(batch).await
-            {
-                // Left pending, with the batch just started: re-read our own pending entries next.
-                tracing::warn!(error = %e, "routing a batch failed; will retry it");
-                if let Some(next) = next {
-                    let _ = next.screening.await;
+            if let Some(batch) = in_flight.take() {
+                // Route the previous batch while this one is screened, and read the next
+                // entries meanwhile (new ones: the read waits on Redis, not on the CPU).
+                let (routed, ahead) = if cursor == ">" && next.is_some() {
+                    let read = self.read(">", false);
+                    let (routed, ahead) = tokio::join!(self.finish(batch), read);
+                    (routed, ahead.ok())
+                } else {
+                    (self.finish(batch).await, None)
+                };
+                if let Err(e) = routed {
+                    // Left pending, with the batch just started and any read ahead: re-read
+                    // our own pending entries next.
+                    tracing::warn!(error = %e, "routing a batch failed; will retry it");
+                    if let Some(next) = next {
+                        let _ = next.screening.await;
+                    }
+                    cursor = "0";
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
                 }
-                cursor = "0";
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
+                read_ahead = ahead;
             }
             in_flight = next;
         }
-        if let Some(batch) = in_flight
-            && let Err(e) = self.finish(batch).await
-        {
+        if let Err(e) = self.drain(in_flight, read_ahead).await {
             tracing::warn!(error = %e, "routing the last batch failed; it stays pending for the next start");
         }
         tracing::info!(consumer = %self.name, "screening consumer stopped");
+    }
+
+    /// Up to `batch_size` entries from `cursor` (`0`: our own pending ones, `>`: new
+    /// ones), waiting up to 500 ms for new ones when `block` (under the 1 s response
+    /// timeout). Owns what it needs, so it can run beside `finish`.
+    fn read(&self, cursor: &str, block: bool) -> impl Future<Output = redis::RedisResult<Vec<StreamId>>> + 'static {
+        let mut conn = self.conn.clone();
+        let (stream, cursor) = (self.keys.raw.clone(), cursor.to_string());
+        let mut opts = StreamReadOptions::default().group(SCREENING_GROUP, &self.name).count(self.batch_size);
+        if block {
+            opts = opts.block(500);
+        }
+        async move {
+            let reply: StreamReadReply =
+                redis::AsyncCommands::xread_options(&mut conn, &[&stream], &[&cursor], &opts).await?;
+            Ok(reply.keys.into_iter().flat_map(|k| k.ids).collect())
+        }
+    }
+
+    /// Route the batch in flight, then screen and route the entries read ahead.
+    async fn drain(&mut self, in_flight: Option<Batch>, read_ahead: Option<Vec<StreamId>>) -> redis::RedisResult<()> {
+        if let Some(batch) = in_flight {
+            self.finish(batch).await?;
+        }
+        match read_ahead {
+            Some(entries) if !entries.is_empty() => self.process(entries).await,
+            _ => Ok(()),
+        }
     }
 
     /// Screen entries and route them, acknowledging in the same transaction.
