@@ -165,7 +165,7 @@ impl Inner {
     fn best(&self, queries: &[f32], k: usize) -> Vec<Vec<(f32, usize)>> {
         let dim = self.dim;
         match (&self.ivf, self.ann) {
-            (Some(ivf), Some(ann)) => ivf.search(queries, ann.probes, k),
+            (Some(ivf), Some(ann)) => ivf.search(queries, &self.vectors, ann.probes, k),
             _ => {
                 let mut scores = Vec::new();
                 dots(&queries.chunks_exact(dim).collect::<Vec<_>>(), &self.vectors, dim, &mut scores);

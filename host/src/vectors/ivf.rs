@@ -1,13 +1,14 @@
 //! An inverted-file (IVF) index over normalised vectors: k-means centroids split
 //! the rows into lists, and a query scores only the rows of its `probes` nearest
-//! lists. Each list keeps a contiguous copy of its rows' vectors, so a batch is
-//! scored list by list (the queries probing that list × its rows, `dot::dots`) —
-//! the same kernel as exact search, on a fraction of the rows; the price is a
-//! second copy of the vectors. Built when a store reaches `min_rows`, rebuilt
-//! when it has doubled since; rows added in between join their nearest list.
-//! Training (k-means) uses ndarray's GEMM: large products, where packing pays.
+//! lists. Each list keeps a contiguous int8 copy of its rows' vectors (a quarter
+//! of their f32 bytes), so a batch is scored list by list (the queries probing
+//! that list × its rows, `dot::dots_i8`); the best `candidates(k)` per query are
+//! then re-scored exactly against the store's f32 rows, so the similarities
+//! returned are exact. Built when a store reaches `min_rows`, rebuilt when it has
+//! doubled since; rows added in between join their nearest list. Training
+//! (k-means) uses ndarray's GEMM: large products, where packing pays.
 
-use super::dot::dots;
+use super::dot::{dots, dots_i8, quantize};
 use ndarray::ArrayView2;
 
 /// When and how a store searches approximately.
@@ -24,8 +25,10 @@ pub struct Ivf {
     centroids: Vec<f32>,
     /// Row numbers per list.
     lists: Vec<Vec<u32>>,
-    /// The vectors of those rows, per list, contiguous.
-    list_vectors: Vec<Vec<f32>>,
+    /// The int8 codes of those rows' vectors, per list, contiguous.
+    list_codes: Vec<Vec<i8>>,
+    /// Each of those rows' scale (vector ≈ scale × codes).
+    list_scales: Vec<Vec<f32>>,
     /// Row count when the centroids were trained.
     pub trained_at: usize,
 }
@@ -67,43 +70,52 @@ impl Ivf {
             dim,
             centroids,
             lists: vec![Vec::new(); nlist],
-            list_vectors: vec![Vec::new(); nlist],
+            list_codes: vec![Vec::new(); nlist],
+            list_scales: vec![Vec::new(); nlist],
             trained_at: n,
         };
         for ((row, c), v) in
             nearest(vectors, &ivf.centroids, dim).into_iter().enumerate().zip(vectors.chunks_exact(dim))
         {
-            ivf.lists[c].push(row as u32);
-            ivf.list_vectors[c].extend_from_slice(v);
+            ivf.push(c, row, v);
         }
         ivf
+    }
+
+    fn push(&mut self, list: usize, row: usize, vector: &[f32]) {
+        self.lists[list].push(row as u32);
+        let scale = quantize(vector, &mut self.list_codes[list]);
+        self.list_scales[list].push(scale);
     }
 
     /// Put a new row in its nearest list.
     pub fn add(&mut self, row: usize, vector: &[f32]) {
         let c = nearest(vector, &self.centroids, self.dim)[0];
-        self.lists[c].push(row as u32);
-        self.list_vectors[c].extend_from_slice(vector);
+        self.push(c, row, vector);
     }
 
     /// Move a row whose vector changed.
     pub fn update(&mut self, row: usize, vector: &[f32]) {
         let dim = self.dim;
-        for (rows, vectors) in self.lists.iter_mut().zip(&mut self.list_vectors) {
+        for ((rows, codes), scales) in self.lists.iter_mut().zip(&mut self.list_codes).zip(&mut self.list_scales) {
             if let Some(at) = rows.iter().position(|r| *r as usize == row) {
                 rows.swap_remove(at);
-                let last = vectors.len() - dim;
-                vectors.copy_within(last.., at * dim);
-                vectors.truncate(last);
+                scales.swap_remove(at);
+                let last = codes.len() - dim;
+                codes.copy_within(last.., at * dim);
+                codes.truncate(last);
             }
         }
         self.add(row, vector);
     }
 
-    /// The `k` best (similarity, row) of each query over its `probes` nearest lists.
-    pub fn search(&self, queries: &[f32], probes: usize, k: usize) -> Vec<Vec<(f32, usize)>> {
+    /// The `k` best (similarity, row) of each query over its `probes` nearest lists;
+    /// `vectors` are the store's rows (f32, row-major), for the exact re-scoring.
+    pub fn search(&self, queries: &[f32], vectors: &[f32], probes: usize, k: usize) -> Vec<Vec<(f32, usize)>> {
         let dim = self.dim;
         let queries: Vec<&[f32]> = queries.chunks_exact(dim).collect();
+        let mut query_codes = Vec::with_capacity(queries.len() * dim);
+        let query_scales: Vec<f32> = queries.iter().map(|q| quantize(q, &mut query_codes)).collect();
         let nlist = self.lists.len();
         let mut scores = Vec::new();
         dots(&queries, &self.centroids, dim, &mut scores);
@@ -114,49 +126,92 @@ impl Ivf {
                 probing[list].push(qi);
             }
         }
-        let mut best: Vec<Vec<(f32, usize)>> = vec![Vec::with_capacity(k + 1); queries.len()];
-        let mut sub = Vec::new();
+        // Candidates by the int8 scores, then the best k of them by the exact ones.
+        let mut best: Vec<Best> = (0..queries.len()).map(|_| Best::new(candidates(k))).collect();
+        let (mut sub, mut raw) = (Vec::new(), Vec::new());
         for (list, qs) in probing.iter().enumerate().filter(|(l, qs)| !qs.is_empty() && !self.lists[*l].is_empty()) {
-            let rows = &self.lists[list];
+            let (rows, row_scales) = (&self.lists[list], &self.list_scales[list]);
             sub.clear();
-            sub.extend(qs.iter().map(|qi| queries[*qi]));
-            dots(&sub, &self.list_vectors[list], dim, &mut scores);
-            for (qi, scores) in qs.iter().zip(scores.chunks_exact(rows.len())) {
-                push_all(&mut best[*qi], scores, rows, k);
+            sub.extend(qs.iter().map(|qi| &query_codes[qi * dim..(qi + 1) * dim]));
+            dots_i8(&sub, &self.list_codes[list], dim, &mut raw);
+            for (qi, raw) in qs.iter().zip(raw.chunks_exact(rows.len())) {
+                let q_scale = query_scales[*qi];
+                for ((r, s), row) in raw.iter().zip(row_scales).zip(rows) {
+                    best[*qi].push(*r as f32 * q_scale * s, *row as usize);
+                }
             }
         }
-        best
+        let mut exact = Vec::new();
+        queries
+            .iter()
+            .zip(best)
+            .map(|(query, candidates)| {
+                let mut rescored = Best::new(k);
+                for (_, row) in candidates.into_sorted() {
+                    dots(&[query], &vectors[row * dim..(row + 1) * dim], dim, &mut exact);
+                    rescored.push(exact[0], row);
+                }
+                rescored.into_sorted()
+            })
+            .collect()
     }
 }
 
-/// Keep `best` the `k` largest pairs seen, best first.
-fn push_best(best: &mut Vec<(f32, usize)>, pair: (f32, usize), k: usize) {
-    if best.len() < k || pair.0 > best[best.len() - 1].0 {
-        let at = best.partition_point(|(b, _)| *b >= pair.0);
-        best.insert(at, pair);
-        best.truncate(k);
-    }
+/// How many candidates per query the int8 scores keep for exact re-scoring: the
+/// int8 error (~1e-3 in similarity) only reorders near-ties, which these cover.
+fn candidates(k: usize) -> usize {
+    k + 8
 }
 
-/// `push_best` for each (score, row): a tight compare against the current k-th
-/// score first (most rows are not among the best; this loop is hot).
-fn push_all(best: &mut Vec<(f32, usize)>, scores: &[f32], rows: &[u32], k: usize) {
-    let mut floor = if best.len() < k { f32::NEG_INFINITY } else { best[k - 1].0 };
-    for (s, row) in scores.iter().zip(rows) {
-        if *s > floor {
-            push_best(best, (*s, *row as usize), k);
-            if best.len() == k {
-                floor = best[k - 1].0;
+/// The best `k` (score, row) pairs seen: an unsorted buffer of up to `2k`, cut
+/// back to the `k` best when full, and the score a new pair must beat once `k`
+/// are held (most rows are not among the best: one compare each).
+pub(super) struct Best {
+    k: usize,
+    pairs: Vec<(f32, usize)>,
+    floor: f32,
+}
+
+/// Higher score first; the lower row on a tie (the same answer in any order).
+fn better(a: &(f32, usize), b: &(f32, usize)) -> std::cmp::Ordering {
+    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+}
+
+impl Best {
+    pub(super) fn new(k: usize) -> Self {
+        Best { k, pairs: Vec::with_capacity(2 * k), floor: f32::NEG_INFINITY }
+    }
+
+    pub(super) fn push(&mut self, score: f32, row: usize) {
+        if score > self.floor && self.k > 0 {
+            self.pairs.push((score, row));
+            if self.pairs.len() == 2 * self.k {
+                self.cut();
             }
         }
     }
+
+    fn cut(&mut self) {
+        if self.pairs.len() > self.k {
+            self.pairs.select_nth_unstable_by(self.k - 1, better);
+            self.pairs.truncate(self.k);
+            self.floor = self.pairs.iter().fold(f32::INFINITY, |m, p| m.min(p.0));
+        }
+    }
+
+    /// The best `k`, best first.
+    pub(super) fn into_sorted(mut self) -> Vec<(f32, usize)> {
+        self.cut();
+        self.pairs.sort_unstable_by(better);
+        self.pairs
+    }
 }
 
-/// The `k` best (score, index) pairs, best first (a small sorted list: k is small).
+/// The `k` best (score, index) pairs, best first.
 pub(super) fn top_k(scores: impl Iterator<Item = (f32, usize)>, k: usize) -> Vec<(f32, usize)> {
-    let mut best = Vec::with_capacity(k + 1);
-    scores.for_each(|pair| push_best(&mut best, pair, k));
-    best
+    let mut best = Best::new(k);
+    scores.for_each(|(s, i)| best.push(s, i));
+    best.into_sorted()
 }
 
 /// The nearest centroid of each row (one matrix product).
@@ -167,4 +222,23 @@ fn nearest(rows: &[f32], centroids: &[f32], dim: usize) -> Vec<usize> {
         .outer_iter()
         .map(|s| s.iter().enumerate().fold((0, f32::MIN), |b, (i, x)| if *x > b.1 { (i, *x) } else { b }).0)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn best_keeps_the_k_highest_whatever_the_order() {
+        // 100 scores, pushed in a scrambled order, through several cuts of the buffer.
+        let scores: Vec<(f32, usize)> = (0..100).map(|i| (((i * 37) % 100) as f32, i)).collect();
+        let got = top_k(scores.iter().copied(), 5);
+        let want: Vec<(f32, usize)> =
+            [99, 98, 97, 96, 95].map(|s| (s as f32, scores.iter().find(|p| p.0 == s as f32).unwrap().1)).to_vec();
+        assert_eq!(got, want);
+        // Ties go to the lower row; fewer pairs than k, or k = 0, are fine.
+        assert_eq!(top_k([(1.0, 7), (1.0, 3), (0.5, 1), (1.0, 5)].into_iter(), 2), [(1.0, 3), (1.0, 5)]);
+        assert_eq!(top_k([(0.5, 1)].into_iter(), 3), [(0.5, 1)]);
+        assert!(top_k([(0.5, 1)].into_iter(), 0).is_empty());
+    }
 }
