@@ -22,6 +22,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use predict::{Prediction, Weights};
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
+use rayon::prelude::*;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Instant;
@@ -113,10 +114,10 @@ impl Similarity {
         let examples = if self.exemplars.is_empty() {
             vec![Vec::new(); events.len()]
         } else {
-            self.exemplars.search_many(&vectors, self.k)
+            search_split(self.exemplars.as_ref(), &vectors, self.k)
         };
         let past = match &self.events {
-            Some(store) if !store.is_empty() => store.search_many(&vectors, self.past_k),
+            Some(store) if !store.is_empty() => search_split(store.as_ref(), &vectors, self.past_k),
             _ => vec![Vec::new(); events.len()],
         };
         Ok(Found { examples, past, vectors })
@@ -140,6 +141,12 @@ impl Similarity {
             tracing::warn!(error = %e, "could not remember screened events");
         }
     }
+}
+
+/// `store.search_many` with the batch split across the rayon pool's threads.
+fn search_split(store: &dyn VectorStore, vectors: &[Vec<f32>], k: usize) -> Vec<Vec<Neighbour>> {
+    let chunk = vectors.len().div_ceil(rayon::current_num_threads()).max(1);
+    vectors.par_chunks(chunk).flat_map_iter(|part| store.search_many(part, k)).collect()
 }
 
 /// What the embedding stage found for one batch: nearest labelled examples and
@@ -201,12 +208,8 @@ impl Screener {
         let started = Instant::now();
         let (rule_results, found) = match self.fast_path {
             // The rule stage and the embedding stage are independent: run them side by
-            // side (the cache lookup waits on Redis while the rules compute).
-            None => std::thread::scope(|scope| {
-                let rules = scope.spawn(|| rules::score(&self.plugins, &events));
-                let found = self.find(&events);
-                (rules.join().expect("rule stage"), found)
-            }),
+            // side on the rayon pool (the cache lookup waits on Redis while the rules compute).
+            None => rayon::join(|| rules::score(&self.plugins, &events), || self.find(&events)),
             // Fast path: rules first; events they score at or above the bar skip the model.
             Some(bar) => {
                 let rule_results = rules::score(&self.plugins, &events);

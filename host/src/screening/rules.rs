@@ -10,8 +10,8 @@
 
 use crate::event::Event;
 use crate::plugins::{Mode, PluginHost, PluginKind, Verdict, to_wit};
+use rayon::prelude::*;
 use serde::Serialize;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// One plugin's part in an event's rule score.
 #[derive(Debug, Clone, Serialize)]
@@ -43,36 +43,19 @@ pub struct RuleResult {
     pub failed: Vec<(String, String)>,
 }
 
-/// Score a batch with every active heuristic plugin (one call each, over two threads).
+/// Score a batch with every active heuristic plugin (one call each, on the rayon
+/// pool; verdicts in plugin order, so ties break the same way every time).
 pub fn score(host: &PluginHost, events: &[Event]) -> Vec<RuleResult> {
     let wit = to_wit(events);
     let mut results: Vec<RuleResult> = events
         .iter()
         .map(|_| RuleResult { score: 0.0, category: "LOW_RISK", verdicts: Vec::new(), failed: Vec::new() })
         .collect();
-    // Plugins are independent (each has its own instances): this thread and one
-    // more take the next unscored plugin until none is left, so a slow plugin
-    // does not leave the other thread idle.
+    // Plugins are independent (each has its own instances): the pool's threads take
+    // the next unscored one until none is left, so a slow plugin leaves no thread idle.
     let active = host.active(PluginKind::Heuristic);
-    let next = AtomicUsize::new(0);
-    let work = || {
-        let mut done = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some((p, v)) = active.get(i) else { break };
-            done.push((i, p, v, p.score(&wit)));
-        }
-        done
-    };
-    let outcomes: Vec<_> = std::thread::scope(|s| {
-        let other = (active.len() > 1).then(|| s.spawn(work));
-        let mut all = work();
-        all.extend(other.map(|h| h.join().expect("rule thread")).unwrap_or_default());
-        // Verdicts in plugin order, whichever thread scored them (ties are broken by order).
-        all.sort_by_key(|(i, ..)| *i);
-        all
-    });
-    for (_, plugin, version, outcome) in outcomes {
+    let outcomes: Vec<_> = active.par_iter().map(|(p, v)| (p, v, p.score(&wit))).collect();
+    for (plugin, version, outcome) in outcomes {
         match outcome {
             Ok(verdicts) => {
                 for (result, v) in results.iter_mut().zip(verdicts) {
