@@ -1,7 +1,7 @@
 //! The screening service end to end, against the real Redis, real plugins:
 //! ingested events are screened, routed with their prediction and acknowledged;
 //! a backlog of overlapping batches is routed exactly once, also across a
-//! graceful stop and a new consumer; a dead consumer's
+//! graceful stop and a new consumer; a lost consumer group is recreated; a dead consumer's
 //! entries are finished by another; poison entries are
 //! dead-lettered; the synchronous routes answer JSON and the seed's form fields.
 
@@ -183,6 +183,22 @@ async fn a_stopped_consumer_leaves_nothing_pending_and_the_next_routes_the_rest(
     ids.sort();
     let want: Vec<String> = (0..5000).map(|i| format!("g-{i:04}")).collect();
     assert_eq!(ids, want, "every event routed once across the two consumers");
+}
+
+#[tokio::test]
+async fn a_consumer_group_lost_with_its_stream_is_recreated() {
+    // As after a Redis restart without persistence: the stream and its group are gone.
+    let s = Service::both(&[]).await;
+    let mut conn = s.redis();
+    let _: String = conn.xadd(&s.keys.raw, "*", &[("event", raw_event("before", "hello"))]).unwrap();
+    wait_until("the first event routed", || read(&mut conn, &s.keys.low_risk).len() == 1).await;
+    let _: () = conn.del(&s.keys.raw).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _: String = conn.xadd(&s.keys.raw, "*", &[("event", raw_event("after", "hello"))]).unwrap();
+    let lost = Instant::now();
+    wait_until("the event after the loss routed", || read(&mut conn, &s.keys.low_risk).len() == 2).await;
+    assert!(lost.elapsed() < Duration::from_secs(3), "recovered only after {:?}", lost.elapsed());
+    wait_until("nothing pending", || pending(&mut conn, &s.keys.raw) == 0).await;
 }
 
 #[tokio::test]

@@ -75,12 +75,18 @@ impl Consumer {
         let mut in_flight: Option<Batch> = None;
         // New entries read while the batch before was routed: the next batch to start.
         let mut read_ahead: Option<Vec<StreamId>> = None;
+        // Whether the group is known to exist: checked at start and after any error
+        // (a Redis restarted without persistence has lost it: `NOGROUP`).
+        let mut group_ready = false;
         tracing::info!(consumer = %self.name, stream = %self.keys.raw, "screening consumer started");
         while !*shutdown.borrow() {
-            if let Err(e) = self.ensure_group().await {
-                tracing::warn!(error = %e, "cannot reach Redis to create the consumer group");
-                tokio::select! { _ = tokio::time::sleep(Duration::from_millis(500)) => {}, _ = shutdown.changed() => {} }
-                continue;
+            if !group_ready {
+                if let Err(e) = self.ensure_group().await {
+                    tracing::warn!(error = %e, "cannot reach Redis to create the consumer group");
+                    tokio::select! { _ = tokio::time::sleep(Duration::from_millis(500)) => {}, _ = shutdown.changed() => {} }
+                    continue;
+                }
+                group_ready = true;
             }
             let claim_due = last_claim.elapsed() >= self.claim_idle / 2;
             // Re-reading our own pending entries (`0`), or looking for idle ones, would find
@@ -89,7 +95,7 @@ impl Consumer {
                 && let Err(e) = self.drain(in_flight.take(), read_ahead.take()).await
             {
                 tracing::warn!(error = %e, "routing a batch failed; will retry it");
-                cursor = "0";
+                (cursor, group_ready) = ("0", false);
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
@@ -97,6 +103,7 @@ impl Consumer {
                 last_claim = Instant::now();
                 if let Err(e) = self.claim().await {
                     tracing::warn!(error = %e, "claiming idle entries failed");
+                    group_ready = false;
                 }
             }
             let entries = match read_ahead.take() {
@@ -105,6 +112,7 @@ impl Consumer {
                 None => match self.read(cursor, cursor == ">" && in_flight.is_none()).await {
                     Ok(entries) => entries,
                     Err(e) => {
+                        group_ready = false;
                         if !e.to_string().contains("NOGROUP") {
                             tracing::warn!(error = %e, "XREADGROUP failed; retrying");
                             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -136,7 +144,7 @@ impl Consumer {
                     if let Some(next) = next {
                         let _ = next.screening.await;
                     }
-                    cursor = "0";
+                    (cursor, group_ready) = ("0", false);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
