@@ -43,6 +43,23 @@ fn raw_event(id: &str, content: &str) -> String {
     serde_json::to_string(&e).unwrap()
 }
 
+/// Benign events with these ids, queued on `raw` before any consumer runs.
+fn push_backlog(conn: &mut redis::Connection, raw: &str, ids: &[String]) {
+    let mut pipe = redis::pipe();
+    for (i, id) in ids.iter().enumerate() {
+        pipe.xadd(raw, "*", &[("event_id", id.clone()), ("event", raw_event(id, ["hello", "see you soon"][i % 2]))])
+            .ignore();
+    }
+    let _: () = pipe.query(conn).unwrap();
+}
+
+/// The event ids routed to `stream`, sorted.
+fn routed_ids(conn: &mut redis::Connection, stream: &str) -> Vec<String> {
+    let mut ids: Vec<String> = read(conn, stream).into_iter().map(|(_, f)| f["event_id"].clone()).collect();
+    ids.sort();
+    ids
+}
+
 #[tokio::test]
 async fn an_ingested_event_is_screened_routed_and_acknowledged() {
     let s = Service::both(&[]).await;
@@ -116,10 +133,7 @@ async fn entries_a_dead_consumer_left_pending_are_finished_by_another() {
     let s = Service::both(&[("REDIS_KEY_PREFIX", &prefix), ("CLAIM_IDLE_MS", "300")]).await;
     wait_until("the orphaned entries routed", || read(&mut conn, &s.keys.low_risk).len() == 5).await;
     wait_until("nothing pending", || pending(&mut conn, &raw) == 0).await;
-    let mut ids: Vec<String> =
-        read(&mut conn, &s.keys.low_risk).into_iter().map(|(_, f)| f["event_id"].clone()).collect();
-    ids.sort();
-    assert_eq!(ids, ["d-0", "d-1", "d-2", "d-3", "d-4"]);
+    assert_eq!(routed_ids(&mut conn, &s.keys.low_risk), ["d-0", "d-1", "d-2", "d-3", "d-4"]);
 }
 
 #[tokio::test]
@@ -128,22 +142,13 @@ async fn a_backlog_of_many_batches_is_routed_exactly_once() {
     let prefix = unique_prefix();
     let raw = format!("{prefix}events:raw");
     let mut conn = redis::Client::open("redis://127.0.0.1:6379").unwrap().get_connection().unwrap();
-    let mut pipe = redis::pipe();
-    for i in 0..450 {
-        let id = format!("b-{i:03}");
-        pipe.xadd(&raw, "*", &[("event_id", id.clone()), ("event", raw_event(&id, ["hello", "see you soon"][i % 2]))])
-            .ignore();
-    }
-    let _: () = pipe.query(&mut conn).unwrap();
+    let want: Vec<String> = (0..450).map(|i| format!("b-{i:03}")).collect();
+    push_backlog(&mut conn, &raw, &want);
     let s = Service::both(&[("REDIS_KEY_PREFIX", &prefix), ("BATCH_SIZE", "100")]).await;
     wait_until("the backlog routed", || read(&mut conn, &s.keys.low_risk).len() >= 450).await;
     wait_until("nothing pending", || pending(&mut conn, &raw) == 0).await;
     tokio::time::sleep(Duration::from_millis(300)).await; // a duplicate would land by now
-    let mut ids: Vec<String> =
-        read(&mut conn, &s.keys.low_risk).into_iter().map(|(_, f)| f["event_id"].clone()).collect();
-    ids.sort();
-    let want: Vec<String> = (0..450).map(|i| format!("b-{i:03}")).collect();
-    assert_eq!(ids, want, "every event routed once");
+    assert_eq!(routed_ids(&mut conn, &s.keys.low_risk), want, "every event routed once");
     assert!(read(&mut conn, &s.keys.reasoning).is_empty());
 }
 
@@ -154,13 +159,8 @@ async fn a_stopped_consumer_leaves_nothing_pending_and_the_next_routes_the_rest(
     let prefix = unique_prefix();
     let raw = format!("{prefix}events:raw");
     let mut conn = redis::Client::open("redis://127.0.0.1:6379").unwrap().get_connection().unwrap();
-    let mut pipe = redis::pipe();
-    for i in 0..5000 {
-        let id = format!("g-{i:04}");
-        pipe.xadd(&raw, "*", &[("event_id", id.clone()), ("event", raw_event(&id, ["hello", "see you soon"][i % 2]))])
-            .ignore();
-    }
-    let _: () = pipe.query(&mut conn).unwrap();
+    let want: Vec<String> = (0..5000).map(|i| format!("g-{i:04}")).collect();
+    push_backlog(&mut conn, &raw, &want);
     let overrides = [("REDIS_KEY_PREFIX", prefix.as_str()), ("BATCH_SIZE", "20")];
     let first = Service::both(&overrides).await;
     wait_until("some batches routed", || read(&mut conn, &first.keys.low_risk).len() >= 200).await;
@@ -178,11 +178,7 @@ async fn a_stopped_consumer_leaves_nothing_pending_and_the_next_routes_the_rest(
     wait_until("the rest routed", || read(&mut conn, &first.keys.low_risk).len() >= 5000).await;
     wait_until("nothing pending", || pending(&mut conn, &raw) == 0).await;
     tokio::time::sleep(Duration::from_millis(300)).await; // a duplicate would land by now
-    let mut ids: Vec<String> =
-        read(&mut conn, &first.keys.low_risk).into_iter().map(|(_, f)| f["event_id"].clone()).collect();
-    ids.sort();
-    let want: Vec<String> = (0..5000).map(|i| format!("g-{i:04}")).collect();
-    assert_eq!(ids, want, "every event routed once across the two consumers");
+    assert_eq!(routed_ids(&mut conn, &first.keys.low_risk), want, "every event routed once across the two consumers");
 }
 
 #[tokio::test]
