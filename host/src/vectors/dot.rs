@@ -172,7 +172,9 @@ mod avx2 {
     //! The same kernel with AVX2 + FMA intrinsics: `Q × R` 8-lane accumulators
     //! (at most 8 registers), each loaded query and row used `R` and `Q` times.
     //! For int8: AVX-VNNI's `vpdpbusd` (32 byte products per instruction), or the
-    //! portable block compiled for AVX2.
+    //! portable block compiled for AVX2. The f32 and VNNI blocks share their shape,
+    //! not code: loads, multiply-adds and reductions are different instructions on
+    //! different types, and a trait over them would cost more reading than the copy.
     use super::{Block, LANES, Portable, dots_with};
     use std::arch::x86_64::*;
 

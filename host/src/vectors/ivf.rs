@@ -147,7 +147,7 @@ impl Ivf {
             .zip(best)
             .map(|(query, candidates)| {
                 let mut rescored = Best::new(k);
-                for (_, row) in candidates.into_sorted() {
+                for (_, row) in candidates.into_pairs() {
                     dots(&[query], &vectors[row * dim..(row + 1) * dim], dim, &mut exact);
                     rescored.push(exact[0], row);
                 }
@@ -199,11 +199,17 @@ impl Best {
         }
     }
 
-    /// The best `k`, best first.
-    pub(super) fn into_sorted(mut self) -> Vec<(f32, usize)> {
+    /// The best `k`, in no order.
+    fn into_pairs(mut self) -> Vec<(f32, usize)> {
         self.cut();
-        self.pairs.sort_unstable_by(better);
         self.pairs
+    }
+
+    /// The best `k`, best first.
+    pub(super) fn into_sorted(self) -> Vec<(f32, usize)> {
+        let mut pairs = self.into_pairs();
+        pairs.sort_unstable_by(better);
+        pairs
     }
 }
 
