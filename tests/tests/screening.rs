@@ -43,14 +43,20 @@ fn raw_event(id: &str, content: &str) -> String {
     serde_json::to_string(&e).unwrap()
 }
 
-/// Benign events with these ids, queued on `raw` before any consumer runs.
-fn push_backlog(conn: &mut redis::Connection, raw: &str, ids: &[String]) {
+/// `n` benign events (ids `{tag}-0000`, …) queued under a fresh key prefix before
+/// any consumer runs: the prefix, its raw stream, a connection, and the ids.
+fn queued_backlog(tag: &str, n: usize) -> (String, String, redis::Connection, Vec<String>) {
+    let prefix = unique_prefix();
+    let raw = format!("{prefix}events:raw");
+    let mut conn = redis::Client::open("redis://127.0.0.1:6379").unwrap().get_connection().unwrap();
+    let ids: Vec<String> = (0..n).map(|i| format!("{tag}-{i:04}")).collect();
     let mut pipe = redis::pipe();
     for (i, id) in ids.iter().enumerate() {
-        pipe.xadd(raw, "*", &[("event_id", id.clone()), ("event", raw_event(id, ["hello", "see you soon"][i % 2]))])
+        pipe.xadd(&raw, "*", &[("event_id", id.clone()), ("event", raw_event(id, ["hello", "see you soon"][i % 2]))])
             .ignore();
     }
-    let _: () = pipe.query(conn).unwrap();
+    let _: () = pipe.query(&mut conn).unwrap();
+    (prefix, raw, conn, ids)
 }
 
 /// The event ids routed to `stream`, sorted.
@@ -139,11 +145,7 @@ async fn entries_a_dead_consumer_left_pending_are_finished_by_another() {
 #[tokio::test]
 async fn a_backlog_of_many_batches_is_routed_exactly_once() {
     // Batches overlap (one screened while the one before is routed): none may be lost or routed twice.
-    let prefix = unique_prefix();
-    let raw = format!("{prefix}events:raw");
-    let mut conn = redis::Client::open("redis://127.0.0.1:6379").unwrap().get_connection().unwrap();
-    let want: Vec<String> = (0..450).map(|i| format!("b-{i:03}")).collect();
-    push_backlog(&mut conn, &raw, &want);
+    let (prefix, raw, mut conn, want) = queued_backlog("b", 450);
     let s = Service::both(&[("REDIS_KEY_PREFIX", &prefix), ("BATCH_SIZE", "100")]).await;
     wait_until("the backlog routed", || read(&mut conn, &s.keys.low_risk).len() >= 450).await;
     wait_until("nothing pending", || pending(&mut conn, &raw) == 0).await;
@@ -156,11 +158,7 @@ async fn a_backlog_of_many_batches_is_routed_exactly_once() {
 async fn a_stopped_consumer_leaves_nothing_pending_and_the_next_routes_the_rest() {
     // Shutdown finishes what the consumer holds (the batch in flight, the one read ahead):
     // nothing it read stays pending; a consumer started later routes the rest, once each.
-    let prefix = unique_prefix();
-    let raw = format!("{prefix}events:raw");
-    let mut conn = redis::Client::open("redis://127.0.0.1:6379").unwrap().get_connection().unwrap();
-    let want: Vec<String> = (0..5000).map(|i| format!("g-{i:04}")).collect();
-    push_backlog(&mut conn, &raw, &want);
+    let (prefix, raw, mut conn, want) = queued_backlog("g", 5000);
     let overrides = [("REDIS_KEY_PREFIX", prefix.as_str()), ("BATCH_SIZE", "20")];
     let first = Service::both(&overrides).await;
     wait_until("some batches routed", || read(&mut conn, &first.keys.low_risk).len() >= 200).await;
