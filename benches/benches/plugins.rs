@@ -12,11 +12,11 @@
 //! Run: `cargo bench -p palisade-benches --bench plugins`
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use palisade::event::Event;
+use palisade::core::Event;
 use palisade::plugins::install::{stamp_manifest, write_atomically};
+use palisade::plugins::rules;
 use palisade::plugins::watcher::watch;
 use palisade::plugins::{PluginKind, to_wit};
-use palisade::screening::rules;
 use palisade_tests::{PluginDir, set_key, shipped};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

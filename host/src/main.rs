@@ -4,7 +4,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use palisade::app::{Core, Services, serve};
 use palisade::config::Config;
-use palisade::event::Event;
+use palisade::core::Event;
 use palisade::plugins::install;
 use palisade::plugins::runtime::{CompileSource, sha256_hex};
 use palisade::plugins::{Manifest, PluginHost, PluginKind, PluginMetrics, PluginVersion, Runtime, to_wit};
@@ -119,8 +119,12 @@ fn main() -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Serve { services } => {
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            if config.workers > 0 {
+                runtime.worker_threads(config.workers);
+            }
             let core = Core::start(config)?;
-            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(core, services))
+            runtime.enable_all().build()?.block_on(serve(core, services))
         }
         Command::Plugins { command } => match command {
             PluginsCommand::List { dir } => list(&config, dir),
@@ -254,7 +258,7 @@ fn screen(config: Config, text: &str) -> anyhow::Result<()> {
         }
     }
     let started = Instant::now();
-    let result = palisade::screening::rules::score(&host, std::slice::from_ref(&event)).remove(0);
+    let result = palisade::plugins::rules::score(&host, std::slice::from_ref(&event)).remove(0);
     let out = serde_json::json!({
         "event": event,
         "violations": violations,
@@ -280,7 +284,7 @@ fn embedder(config: &Config) -> anyhow::Result<palisade::embed::Embedder> {
 }
 
 fn bank(config: &Config, command: BankCommand) -> anyhow::Result<()> {
-    let (store, path) = palisade::vectors::open(config, "exemplars")?;
+    let (store, path) = palisade::vectors::open(&config.vectors(), "exemplars")?;
     match command {
         BankCommand::Import { files, per_label } => {
             if files.is_empty() {

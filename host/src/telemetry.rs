@@ -1,4 +1,6 @@
-//! Logs (tracing, JSON by default) and the process's Prometheus registry.
+//! Logs (tracing, JSON by default), the process's Prometheus registry, and every
+//! metric and label name the services export ([`names`]: the one place to grep,
+//! and what dashboards and alert rules are checked against).
 
 use prometheus::{Encoder, Registry, TextEncoder};
 use tracing_subscriber::EnvFilter;
@@ -27,4 +29,107 @@ pub fn counter_vec(
     let c = prometheus::IntCounterVec::new(prometheus::Opts::new(name, help), labels)?;
     registry.register(Box::new(c.clone()))?;
     Ok(c)
+}
+
+/// A quantile estimated from histogram buckets (linear within the bucket).
+pub fn quantile(h: &prometheus::Histogram, q: f64) -> f64 {
+    use prometheus::core::Collector;
+    let families = h.collect();
+    let Some(m) = families.first().and_then(|f| f.get_metric().first()) else { return 0.0 };
+    let hist = m.get_histogram();
+    let total = hist.get_sample_count() as f64;
+    if total == 0.0 {
+        return 0.0;
+    }
+    let target = q * total;
+    let (mut prev_bound, mut prev_count) = (0.0, 0.0);
+    for b in hist.get_bucket() {
+        let (bound, count) = (b.upper_bound(), b.cumulative_count() as f64);
+        if count >= target {
+            let share = if count > prev_count { (target - prev_count) / (count - prev_count) } else { 0.0 };
+            return prev_bound + share * (bound - prev_bound);
+        }
+        (prev_bound, prev_count) = (bound, count);
+    }
+    prev_bound
+}
+
+/// Metric names (`palisade_<subsystem>_<what>_<unit>`; counters end in `_total`,
+/// durations in `_seconds`, 0–1 values in `_ratio`) and their label names. Label
+/// values are bounded: route templates, plugin and platform names from the
+/// loaded directory, fixed outcome words.
+pub mod names {
+    // HTTP, both services (`service` = ingest | screening).
+    pub const HTTP_REQUESTS: &str = "palisade_http_requests_total";
+    pub const HTTP_REQUEST_DURATION: &str = "palisade_http_request_duration_seconds";
+
+    // Ingestion.
+    pub const INGEST_RECEIVED: &str = "palisade_ingest_events_received_total";
+    pub const INGEST_EVENTS: &str = "palisade_ingest_events_total";
+    pub const INGEST_REJECTIONS: &str = "palisade_ingest_rejections_total";
+    pub const INGEST_BACKPRESSURE: &str = "palisade_ingest_backpressure_refusals_total";
+    pub const INGEST_REDIS_ERRORS: &str = "palisade_ingest_redis_errors_total";
+    pub const INGEST_QUEUE_DEPTH: &str = "palisade_ingest_queue_depth";
+
+    // Screening.
+    pub const SCREENING_EVENTS: &str = "palisade_screening_events_total";
+    pub const SCREENING_BATCH_DURATION: &str = "palisade_screening_batch_duration_seconds";
+    pub const SCREENING_RISK: &str = "palisade_screening_risk_score_ratio";
+    pub const SCREENING_CACHE: &str = "palisade_screening_embedding_cache_lookups_total";
+
+    // Plugins.
+    pub const PLUGIN_CALLS: &str = "palisade_plugin_calls_total";
+    pub const PLUGIN_EVENTS: &str = "palisade_plugin_events_total";
+    pub const PLUGIN_ERRORS: &str = "palisade_plugin_errors_total";
+    pub const PLUGIN_CALL_DURATION: &str = "palisade_plugin_call_duration_seconds";
+    pub const PLUGIN_QUARANTINES: &str = "palisade_plugin_quarantines_total";
+    pub const PLUGIN_RELOADS: &str = "palisade_plugin_reloads_total";
+
+    // Platform adapters.
+    pub const ADAPTER_WEBHOOKS: &str = "palisade_adapter_webhooks_total";
+    pub const ADAPTER_OUTBOUND: &str = "palisade_adapter_outbound_total";
+    pub const ADAPTER_REQUEST_DURATION: &str = "palisade_adapter_platform_request_duration_seconds";
+    pub const ADAPTER_RETRIES: &str = "palisade_adapter_retries_total";
+
+    /// Every name above (what a dashboard or alert rule may query).
+    pub const ALL: &[&str] = &[
+        HTTP_REQUESTS,
+        HTTP_REQUEST_DURATION,
+        INGEST_RECEIVED,
+        INGEST_EVENTS,
+        INGEST_REJECTIONS,
+        INGEST_BACKPRESSURE,
+        INGEST_REDIS_ERRORS,
+        INGEST_QUEUE_DEPTH,
+        SCREENING_EVENTS,
+        SCREENING_BATCH_DURATION,
+        SCREENING_RISK,
+        SCREENING_CACHE,
+        PLUGIN_CALLS,
+        PLUGIN_EVENTS,
+        PLUGIN_ERRORS,
+        PLUGIN_CALL_DURATION,
+        PLUGIN_QUARANTINES,
+        PLUGIN_RELOADS,
+        ADAPTER_WEBHOOKS,
+        ADAPTER_OUTBOUND,
+        ADAPTER_REQUEST_DURATION,
+        ADAPTER_RETRIES,
+    ];
+
+    // Label names.
+    pub const SERVICE: &str = "service";
+    /// An HTTP route template (`/v1/events/ingest`), never a raw path.
+    pub const ROUTE: &str = "route";
+    pub const STATUS: &str = "status";
+    pub const OUTCOME: &str = "outcome";
+    pub const CODE: &str = "code";
+    /// Where a screened event went: reasoning_queue, low_risk, dead_letter, caller (HTTP).
+    pub const DESTINATION: &str = "destination";
+    pub const RESULT: &str = "result";
+    pub const PLUGIN: &str = "plugin";
+    pub const ERROR: &str = "error";
+    pub const PLATFORM: &str = "platform";
+    pub const KIND: &str = "kind";
+    pub const REASON: &str = "reason";
 }

@@ -21,6 +21,8 @@
 
 extern crate self as palisade_sdk;
 
+#[cfg(feature = "manifest")]
+pub mod manifest;
 pub mod rules;
 pub mod settings;
 #[cfg(feature = "adapter")]

@@ -39,44 +39,11 @@ fn settings(pairs: &[(&str, &str)]) -> Settings {
     Settings::from_pairs(pairs.iter().copied())
 }
 
-/// The `[settings]` of a plugin manifest (`plugin.toml`), as the host passes them:
-/// strings as they are, arrays newline-joined, numbers and booleans as text.
-#[cfg(feature = "manifest")]
-pub fn manifest_settings(manifest: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
-    let table: toml::Table = manifest.parse().map_err(|e| format!("manifest: {e}"))?;
-    match table.get("settings") {
-        None => Ok(Default::default()),
-        Some(toml::Value::Table(t)) => t.iter().map(|(k, v)| Ok((k.clone(), setting_text(k, v)?))).collect(),
-        Some(_) => Err("manifest: `settings` must be a table".into()),
-    }
-}
-
-/// One setting value as text (see [`manifest_settings`]).
-#[cfg(feature = "manifest")]
-pub fn setting_text(key: &str, value: &toml::Value) -> Result<String, String> {
-    use toml::Value;
-    let scalar = |v: &Value| match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Integer(i) => Some(i.to_string()),
-        Value::Float(f) => Some(f.to_string()),
-        Value::Boolean(b) => Some(b.to_string()),
-        _ => None,
-    };
-    match value {
-        Value::Array(items) => items
-            .iter()
-            .map(|v| scalar(v).ok_or(format!("setting `{key}`: list items must be strings, numbers or booleans")))
-            .collect::<Result<Vec<_>, _>>()
-            .map(|items| items.join("\n")),
-        v => scalar(v).ok_or(format!("setting `{key}`: must be a string, number, boolean or list")),
-    }
-}
-
 #[cfg(feature = "manifest")]
 impl<P> Harness<P> {
     /// Settings from a manifest's `[settings]`, e.g. `include_str!("../plugin.toml")`.
     pub fn manifest(manifest: &str) -> Settings {
-        Settings::from_pairs(manifest_settings(manifest).unwrap_or_else(|e| panic!("{e}")))
+        Settings::from_pairs(crate::manifest::settings(manifest).unwrap_or_else(|e| panic!("{e}")))
     }
 }
 

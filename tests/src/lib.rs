@@ -1,5 +1,8 @@
 //! Helpers for the integration tests in `tests/`: the real plugins that
-//! `build.rs` built, installed into throw-away plugin directories.
+//! `build.rs` built, installed into throw-away plugin directories; services on
+//! real Redis ([`Service`]) or over in-memory storage seams ([`memory`], [`Routers`]).
+
+pub mod memory;
 
 use palisade::plugins::install::{cache_dir, install};
 use palisade::plugins::{PluginHost, PluginMetrics, PluginVersion, Runtime};
@@ -93,6 +96,56 @@ pub fn set_key(manifest: &str, key: &str, value: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Both services' routers over in-memory storage (no Redis, no model:
+/// `SCREENING_MODEL=none`), for `oneshot` tests of the HTTP layer.
+pub struct Routers {
+    pub ingest: axum::Router,
+    pub screen: axum::Router,
+    pub sink: Arc<memory::MemorySink>,
+    pub backlog: Arc<memory::FixedBacklog>,
+    pub plugins: PluginDir,
+}
+
+impl Routers {
+    /// With `plugins_to_install` installed and `overrides` applied to the config.
+    pub fn new(overrides: &[(&str, &str)], plugins_to_install: &[&str]) -> Routers {
+        let plugins = PluginDir::new();
+        for p in plugins_to_install {
+            plugins.install(p);
+        }
+        let mut raw = std::collections::BTreeMap::from([
+            ("PLUGIN_DIR".to_string(), plugins.path().display().to_string()),
+            ("SCREENING_MODEL".into(), "none".into()),
+            ("PLUGIN_WATCH".into(), "false".into()),
+            ("API_KEYS".into(), "test-key".into()),
+            ("ADMIN_API_KEYS".into(), "admin-key".into()),
+        ]);
+        for (k, v) in overrides {
+            raw.insert(k.to_string(), v.to_string());
+        }
+        let config = palisade::config::Config::from_map(&raw).expect("config");
+        let core = palisade::app::Core::start(config).expect("core");
+        let sink = Arc::new(memory::MemorySink::default());
+        let backlog = Arc::new(memory::FixedBacklog::default());
+        let ingest = core.ingest_router(sink.clone(), backlog.clone()).expect("ingest router");
+        let screener = Arc::new(core.screener().expect("screener"));
+        let screen = core.screen_router(screener, backlog.clone()).expect("screen router");
+        Routers { ingest, screen, sink, backlog, plugins }
+    }
+}
+
+/// Send one request through a router; the status and the body as JSON (`Null` when not JSON).
+pub async fn oneshot(
+    router: &axum::Router,
+    request: axum::http::Request<axum::body::Body>,
+) -> (u16, serde_json::Value) {
+    use tower::ServiceExt;
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default();
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
 }
 
 /// A Palisade service on a random local port, over a throw-away plugin directory

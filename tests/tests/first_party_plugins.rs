@@ -1,9 +1,9 @@
 //! Every shipped plugin loads as a real component from its own manifest, and the
 //! rule stage routes clear examples to the category a moderator would pick.
 
-use palisade::event::Event;
-use palisade::plugins::{PluginKind, to_wit};
-use palisade::screening::rules;
+use palisade::core::Event;
+use palisade::plugins::rules;
+use palisade::plugins::{PluginKind, PluginState, to_wit};
 use palisade_tests::{PluginDir, shipped};
 
 fn all_shipped() -> (PluginDir, std::sync::Arc<palisade::plugins::PluginHost>) {
@@ -21,7 +21,7 @@ fn ten_heuristic_families_and_the_policy_validator_load() {
     let heuristics = host.active(PluginKind::Heuristic);
     assert!(heuristics.len() >= 10, "{:?}", host.list());
     assert_eq!(host.active(PluginKind::Validator).len(), 1);
-    assert!(host.list().iter().all(|p| p.state == "active" && p.load_error.is_none()), "{:?}", host.list());
+    assert!(host.list().iter().all(|p| p.state == PluginState::Active && p.load_error.is_none()), "{:?}", host.list());
 }
 
 #[test]

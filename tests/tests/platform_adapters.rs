@@ -343,7 +343,10 @@ async fn rate_limits_are_waited_out_5xx_retried_and_a_bad_token_named() {
     ] {
         assert!(metrics.contains(line), "missing `{line}`");
     }
-    assert!(metrics.contains("palisade_adapter_platform_request_seconds_count{platform=\"discord\"} 7"), "{metrics}");
+    assert!(
+        metrics.contains("palisade_adapter_platform_request_duration_seconds_count{platform=\"discord\"} 7"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -9,10 +9,9 @@ use std::sync::Arc;
 async fn serve(dir: &PluginDir) -> (String, Arc<palisade::plugins::PluginHost>) {
     let (host, registry) = dir.open();
     let state = AppState {
-        service: "screen",
+        service: "screening",
         plugins: host.clone(),
         registry,
-        api_keys: Arc::new(vec!["event-key".into()]),
         admin_api_keys: Arc::new(vec!["admin-key".into()]),
         depth: None,
         swagger_ui_dir: Arc::new(std::path::PathBuf::from("/nonexistent")),
@@ -70,15 +69,15 @@ async fn admin_routes_need_the_admin_key_and_manage_plugins_live() {
     // Disable stops calls; enable resumes them.
     let off: Value = post("/v1/admin/plugins/threats/disable").await.unwrap().json().await.unwrap();
     assert_eq!(off["state"], "disabled");
-    let events = palisade::plugins::to_wit(&[palisade::event::Event::sample("i will kill you")]);
+    let events = palisade::plugins::to_wit(&[palisade::core::Event::sample("i will kill you")]);
     assert!(host.get("threats").unwrap().score(&events).is_err());
     assert_eq!(
-        palisade::screening::rules::score(&host, &[palisade::event::Event::sample("i will kill you")])[0].category,
+        palisade::plugins::rules::score(&host, &[palisade::core::Event::sample("i will kill you")])[0].category,
         "LOW_RISK"
     );
     post("/v1/admin/plugins/threats/enable").await.unwrap();
     assert_eq!(
-        palisade::screening::rules::score(&host, &[palisade::event::Event::sample("i will kill you")])[0].category,
+        palisade::plugins::rules::score(&host, &[palisade::core::Event::sample("i will kill you")])[0].category,
         "VIOLENCE"
     );
 

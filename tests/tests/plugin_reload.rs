@@ -3,10 +3,10 @@
 //! new one, no call fails during a swap, and a broken file never replaces a
 //! working version.
 
-use palisade::event::Event;
+use palisade::core::Event;
 use palisade::plugins::install::{stamp_manifest, write_atomically};
 use palisade::plugins::watcher::watch;
-use palisade::plugins::{PluginHost, to_wit};
+use palisade::plugins::{PluginHost, PluginState, to_wit};
 use palisade_tests::{PluginDir, set_key, wasm};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -136,7 +136,7 @@ fn corrupt_files_and_hash_mismatches_are_refused_while_the_old_version_serves() 
     assert!(out[0].error.as_deref().unwrap().contains("not a valid WebAssembly component"), "{out:?}");
     assert_eq!(tag(&host), "v1");
     let info = host.get("probe").unwrap().info();
-    assert_eq!((info.state, info.version.as_deref()), ("active", Some("1.0.0")));
+    assert_eq!((info.state, info.version.as_deref()), (PluginState::Active, Some("1.0.0")));
     assert!(info.load_error.unwrap().contains("not a valid WebAssembly component"));
 
     // A real component whose hash is not the one the manifest records.

@@ -3,9 +3,9 @@
 //! scoring, faults are counted by kind, and repeated faults quarantine the plugin
 //! until an operator reloads it.
 
-use palisade::event::Event;
-use palisade::plugins::{CallError, Fault, to_wit};
-use palisade::screening::rules;
+use palisade::core::Event;
+use palisade::plugins::rules;
+use palisade::plugins::{CallError, Fault, PluginState, to_wit};
 use palisade_tests::{PluginDir, set_key};
 use std::time::{Duration, Instant};
 
@@ -47,7 +47,7 @@ fn each_hostile_behaviour_fails_only_its_call_and_the_next_event_is_served() {
     assert_eq!(info.errors.get("timeout"), Some(&1));
     assert_eq!(info.errors.get("memory"), Some(&2));
     assert_eq!(info.errors.get("trap"), Some(&3));
-    assert_eq!(info.state, "active", "max_faults is 100 in the hostile manifest");
+    assert_eq!(info.state, PluginState::Active, "max_faults is 100 in the hostile manifest");
     let text = palisade::telemetry::render(&registry);
     assert!(text.contains(r#"palisade_plugin_errors_total{error="timeout",plugin="hostile"} 1"#), "{text}");
 }
@@ -59,11 +59,11 @@ fn repeated_faults_quarantine_until_an_explicit_reload() {
     let (host, registry) = dir.open();
     let hostile = host.get("hostile").unwrap();
     hostile.score(&event("trap")).unwrap_err();
-    assert_eq!(hostile.state(), "active", "one fault is not enough");
+    assert_eq!(hostile.state(), PluginState::Active, "one fault is not enough");
     hostile.score(&event("panic")).unwrap_err();
-    assert_eq!(hostile.state(), "quarantined");
+    assert_eq!(hostile.state(), PluginState::Quarantined);
     let err = hostile.score(&event("hello")).unwrap_err();
-    assert!(matches!(err, CallError::Unavailable(_, "quarantined")), "{err}");
+    assert!(matches!(err, CallError::Unavailable(_, PluginState::Quarantined)), "{err}");
     assert!(hostile.info().quarantine_reason.unwrap().contains("2 consecutive faults"));
     assert!(
         palisade::telemetry::render(&registry).contains(r#"palisade_plugin_quarantines_total{plugin="hostile"} 1"#)
@@ -71,10 +71,10 @@ fn repeated_faults_quarantine_until_an_explicit_reload() {
 
     // A watcher-style reload of unchanged files does not lift it; an operator's does.
     host.reload(false);
-    assert_eq!(hostile.state(), "quarantined");
+    assert_eq!(hostile.state(), PluginState::Quarantined);
     let outcomes = host.reload(true);
     assert!(outcomes.iter().any(|o| o.plugin == "hostile" && o.outcome == "unchanged"), "{outcomes:?}");
-    assert_eq!(hostile.state(), "active");
+    assert_eq!(hostile.state(), PluginState::Active);
     assert!(hostile.score(&event("hello")).is_ok());
 }
 
@@ -88,5 +88,5 @@ fn a_success_resets_the_fault_count() {
         hostile.score(&event("trap")).unwrap_err();
         hostile.score(&event("fine")).unwrap();
     }
-    assert_eq!(hostile.state(), "active");
+    assert_eq!(hostile.state(), PluginState::Active);
 }

@@ -5,7 +5,7 @@
 //! entries are finished by another; poison entries are
 //! dead-lettered; the synchronous routes answer JSON and the seed's form fields.
 
-use palisade::event::Event;
+use palisade::core::Event;
 use palisade_tests::{Service, unique_prefix};
 use redis::Commands;
 use serde_json::{Value, json};
@@ -102,7 +102,7 @@ async fn an_ingested_event_is_screened_routed_and_acknowledged() {
     assert!(raw_ids.contains(&high[0].1["source_id"]));
     assert_eq!(pending(&mut conn, &s.keys.raw), 0, "nothing left pending");
     let metrics = reqwest::get(format!("{}/metrics", s.screen_base)).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"palisade_screen_events_total{route="reasoning"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"palisade_screening_events_total{destination="reasoning_queue"} 1"#), "{metrics}");
 }
 
 #[tokio::test]
@@ -305,8 +305,8 @@ async fn embeddings_are_cached_in_redis_with_a_ttl() {
     // The cached vector gives the same neighbours as the fresh one.
     assert_eq!(answers[0]["predictions"][0]["similar"], answers[1]["predictions"][0]["similar"]);
     let metrics = reqwest::get(format!("{}/metrics", s.screen_base)).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"palisade_screen_embedding_cache_total{result="miss"} 2"#), "{metrics}");
-    assert!(metrics.contains(r#"palisade_screen_embedding_cache_total{result="hit"} 2"#), "{metrics}");
+    assert!(metrics.contains(r#"palisade_screening_embedding_cache_lookups_total{result="miss"} 2"#), "{metrics}");
+    assert!(metrics.contains(r#"palisade_screening_embedding_cache_lookups_total{result="hit"} 2"#), "{metrics}");
     let mut conn = s.redis();
     let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{}*", s.keys.embedding_cache)).query(&mut conn).unwrap();
     assert_eq!(keys.len(), 1, "{keys:?}");
@@ -401,7 +401,7 @@ async fn the_fast_path_lets_decisive_rules_skip_the_model() {
     assert!(!slow["flags"].as_array().unwrap().contains(&json!("fast_path")));
     let metrics = reqwest::get(format!("{}/metrics", s.screen_base)).await.unwrap().text().await.unwrap();
     assert!(
-        metrics.contains(r#"palisade_screen_embedding_cache_total{result="miss"} 1"#),
+        metrics.contains(r#"palisade_screening_embedding_cache_lookups_total{result="miss"} 1"#),
         "only one text was embedded"
     );
 }

@@ -1,10 +1,12 @@
 //! `/v1/admin/plugins…`: list, reload, roll back, enable and disable plugins live.
-//! Needs an admin key (`ADMIN_API_KEYS`), separate from the event API keys.
+//! Needs an admin key (`ADMIN_API_KEYS`, separate from the event API keys),
+//! checked by the route layer `common_routes` puts around these.
 
-use super::{ApiError, AppState, require_key};
+use super::AppState;
+use crate::core::ApiError;
 use crate::plugins::registry::AdminError;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -18,10 +20,6 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/admin/plugins/{name}/disable", post(disable))
 }
 
-fn admin(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    require_key(headers, &s.admin_api_keys, "ADMIN_API_KEYS")
-}
-
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
         match e {
@@ -31,13 +29,11 @@ impl From<AdminError> for ApiError {
     }
 }
 
-async fn list(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    admin(&s, &headers)?;
+async fn list(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "dir": s.plugins.dir(), "plugins": s.plugins.list() })))
 }
 
-async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    admin(&s, &headers)?;
+async fn reload(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     let plugins = s.plugins.clone();
     let outcomes = tokio::task::spawn_blocking(move || plugins.reload(true))
         .await
@@ -46,29 +42,14 @@ async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Va
     Ok(Json(json!({ "outcomes": outcomes, "failed": failed })))
 }
 
-async fn rollback(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    admin(&s, &headers)?;
+async fn rollback(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(s.plugins.rollback(&name)?)))
 }
 
-async fn enable(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    admin(&s, &headers)?;
+async fn enable(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(s.plugins.set_enabled(&name, true)?)))
 }
 
-async fn disable(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    admin(&s, &headers)?;
+async fn disable(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(s.plugins.set_enabled(&name, false)?)))
 }

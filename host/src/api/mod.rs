@@ -1,11 +1,15 @@
-//! HTTP surface shared by both services: the one `ApiError` (status + JSON body
-//! `{error, message, details}`), API-key checks, health/readiness/metrics routes,
-//! and the admin routes (`admin.rs`). Service-specific routes live with their
-//! service; this module holds no business logic.
+//! HTTP plumbing shared by both services: API-key checks as a route layer
+//! (`auth`), the request context (id, metrics, access log), body reading,
+//! health/readiness/metrics/docs routes, and the admin routes (`admin.rs`).
+//! Service-specific routes live with their service; this module holds no
+//! business logic and touches no Redis (readiness reads a [`Backlog`]).
 
 pub mod admin;
+pub mod auth;
 
-use crate::plugins::PluginHost;
+use crate::core::ApiError;
+use crate::plugins::{PluginHost, PluginState};
+use crate::streams::Backlog;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -21,51 +25,11 @@ pub struct AppState {
     pub service: &'static str,
     pub plugins: Arc<PluginHost>,
     pub registry: prometheus::Registry,
-    pub api_keys: Arc<Vec<String>>,
     pub admin_api_keys: Arc<Vec<String>>,
     /// Redis reachability, for services that need Redis to be ready.
-    pub depth: Option<Arc<crate::streams::depth::Depth>>,
+    pub depth: Option<Arc<dyn Backlog>>,
     /// Where Swagger UI's assets are (`SWAGGER_UI_DIR`).
     pub swagger_ui_dir: Arc<std::path::PathBuf>,
-}
-
-/// Every error answer: a status and `{ "error": code, "message": …, "details": … }`.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    pub details: Option<Value>,
-    pub retry_after: Option<u64>,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), details: None, retry_after: None }
-    }
-    pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
-        self
-    }
-    /// Add a `Retry-After` header (seconds).
-    pub fn with_retry_after(mut self, seconds: u64) -> Self {
-        self.retry_after = Some(seconds);
-        self
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut body = json!({ "error": self.code, "message": self.message });
-        if let Some(d) = self.details {
-            body["details"] = d;
-        }
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(s) = self.retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
-        }
-        response
-    }
 }
 
 /// The request's id: the client's `x-request-id`, or one made here; echoed back.
@@ -79,31 +43,47 @@ fn new_request_id() -> String {
     format!("{t:x}-{:x}-{:x}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// HTTP metrics of one service: `palisade_<service>_requests_total{route,status}`
-/// and `palisade_<service>_request_duration_seconds{route}`.
+/// HTTP metrics, both services in one family each:
+/// `palisade_http_requests_total{service,route,status}` and
+/// `palisade_http_request_duration_seconds{service,route}` (route = the template).
 #[derive(Clone)]
 pub struct HttpMetrics {
-    pub requests: prometheus::IntCounterVec,
-    pub latency: prometheus::HistogramVec,
+    requests: prometheus::IntCounterVec,
+    latency: prometheus::HistogramVec,
+    service: &'static str,
 }
 
 impl HttpMetrics {
-    pub fn register(registry: &prometheus::Registry, service: &str) -> prometheus::Result<Self> {
+    /// The families, registered once per registry (both services share them).
+    pub fn register(registry: &prometheus::Registry) -> prometheus::Result<Self> {
+        use crate::telemetry::names::*;
         let requests = prometheus::IntCounterVec::new(
-            prometheus::Opts::new(format!("palisade_{service}_requests_total"), "HTTP requests by route and status."),
-            &["route", "status"],
+            prometheus::Opts::new(HTTP_REQUESTS, "HTTP requests by service, route and status."),
+            &[SERVICE, ROUTE, STATUS],
         )?;
         let latency = prometheus::HistogramVec::new(
-            prometheus::HistogramOpts::new(
-                format!("palisade_{service}_request_duration_seconds"),
-                "HTTP request latency by route.",
-            )
-            .buckets(vec![1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5]),
-            &["route"],
+            prometheus::HistogramOpts::new(HTTP_REQUEST_DURATION, "HTTP request latency by service and route.")
+                .buckets(vec![1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            &[SERVICE, ROUTE],
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
-        Ok(HttpMetrics { requests, latency })
+        Ok(HttpMetrics { requests, latency, service: "" })
+    }
+
+    /// The same families, counting for `service`.
+    pub fn for_service(&self, service: &'static str) -> Self {
+        HttpMetrics { service, ..self.clone() }
+    }
+
+    fn observe(&self, route: &str, status: u16, seconds: f64) {
+        self.requests.with_label_values(&[self.service, route, &status.to_string()]).inc();
+        self.latency.with_label_values(&[self.service, route]).observe(seconds);
+    }
+
+    /// This service's latency histogram for one route.
+    pub fn latency(&self, route: &str) -> prometheus::Histogram {
+        self.latency.with_label_values(&[self.service, route])
     }
 }
 
@@ -128,27 +108,12 @@ pub async fn request_context(
     let mut response = next.run(req).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    metrics.requests.with_label_values(&[route.as_str(), &status.to_string()]).inc();
-    metrics.latency.with_label_values(&[route.as_str()]).observe(elapsed.as_secs_f64());
+    metrics.observe(&route, status, elapsed.as_secs_f64());
     tracing::info!(target: "access", request_id = %id, %method, route, status, latency_ms = elapsed.as_secs_f64() * 1e3);
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
     }
     response
-}
-
-/// Constant-time comparison of a presented key against each configured key.
-fn key_matches(presented: &[u8], keys: &[String]) -> bool {
-    let mut any = false;
-    for key in keys {
-        let key = key.as_bytes();
-        let mut diff = (key.len() ^ presented.len()) as u8 | u8::from(key.len() != presented.len());
-        for (i, b) in key.iter().enumerate() {
-            diff |= b ^ presented.get(i).copied().unwrap_or(0);
-        }
-        any |= diff == 0;
-    }
-    any
 }
 
 /// What a request body may be besides JSON.
@@ -159,8 +124,9 @@ pub enum Accept {
     JsonOrForm,
 }
 
-/// A request body read past the common checks, in order: `api-key` (401), content
-/// type (415), size (413). `form` tells a form body from JSON.
+/// A request body read past the common checks, in order: content type (415),
+/// size (413). (The key was checked by the route layer before.) `form` tells a
+/// form body from JSON.
 pub struct CheckedBody {
     pub bytes: axum::body::Bytes,
     pub form: bool,
@@ -169,11 +135,9 @@ pub struct CheckedBody {
 pub async fn read_body(
     headers: &HeaderMap,
     body: axum::body::Body,
-    keys: &[String],
     accept: Accept,
     max_bytes: usize,
 ) -> Result<CheckedBody, ApiError> {
-    require_key(headers, keys, "API_KEYS")?;
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let form = accept == Accept::JsonOrForm && ct.starts_with("application/x-www-form-urlencoded");
     if !(form || ct.starts_with("application/json") || ct.contains("+json")) {
@@ -198,25 +162,6 @@ pub async fn read_limited(body: axum::body::Body, max_bytes: usize) -> Result<ax
     })
 }
 
-/// Check the `api-key` header against `keys` (401 when absent, wrong, or none configured).
-pub fn require_key(headers: &HeaderMap, keys: &[String], which: &str) -> Result<(), ApiError> {
-    if keys.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            format!("no {which} configured on this server: set it to enable these routes"),
-        ));
-    }
-    let Some(presented) = headers.get("api-key") else {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing `api-key` header"));
-    };
-    if key_matches(presented.as_bytes(), keys) {
-        Ok(())
-    } else {
-        Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "invalid API key"))
-    }
-}
-
 /// `/health`, `/ready`, `/metrics` and the admin routes, common to both services.
 pub fn common_routes(state: AppState) -> Router {
     Router::new()
@@ -226,7 +171,7 @@ pub fn common_routes(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/docs", get(docs))
         .route("/docs/{asset}", get(docs_asset))
-        .merge(admin::routes())
+        .merge(auth::protect(admin::routes(), auth::RequireKey::admin(state.admin_api_keys.clone())))
         .with_state(state)
 }
 
@@ -236,8 +181,9 @@ async fn health(State(s): State<AppState>) -> Json<Value> {
 
 async fn ready(State(s): State<AppState>) -> Response {
     let plugins = s.plugins.list();
-    let active = plugins.iter().filter(|p| p.state == "active").count();
-    let failed: Vec<&str> = plugins.iter().filter(|p| p.state == "failed").map(|p| p.name.as_str()).collect();
+    let active = plugins.iter().filter(|p| p.state == PluginState::Active).count();
+    let failed: Vec<&str> =
+        plugins.iter().filter(|p| p.state == PluginState::Failed).map(|p| p.name.as_str()).collect();
     let redis = s.depth.as_ref().map(|d| d.redis_ok());
     let ok = active > 0 && redis != Some(false);
     let body = json!({ "ready": ok, "service": s.service, "redis": redis, "plugins_active": active, "plugins_failed": failed });
@@ -285,19 +231,4 @@ async fn docs_asset(State(s): State<AppState>, axum::extract::Path(asset): axum:
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     ([("content-type", "text/plain; version=0.0.4")], crate::telemetry::render(&s.registry))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_match_exactly() {
-        let keys = vec!["secret-1".to_string(), "other".to_string()];
-        assert!(key_matches(b"secret-1", &keys));
-        assert!(key_matches(b"other", &keys));
-        assert!(!key_matches(b"secret-", &keys));
-        assert!(!key_matches(b"secret-12", &keys));
-        assert!(!key_matches(b"", &keys));
-    }
 }

@@ -1,11 +1,15 @@
 //! Ingestion metrics: Prometheus families and the JSON summary of `/v1/metrics`.
 
 use crate::api::HttpMetrics;
+use crate::telemetry::names::*;
+use crate::telemetry::quantile;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use serde_json::{Value, json};
 
 #[derive(Clone)]
 pub struct IngestMetrics {
+    pub received: IntCounter,
+    /// `{outcome}`: accepted, duplicate, rejected (they sum to what was received).
     pub events: IntCounterVec,
     pub rejections: IntCounterVec,
     pub http: HttpMetrics,
@@ -14,23 +18,21 @@ pub struct IngestMetrics {
     pub queue_depth: IntGauge,
 }
 
-const OUTCOMES: [&str; 4] = ["received", "accepted", "duplicate", "rejected"];
+const OUTCOMES: [&str; 3] = ["accepted", "duplicate", "rejected"];
 
 impl IngestMetrics {
     pub fn register(r: &Registry, http: HttpMetrics) -> prometheus::Result<Self> {
+        let received = IntCounter::new(INGEST_RECEIVED, "Events received (each also counted once by outcome).")?;
         let events = IntCounterVec::new(
-            Opts::new("palisade_ingest_events_total", "Events by outcome: received, accepted, duplicate, rejected."),
-            &["outcome"],
+            Opts::new(INGEST_EVENTS, "Received events by outcome: accepted, duplicate, rejected."),
+            &[OUTCOME],
         )?;
-        let rejections = IntCounterVec::new(
-            Opts::new("palisade_ingest_rejections_total", "Rejected events by error code."),
-            &["code"],
-        )?;
-        let backpressure =
-            IntCounter::new("palisade_ingest_backpressure_total", "Requests refused with 503 for backpressure.")?;
-        let redis_errors =
-            IntCounter::new("palisade_ingest_redis_errors_total", "Requests refused because Redis failed.")?;
-        let queue_depth = IntGauge::new("palisade_ingest_queue_depth", "Backlog of events:raw (group lag + pending).")?;
+        let rejections =
+            IntCounterVec::new(Opts::new(INGEST_REJECTIONS, "Refused events and requests by error code."), &[CODE])?;
+        let backpressure = IntCounter::new(INGEST_BACKPRESSURE, "Requests refused with 503 for backpressure.")?;
+        let redis_errors = IntCounter::new(INGEST_REDIS_ERRORS, "Requests refused because Redis failed.")?;
+        let queue_depth = IntGauge::new(INGEST_QUEUE_DEPTH, "Backlog of events:raw (group lag + pending).")?;
+        r.register(Box::new(received.clone()))?;
         r.register(Box::new(events.clone()))?;
         r.register(Box::new(rejections.clone()))?;
         r.register(Box::new(backpressure.clone()))?;
@@ -39,9 +41,10 @@ impl IngestMetrics {
         for o in OUTCOMES {
             events.with_label_values(&[o]);
         }
-        Ok(IngestMetrics { events, rejections, http, backpressure, redis_errors, queue_depth })
+        Ok(IngestMetrics { received, events, rejections, http, backpressure, redis_errors, queue_depth })
     }
 
+    /// Count `n` received events with `outcome` (accepted, duplicate, rejected).
     pub fn count(&self, outcome: &str, n: usize) {
         self.events.with_label_values(&[outcome]).inc_by(n as u64);
     }
@@ -57,14 +60,14 @@ impl IngestMetrics {
         let ev = |o: &str| self.events.with_label_values(&[o]).get();
         let mut latency = serde_json::Map::new();
         for route in ["/v1/events/ingest", "/v1/events/ingest-batch"] {
-            let h = self.http.latency.with_label_values(&[route]);
+            let h = self.http.latency(route);
             latency.insert(
                 route.into(),
                 json!({ "count": h.get_sample_count(), "p50_ms": quantile(&h, 0.5) * 1e3, "p99_ms": quantile(&h, 0.99) * 1e3 }),
             );
         }
         json!({
-            "received": ev("received"),
+            "received": self.received.get(),
             "accepted": ev("accepted"),
             "duplicates": ev("duplicate"),
             "rejected": ev("rejected"),
@@ -75,27 +78,4 @@ impl IngestMetrics {
             "latency": latency,
         })
     }
-}
-
-/// A quantile estimated from histogram buckets (linear within the bucket).
-fn quantile(h: &prometheus::Histogram, q: f64) -> f64 {
-    use prometheus::core::Collector;
-    let families = h.collect();
-    let Some(m) = families.first().and_then(|f| f.get_metric().first()) else { return 0.0 };
-    let hist = m.get_histogram();
-    let total = hist.get_sample_count() as f64;
-    if total == 0.0 {
-        return 0.0;
-    }
-    let target = q * total;
-    let (mut prev_bound, mut prev_count) = (0.0, 0.0);
-    for b in hist.get_bucket() {
-        let (bound, count) = (b.upper_bound(), b.cumulative_count() as f64);
-        if count >= target {
-            let share = if count > prev_count { (target - prev_count) / (count - prev_count) } else { 0.0 };
-            return prev_bound + share * (bound - prev_bound);
-        }
-        (prev_bound, prev_count) = (bound, count);
-    }
-    prev_bound
 }

@@ -1,19 +1,23 @@
 //! The ingestion service's event routes: `POST /v1/events/ingest` and
-//! `/v1/events/ingest-batch`; platform webhooks (`crate::platforms`) come in
-//! through [`Ingest::ingest_many`] too. Order of checks: API key (401), content type (415),
-//! body size (413), JSON syntax (400), schema (422), validator plugins (422),
-//! backpressure (503), then dedup + produce to `events:raw` (503 if Redis fails).
-//! Everything answered 202 is in the stream. Redis access lives in `streams`.
+//! `/v1/events/ingest-batch`, and `GET /v1/metrics`; platform webhooks come in
+//! through [`Intake::admit`] (this type implements it). Order of checks: API key
+//! (401, the route layer), content type (415), body size (413), JSON syntax (400),
+//! schema (422), validator plugins (422), backpressure (503), then dedup + produce
+//! to `events:raw` (503 if Redis fails). Everything answered 202 is in the stream.
+//!
+//! Redis is reached only through the [`EventSink`] and [`Backlog`] seams; this
+//! module must not import another service (`screening`, `platforms`).
 
 pub mod metrics;
-pub mod schema;
 
-use crate::api::{self, Accept, ApiError, RequestId};
-use crate::event::{Event, now_ms};
+use crate::api::auth::{RequireKey, protect};
+use crate::api::{self, Accept, RequestId};
+use crate::core::intake::{BatchAnswer, Intake, Outcome};
+use crate::core::schema::{self, BatchBody, FieldError, Limits};
+use crate::core::{ApiError, BoxFuture, Event, now_ms};
 use crate::plugins::{PluginHost, PluginKind, to_wit};
-use crate::streams::StreamError;
-use crate::streams::depth::Depth;
-use crate::streams::producer::{Entry, Produced, Producer};
+use crate::streams::producer::{Entry, Produced};
+use crate::streams::{Backlog, EventSink, StreamError};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -21,16 +25,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use metrics::IngestMetrics;
-use schema::{FieldError, Limits, ParseError};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 
 /// What the ingest routes share.
 pub struct Ingest {
-    pub producer: Producer,
+    /// Where accepted events go (the Redis producer in a service).
+    pub sink: Arc<dyn EventSink>,
     /// Prefix of dedup keys (`Keys::dedup`).
     pub dedup_prefix: String,
-    pub depth: Arc<Depth>,
+    pub backlog: Arc<dyn Backlog>,
     pub metrics: IngestMetrics,
     pub plugins: Arc<PluginHost>,
     pub limits: Limits,
@@ -41,49 +45,22 @@ pub struct Ingest {
     pub backpressure_at: Option<u64>,
 }
 
-pub fn routes(ingest: Arc<Ingest>) -> Router {
-    Router::new()
-        .route("/v1/events/ingest", post(ingest_one))
-        .route("/v1/events/ingest-batch", post(ingest_batch))
-        .route("/v1/metrics", get(summary))
-        .with_state(ingest)
+/// The event routes (keyed) and the JSON summary (open).
+pub fn router(ingest: Arc<Ingest>) -> Router {
+    let keyed =
+        Router::new().route("/v1/events/ingest", post(ingest_one)).route("/v1/events/ingest-batch", post(ingest_batch));
+    protect(keyed, RequireKey::api(ingest.api_keys.clone())).route("/v1/metrics", get(summary)).with_state(ingest)
 }
 
 impl Ingest {
-    /// The body, refused with 413 past `MAX_BODY_BYTES` (and counted).
-    pub(crate) async fn read_limited(&self, body: Body) -> Result<axum::body::Bytes, ApiError> {
-        api::read_limited(body, self.max_body_bytes).await.inspect_err(|e| self.count_refusal(e))
-    }
-
-    /// Key, JSON content type and size, refusals counted by code.
+    /// Content type and size, refusals counted by code.
     async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, ApiError> {
-        let checked = api::read_body(headers, body, &self.api_keys, Accept::Json, self.max_body_bytes).await;
-        checked.map(|b| b.bytes).inspect_err(|e| self.count_refusal(e))
-    }
-
-    fn count_refusal(&self, e: &ApiError) {
-        if e.status != StatusCode::UNAUTHORIZED {
-            self.metrics.rejections.with_label_values(&[e.code]).inc();
-        }
-    }
-
-    pub(crate) fn reject_request(
-        &self,
-        status: StatusCode,
-        code: &'static str,
-        message: impl Into<String>,
-    ) -> ApiError {
-        self.metrics.rejections.with_label_values(&[code]).inc();
-        ApiError::new(status, code, message)
-    }
-
-    fn malformed(&self, line: usize, column: usize, message: String) -> ApiError {
-        self.reject_request(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {message}"))
-            .with_details(json!({ "line": line, "column": column }))
+        let checked = api::read_body(headers, body, Accept::Json, self.max_body_bytes).await;
+        checked.map(|b| b.bytes).inspect_err(|e| self.count_refusal(e.code))
     }
 
     fn backpressure(&self) -> Result<(), ApiError> {
-        let depth = self.depth.backlog();
+        let depth = self.backlog.backlog();
         self.metrics.queue_depth.set(depth as i64);
         match self.backpressure_at {
             Some(limit) if depth >= limit => {
@@ -152,144 +129,17 @@ impl Ingest {
             self.metrics.rejections.with_label_values(&[first.code.as_str()]).inc();
         }
     }
-}
 
-async fn ingest_one(
-    State(s): State<Arc<Ingest>>,
-    Extension(rid): Extension<RequestId>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let bytes = s.read_body(&headers, body).await?;
-    s.metrics.count("received", 1);
-    let received = now_ms();
-    let event = match schema::parse(&bytes) {
-        Err(ParseError::Malformed { line, column, message }) => return Err(s.malformed(line, column, message)),
-        Err(ParseError::Field(e)) => Err(vec![e]),
-        Ok(incoming) => schema::normalize(incoming, &s.limits, received),
-    };
-    let event = match event {
-        Ok(e) => {
-            let errors = s.validate(std::slice::from_ref(&e)).remove(0);
-            if errors.is_empty() { Ok(e) } else { Err(errors) }
-        }
-        Err(errors) => Err(errors),
-    };
-    let event = event.map_err(|errors| {
-        s.count_rejected(&errors);
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            format!("{} problem(s) with the event", errors.len()),
-        )
-        .with_details(json!({ "violations": errors }))
-    })?;
-    s.backpressure()?;
-    let produced = s.producer.produce(vec![s.entry(&event, &rid.0, received)]).await.map_err(|e| s.stream_error(e))?;
-    Ok(match produced.into_iter().next() {
-        Some(Produced::Accepted { stream_id }) => {
-            s.metrics.count("accepted", 1);
-            (
-                StatusCode::ACCEPTED,
-                Json(json!({ "event_id": event.event_id, "status": "accepted", "stream_id": stream_id })),
-            )
-                .into_response()
-        }
-        Some(Produced::Duplicate { duplicate_of }) => {
-            s.metrics.count("duplicate", 1);
-            (
-                StatusCode::OK,
-                Json(json!({ "event_id": event.event_id, "status": "duplicate", "duplicate_of": duplicate_of })),
-            )
-                .into_response()
-        }
-        None => return Err(s.stream_error(StreamError::Protocol("no result for the event".into()))),
-    })
-}
-
-/// `{"events": [ … ]}`: each item kept raw, so one bad item cannot sink the batch.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BatchBody {
-    pub events: Vec<Box<serde_json::value::RawValue>>,
-}
-
-async fn ingest_batch(
-    State(s): State<Arc<Ingest>>,
-    Extension(rid): Extension<RequestId>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let bytes = s.read_body(&headers, body).await?;
-    let batch: BatchBody = match schema::parse_as(&bytes) {
-        Ok(b) => b,
-        Err(ParseError::Malformed { line, column, message }) => return Err(s.malformed(line, column, message)),
-        Err(ParseError::Field(e)) => {
-            return Err(s
-                .reject_request(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_batch",
-                    "the body must be {\"events\": [ … ]}",
-                )
-                .with_details(json!({ "violations": [e] })));
-        }
-    };
-    let n = batch.events.len();
-    if n > s.max_batch_events {
-        return Err(s.reject_request(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
-            format!("{n} events in one batch; at most MAX_BATCH_EVENTS = {}", s.max_batch_events),
-        ));
-    }
-    s.metrics.count("received", n);
-    let received = now_ms();
-    // Per item: parse and native checks; then the validators over all that passed.
-    let results: Vec<Result<Event, Vec<FieldError>>> = batch
-        .events
-        .iter()
-        .map(|raw| match schema::parse(raw.get().as_bytes()) {
-            Ok(incoming) => schema::normalize(incoming, &s.limits, received),
-            Err(ParseError::Field(e)) => Err(vec![e]),
-            Err(ParseError::Malformed { message, .. }) => {
-                Err(vec![FieldError::new("event", "malformed_json", message)])
-            }
-        })
-        .collect();
-    let ids = batch
-        .events
-        .iter()
-        .map(|raw| serde_json::from_str::<Value>(raw.get()).ok().and_then(|v| v.get("event_id").cloned()))
-        .collect();
-    Ok(s.ingest_many(results, ids, &rid.0, received).await?.into_response())
-}
-
-/// What became of each item of a batch (the batch route's and webhooks' answer).
-pub struct BatchAnswer {
-    pub accepted: usize,
-    pub duplicates: usize,
-    pub rejected: usize,
-    pub items: Vec<Value>,
-}
-
-impl IntoResponse for BatchAnswer {
-    fn into_response(self) -> Response {
-        let status = if self.accepted > 0 { StatusCode::ACCEPTED } else { StatusCode::OK };
-        let body = json!({ "accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected, "items": self.items });
-        (status, Json(body)).into_response()
-    }
-}
-
-impl Ingest {
     /// Validator plugins over the items that passed the native checks, then dedup +
-    /// produce; one answer item per input (`ids`: what to call rejected items).
-    pub(crate) async fn ingest_many(
+    /// produce; one answer item per input.
+    async fn ingest_many(
         &self,
         mut results: Vec<Result<Event, Vec<FieldError>>>,
         ids: Vec<Option<Value>>,
         request_id: &str,
         received: u64,
     ) -> Result<BatchAnswer, ApiError> {
+        self.metrics.received.inc_by(results.len() as u64);
         let valid_idx: Vec<usize> = (0..results.len()).filter(|i| results[*i].is_ok()).collect();
         let valid: Vec<Event> = valid_idx.iter().map(|i| results[*i].as_ref().expect("valid").clone()).collect();
         for (i, errors) in valid_idx.iter().zip(self.validate(&valid)) {
@@ -302,38 +152,110 @@ impl Ingest {
         if !entries.is_empty() {
             self.backpressure()?;
         }
-        let mut produced = self.producer.produce(entries).await.map_err(|e| self.stream_error(e))?.into_iter();
-        let (mut accepted, mut duplicates, mut rejected) = (0, 0, 0);
-        let items: Vec<Value> = results
+        let produced = if entries.is_empty() {
+            Vec::new()
+        } else {
+            self.sink.produce(entries).await.map_err(|e| self.stream_error(e))?
+        };
+        let mut produced = produced.into_iter();
+        let items: Vec<Outcome> = results
             .into_iter()
             .zip(ids)
-            .enumerate()
-            .map(|(index, (result, id))| match result {
+            .map(|(result, id)| match result {
                 Ok(event) => match produced.next() {
-                    Some(Produced::Accepted { stream_id }) => {
-                        accepted += 1;
-                        json!({ "index": index, "event_id": event.event_id, "status": "accepted", "stream_id": stream_id })
-                    }
+                    Some(Produced::Accepted { stream_id }) => Outcome::Accepted { event_id: event.event_id, stream_id },
                     Some(Produced::Duplicate { duplicate_of }) => {
-                        duplicates += 1;
-                        json!({ "index": index, "event_id": event.event_id, "status": "duplicate", "duplicate_of": duplicate_of })
+                        Outcome::Duplicate { event_id: event.event_id, duplicate_of }
                     }
-                    None => json!({ "index": index, "event_id": event.event_id, "status": "error" }),
+                    None => Outcome::Error { event_id: event.event_id },
                 },
-                Err(errors) => {
-                    rejected += 1;
-                    self.count_rejected(&errors);
-                    json!({ "index": index, "event_id": id, "status": "rejected", "violations": errors })
+                Err(violations) => {
+                    self.count_rejected(&violations);
+                    Outcome::Rejected { event_id: id, violations }
                 }
             })
             .collect();
-        self.metrics.count("accepted", accepted);
-        self.metrics.count("duplicate", duplicates);
-        Ok(BatchAnswer { accepted, duplicates, rejected, items })
+        let answer = BatchAnswer { items };
+        self.metrics.count("accepted", answer.accepted());
+        self.metrics.count("duplicate", answer.duplicates());
+        Ok(answer)
     }
 }
 
+impl Intake for Ingest {
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    fn count_refusal(&self, code: &str) {
+        if code != "unauthorized" {
+            self.metrics.rejections.with_label_values(&[code]).inc();
+        }
+    }
+
+    fn admit<'a>(
+        &'a self,
+        results: Vec<Result<Event, Vec<FieldError>>>,
+        ids: Vec<Option<Value>>,
+        request_id: &'a str,
+        received: u64,
+    ) -> BoxFuture<'a, Result<BatchAnswer, ApiError>> {
+        Box::pin(self.ingest_many(results, ids, request_id, received))
+    }
+}
+
+async fn ingest_one(
+    State(s): State<Arc<Ingest>>,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = s.read_body(&headers, body).await?;
+    let received = now_ms();
+    let event = match schema::parse_event(&bytes, &s.limits, received) {
+        Err(schema::EventRefused::Malformed(e)) => {
+            s.metrics.received.inc();
+            s.metrics.count("rejected", 1);
+            s.count_refusal(e.code);
+            return Err(e);
+        }
+        other => other.map_err(schema::EventRefused::into_field_errors),
+    };
+    let answer = s.ingest_many(vec![event], vec![None], &rid.0, received).await?;
+    Ok(match answer.items.into_iter().next() {
+        Some(accepted @ Outcome::Accepted { .. }) => (StatusCode::ACCEPTED, Json(accepted)).into_response(),
+        Some(duplicate @ Outcome::Duplicate { .. }) => (StatusCode::OK, Json(duplicate)).into_response(),
+        Some(Outcome::Rejected { violations, .. }) => return Err(ApiError::invalid(&violations)),
+        _ => return Err(s.stream_error(StreamError::Protocol("no result for the event".into()))),
+    })
+}
+
+async fn ingest_batch(
+    State(s): State<Arc<Ingest>>,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = s.read_body(&headers, body).await?;
+    let batch = BatchBody::parse(&bytes, s.max_batch_events).inspect_err(|e| s.count_refusal(e.code))?;
+    let received = now_ms();
+    // Per item: parse and native checks; then the validators over all that passed.
+    let results = batch
+        .events
+        .iter()
+        .map(|raw| {
+            schema::parse_event(raw.get().as_bytes(), &s.limits, received)
+                .map_err(schema::EventRefused::into_field_errors)
+        })
+        .collect();
+    Ok(s.ingest_many(results, batch.ids(), &rid.0, received).await?.into_response())
+}
+
 async fn summary(State(s): State<Arc<Ingest>>) -> Json<Value> {
-    s.metrics.queue_depth.set(s.depth.backlog() as i64);
+    s.metrics.queue_depth.set(s.backlog.backlog() as i64);
     Json(s.metrics.summary())
 }

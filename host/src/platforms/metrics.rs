@@ -3,6 +3,7 @@
 //! (bounded by the adapters loaded: unknown platforms are counted as `unknown`)
 //! and fixed outcome words; never a secret, a body or an id.
 
+use crate::telemetry::names::*;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Registry};
 
 #[derive(Clone)]
@@ -23,31 +24,20 @@ impl AdapterMetrics {
         let counter =
             |name: &str, help: &str, labels: &[&str]| crate::telemetry::counter_vec(registry, name, help, labels);
         let platform_latency = HistogramVec::new(
-            HistogramOpts::new(
-                "palisade_adapter_platform_request_seconds",
-                "Wall time of one request to a platform API.",
-            )
-            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
-            &["platform"],
+            HistogramOpts::new(ADAPTER_REQUEST_DURATION, "Wall time of one request to a platform API.")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &[PLATFORM],
         )?;
         registry.register(Box::new(platform_latency.clone()))?;
         Ok(AdapterMetrics {
-            webhooks: counter(
-                "palisade_adapter_webhooks_total",
-                "Platform webhooks by outcome.",
-                &["platform", "outcome"],
-            )?,
+            webhooks: counter(ADAPTER_WEBHOOKS, "Platform webhooks by outcome.", &[PLATFORM, OUTCOME])?,
             outbound: counter(
-                "palisade_adapter_outbound_total",
+                ADAPTER_OUTBOUND,
                 "Bot posts and moderation actions sent through adapters, by outcome.",
-                &["platform", "kind", "outcome"],
+                &[PLATFORM, KIND, OUTCOME],
             )?,
             platform_latency,
-            retries: counter(
-                "palisade_adapter_retries_total",
-                "Requests to a platform sent again, by reason.",
-                &["platform", "reason"],
-            )?,
+            retries: counter(ADAPTER_RETRIES, "Requests to a platform sent again, by reason.", &[PLATFORM, REASON])?,
         })
     }
 }

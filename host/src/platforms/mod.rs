@@ -10,18 +10,19 @@
 //!   back by the adapter.
 //!
 //! The host does all network I/O; adapters only verify, parse and format. This
-//! module must not touch Redis: events go through [`Ingest`].
+//! module must not touch Redis or import another service: events go through the
+//! [`Intake`] seam, which the ingest service implements.
 
 pub mod metrics;
 pub mod sender;
 
-use crate::api::{Accept, ApiError, RequestId, read_body};
-use crate::event::{Event, now_ms};
-use crate::ingest::Ingest;
-use crate::ingest::schema::{self, FieldError, ParseError};
+use crate::api::auth::{RequireKey, protect};
+use crate::api::{Accept, RequestId, read_body, read_limited};
+use crate::core::intake::Intake;
+use crate::core::schema::{self, IncomingEvent};
+use crate::core::{ApiError, Event, now_ms};
 use crate::plugins::bindings::{AdapterError, Moderation, Outbound, OutboundAction, OutboundPost};
-use crate::plugins::{CallError, Plugin, PluginHost, PluginKind};
-use crate::screening::rules;
+use crate::plugins::{CallError, Plugin, PluginHost, PluginKind, rules};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -31,12 +32,13 @@ use axum::{Extension, Json, Router};
 use metrics::AdapterMetrics;
 use sender::{SendError, Sender};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
 
 /// What the platform routes share.
 pub struct Platforms {
-    pub ingest: Arc<Ingest>,
+    /// Where webhook events go (the ingest pipeline).
+    pub intake: Arc<dyn Intake>,
     pub plugins: Arc<PluginHost>,
     pub sender: Sender,
     pub metrics: AdapterMetrics,
@@ -45,11 +47,13 @@ pub struct Platforms {
     pub prepost_threshold: Option<f32>,
 }
 
-pub fn routes(platforms: Arc<Platforms>) -> Router {
-    Router::new()
-        .route("/v1/platforms/{platform}/webhook", post(webhook))
+/// Posts and actions (keyed); webhooks (open: the adapter checks the platform's signature).
+pub fn router(platforms: Arc<Platforms>) -> Router {
+    let keyed = Router::new()
         .route("/v1/platforms/{platform}/posts", post(post_message))
-        .route("/v1/platforms/{platform}/actions", post(act))
+        .route("/v1/platforms/{platform}/actions", post(act));
+    protect(keyed, RequireKey::api(platforms.api_keys.clone()))
+        .route("/v1/platforms/{platform}/webhook", post(webhook))
         .with_state(platforms)
 }
 
@@ -94,7 +98,10 @@ async fn webhook(
     body: Body,
 ) -> Result<Response, ApiError> {
     let adapter = s.adapter(&platform).inspect_err(|_| s.count_webhook("unknown", "unknown_platform"))?;
-    let bytes = s.ingest.read_limited(body).await.inspect_err(|_| s.count_webhook(&platform, "too_large"))?;
+    let bytes = read_limited(body, s.intake.max_body_bytes()).await.inspect_err(|e| {
+        s.intake.count_refusal(e.code);
+        s.count_webhook(&platform, "too_large");
+    })?;
     let header_list: Vec<(String, String)> =
         headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string()))).collect();
     let inbound = adapter
@@ -111,34 +118,22 @@ async fn webhook(
                 (StatusCode::BAD_REQUEST, "adapter_refused", "refused")
             };
             s.count_webhook(&platform, outcome);
-            s.ingest.reject_request(status, code, e.message).with_details(json!({ "code": e.code }))
+            s.intake.count_refusal(code);
+            ApiError::new(status, code, e.message).with_details(json!({ "code": e.code }))
         })?;
     let received = now_ms();
     let answer = if inbound.events.is_empty() {
         None
     } else {
-        s.ingest.metrics.count("received", inbound.events.len());
         let ids = inbound.events.iter().map(|e| Some(json!(e.event_id))).collect();
+        let limits = s.intake.limits();
         let results = inbound
             .events
             .into_iter()
-            .map(|e| {
-                let incoming = schema::IncomingEvent {
-                    event_id: Some(e.event_id),
-                    event_type: Some(e.event_type),
-                    platform: Some(e.platform),
-                    user_id: Some(e.user_id),
-                    author_id: e.author_id,
-                    channel_id: e.channel_id,
-                    content: Some(e.content),
-                    metadata: Some(e.metadata.into_iter().map(|(k, v)| (k, Value::String(v))).collect()),
-                    timestamp: (e.timestamp_ms > 0).then(|| json!(e.timestamp_ms)),
-                };
-                schema::normalize(incoming, &s.ingest.limits, received)
-            })
+            .map(|e| schema::normalize(IncomingEvent::from(Event::from(e)), limits, received))
             .collect();
-        let answer = s.ingest.ingest_many(results, ids, &rid.0, received).await?;
-        let outcome = match (answer.accepted, answer.duplicates) {
+        let answer = s.intake.admit(results, ids, &rid.0, received).await?;
+        let outcome = match (answer.accepted(), answer.duplicates()) {
             (a, _) if a > 0 => "accepted",
             (_, d) if d > 0 => "duplicate",
             _ => "rejected",
@@ -235,23 +230,14 @@ async fn act(
     deliver(&s, &platform, "action", &adapter, request).await
 }
 
-/// Key, content type, size, JSON syntax (400) and shape (422) of an outbound request.
+/// Content type, size, JSON syntax (400) and shape (422) of an outbound request.
 async fn read_json<T: serde::de::DeserializeOwned>(
     s: &Platforms,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
-    let checked = read_body(headers, body, &s.api_keys, Accept::Json, s.ingest.max_body_bytes).await?;
-    schema::parse_as(&checked.bytes).map_err(|e| match e {
-        ParseError::Malformed { line, column, message } => {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {message}"))
-                .with_details(json!({ "line": line, "column": column }))
-        }
-        ParseError::Field(FieldError { field, code, message }) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", format!("`{field}`: {message}"))
-                .with_details(json!({ "violations": [{ "field": field, "code": code, "message": message }] }))
-        }
-    })
+    let checked = read_body(headers, body, Accept::Json, s.intake.max_body_bytes()).await?;
+    schema::parse_body(&checked.bytes, "invalid_request", "see /openapi.json for the request's fields")
 }
 
 /// Refuse a bot's post whose heuristic score is above the threshold, with the verdict.

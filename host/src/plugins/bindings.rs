@@ -1,7 +1,10 @@
 //! The WIT worlds as host-side bindings, and the one place where host types are
 //! converted to and from the generated WIT types. Nothing else names generated types.
+//! The event conversions name every field on both sides, so a field added to the
+//! WIT record or to [`Event`] alone does not compile; the test below also checks
+//! the field lists against `wit/palisade.wit` itself.
 
-use crate::event::Event;
+use crate::core::Event;
 
 mod heuristic_world {
     wasmtime::component::bindgen!({
@@ -41,33 +44,36 @@ pub use validator_world::{Validator, ValidatorPre};
 
 impl From<&Event> for WitEvent {
     fn from(e: &Event) -> Self {
+        let Event { event_id, event_type, platform, user_id, author_id, channel_id, content, timestamp_ms, metadata } =
+            e;
         WitEvent {
-            event_id: e.event_id.clone(),
-            event_type: e.event_type.clone(),
-            platform: e.platform.clone(),
-            user_id: e.user_id.clone(),
-            author_id: e.author_id.clone(),
-            channel_id: e.channel_id.clone(),
-            content: e.content.clone(),
-            timestamp_ms: e.timestamp_ms,
-            metadata: e.metadata.clone(),
+            event_id: event_id.clone(),
+            event_type: event_type.clone(),
+            platform: platform.clone(),
+            user_id: user_id.clone(),
+            author_id: author_id.clone(),
+            channel_id: channel_id.clone(),
+            content: content.clone(),
+            timestamp_ms: *timestamp_ms,
+            metadata: metadata.clone(),
         }
     }
 }
 
 impl From<WitEvent> for Event {
     fn from(e: WitEvent) -> Self {
-        Event {
-            event_id: e.event_id,
-            event_type: e.event_type,
-            platform: e.platform,
-            user_id: e.user_id,
-            author_id: e.author_id,
-            channel_id: e.channel_id,
-            content: e.content,
-            timestamp_ms: e.timestamp_ms,
-            metadata: e.metadata,
-        }
+        let WitEvent {
+            event_id,
+            event_type,
+            platform,
+            user_id,
+            author_id,
+            channel_id,
+            content,
+            timestamp_ms,
+            metadata,
+        } = e;
+        Event { event_id, event_type, platform, user_id, author_id, channel_id, content, timestamp_ms, metadata }
     }
 }
 
@@ -88,5 +94,41 @@ impl Category {
             Category::Violence => "VIOLENCE",
             Category::Sexual => "SEXUAL",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fields of `record event` in the WIT file, in snake case.
+    fn wit_event_fields() -> Vec<String> {
+        let wit = include_str!("../../../wit/palisade.wit");
+        let start = wit.find("record event {").expect("record event in palisade.wit") + "record event {".len();
+        let body = &wit[start..start + wit[start..].find('}').expect("end of record event")];
+        // One field a line: `name: type,`.
+        body.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("//"))
+            .map(|l| l.split(':').next().unwrap_or_default().trim().trim_start_matches('%').replace('-', "_"))
+            .collect()
+    }
+
+    #[test]
+    fn the_event_has_the_same_fields_on_both_sides_of_the_wit_boundary() {
+        let full = Event {
+            author_id: Some("a".into()),
+            channel_id: Some("c".into()),
+            metadata: vec![("k".into(), "v".into())],
+            timestamp_ms: 7,
+            ..Event::sample("hi")
+        };
+        let json = serde_json::to_value(&full).unwrap();
+        let mut host: Vec<String> = json.as_object().unwrap().keys().cloned().collect();
+        let mut wit = wit_event_fields();
+        host.sort();
+        wit.sort();
+        assert_eq!(host, wit, "host Event (JSON) vs wit/palisade.wit `record event`");
+        assert_eq!(Event::from(WitEvent::from(&full)), full, "round trip through the WIT type");
     }
 }

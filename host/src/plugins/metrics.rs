@@ -2,6 +2,7 @@
 //! quarantines and reloads. Labels are plugin names (bounded by the plugin
 //! directory) and fixed outcome words.
 
+use crate::telemetry::names::*;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Registry};
 
 #[derive(Clone)]
@@ -19,25 +20,25 @@ impl PluginMetrics {
         let counter =
             |name: &str, help: &str, labels: &[&str]| crate::telemetry::counter_vec(registry, name, help, labels);
         let latency = HistogramVec::new(
-            HistogramOpts::new("palisade_plugin_call_duration_seconds", "Wall time of one batched plugin call.")
+            HistogramOpts::new(PLUGIN_CALL_DURATION, "Wall time of one batched plugin call.")
                 .buckets(vec![1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 1.0]),
-            &["plugin"],
+            &[PLUGIN],
         )?;
         registry.register(Box::new(latency.clone()))?;
         Ok(PluginMetrics {
-            calls: counter("palisade_plugin_calls_total", "Batched calls into a plugin.", &["plugin"])?,
-            events: counter("palisade_plugin_events_total", "Events passed to a plugin.", &["plugin"])?,
+            calls: counter(PLUGIN_CALLS, "Batched calls into a plugin.", &[PLUGIN])?,
+            events: counter(PLUGIN_EVENTS, "Events passed to a plugin.", &[PLUGIN])?,
             errors: counter(
-                "palisade_plugin_errors_total",
+                PLUGIN_ERRORS,
                 "Failed plugin calls by kind (trap, timeout, memory, instantiate, contract).",
-                &["plugin", "error"],
+                &[PLUGIN, ERROR],
             )?,
             latency,
-            quarantines: counter("palisade_plugin_quarantines_total", "Times a plugin was quarantined.", &["plugin"])?,
+            quarantines: counter(PLUGIN_QUARANTINES, "Times a plugin was quarantined.", &[PLUGIN])?,
             reloads: counter(
-                "palisade_plugin_reloads_total",
+                PLUGIN_RELOADS,
                 "Plugin loads by outcome (loaded, failed, rolled_back, removed).",
-                &["plugin", "outcome"],
+                &[PLUGIN, OUTCOME],
             )?,
         })
     }

@@ -7,6 +7,7 @@
 //! - `runtime`: the engine, epoch deadlines, compile cache, linker, sandbox limits.
 //! - `version`: one loaded version and its pool of reusable instances.
 //! - `registry`: plugins by name; reload, rollback, enable/disable, quarantine.
+//! - `rules`: the rule stage — every heuristic plugin over a batch, verdicts combined.
 //! - `watcher`: hot reload on file changes.
 //! - `metrics`: per-plugin Prometheus metrics.
 //!
@@ -17,6 +18,7 @@ pub mod install;
 pub mod manifest;
 pub mod metrics;
 pub mod registry;
+pub mod rules;
 pub mod runtime;
 pub mod version;
 pub mod watcher;
@@ -24,6 +26,6 @@ pub mod watcher;
 pub use bindings::{Category, Verdict, Violation, WitEvent, to_wit};
 pub use manifest::{Manifest, Mode, PluginKind};
 pub use metrics::PluginMetrics;
-pub use registry::{CallError, Plugin, PluginHost, PluginInfo, ReloadOutcome};
+pub use registry::{CallError, Plugin, PluginHost, PluginInfo, PluginState, ReloadOutcome};
 pub use runtime::Runtime;
 pub use version::{Fault, PluginVersion};

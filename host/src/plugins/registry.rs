@@ -21,7 +21,7 @@ use std::time::{Instant, UNIX_EPOCH};
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
     #[error("plugin `{0}` is {1}")]
-    Unavailable(String, &'static str),
+    Unavailable(String, PluginState),
     #[error("plugin `{0}` {1}")]
     Fault(String, Fault),
 }
@@ -34,8 +34,36 @@ pub enum AdminError {
     NoPrevious(String),
 }
 
+/// Whether a plugin serves calls, and if not why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PluginState {
+    Active,
+    Disabled,
+    Quarantined,
+    /// Nothing loaded (the only version failed to load).
+    Failed,
+}
+
+impl PluginState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginState::Active => "active",
+            PluginState::Disabled => "disabled",
+            PluginState::Quarantined => "quarantined",
+            PluginState::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for PluginState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Default)]
-struct PluginState {
+struct Status {
     enabled: bool,
     quarantined: Option<String>,
     consecutive_faults: u32,
@@ -49,7 +77,7 @@ pub struct Plugin {
     pub name: String,
     current: RwLock<Option<Arc<PluginVersion>>>,
     previous: Mutex<Option<Arc<PluginVersion>>>,
-    state: Mutex<PluginState>,
+    state: Mutex<Status>,
     metrics: PluginMetrics,
 }
 
@@ -59,7 +87,7 @@ impl Plugin {
             name: name.into(),
             current: RwLock::new(None),
             previous: Mutex::new(None),
-            state: Mutex::new(PluginState::default()),
+            state: Mutex::new(Status::default()),
             metrics,
         }
     }
@@ -69,17 +97,16 @@ impl Plugin {
         self.current.read().expect("plugin lock").clone()
     }
 
-    /// `active`, `disabled`, `quarantined` or `failed` (nothing loaded).
-    pub fn state(&self) -> &'static str {
+    pub fn state(&self) -> PluginState {
         let state = self.state.lock().expect("plugin lock");
         if self.current().is_none() {
-            "failed"
+            PluginState::Failed
         } else if state.quarantined.is_some() {
-            "quarantined"
+            PluginState::Quarantined
         } else if !state.enabled {
-            "disabled"
+            PluginState::Disabled
         } else {
-            "active"
+            PluginState::Active
         }
     }
 
@@ -98,7 +125,7 @@ impl Plugin {
     /// Run one call on the current version, with metrics and fault accounting.
     fn run<R>(&self, events: usize, f: impl FnOnce(&PluginVersion) -> Result<R, Fault>) -> Result<R, CallError> {
         let version = match self.state() {
-            "active" => self.current().expect("active has a version"),
+            PluginState::Active => self.current().expect("active has a version"),
             other => return Err(CallError::Unavailable(self.name.clone(), other)),
         };
         let started = Instant::now();
@@ -184,7 +211,7 @@ impl Plugin {
 #[derive(Debug, Clone, Serialize)]
 pub struct PluginInfo {
     pub name: String,
-    pub state: &'static str,
+    pub state: PluginState,
     pub kind: Option<PluginKind>,
     pub version: Option<String>,
     pub sha256: Option<String>,
@@ -268,7 +295,7 @@ impl PluginHost {
     pub fn active(&self, kind: PluginKind) -> Vec<(Arc<Plugin>, Arc<PluginVersion>)> {
         self.all()
             .into_iter()
-            .filter(|p| p.state() == "active")
+            .filter(|p| p.state() == PluginState::Active)
             .filter_map(|p| p.current().map(|v| (p, v)))
             .filter(|(_, v)| v.kind() == kind)
             .collect()

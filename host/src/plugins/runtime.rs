@@ -219,6 +219,6 @@ impl host_iface::Host for GuestState {
     }
 
     fn now_ms(&mut self) -> u64 {
-        crate::event::now_ms()
+        crate::core::now_ms()
     }
 }

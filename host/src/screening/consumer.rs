@@ -16,7 +16,7 @@
 //! - Shutdown finishes the batch in hand.
 
 use super::Screener;
-use crate::event::Event;
+use crate::core::Event;
 use crate::streams::{Keys, SCREENING_GROUP};
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};

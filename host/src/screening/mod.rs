@@ -1,24 +1,28 @@
 //! Risk screening (`:8002`): the rule stage (`rules`), the embedding stage
 //! (`similarity`: nearest labelled examples), the combined prediction
 //! (`predict`), the Redis consumer that screens and routes `events:raw`
-//! (`consumer`), and the synchronous HTTP routes here.
+//! (`consumer`), and the synchronous HTTP routes and `GET /v1/metrics` here.
+//! The rule stage itself is `plugins::rules` (pre-post screening shares it).
+//! This module must not import another service (`ingest`, `platforms`).
 
 pub mod consumer;
 pub mod predict;
-pub mod rules;
 pub mod similarity;
 
-use crate::api::{Accept, ApiError, read_body};
+use crate::api::auth::{RequireKey, protect};
+use crate::api::{Accept, read_body};
+use crate::core::schema::{self, BatchBody, IncomingEvent, Limits};
+use crate::core::{ApiError, Event, now_ms};
 use crate::embed::Embedder;
 use crate::embed::cache::EmbeddingCache;
-use crate::event::{Event, now_ms};
-use crate::ingest::schema::{self, FieldError, Limits, ParseError};
-use crate::plugins::PluginHost;
+use crate::plugins::{PluginHost, rules};
+use crate::streams::Backlog;
+use crate::telemetry::names::*;
 use crate::vectors::{Neighbour, VectorStore};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use predict::{Prediction, Weights};
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
@@ -40,24 +44,24 @@ impl ScreenMetrics {
     pub fn register(r: &Registry) -> prometheus::Result<Self> {
         let events = IntCounterVec::new(
             Opts::new(
-                "palisade_screen_events_total",
-                "Screened events by route: reasoning, low_risk, dead_letter, http.",
+                SCREENING_EVENTS,
+                "Screened events by destination: reasoning_queue, low_risk, dead_letter, caller (HTTP routes).",
             ),
-            &["route"],
+            &[DESTINATION],
         )?;
         let batch_latency = Histogram::with_opts(
-            HistogramOpts::new("palisade_screen_batch_duration_seconds", "Time to screen one batch (all stages).")
+            HistogramOpts::new(SCREENING_BATCH_DURATION, "Time to screen one batch (all stages).")
                 .buckets(vec![1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5]),
         )?;
         let risk = Histogram::with_opts(
-            HistogramOpts::new("palisade_screen_risk_score", "Distribution of combined risk scores.")
+            HistogramOpts::new(SCREENING_RISK, "Distribution of combined risk scores (0–1).")
                 .buckets((1..=10).map(|i| i as f64 / 10.0).collect()),
         )?;
         r.register(Box::new(events.clone()))?;
         r.register(Box::new(batch_latency.clone()))?;
         let cache = IntCounterVec::new(
-            Opts::new("palisade_screen_embedding_cache_total", "Embedding cache lookups by result (hit, miss)."),
-            &["result"],
+            Opts::new(SCREENING_CACHE, "Embedding cache lookups by result (hit, miss)."),
+            &[RESULT],
         )?;
         r.register(Box::new(risk.clone()))?;
         r.register(Box::new(cache.clone()))?;
@@ -66,7 +70,7 @@ impl ScreenMetrics {
 
     fn routed(&self, predictions: &[Prediction], dead: usize) {
         let high = predictions.iter().filter(|p| p.high_risk).count() as u64;
-        self.events.with_label_values(&["reasoning"]).inc_by(high);
+        self.events.with_label_values(&["reasoning_queue"]).inc_by(high);
         self.events.with_label_values(&["low_risk"]).inc_by(predictions.len() as u64 - high);
         self.dead_lettered(dead);
     }
@@ -253,83 +257,63 @@ impl Screener {
     }
 }
 
-/// State of the synchronous screening routes.
+/// State of the synchronous screening routes and the JSON summary.
 pub struct ScreenApi {
     pub screener: Arc<Screener>,
     pub api_keys: Arc<Vec<String>>,
     pub limits: Limits,
     pub max_body_bytes: usize,
     pub max_batch_events: usize,
+    /// The `events:raw` backlog (the summary's queue lag).
+    pub backlog: Arc<dyn Backlog>,
 }
 
-pub fn routes(api: Arc<ScreenApi>) -> Router {
-    Router::new()
-        .route("/v1/risk/screen", post(screen_one))
-        .route("/v1/risk/screen-batch", post(screen_batch))
-        .with_state(api)
-}
-
-fn invalid(errors: Vec<FieldError>) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-        format!("{} problem(s) with the event", errors.len()),
-    )
-    .with_details(json!({ "violations": errors }))
+/// The screening routes (keyed) and `GET /v1/metrics` (open).
+pub fn router(api: Arc<ScreenApi>) -> Router {
+    let keyed =
+        Router::new().route("/v1/risk/screen", post(screen_one)).route("/v1/risk/screen-batch", post(screen_batch));
+    protect(keyed, RequireKey::api(api.api_keys.clone())).route("/v1/metrics", get(summary)).with_state(api)
 }
 
 impl ScreenApi {
     async fn body(&self, headers: &HeaderMap, body: Body) -> Result<(bool, axum::body::Bytes), ApiError> {
-        let checked = read_body(headers, body, &self.api_keys, Accept::JsonOrForm, self.max_body_bytes).await?;
+        let checked = read_body(headers, body, Accept::JsonOrForm, self.max_body_bytes).await?;
         Ok((checked.form, checked.bytes))
-    }
-
-    fn event(&self, json: &[u8]) -> Result<Event, ApiError> {
-        match schema::parse(json) {
-            Ok(e) => schema::normalize(e, &self.limits, now_ms()).map_err(invalid),
-            Err(ParseError::Field(e)) => Err(invalid(vec![e])),
-            Err(ParseError::Malformed { line, column, message }) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
-                format!("the body is not valid JSON: {message}"),
-            )
-            .with_details(json!({ "line": line, "column": column }))),
-        }
     }
 
     async fn run(&self, events: Vec<Event>) -> Vec<Prediction> {
         let screener = self.screener.clone();
         let n = events.len() as u64;
         let out = tokio::task::spawn_blocking(move || screener.screen(events)).await.unwrap_or_default();
-        self.screener.metrics.events.with_label_values(&["http"]).inc_by(n);
+        self.screener.metrics.events.with_label_values(&["caller"]).inc_by(n);
         out
     }
 }
 
-/// The seed's form: `event_id` and `content`; the rest takes sample defaults.
-fn form_event(bytes: &[u8]) -> Result<Event, ApiError> {
-    let mut event = Event::sample("");
-    event.timestamp_ms = now_ms();
-    let (mut id, mut content) = (None, None);
+/// The seed's form: `event_id` and `content` (and optionally the other event
+/// fields); the rest takes sample defaults. Checked like a JSON event.
+fn form_event(bytes: &[u8], limits: &Limits) -> Result<Event, ApiError> {
+    let sample = Event::sample("");
+    let mut e = IncomingEvent::from(Event { timestamp_ms: 0, metadata: Vec::new(), ..sample });
+    e.event_id = None;
+    e.content = None;
     for pair in bytes.split(|b| *b == b'&') {
         let mut kv = pair.splitn(2, |b| *b == b'=');
         let (k, v) = (decode(kv.next().unwrap_or_default()), decode(kv.next().unwrap_or_default()));
-        match k.as_str() {
-            "event_id" => id = Some(v),
-            "content" => content = Some(v),
-            _ => {}
-        }
+        let field = match k.as_str() {
+            "event_id" => &mut e.event_id,
+            "content" => &mut e.content,
+            "event_type" => &mut e.event_type,
+            "platform" => &mut e.platform,
+            "user_id" => &mut e.user_id,
+            "author_id" => &mut e.author_id,
+            "channel_id" => &mut e.channel_id,
+            _ => continue,
+        };
+        *field = Some(v);
     }
-    let mut errors = Vec::new();
-    match id.filter(|s| !s.is_empty()) {
-        Some(v) => event.event_id = v,
-        None => errors.push(FieldError::new("event_id", "required", "form field event_id is required")),
-    }
-    match content.filter(|s| !s.trim().is_empty()) {
-        Some(v) => event.content = v,
-        None => errors.push(FieldError::new("content", "required", "form field content is required")),
-    }
-    if errors.is_empty() { Ok(event) } else { Err(invalid(errors)) }
+    e.metadata = None;
+    schema::normalize(e, limits, now_ms()).map_err(|errors| ApiError::invalid(&errors))
 }
 
 /// `application/x-www-form-urlencoded` decoding (`+` is a space, `%XX` a byte).
@@ -357,7 +341,7 @@ fn decode(raw: &[u8]) -> String {
 
 async fn screen_one(State(s): State<Arc<ScreenApi>>, headers: HeaderMap, body: Body) -> Result<Json<Value>, ApiError> {
     let (form, bytes) = s.body(&headers, body).await?;
-    let event = if form { form_event(&bytes)? } else { s.event(&bytes)? };
+    let event = if form { form_event(&bytes, &s.limits)? } else { schema::parse_event(&bytes, &s.limits, now_ms())? };
     let mut out = s.run(vec![event]).await;
     Ok(Json(json!(out.pop())))
 }
@@ -368,36 +352,43 @@ async fn screen_batch(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let (_, bytes) = s.body(&headers, body).await?;
-    let batch: crate::ingest::BatchBody = match schema::parse_as(&bytes) {
-        Ok(b) => b,
-        Err(ParseError::Malformed { line, column, message }) => {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", message)
-                .with_details(json!({ "line": line, "column": column })));
-        }
-        Err(ParseError::Field(e)) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_batch",
-                "the body must be {\"events\": [ … ]}",
-            )
-            .with_details(json!({ "violations": [e] })));
-        }
-    };
-    if batch.events.len() > s.max_batch_events {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
-            format!("at most MAX_BATCH_EVENTS = {} events per batch", s.max_batch_events),
-        ));
-    }
+    let batch = BatchBody::parse(&bytes, s.max_batch_events)?;
     let mut events = Vec::with_capacity(batch.events.len());
     for (index, raw) in batch.events.iter().enumerate() {
-        events.push(s.event(raw.get().as_bytes()).map_err(|mut e| {
+        let event = schema::parse_event(raw.get().as_bytes(), &s.limits, now_ms()).map_err(|refused| {
+            let mut e = ApiError::from(refused);
             e.details = Some(json!({ "index": index, "error": e.details.take() }));
             e
-        })?);
+        })?;
+        events.push(event);
     }
     Ok(Json(json!({ "predictions": s.run(events).await })))
+}
+
+/// `GET /v1/metrics`: what the seed's troubleshooting reads (`.avg_latency_ms`).
+async fn summary(State(s): State<Arc<ScreenApi>>) -> Json<Value> {
+    let m = &s.screener.metrics;
+    let routed = |d: &str| m.events.with_label_values(&[d]).get();
+    let (hits, misses) = (m.cache.with_label_values(&["hit"]).get(), m.cache.with_label_values(&["miss"]).get());
+    let screened: u64 = ["reasoning_queue", "low_risk", "caller"].iter().map(|d| routed(d)).sum();
+    let batch_seconds = m.batch_latency.get_sample_sum();
+    let batched_events = m.risk.get_sample_count(); // one risk observation per screened event
+    Json(json!({
+        "events_screened": screened,
+        "routed": {
+            "reasoning_queue": routed("reasoning_queue"),
+            "low_risk": routed("low_risk"),
+            "dead_letter": routed("dead_letter"),
+        },
+        "screened_by_http": routed("caller"),
+        "avg_latency_ms": if batched_events == 0 { 0.0 } else { batch_seconds * 1e3 / batched_events as f64 },
+        "batches": m.batch_latency.get_sample_count(),
+        "batch_p50_ms": crate::telemetry::quantile(&m.batch_latency, 0.5) * 1e3,
+        "batch_p99_ms": crate::telemetry::quantile(&m.batch_latency, 0.99) * 1e3,
+        "queue_lag": s.backlog.backlog(),
+        "redis_ok": s.backlog.redis_ok(),
+        "cache_hit_rate": if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 },
+    }))
 }
 
 #[cfg(test)]
@@ -407,8 +398,17 @@ mod tests {
     #[test]
     fn form_fields_decode() {
         assert_eq!(decode(b"hi+there%21%zz%"), "hi there!%zz%");
-        let e = form_event(b"event_id=e-1&content=you+idiot").unwrap();
+        let limits = Limits { min_content_length: 1, max_content_length: 20, require_author: false };
+        let e = form_event(b"event_id=e-1&content=you+idiot", &limits).unwrap();
         assert_eq!((e.event_id.as_str(), e.content.as_str()), ("e-1", "you idiot"));
-        assert_eq!(form_event(b"content=x").unwrap_err().status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(form_event(b"content=x", &limits).unwrap_err().code, "validation_failed");
+        // The same limits as JSON: content length and id size.
+        let long = form_event(b"event_id=e-2&content=far+too+long+for+these+limits", &limits).unwrap_err();
+        assert_eq!(long.details.unwrap()["violations"][0]["code"], "too_long");
+        let id = format!("event_id={}&content=hi", "x".repeat(300));
+        assert_eq!(
+            form_event(id.as_bytes(), &limits).unwrap_err().details.unwrap()["violations"][0]["code"],
+            "too_long"
+        );
     }
 }

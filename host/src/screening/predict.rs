@@ -9,8 +9,8 @@
 //!   the risk is at or below the threshold.
 //! - confidence: how far the risk sits from the threshold, scaled to [0.5, 1].
 
-use super::rules::RuleResult;
-use crate::event::Event;
+use crate::core::Event;
+use crate::plugins::rules::RuleResult;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy)]

@@ -21,14 +21,6 @@ impl Depth {
         Arc::new(Depth { stream: stream.into(), backlog: AtomicU64::new(0), redis_ok: AtomicBool::new(false) })
     }
 
-    pub fn backlog(&self) -> u64 {
-        self.backlog.load(Ordering::Relaxed)
-    }
-
-    pub fn redis_ok(&self) -> bool {
-        self.redis_ok.load(Ordering::Relaxed)
-    }
-
     /// Refresh now (also what the background task runs).
     pub async fn refresh(&self, conn: &mut ConnectionManager) {
         match backlog(conn, &self.stream).await {
@@ -78,4 +70,14 @@ async fn backlog(conn: &mut ConnectionManager, stream: &str) -> redis::RedisResu
         }
     }
     redis::cmd("XLEN").arg(stream).query_async(conn).await
+}
+
+impl super::Backlog for Depth {
+    fn backlog(&self) -> u64 {
+        self.backlog.load(Ordering::Relaxed)
+    }
+
+    fn redis_ok(&self) -> bool {
+        self.redis_ok.load(Ordering::Relaxed)
+    }
 }

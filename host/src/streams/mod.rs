@@ -2,12 +2,32 @@
 //! connecting (a `ConnectionManager` that reconnects by itself, with bounded
 //! timeouts so a dead Redis answers errors, not hangs), the ingest producer
 //! (`producer`) and the backlog monitor (`depth`). No HTTP here.
+//!
+//! The services hold the producer and the backlog monitor through the traits
+//! [`EventSink`] and [`Backlog`], so their HTTP layers can be exercised without a
+//! Redis (the tests' in-memory versions); the Redis paths keep real-Redis tests.
 
 pub mod depth;
 pub mod producer;
 
+use crate::core::BoxFuture;
+use producer::{Entry, Produced};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::time::Duration;
+
+/// Where accepted events are written: each entry's dedup key and event in one
+/// atomic step; one result per entry, in order.
+pub trait EventSink: Send + Sync {
+    fn produce(&self, entries: Vec<Entry>) -> BoxFuture<'_, Result<Vec<Produced>, StreamError>>;
+}
+
+/// The screening backlog of `events:raw` as last seen, and whether Redis answered.
+pub trait Backlog: Send + Sync {
+    /// Events not yet screened (group lag + pending).
+    fn backlog(&self) -> u64;
+    /// Whether the last look at Redis succeeded.
+    fn redis_ok(&self) -> bool;
+}
 
 /// The consumer group screening reads `events:raw` with.
 pub const SCREENING_GROUP: &str = "screening";

@@ -177,3 +177,9 @@ async fn flush(mut conn: ConnectionManager, stream: &str, ttl: &str, script: &re
         }
     }
 }
+
+impl super::EventSink for Producer {
+    fn produce(&self, entries: Vec<Entry>) -> crate::core::BoxFuture<'_, Result<Vec<Produced>, StreamError>> {
+        Box::pin(Producer::produce(self, entries))
+    }
+}

@@ -44,17 +44,30 @@ pub enum VectorError {
     Dimension { got: usize, want: usize },
 }
 
+/// Where the collections live (from `VECTOR_DIR`, `QDRANT_*`, `ANN_*`).
+#[derive(Clone, Default)]
+pub struct StoreConfig {
+    /// The embedded store's folder.
+    pub dir: std::path::PathBuf,
+    /// A Qdrant server instead of the embedded store.
+    pub qdrant_url: Option<String>,
+    pub qdrant_api_key: Option<String>,
+    pub qdrant_collection_prefix: String,
+    /// Approximate search for large embedded collections (`None`: always exact).
+    pub ann: Option<ivf::Ann>,
+}
+
 /// The collection `name` (`exemplars`, `events`) as configured: on the Qdrant
 /// server at `QDRANT_URL`, else the embedded store `VECTOR_DIR/{name}.vec` (with its
 /// IVF index from `ANN_MIN_ROWS`). Where it lives, for messages: the second value.
-pub fn open(config: &crate::config::Config, name: &str) -> anyhow::Result<(Arc<dyn VectorStore>, String)> {
+pub fn open(config: &StoreConfig, name: &str) -> anyhow::Result<(Arc<dyn VectorStore>, String)> {
     if let Some(remote) = qdrant(config, name)? {
         return Ok(remote);
     }
-    let path = config.vector_dir.join(format!("{name}.vec"));
+    let path = config.dir.join(format!("{name}.vec"));
     let store = flat::FlatStore::open(&path)
         .map_err(|e| anyhow::anyhow!("{name} {}: {e}", path.display()))?
-        .with_ann(config.ann());
+        .with_ann(config.ann);
     Ok((Arc::new(store), path.display().to_string()))
 }
 
@@ -62,27 +75,26 @@ pub fn open(config: &crate::config::Config, name: &str) -> anyhow::Result<(Arc<d
 /// of them embedded (`window`: segments `VECTOR_DIR/{name}.{n}.vec`); on Qdrant the
 /// server keeps everything.
 pub fn open_window(
-    config: &crate::config::Config,
+    config: &StoreConfig,
     name: &str,
     max_rows: usize,
 ) -> anyhow::Result<(Arc<dyn VectorStore>, String)> {
     if let Some(remote) = qdrant(config, name)? {
         return Ok(remote);
     }
-    let store = window::Window::open(&config.vector_dir, name, max_rows, config.ann())
-        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-    let at = format!("{}/{name}.*.vec (the newest {max_rows})", config.vector_dir.display());
+    let store =
+        window::Window::open(&config.dir, name, max_rows, config.ann).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let at = format!("{}/{name}.*.vec (the newest {max_rows})", config.dir.display());
     Ok((Arc::new(store), at))
 }
 
 /// The collection on the Qdrant server, when `QDRANT_URL` is set.
-fn qdrant(config: &crate::config::Config, name: &str) -> anyhow::Result<Option<(Arc<dyn VectorStore>, String)>> {
+fn qdrant(config: &StoreConfig, name: &str) -> anyhow::Result<Option<(Arc<dyn VectorStore>, String)>> {
     let Some(url) = &config.qdrant_url else { return Ok(None) };
     #[cfg(feature = "qdrant")]
     {
         let collection = format!("{}{name}", config.qdrant_collection_prefix);
-        let key = config.qdrant_api_key.as_ref().map(|k| k.expose().to_string());
-        let store = qdrant::QdrantStore::connect(url, key, collection.clone())?;
+        let store = qdrant::QdrantStore::connect(url, config.qdrant_api_key.clone(), collection.clone())?;
         Ok(Some((Arc::new(store), format!("{url} collection {collection}"))))
     }
     #[cfg(not(feature = "qdrant"))]
@@ -116,8 +128,11 @@ mod tests {
     #[test]
     fn qdrant_url_that_cannot_be_used_stops_start_up_clearly() {
         // Nothing listens on port 1: refused with the feature, and without it the build is named.
-        let raw = std::collections::BTreeMap::from([("QDRANT_URL".to_string(), "http://127.0.0.1:1".to_string())]);
-        let config = crate::config::Config::from_map(&raw).unwrap();
+        let config = super::StoreConfig {
+            qdrant_url: Some("http://127.0.0.1:1".into()),
+            qdrant_collection_prefix: "palisade_".into(),
+            ..Default::default()
+        };
         let err = super::open(&config, "exemplars").err().expect("refused").to_string();
         let expected = if cfg!(feature = "qdrant") {
             "qdrant collection palisade_exemplars"

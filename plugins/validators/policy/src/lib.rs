@@ -110,6 +110,16 @@ mod tests {
     }
 
     #[test]
+    fn the_seeds_event_types_pass() {
+        for t in ["message_created", "message_edited", "message_deleted", "reaction_added", "member_joined"] {
+            let e = Event { event_type: t.into(), ..Event::message("hello") };
+            assert!(codes(&e, None).is_empty(), "{t}");
+        }
+        let e = Event { event_type: "message_exploded".into(), ..Event::message("hello") };
+        assert_eq!(codes(&e, None), [("event_type".to_string(), "not_allowed".to_string())]);
+    }
+
+    #[test]
     fn each_rule_names_field_and_code() {
         let mut e = Event::message("x".repeat(10_001));
         e.platform = "myspace".into();

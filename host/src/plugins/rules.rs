@@ -1,5 +1,5 @@
-//! The rule stage of screening: call each active heuristic plugin once per batch
-//! and combine the verdicts.
+//! The rule stage (screening's, and pre-post screening of bots' posts): call each
+//! active heuristic plugin once per batch and combine the verdicts.
 //!
 //! Combination (documented in docs/plugins.md): each enforcing plugin `i` with
 //! manifest weight `w_i` and score `s_i` contributes `c_i = min(1, w_i · s_i)`;
@@ -8,8 +8,8 @@
 //! of the largest contribution with a category. Shadow-mode plugins are scored and
 //! reported but not combined. A plugin that faults costs only its own verdict.
 
-use crate::event::Event;
-use crate::plugins::{Mode, PluginHost, PluginKind, Verdict, to_wit};
+use super::{Mode, PluginHost, PluginKind, Verdict, to_wit};
+use crate::core::Event;
 use rayon::prelude::*;
 use serde::Serialize;
 

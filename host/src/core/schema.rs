@@ -1,11 +1,14 @@
-//! The ingest JSON shape (the seed's), native schema checks and normalisation
-//! into [`Event`]. Policy (whitelists, ID formats) is the validator plugins' job;
-//! this module checks only what must hold for any event: types, required fields,
-//! sizes. Problems are reported per field with a machine-readable code.
+//! The event's JSON shape (the seed's), native schema checks and normalisation
+//! into [`Event`], for every input form (JSON, batches, webhook-derived events).
+//! Policy (whitelists, ID formats) is the validator plugins' job; this module
+//! checks only what must hold for any event: types, required fields, sizes.
+//! Problems are reported per field with a machine-readable code.
 
-use crate::event::Event;
+use super::error::ApiError;
+use super::event::Event;
+use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 /// One incoming event, as clients send it.
 #[derive(Debug, Deserialize)]
@@ -90,6 +93,115 @@ pub fn parse_as<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, ParseE
 /// Parse one event's JSON.
 pub fn parse(json: &[u8]) -> Result<IncomingEvent, ParseError> {
     parse_as(json)
+}
+
+impl ParseError {
+    /// The answer for a request body that is not a `T`: 400 `malformed_json`, or
+    /// 422 `code` naming the field (`shape` says what the body must be).
+    pub fn into_api_error(self, code: &'static str, shape: &str) -> ApiError {
+        match self {
+            ParseError::Malformed { line, column, message } => ApiError::malformed(line, column, &message),
+            ParseError::Field(e) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, format!("`{}`: {} ({shape})", e.field, e.message))
+                    .with_details(json!({ "violations": [e] }))
+            }
+        }
+    }
+}
+
+/// A request body read as `T`, or the answer saying why not (see [`ParseError::into_api_error`]).
+pub fn parse_body<T: serde::de::DeserializeOwned>(json: &[u8], code: &'static str, shape: &str) -> Result<T, ApiError> {
+    parse_as(json).map_err(|e| e.into_api_error(code, shape))
+}
+
+/// One event's JSON, parsed and checked: the event, or its problems (400 for a
+/// body that is not JSON, else each field's problem for a 422).
+pub fn parse_event(json: &[u8], limits: &Limits, now_ms: u64) -> Result<Event, EventRefused> {
+    match parse(json) {
+        Ok(incoming) => normalize(incoming, limits, now_ms).map_err(EventRefused::Invalid),
+        Err(ParseError::Field(e)) => Err(EventRefused::Invalid(vec![e])),
+        Err(ParseError::Malformed { line, column, message }) => {
+            Err(EventRefused::Malformed(ApiError::malformed(line, column, &message)))
+        }
+    }
+}
+
+/// Why one event was refused.
+#[derive(Debug)]
+pub enum EventRefused {
+    /// Not JSON (400).
+    Malformed(ApiError),
+    /// Field problems (422 `validation_failed` on its own, a `rejected` item in a batch).
+    Invalid(Vec<FieldError>),
+}
+
+impl EventRefused {
+    /// The problems as field errors (a malformed item of a batch is one).
+    pub fn into_field_errors(self) -> Vec<FieldError> {
+        match self {
+            EventRefused::Invalid(errors) => errors,
+            EventRefused::Malformed(e) => vec![FieldError::new("event", "malformed_json", e.message)],
+        }
+    }
+}
+
+impl From<EventRefused> for ApiError {
+    fn from(e: EventRefused) -> Self {
+        match e {
+            EventRefused::Malformed(e) => e,
+            EventRefused::Invalid(errors) => ApiError::invalid(&errors),
+        }
+    }
+}
+
+/// `{"events": [ … ]}`: each item kept raw, so one bad item cannot sink the batch.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchBody {
+    pub events: Vec<Box<serde_json::value::RawValue>>,
+}
+
+impl BatchBody {
+    /// Parse a batch body of at most `max_events` (413 `batch_too_large` past it).
+    pub fn parse(json: &[u8], max_events: usize) -> Result<Self, ApiError> {
+        let batch: BatchBody = parse_body(json, "invalid_batch", "the body must be {\"events\": [ … ]}")?;
+        let n = batch.events.len();
+        if n > max_events {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "batch_too_large",
+                format!("{n} events in one batch; at most MAX_BATCH_EVENTS = {max_events}"),
+            ));
+        }
+        Ok(batch)
+    }
+
+    /// Each item's `event_id` as sent (what to call a rejected item).
+    pub fn ids(&self) -> Vec<Option<Value>> {
+        self.events
+            .iter()
+            .map(|raw| serde_json::from_str::<Value>(raw.get()).ok().and_then(|v| v.get("event_id").cloned()))
+            .collect()
+    }
+}
+
+impl From<Event> for IncomingEvent {
+    /// An event that came in another form (a platform adapter's), to be checked like JSON.
+    fn from(e: Event) -> Self {
+        let Event { event_id, event_type, platform, user_id, author_id, channel_id, content, timestamp_ms, metadata } =
+            e;
+        IncomingEvent {
+            event_id: Some(event_id),
+            event_type: Some(event_type),
+            platform: Some(platform),
+            user_id: Some(user_id),
+            author_id,
+            channel_id,
+            content: Some(content),
+            metadata: Some(metadata.into_iter().map(|(k, v)| (k, Value::String(v))).collect()),
+            timestamp: (timestamp_ms > 0).then(|| json!(timestamp_ms)),
+        }
+    }
 }
 
 /// Native checks and normalisation. `now_ms` stands in for a missing timestamp.

@@ -1,0 +1,199 @@
+//! The HTTP layer of both services through `oneshot`, over in-memory storage (no
+//! Redis): every error answer and its code, the route-auth table, and the JSON
+//! summaries. The Redis paths behind these routes have their own real-Redis tests.
+
+use axum::body::Body;
+use axum::http::Request;
+use palisade_tests::{Routers, oneshot};
+use serde_json::Value;
+use std::sync::atomic::Ordering;
+
+const EVENT: &str = r#"{"event_id":"e1","event_type":"message","platform":"web","user_id":"u1","author_id":"a1","content":"hello there"}"#;
+
+fn post(path: &str, key: Option<&str>, content_type: &str, body: impl Into<Body>) -> Request<Body> {
+    let mut r = Request::post(path).header("content-type", content_type);
+    if let Some(k) = key {
+        r = r.header("api-key", k);
+    }
+    r.body(body.into()).unwrap()
+}
+
+fn json(path: &str, body: &str) -> Request<Body> {
+    post(path, Some("test-key"), "application/json", body.to_string())
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn ingest_error_paths_answer_with_their_codes() {
+    let r = Routers::new(&[("MAX_BODY_BYTES", "2000"), ("MAX_BATCH_EVENTS", "2")], &["policy"]);
+    let code = |(status, body): (u16, Value)| (status, body["error"].as_str().unwrap_or("").to_string());
+    let cases: Vec<(Request<Body>, u16, &str)> = vec![
+        (post("/v1/events/ingest", None, "application/json", EVENT), 401, "unauthorized"),
+        (post("/v1/events/ingest", Some("wrong"), "application/json", EVENT), 401, "unauthorized"),
+        (post("/v1/events/ingest", Some("test-key"), "text/plain", EVENT), 415, "unsupported_media_type"),
+        (json("/v1/events/ingest", &"x".repeat(3000)), 413, "body_too_large"),
+        (json("/v1/events/ingest", "{\"event_id\": "), 400, "malformed_json"),
+        (json("/v1/events/ingest", r#"{"event_id": 5}"#), 422, "validation_failed"),
+        (json("/v1/events/ingest", &EVENT.replace("\"web\"", "\"myspace\"")), 422, "validation_failed"),
+        (json("/v1/events/ingest-batch", "[1,2]"), 422, "invalid_batch"),
+        (json("/v1/events/ingest-batch", "{\"events\": [1"), 400, "malformed_json"),
+        (
+            json("/v1/events/ingest-batch", &format!("{{\"events\": [{EVENT},{EVENT},{EVENT}]}}")),
+            413,
+            "batch_too_large",
+        ),
+    ];
+    for (request, status, want) in cases {
+        let what = format!("{} {}", request.method(), request.uri());
+        assert_eq!(code(oneshot(&r.ingest, request).await), (status, want.to_string()), "{what}");
+    }
+    assert!(r.sink.entries.lock().unwrap().is_empty(), "nothing refused reaches the stream");
+
+    // The validator's verdict names the field and code.
+    let (_, body) = oneshot(&r.ingest, json("/v1/events/ingest", &EVENT.replace("\"web\"", "\"myspace\""))).await;
+    assert_eq!(body["details"]["violations"][0]["field"], "platform");
+    assert_eq!(body["details"]["violations"][0]["code"], "not_allowed");
+
+    // Accepted, then a duplicate; both answered from what the sink said.
+    let (status, body) = oneshot(&r.ingest, json("/v1/events/ingest", EVENT)).await;
+    assert_eq!((status, body["status"].as_str()), (202, Some("accepted")), "{body}");
+    let (status, body) = oneshot(&r.ingest, json("/v1/events/ingest", &EVENT.replace("e1", "e2"))).await;
+    assert_eq!((status, body["status"].as_str(), body["duplicate_of"].as_str()), (200, Some("duplicate"), Some("1-0")));
+    assert_eq!(r.sink.entries.lock().unwrap().len(), 1);
+
+    // Backpressure, then a store that fails: 503 with Retry-After, nothing stored.
+    r.backlog.events.store(1_000_000, Ordering::Relaxed);
+    let (status, body) = oneshot(&r.ingest, json("/v1/events/ingest", &EVENT.replace("hello", "hi"))).await;
+    assert_eq!((status, body["error"].as_str()), (503, Some("backpressure")));
+    r.backlog.events.store(0, Ordering::Relaxed);
+    r.sink.fail.store(true, Ordering::Relaxed);
+    let (status, body) = oneshot(&r.ingest, json("/v1/events/ingest", &EVENT.replace("hello", "hi"))).await;
+    assert_eq!((status, body["error"].as_str()), (503, Some("redis_unavailable")));
+    assert_eq!(r.sink.entries.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_batch_answers_each_item() {
+    let r = Routers::new(&[], &["policy"]);
+    let bad = EVENT.replace("\"e1\"", "\"e9\"").replace("\"message\"", "\"nonsense\"");
+    let body = format!("{{\"events\": [{EVENT}, {bad}, {{\"event_id\": 3}}]}}");
+    let (status, answer) = oneshot(&r.ingest, json("/v1/events/ingest-batch", &body)).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!((answer["accepted"].as_u64(), answer["rejected"].as_u64()), (Some(1), Some(2)));
+    let statuses: Vec<&str> =
+        answer["items"].as_array().unwrap().iter().map(|i| i["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["accepted", "rejected", "rejected"]);
+    assert_eq!(answer["items"][1]["event_id"], "e9");
+    assert_eq!(answer["items"][2]["index"], 2);
+}
+
+#[tokio::test]
+async fn screening_error_paths_and_the_form_checked_like_json() {
+    let r = Routers::new(&[("MAX_CONTENT_LENGTH", "50")], &["threats"]);
+    let form = "application/x-www-form-urlencoded";
+    let cases: Vec<(Request<Body>, u16, &str)> = vec![
+        (post("/v1/risk/screen", None, form, "event_id=e1&content=hi"), 401, "unauthorized"),
+        (post("/v1/risk/screen", Some("test-key"), "text/plain", "hi"), 415, "unsupported_media_type"),
+        (post("/v1/risk/screen", Some("test-key"), form, "event_id=e1"), 422, "validation_failed"),
+        (json("/v1/risk/screen", "{"), 400, "malformed_json"),
+        (json("/v1/risk/screen-batch", "{\"events\": 5}"), 422, "invalid_batch"),
+    ];
+    for (request, status, want) in cases {
+        let what = format!("{} {}", request.method(), request.uri());
+        let (got, body) = oneshot(&r.screen, request).await;
+        assert_eq!((got, body["error"].as_str().unwrap_or("")), (status, want), "{what}: {body}");
+    }
+    // The form obeys MAX_CONTENT_LENGTH and the id limit like JSON does.
+    let long = format!("event_id=e1&content={}", "a+".repeat(40));
+    let (status, body) = oneshot(&r.screen, post("/v1/risk/screen", Some("test-key"), form, long)).await;
+    assert_eq!((status, body["details"]["violations"][0]["code"].as_str()), (422, Some("too_long")), "{body}");
+    let long_id = format!("event_id={}&content=hi", "x".repeat(300));
+    let (status, body) = oneshot(&r.screen, post("/v1/risk/screen", Some("test-key"), form, long_id)).await;
+    assert_eq!((status, body["details"]["violations"][0]["field"].as_str()), (422, Some("event_id")), "{body}");
+
+    let (status, body) =
+        oneshot(&r.screen, post("/v1/risk/screen", Some("test-key"), form, "event_id=e2&content=i+will+kill+you"))
+            .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["category"], "VIOLENCE", "{body}");
+    assert_eq!(body["event"]["content"], "i will kill you");
+
+    let (status, summary) = oneshot(&r.screen, get("/v1/metrics")).await;
+    assert_eq!(status, 200);
+    assert_eq!(summary["screened_by_http"], 1, "{summary}");
+    for key in ["events_screened", "avg_latency_ms", "batch_p99_ms", "queue_lag", "cache_hit_rate", "routed"] {
+        assert!(summary.get(key).is_some(), "{key} missing from {summary}");
+    }
+}
+
+/// Which documented routes need a key: every operation of openapi.json is sent
+/// without one to both services; those the spec marks with `security` must answer
+/// 401, the rest must not — and the open set is named here, so opening a route
+/// takes a deliberate change in two places.
+#[tokio::test]
+async fn route_auth_table() {
+    let r = Routers::new(&[], &["policy", "web-adapter"]);
+    let open = [
+        "GET /health",
+        "GET /ready",
+        "GET /metrics",
+        "GET /openapi.json",
+        "GET /docs",
+        "GET /v1/metrics",
+        "POST /v1/platforms/{platform}/webhook",
+    ];
+    let spec: Value = serde_json::from_str(include_str!("../../host/src/api/openapi.json")).unwrap();
+    let mut seen_open = Vec::new();
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let name = format!("{} {path}", method.to_uppercase());
+            let keyed = op.get("security").is_some();
+            assert_eq!(keyed, !open.contains(&name.as_str()), "{name}: the spec and this table disagree");
+            let uri = path.replace("{platform}", "web").replace("{name}", "policy");
+            let mut served = 0;
+            for router in [&r.ingest, &r.screen] {
+                let request = Request::builder()
+                    .method(method.to_uppercase().as_str())
+                    .uri(&uri)
+                    .header("content-type", "application/json")
+                    .body(Body::from("{}"))
+                    .unwrap();
+                let (status, body) = oneshot(router, request).await;
+                if status == 404 && body["error"] != "unknown_platform" && body["error"] != "plugin_not_found" {
+                    continue;
+                }
+                served += 1;
+                assert_eq!(status == 401, keyed, "{name} answered {status} without a key: {body}");
+            }
+            assert!(served > 0, "{name} is served by neither service");
+            if !keyed {
+                seen_open.push(name);
+            }
+        }
+    }
+    assert_eq!(seen_open.len(), open.len(), "{seen_open:?}");
+}
+
+#[tokio::test]
+async fn every_exported_metric_is_named_in_one_place() {
+    let r = Routers::new(&[], &["policy", "threats"]);
+    oneshot(&r.ingest, json("/v1/events/ingest", EVENT)).await;
+    oneshot(&r.screen, json("/v1/risk/screen", EVENT)).await;
+    let mut exported = Vec::new();
+    for router in [&r.ingest, &r.screen] {
+        let response = tower::ServiceExt::oneshot(router.clone(), get("/metrics")).await.unwrap();
+        let text =
+            String::from_utf8(axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap();
+        exported.extend(
+            text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).map(|l| l.split(' ').next().unwrap().to_string()),
+        );
+    }
+    assert!(exported.len() >= 10, "{exported:?}");
+    for name in &exported {
+        assert!(palisade::telemetry::names::ALL.contains(&name.as_str()), "{name} is not in telemetry::names::ALL");
+    }
+    assert!(exported.iter().any(|n| n == "palisade_http_requests_total"));
+}
