@@ -102,7 +102,8 @@ fn consumer(name: &str, screener: Screener, texts: &[String], copies: usize) {
     rt.block_on(async {
         let prefix = format!("bench:consumer:{}:{name}:", std::process::id());
         let keys = palisade::streams::Keys::new(&prefix);
-        let mut conn = palisade::streams::connect("redis://127.0.0.1:6379").await.unwrap();
+        let mut conn =
+            palisade::streams::connect("redis://127.0.0.1:6379", std::time::Duration::from_secs(1)).await.unwrap();
         let total = texts.len() * copies;
         for (c, chunk) in (0..total).collect::<Vec<_>>().chunks(1000).enumerate() {
             let mut pipe = redis::pipe();
@@ -122,6 +123,8 @@ fn consumer(name: &str, screener: Screener, texts: &[String], copies: usize) {
             batch_size: 100,
             max_deliveries: 5,
             claim_idle: std::time::Duration::from_secs(600),
+            claim_interval: std::time::Duration::from_secs(600),
+            claim_batch: 1000,
         };
         let started = Instant::now();
         let task = tokio::spawn(run.run(stopped));
@@ -175,7 +178,7 @@ fn main() {
     let embedder = Arc::new(Embedder::load(&model, &lib, Device::Cpu, 32, "").unwrap());
     let bank_path = repo_root().join("var/vectors/exemplars.vec");
     // The vector index as the service configures it (ANN_MIN_ROWS, ANN_PROBES; default on).
-    let ann = palisade::config::Config::load().unwrap().ann();
+    let ann = palisade::config::Config::load().unwrap().vectors.ann();
     let exemplars: Arc<dyn VectorStore> = Arc::new(FlatStore::open(&bank_path).unwrap().with_ann(ann));
     assert!(!exemplars.is_empty(), "run scripts/setup first: the example bank is empty");
     let dir = PluginDir::new();

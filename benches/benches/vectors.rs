@@ -45,7 +45,7 @@ fn main() {
         })
         .collect();
     let queries: Vec<Vec<f32>> = (0..100).map(|i| items[i * 997 % rows].vector.clone()).collect();
-    let probes = palisade::config::Config::from_map(&Default::default()).unwrap().ann_probes;
+    let probes = palisade::config::Config::default().vectors.ann_probes;
     let exact = FlatStore::memory();
     exact.upsert(items.clone()).unwrap();
     let t = Instant::now();

@@ -1,7 +1,8 @@
 //! Assembling a running Palisade: the plugin runtime and directory (with its
 //! watcher), the metrics registry, Redis, and the HTTP services on their addresses.
 
-use crate::api::{AppState, HttpMetrics, common_routes, request_context};
+use crate::api::limits::{self, Limiter};
+use crate::api::{AppState, HttpMetrics, common_routes, request_context, with_error_fallbacks};
 use crate::config::Config;
 use crate::core::schema::Limits;
 use crate::embed::Embedder;
@@ -44,18 +45,18 @@ impl Core {
     pub fn start(config: Config) -> anyhow::Result<Self> {
         let registry = prometheus::Registry::new();
         let metrics = PluginMetrics::register(&registry)?;
-        let runtime = Runtime::new(Some(config.plugin_cache_dir.clone()))?;
-        std::fs::create_dir_all(&config.plugin_dir)
-            .with_context(|| format!("PLUGIN_DIR {} cannot be created", config.plugin_dir.display()))?;
-        let plugins = PluginHost::open(runtime, &config.plugin_dir, metrics);
-        let watcher = if config.plugin_watch {
-            Some(watch(plugins.clone(), Duration::from_millis(config.plugin_watch_debounce_ms))?)
+        let runtime = Runtime::new(Some(config.plugins.cache_dir()))?;
+        std::fs::create_dir_all(&config.plugins.dir)
+            .with_context(|| format!("PLUGIN_DIR {} cannot be created", config.plugins.dir.display()))?;
+        let plugins = PluginHost::open(runtime, &config.plugins.dir, metrics);
+        let watcher = if config.plugins.watch {
+            Some(watch(plugins.clone(), Duration::from_millis(config.plugins.watch_debounce_ms))?)
         } else {
             None
         };
         Ok(Core {
             http: HttpMetrics::register(&registry)?,
-            keys: Keys::new(&config.redis_key_prefix),
+            keys: Keys::new(&config.redis.key_prefix),
             config,
             plugins,
             registry,
@@ -69,9 +70,9 @@ impl Core {
             service,
             plugins: self.plugins.clone(),
             registry: self.registry.clone(),
-            admin_api_keys: Arc::new(self.config.admin_api_keys.clone()),
+            admin_api_keys: Arc::new(self.config.server.admin_api_keys.clone()),
             depth,
-            swagger_ui_dir: Arc::new(self.config.swagger_ui_dir.clone()),
+            swagger_ui_dir: Arc::new(self.config.server.swagger_ui_dir.clone()),
         }
     }
 
@@ -85,9 +86,9 @@ impl Core {
         let producer = Producer::start(
             conn,
             &self.keys.raw,
-            c.dedup_window_seconds,
-            c.batch_size,
-            Duration::from_millis(c.batch_timeout_ms),
+            c.ingest.dedup_window_seconds,
+            c.redis.batch_size,
+            Duration::from_millis(c.ingest.batch_timeout_ms),
         );
         self.ingest_router(Arc::new(producer), depth)
     }
@@ -100,13 +101,13 @@ impl Core {
         let adapter_metrics = AdapterMetrics::register(&self.registry)?;
         let sender = Sender::new(
             c.platform_apis.clone(),
-            Duration::from_millis(c.outbound_timeout_ms),
-            c.outbound_max_attempts,
-            Duration::from_millis(c.outbound_max_wait_ms),
-            Duration::from_millis(c.outbound_backoff_ms),
+            Duration::from_millis(c.outbound.timeout_ms),
+            c.outbound.max_attempts,
+            Duration::from_millis(c.outbound.max_wait_ms),
+            Duration::from_millis(c.outbound.backoff_ms),
             adapter_metrics.clone(),
         )?;
-        let api_keys = Arc::new(c.api_keys.clone());
+        let api_keys = Arc::new(c.server.api_keys.clone());
         let ingest = Arc::new(Ingest {
             sink,
             dedup_prefix: self.keys.dedup.clone(),
@@ -115,11 +116,10 @@ impl Core {
             plugins: self.plugins.clone(),
             limits: self.limits(),
             api_keys: api_keys.clone(),
-            max_batch_events: c.max_batch_events,
-            max_body_bytes: c.max_body_bytes,
-            backpressure_at: c
-                .backpressure_enabled
-                .then(|| ((c.max_queue_depth as f64) * c.backpressure_threshold).ceil() as u64),
+            max_batch_events: c.events.max_batch_events,
+            body: c.server.body_limits(),
+            backpressure_at: c.ingest.backpressure_at(),
+            produce_timeout: c.redis.timeout(),
         });
         let platforms = Arc::new(Platforms {
             intake: ingest.clone(),
@@ -127,12 +127,13 @@ impl Core {
             sender,
             metrics: adapter_metrics,
             api_keys,
-            prepost_threshold: c.prepost_screening.then_some(c.screening_threshold),
+            prepost_threshold: c.outbound.prepost_screening.then_some(c.screening.threshold),
+            webhook_max_bytes: c.server.webhook_max_body_bytes.min(c.server.max_body_bytes),
         });
-        Ok(common_routes(self.state("ingest", Some(backlog)))
+        let routes = common_routes(self.state("ingest", Some(backlog)))
             .merge(ingest::router(ingest))
-            .merge(platforms::router(platforms))
-            .layer(axum::middleware::from_fn_with_state(http, request_context)))
+            .merge(platforms::router(platforms));
+        Ok(self.guarded(routes, http))
     }
 
     /// The screening service (`:8002`) on Redis: the `events:raw` consumer
@@ -141,7 +142,10 @@ impl Core {
     pub async fn screen_app(&self, conn: ConnectionManager, shutdown: watch::Receiver<bool>) -> anyhow::Result<Router> {
         // The consumer's blocking reads get a connection of their own: a blocked
         // connection holds every command queued behind it.
-        let consumer_conn = streams::connect_with_retry(&self.config.redis_url, Duration::from_secs(10)).await?;
+        // Its reads block for up to 500 ms: it waits longer than REDIS_TIMEOUT_MS for an answer.
+        let timeout = self.config.redis.timeout().max(Duration::from_secs(1));
+        let consumer_conn =
+            streams::connect_with_retry(&self.config.redis.url, Duration::from_secs(10), timeout).await?;
         let c = &self.config;
         let screener = Arc::new(self.screener()?);
         let depth = Depth::new(&self.keys.raw);
@@ -150,11 +154,13 @@ impl Core {
         let consumer = Consumer {
             conn: consumer_conn,
             keys: self.keys.clone(),
-            name: c.consumer_name.clone(),
+            name: c.screening.consumer_name(),
             screener: screener.clone(),
-            batch_size: c.batch_size,
-            max_deliveries: c.max_deliveries,
-            claim_idle: Duration::from_millis(c.claim_idle_ms),
+            batch_size: c.redis.batch_size,
+            max_deliveries: c.screening.max_deliveries,
+            claim_idle: Duration::from_millis(c.screening.claim_idle_ms),
+            claim_interval: Duration::from_millis(c.screening.claim_interval_ms),
+            claim_batch: c.screening.claim_batch,
         };
         self.background.lock().expect("background lock").push(tokio::spawn(consumer.run(shutdown)));
         self.screen_router(screener, depth)
@@ -166,9 +172,13 @@ impl Core {
         Ok(Screener {
             plugins: self.plugins.clone(),
             similarity: self.similarity()?,
-            weights: Weights { rules: c.rule_weight, embedding: c.embedding_weight, threshold: c.screening_threshold },
+            weights: Weights {
+                rules: c.screening.rule_weight,
+                embedding: c.screening.embedding_weight,
+                threshold: c.screening.threshold,
+            },
             metrics: ScreenMetrics::register(&self.registry)?,
-            fast_path: c.screening_fast_path,
+            fast_path: c.screening.fast_path,
         })
     }
 
@@ -179,15 +189,14 @@ impl Core {
         let c = &self.config;
         let api = Arc::new(ScreenApi {
             screener,
-            api_keys: Arc::new(c.api_keys.clone()),
+            api_keys: Arc::new(c.server.api_keys.clone()),
             limits: self.limits(),
-            max_body_bytes: c.max_body_bytes,
-            max_batch_events: c.max_batch_events,
+            body: c.server.body_limits(),
+            max_batch_events: c.events.max_batch_events,
             backlog: backlog.clone(),
         });
-        Ok(common_routes(self.state("screening", Some(backlog)))
-            .merge(screening::router(api))
-            .layer(axum::middleware::from_fn_with_state(self.http.for_service("screening"), request_context)))
+        let routes = common_routes(self.state("screening", Some(backlog))).merge(screening::router(api));
+        Ok(self.guarded(routes, self.http.for_service("screening")))
     }
 
     /// The embedding stage from config: the model (a missing or broken model folder
@@ -195,40 +204,52 @@ impl Core {
     /// `SCREENING_MODEL=none`.
     pub fn similarity(&self) -> anyhow::Result<Option<Similarity>> {
         let c = &self.config;
-        let Some(model) = &c.screening_model else { return Ok(None) };
-        let embedder = Embedder::load(model, &c.ort_dylib_path, c.device, c.model_batch_size, &c.model_query_prefix)
-            .context("SCREENING_MODEL (set SCREENING_MODEL=none to screen with rules only)")?;
-        let (exemplars, bank) = vectors::open(&c.vectors(), "exemplars").context("example bank")?;
+        let Some(model) = &c.model.dir else { return Ok(None) };
+        let embedder =
+            Embedder::load(model, &c.model.ort_dylib_path, c.model.device, c.model.batch_size, &c.model.query_prefix)
+                .context("SCREENING_MODEL (set SCREENING_MODEL=none to screen with rules only)")?;
+        let (exemplars, bank) = vectors::open(&c.vectors.store(), "exemplars").context("example bank")?;
         if exemplars.is_empty() {
             tracing::warn!(%bank, "the example bank is empty: embedding scores need `palisade bank import`");
         }
-        let cache = (c.embedding_cache_ttl > 0)
+        let cache = (c.screening.embedding_cache_ttl > 0)
             .then(|| {
                 let prefix = format!("{}{}:", self.keys.embedding_cache, embedder.model_id);
-                EmbeddingCache::new(&c.redis_url, prefix, c.embedding_cache_ttl)
+                EmbeddingCache::new(&c.redis.url, prefix, c.screening.embedding_cache_ttl)
             })
             .transpose()
             .context("REDIS_URL")?;
-        let events = match c.similar_events_k {
+        let events = match c.screening.similar_events_k {
             0 => None,
-            _ => Some(vectors::open_window(&c.vectors(), "events", c.similar_events_max).context("past events")?.0),
+            _ => Some(
+                vectors::open_window(&c.vectors.store(), "events", c.screening.similar_events_max)
+                    .context("past events")?
+                    .0,
+            ),
         };
         Ok(Some(Similarity {
             embedder: Arc::new(embedder),
             cache,
             exemplars,
-            k: c.similar_k,
+            k: c.screening.similar_k,
             events,
-            past_k: c.similar_events_k,
+            past_k: c.screening.similar_events_k,
         }))
     }
 
+    /// A service's routes with what every request passes through: JSON 404/405
+    /// answers, rate limits, then (outermost) the request context and metrics.
+    fn guarded(&self, routes: Router, http: HttpMetrics) -> Router {
+        let s = &self.config.server;
+        let keys = s.api_keys.iter().chain(&s.admin_api_keys).cloned().collect();
+        let limiter = Limiter::new(s.rate_limits(), keys);
+        with_error_fallbacks(routes)
+            .layer(axum::middleware::from_fn_with_state(limiter, limits::limit))
+            .layer(axum::middleware::from_fn_with_state(http, request_context))
+    }
+
     fn limits(&self) -> Limits {
-        Limits {
-            min_content_length: self.config.min_content_length,
-            max_content_length: self.config.max_content_length,
-            require_author: self.config.require_author,
-        }
+        self.config.events.limits()
     }
 }
 
@@ -242,30 +263,30 @@ pub enum Services {
 
 /// Serve until Ctrl-C or SIGTERM.
 pub async fn serve(core: Core, which: Services) -> anyhow::Result<()> {
-    let conn = streams::connect_with_retry(&core.config.redis_url, Duration::from_secs(10))
-        .await
-        .with_context(|| format!("REDIS_URL {}", core.config.redis_url))?;
+    let conn =
+        streams::connect_with_retry(&core.config.redis.url, Duration::from_secs(10), core.config.redis.timeout())
+            .await
+            .with_context(|| format!("REDIS_URL {}", core.config.redis.url))?;
     let (stop, stopped) = watch::channel(false);
     let mut apps = Vec::new();
     if which != Services::Screen {
-        apps.push(("ingest", core.config.ingest_addr, core.ingest_app(conn.clone()).await?));
+        apps.push(("ingest", core.config.server.ingest_addr, core.ingest_app(conn.clone()).await?));
     }
     if which != Services::Ingest {
-        apps.push(("screen", core.config.screening_addr, core.screen_app(conn, stopped.clone()).await?));
+        apps.push(("screen", core.config.server.screening_addr, core.screen_app(conn, stopped.clone()).await?));
     }
+    let limits = core.config.server.listener_limits();
     let mut tasks = Vec::new();
     for (name, addr, app) in apps {
         let listener =
             tokio::net::TcpListener::bind(addr).await.with_context(|| format!("{name}: cannot listen on {addr}"))?;
         tracing::info!(service = name, %addr, "listening");
-        let mut stopped = stopped.clone();
-        let until_stopped = async move { while stopped.changed().await.is_ok() && !*stopped.borrow() {} };
-        tasks.push(tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(until_stopped).await }));
+        tasks.push(tokio::spawn(crate::api::server::serve(listener, app, limits, stopped.clone())));
     }
     shutdown_signal().await;
     let _ = stop.send(true);
     for t in tasks {
-        t.await??;
+        t.await?;
     }
     // The consumer finishes the batch in hand (bounded, so a stuck model cannot hang shutdown).
     let background: Vec<_> = std::mem::take(&mut *core.background.lock().expect("background lock"));

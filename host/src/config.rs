@@ -3,112 +3,95 @@
 //! environment wins. Unknown keys in the file and values that do not parse stop
 //! start-up with a message naming the key. Every key has a default that works on
 //! one machine after `scripts/setup`.
+//!
+//! Each subsystem has its own struct ([`ServerConfig`], [`IngestConfig`], …),
+//! declared once with the [`section!`] macro: a key's field, type, environment
+//! name, default, meaning and check stand on one line, and the listing
+//! (`palisade config`), the defaults and the parsing all come from that line.
+//! Keys stay flat (the seed's environment names), so a section is a grouping in
+//! code, not a level in the file. This module knows types of `embed` only (the
+//! device); it builds nothing.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Every key this release understands, with its default and meaning.
-pub const KEYS: &[(&str, &str, &str)] = &[
-    ("PLUGIN_DIR", "var/plugins", "directory of NAME.wasm + NAME.toml plugins"),
-    ("PLUGIN_CACHE_DIR", "", "compiled-component cache (default: PLUGIN_DIR/.cache)"),
-    ("PLUGIN_WATCH", "true", "hot-reload plugins when their files change"),
-    ("PLUGIN_WATCH_DEBOUNCE_MS", "20", "quiet time after a file change before reloading"),
-    ("API_KEYS", "", "comma-separated keys for the event APIs (header `api-key`)"),
-    ("ADMIN_API_KEYS", "", "comma-separated keys for /v1/admin (header `api-key`)"),
-    ("INGEST_ADDR", "127.0.0.1:8001", "ingestion listen address"),
-    ("SCREENING_ADDR", "127.0.0.1:8002", "screening listen address"),
-    ("REDIS_URL", "redis://127.0.0.1:6379", "Redis for streams, dedup and caches"),
-    ("REDIS_KEY_PREFIX", "", "prefix for every Redis key (streams, dedup), to share one Redis"),
-    ("LOG_FORMAT", "json", "json or text"),
-    ("SWAGGER_UI_DIR", "var/swagger-ui", "Swagger UI's swagger-ui-bundle.js and swagger-ui.css, served at /docs"),
-    (
-        "BATCH_SIZE",
-        "100",
-        "most events per Redis round trip (ingest produce, screening read); the seed's 500 also works — 100 keeps \
-         a screening batch's latency low on two cores",
-    ),
-    ("WORKERS", "0", "HTTP worker threads per process (the seed's uvicorn WORKERS); 0: one per CPU core"),
-    ("BATCH_TIMEOUT_MS", "1", "longest wait for a produce batch to fill"),
-    ("MAX_QUEUE_DEPTH", "100000", "events:raw backlog (group lag + pending) at 100 % load"),
-    ("BACKPRESSURE_ENABLED", "true", "answer 503 + Retry-After when the backlog is too deep"),
-    ("BACKPRESSURE_THRESHOLD", "0.9", "share of MAX_QUEUE_DEPTH at which backpressure starts"),
-    ("MIN_CONTENT_LENGTH", "1", "fewest characters of content"),
-    ("MAX_CONTENT_LENGTH", "10000", "most characters of content"),
-    (
-        "REQUIRE_AUTHOR",
-        "false",
-        "reject events without author_id (the seed says true; false here because webhook events from Slack and \
-         web forms often carry only user_id — set true to follow the seed)",
-    ),
-    ("DEDUP_WINDOW_SECONDS", "3600", "how long a duplicate is remembered"),
-    ("MAX_BATCH_EVENTS", "1000", "most events in one ingest-batch request"),
-    ("MAX_BODY_BYTES", "16777216", "largest request body"),
-    ("SCREENING_THRESHOLD", "0.7", "risk above which an event goes to events:reasoning_queue"),
-    ("RULE_WEIGHT", "0.6", "weight of the rule score in the combined risk"),
-    ("EMBEDDING_WEIGHT", "0.4", "weight of the embedding score in the combined risk"),
-    ("SCREENING_FAST_PATH", "off", "a rule score (0–1] from which the rules alone decide and the embedding is skipped"),
-    ("CONSUMER_NAME", "", "this screening consumer's name in the group (default: host-pid)"),
-    ("MAX_DELIVERIES", "5", "deliveries after which an entry goes to events:dead_letter"),
-    ("CLAIM_IDLE_MS", "30000", "idle time after which another consumer's pending entry is taken over"),
-    (
-        "SCREENING_MODEL",
-        "var/models/all-MiniLM-L6-v2",
-        "sentence-encoder folder (model.onnx + tokenizer.json), or none",
-    ),
-    ("ORT_DYLIB_PATH", "var/onnxruntime/libonnxruntime.so.1.32.0", "the ONNX Runtime shared library"),
-    ("DEVICE", "cpu", "cpu or cuda (cuda needs a build with --features cuda)"),
-    ("MODEL_BATCH_SIZE", "32", "texts per model call"),
-    ("MODEL_QUERY_PREFIX", "", "text put before every input (e5-style models: `query: `)"),
-    ("VECTOR_DIR", "var/vectors", "where the example bank (exemplars.vec) is kept"),
-    (
-        "QDRANT_URL",
-        "",
-        "a Qdrant server (gRPC, e.g. http://127.0.0.1:6334) as the vector store (build with --features qdrant)",
-    ),
-    ("QDRANT_API_KEY", "", "Qdrant API key, when the server wants one"),
-    ("QDRANT_COLLECTION_PREFIX", "palisade_", "Qdrant collections are {prefix}exemplars and {prefix}events"),
-    ("SIMILAR_K", "10", "nearest labelled examples per event"),
-    (
-        "SIMILAR_EVENTS_K",
-        "5",
-        "most similar past events per event (0: past events are not kept, the fastest setting at high rates)",
-    ),
-    (
-        "SIMILAR_EVENTS_MAX",
-        "100000",
-        "past events kept for SIMILAR_EVENTS_K (embedded store; the oldest half is dropped at once when full)",
-    ),
-    ("EMBEDDING_CACHE_TTL", "604800", "seconds an embedding stays cached in Redis (0: no cache)"),
-    ("ANN_MIN_ROWS", "2000", "vector collections this large are searched through an IVF index (0: always exact)"),
-    ("ANN_PROBES", "12", "IVF lists scored per query (more: closer to exact, slower)"),
-    (
-        "DISCORD_API_BASE",
-        "https://discord.com/api/v10",
-        "where Discord adapter requests go (any {PLATFORM}_API_BASE works)",
-    ),
-    ("SLACK_API_BASE", "https://slack.com/api", "where Slack adapter requests go"),
-    ("WEB_API_BASE", "", "where web adapter posts and actions go"),
-    ("DISCORD_BOT_TOKEN", "", "bot token put in place of {token} in Discord requests (any {PLATFORM}_BOT_TOKEN works)"),
-    ("SLACK_BOT_TOKEN", "", "bot token (xoxb-…) for Slack requests"),
-    ("WEB_BOT_TOKEN", "", "bearer token for web adapter requests"),
-    ("OUTBOUND_TIMEOUT_MS", "10000", "timeout of one request to a platform"),
-    ("OUTBOUND_MAX_ATTEMPTS", "4", "tries of one post or action (429s and 5xx are retried)"),
-    ("OUTBOUND_BACKOFF_MS", "250", "first wait before retrying a 5xx or network error (doubles each time)"),
-    ("OUTBOUND_MAX_WAIT_MS", "30000", "longest 429 Retry-After waited out; longer is answered 429 to the caller"),
-    (
-        "PREPOST_SCREENING",
-        "false",
-        "score a bot's post with the heuristic plugins and refuse it above SCREENING_THRESHOLD",
-    ),
-];
+/// One configuration key: its environment name, default and meaning.
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
 
-/// Suffixes of the per-platform keys: `{PLATFORM}_API_BASE`, `{PLATFORM}_BOT_TOKEN`.
-const API_BASE: &str = "_API_BASE";
-const BOT_TOKEN: &str = "_BOT_TOKEN";
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("config key {key}: {message}")]
+    Value { key: &'static str, message: String },
+}
 
-fn is_platform_key(key: &str) -> bool {
-    key.len() > BOT_TOKEN.len() && (key.ends_with(API_BASE) || key.ends_with(BOT_TOKEN))
+/// A type a key's text parses into, and how to say what was expected.
+pub trait Setting: Sized {
+    const EXPECTED: &'static str;
+    fn parse_setting(text: &str) -> Result<Self, String>;
+}
+
+macro_rules! from_str_setting {
+    ($($ty:ty => $what:literal),* $(,)?) => {$(
+        impl Setting for $ty {
+            const EXPECTED: &'static str = $what;
+            fn parse_setting(text: &str) -> Result<Self, String> {
+                text.parse().map_err(|e| format!("{e}"))
+            }
+        }
+    )*};
+}
+
+from_str_setting! {
+    bool => "true or false",
+    u32 => "a whole number",
+    u64 => "a whole number",
+    usize => "a whole number",
+    f32 => "a number",
+    f64 => "a number",
+    SocketAddr => "an address like 127.0.0.1:8001",
+    crate::embed::Device => "cpu or cuda",
+    LogFormat => "json or text",
+}
+
+impl Setting for String {
+    const EXPECTED: &'static str = "text";
+    fn parse_setting(text: &str) -> Result<Self, String> {
+        Ok(text.to_string())
+    }
+}
+
+impl Setting for PathBuf {
+    const EXPECTED: &'static str = "a path";
+    fn parse_setting(text: &str) -> Result<Self, String> {
+        Ok(PathBuf::from(text))
+    }
+}
+
+/// Comma- (or newline-) separated; blanks dropped.
+impl Setting for Vec<String> {
+    const EXPECTED: &'static str = "a comma-separated list";
+    fn parse_setting(text: &str) -> Result<Self, String> {
+        Ok(text.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+    }
+}
+
+/// Empty, `none` or `off` is `None`.
+impl<T: Setting> Setting for Option<T> {
+    const EXPECTED: &'static str = T::EXPECTED;
+    fn parse_setting(text: &str) -> Result<Self, String> {
+        match text {
+            "" | "none" | "off" => Ok(None),
+            t => T::parse_setting(t).map(Some),
+        }
+    }
 }
 
 /// A value never shown in logs, errors or `Debug` output.
@@ -127,249 +110,290 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// Where one platform's adapter requests go, and with which bot token.
-#[derive(Debug, Clone, Default)]
-pub struct PlatformApi {
-    pub base: String,
-    pub token: Option<Secret>,
+impl Setting for Secret {
+    const EXPECTED: &'static str = "text";
+    fn parse_setting(text: &str) -> Result<Self, String> {
+        Ok(Secret(text.to_string()))
+    }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("config file {path}: {message}")]
-    File { path: String, message: String },
-    #[error("config key {key}: {message}")]
-    Value { key: &'static str, message: String },
+/// A key's check beyond parsing (a range, say): `Err` says what is wrong.
+type Check<T> = fn(&T) -> Result<(), String>;
+
+/// Raw key → text, as read from the file and the environment.
+type Raw = BTreeMap<String, String>;
+
+fn read<T: Setting>(raw: &Raw, key: &'static str, default: &str, checks: &[Check<T>]) -> Result<T, ConfigError> {
+    let text = raw.get(key).map_or(default, String::as_str).trim();
+    let value = T::parse_setting(text)
+        .map_err(|e| ConfigError::Value { key, message: format!("`{text}` is not {}: {e}", T::EXPECTED) })?;
+    for check in checks {
+        check(&value).map_err(|message| ConfigError::Value { key, message: format!("`{text}`: {message}") })?;
+    }
+    Ok(value)
 }
 
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub plugin_dir: PathBuf,
-    pub plugin_cache_dir: PathBuf,
-    pub plugin_watch: bool,
-    pub plugin_watch_debounce_ms: u64,
-    pub api_keys: Vec<String>,
-    pub admin_api_keys: Vec<String>,
-    pub ingest_addr: SocketAddr,
-    pub screening_addr: SocketAddr,
-    pub redis_url: String,
-    pub redis_key_prefix: String,
-    pub log_format: String,
-    pub swagger_ui_dir: PathBuf,
-    pub batch_size: usize,
-    pub workers: usize,
-    pub batch_timeout_ms: u64,
-    pub max_queue_depth: u64,
-    pub backpressure_enabled: bool,
-    pub backpressure_threshold: f64,
-    pub min_content_length: usize,
-    pub max_content_length: usize,
-    pub require_author: bool,
-    pub dedup_window_seconds: u64,
-    pub max_batch_events: usize,
-    pub max_body_bytes: usize,
-    pub screening_threshold: f32,
-    pub rule_weight: f32,
-    pub embedding_weight: f32,
-    /// `None` when SCREENING_FAST_PATH is `off`.
-    pub screening_fast_path: Option<f32>,
-    pub consumer_name: String,
-    pub max_deliveries: u64,
-    pub claim_idle_ms: u64,
-    /// `None` when SCREENING_MODEL is `none`.
-    pub screening_model: Option<PathBuf>,
-    pub ort_dylib_path: PathBuf,
-    pub device: crate::embed::Device,
-    pub model_batch_size: usize,
-    pub model_query_prefix: String,
-    pub vector_dir: PathBuf,
-    /// `None`: the embedded store in `vector_dir`.
-    pub qdrant_url: Option<String>,
-    pub qdrant_api_key: Option<crate::config::Secret>,
-    pub qdrant_collection_prefix: String,
-    pub similar_k: usize,
-    pub similar_events_k: usize,
-    /// `SIMILAR_EVENTS_MAX`: past events kept (embedded store).
-    pub similar_events_max: usize,
-    pub embedding_cache_ttl: u64,
-    pub ann_min_rows: usize,
-    pub ann_probes: usize,
-    /// By lower-case platform name (`discord`), from `{PLATFORM}_API_BASE` / `_BOT_TOKEN`.
-    pub platform_apis: BTreeMap<String, PlatformApi>,
-    pub outbound_timeout_ms: u64,
-    pub outbound_max_attempts: u32,
-    pub outbound_max_wait_ms: u64,
-    pub outbound_backoff_ms: u64,
-    pub prepost_screening: bool,
+// Checks a key can name after its meaning.
+fn positive<T: PartialOrd + Default>(v: &T) -> Result<(), String> {
+    if *v > T::default() { Ok(()) } else { Err("must be greater than 0".into()) }
 }
 
-impl Config {
-    /// From `PALISADE_CONFIG` (if set) and the environment.
-    pub fn load() -> Result<Self, ConfigError> {
-        let mut raw = BTreeMap::new();
-        if let Ok(path) = std::env::var("PALISADE_CONFIG") {
-            raw = read_file(&path)?;
+fn unit(v: &f32) -> Result<(), String> {
+    if (0.0..=1.0).contains(v) { Ok(()) } else { Err("must be between 0 and 1".into()) }
+}
+
+fn open_unit(v: &Option<f32>) -> Result<(), String> {
+    match v {
+        Some(v) if !(*v > 0.0 && *v <= 1.0) => Err("must be off or in (0, 1]".into()),
+        _ => Ok(()),
+    }
+}
+
+fn share(v: &f64) -> Result<(), String> {
+    if *v > 0.0 && *v <= 1.0 { Ok(()) } else { Err("must be in (0, 1]".into()) }
+}
+
+/// How log lines are written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Json => "json",
+            LogFormat::Text => "text",
         }
-        for (key, _, _) in KEYS {
-            if let Ok(v) = std::env::var(key) {
-                raw.insert(key.to_string(), v);
+    }
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "json" => Ok(LogFormat::Json),
+            "text" => Ok(LogFormat::Text),
+            other => Err(format!("`{other}` is neither")),
+        }
+    }
+}
+
+/// Declares one subsystem's struct: each line is
+/// `field: Type = ("KEY", "default", "meaning" [, check…])`.
+macro_rules! section {
+    ($(#[$meta:meta])* pub struct $name:ident {
+        $( $(#[$fmeta:meta])* $field:ident : $ty:ty = ($key:literal, $default:literal, $help:expr $(, $check:expr)* $(,)?), )*
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone)]
+        pub struct $name { $( $(#[$fmeta])* pub $field: $ty, )* }
+
+        impl $name {
+            pub const KEYS: &'static [Key] = &[$( Key { name: $key, default: $default, help: $help }, )*];
+
+            fn from_raw(raw: &Raw) -> Result<Self, ConfigError> {
+                Ok($name { $( $field: read::<$ty>(raw, $key, $default, &[$($check),*])?, )* })
             }
         }
-        raw.extend(std::env::vars().filter(|(k, _)| is_platform_key(k)));
-        Self::from_map(&raw)
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::from_raw(&Raw::new()).expect("every default parses")
+            }
+        }
+    };
+}
+
+section! {
+    /// The HTTP listeners, keys and limits both services share.
+    pub struct ServerConfig {
+        api_keys: Vec<String> = ("API_KEYS", "", "comma-separated keys for the event APIs (header `api-key`)"),
+        admin_api_keys: Vec<String> = ("ADMIN_API_KEYS", "", "comma-separated keys for /v1/admin (header `api-key`)"),
+        ingest_addr: SocketAddr = ("INGEST_ADDR", "127.0.0.1:8001", "ingestion listen address"),
+        screening_addr: SocketAddr = ("SCREENING_ADDR", "127.0.0.1:8002", "screening listen address"),
+        workers: usize = ("WORKERS", "0", "HTTP worker threads per process (the seed's uvicorn WORKERS); 0: one per CPU core"),
+        max_body_bytes: usize = ("MAX_BODY_BYTES", "16777216", "largest request body", positive),
+        webhook_max_body_bytes: usize = ("WEBHOOK_MAX_BODY_BYTES", "1048576",
+            "largest platform webhook body (refused with 413 before an adapter sees it)", positive),
+        rate_limit_per_key: u32 = ("RATE_LIMIT_PER_KEY", "0", "requests per second per API or admin key (0: no limit); past it 429"),
+        rate_limit_per_ip: u32 = ("RATE_LIMIT_PER_IP", "0",
+            "requests per second per client address (0: no limit; clients behind one proxy share an address)"),
+        auth_failures_per_ip: u32 = ("AUTH_FAILURES_PER_IP", "20",
+            "refused keys per second per client address before it gets 429 (0: no limit)"),
+        header_timeout_ms: u64 = ("HEADER_TIMEOUT_MS", "10000",
+            "a client must send a whole request head within this time, and an idle kept-alive connection is closed \
+             after it", positive),
+        body_timeout_ms: u64 = ("BODY_TIMEOUT_MS", "30000", "a request body must arrive within this time (else 408)", positive),
+        max_connections: usize = ("MAX_CONNECTIONS", "4096",
+            "open connections per listener; past it only /health, /ready and /metrics are served (keep the process's \
+             file limit above twice this)", positive),
+        log_format: LogFormat = ("LOG_FORMAT", "json", "json or text"),
+        swagger_ui_dir: PathBuf = ("SWAGGER_UI_DIR", "var/swagger-ui", "Swagger UI's swagger-ui-bundle.js and swagger-ui.css, served at /docs"),
+    }
+}
+
+impl ServerConfig {
+    pub fn rate_limits(&self) -> crate::api::limits::RateLimits {
+        crate::api::limits::RateLimits {
+            per_key: self.rate_limit_per_key,
+            per_ip: self.rate_limit_per_ip,
+            auth_failures_per_ip: self.auth_failures_per_ip,
+        }
     }
 
-    /// From explicit values (missing keys take their defaults).
-    pub fn from_map(raw: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
-        let get = |key: &'static str| -> String {
-            raw.get(key)
-                .cloned()
-                .unwrap_or_else(|| KEYS.iter().find(|k| k.0 == key).map(|k| k.1.to_string()).unwrap_or_default())
-        };
-        fn parse<T: std::str::FromStr>(key: &'static str, v: String, what: &str) -> Result<T, ConfigError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            v.trim().parse().map_err(|e| ConfigError::Value { key, message: format!("`{v}` is not {what}: {e}") })
+    pub fn body_limits(&self) -> crate::core::BodyLimits {
+        crate::core::BodyLimits {
+            max_bytes: self.max_body_bytes,
+            timeout: std::time::Duration::from_millis(self.body_timeout_ms),
         }
-        let list =
-            |key| get(key).split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-        let plugin_dir = PathBuf::from(get("PLUGIN_DIR"));
-        let cache = get("PLUGIN_CACHE_DIR");
-        let log_format = get("LOG_FORMAT");
-        if !matches!(log_format.as_str(), "json" | "text") {
-            return Err(ConfigError::Value {
-                key: "LOG_FORMAT",
-                message: format!("`{log_format}` is not json or text"),
-            });
+    }
+
+    pub fn listener_limits(&self) -> crate::api::server::Limits {
+        crate::api::server::Limits {
+            header_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
+            max_connections: self.max_connections,
         }
-        Ok(Config {
-            plugin_cache_dir: if cache.is_empty() { plugin_dir.join(".cache") } else { PathBuf::from(cache) },
-            plugin_dir,
-            plugin_watch: parse("PLUGIN_WATCH", get("PLUGIN_WATCH"), "true or false")?,
-            plugin_watch_debounce_ms: parse(
-                "PLUGIN_WATCH_DEBOUNCE_MS",
-                get("PLUGIN_WATCH_DEBOUNCE_MS"),
-                "a whole number",
-            )?,
-            api_keys: list("API_KEYS"),
-            admin_api_keys: list("ADMIN_API_KEYS"),
-            ingest_addr: parse("INGEST_ADDR", get("INGEST_ADDR"), "an address like 127.0.0.1:8001")?,
-            screening_addr: parse("SCREENING_ADDR", get("SCREENING_ADDR"), "an address like 127.0.0.1:8002")?,
-            redis_url: get("REDIS_URL"),
-            redis_key_prefix: get("REDIS_KEY_PREFIX"),
-            log_format,
-            swagger_ui_dir: PathBuf::from(get("SWAGGER_UI_DIR")),
-            batch_size: positive("BATCH_SIZE", parse("BATCH_SIZE", get("BATCH_SIZE"), "a whole number")?)?,
-            workers: parse("WORKERS", get("WORKERS"), "a whole number")?,
-            batch_timeout_ms: parse("BATCH_TIMEOUT_MS", get("BATCH_TIMEOUT_MS"), "a whole number")?,
-            max_queue_depth: positive(
-                "MAX_QUEUE_DEPTH",
-                parse("MAX_QUEUE_DEPTH", get("MAX_QUEUE_DEPTH"), "a whole number")?,
-            )?,
-            backpressure_enabled: parse("BACKPRESSURE_ENABLED", get("BACKPRESSURE_ENABLED"), "true or false")?,
-            backpressure_threshold: {
-                let t: f64 = parse("BACKPRESSURE_THRESHOLD", get("BACKPRESSURE_THRESHOLD"), "a number")?;
-                if !(t > 0.0 && t <= 1.0) {
-                    return Err(ConfigError::Value {
-                        key: "BACKPRESSURE_THRESHOLD",
-                        message: format!("{t} is not in (0, 1]"),
-                    });
-                }
-                t
-            },
-            min_content_length: parse("MIN_CONTENT_LENGTH", get("MIN_CONTENT_LENGTH"), "a whole number")?,
-            max_content_length: positive(
-                "MAX_CONTENT_LENGTH",
-                parse("MAX_CONTENT_LENGTH", get("MAX_CONTENT_LENGTH"), "a whole number")?,
-            )?,
-            require_author: parse("REQUIRE_AUTHOR", get("REQUIRE_AUTHOR"), "true or false")?,
-            dedup_window_seconds: positive(
-                "DEDUP_WINDOW_SECONDS",
-                parse("DEDUP_WINDOW_SECONDS", get("DEDUP_WINDOW_SECONDS"), "a whole number")?,
-            )?,
-            max_batch_events: positive(
-                "MAX_BATCH_EVENTS",
-                parse("MAX_BATCH_EVENTS", get("MAX_BATCH_EVENTS"), "a whole number")?,
-            )?,
-            max_body_bytes: positive(
-                "MAX_BODY_BYTES",
-                parse("MAX_BODY_BYTES", get("MAX_BODY_BYTES"), "a whole number")?,
-            )?,
-            screening_threshold: unit(
-                "SCREENING_THRESHOLD",
-                parse("SCREENING_THRESHOLD", get("SCREENING_THRESHOLD"), "a number")?,
-            )?,
-            rule_weight: unit("RULE_WEIGHT", parse("RULE_WEIGHT", get("RULE_WEIGHT"), "a number")?)?,
-            embedding_weight: unit(
-                "EMBEDDING_WEIGHT",
-                parse("EMBEDDING_WEIGHT", get("EMBEDDING_WEIGHT"), "a number")?,
-            )?,
-            screening_fast_path: match get("SCREENING_FAST_PATH").trim() {
-                "off" | "" => None,
-                v => {
-                    let bar: f32 = parse("SCREENING_FAST_PATH", v.to_string(), "off or a number")?;
-                    if !(bar > 0.0 && bar <= 1.0) {
-                        return Err(ConfigError::Value {
-                            key: "SCREENING_FAST_PATH",
-                            message: format!("{bar} is not in (0, 1]"),
-                        });
-                    }
-                    Some(bar)
-                }
-            },
-            consumer_name: {
-                let n = get("CONSUMER_NAME");
-                if n.is_empty() {
-                    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "palisade".into());
-                    format!("{}-{}", host.trim(), std::process::id())
-                } else {
-                    n
-                }
-            },
-            max_deliveries: positive(
-                "MAX_DELIVERIES",
-                parse("MAX_DELIVERIES", get("MAX_DELIVERIES"), "a whole number")?,
-            )?,
-            claim_idle_ms: positive("CLAIM_IDLE_MS", parse("CLAIM_IDLE_MS", get("CLAIM_IDLE_MS"), "a whole number")?)?,
-            screening_model: Some(get("SCREENING_MODEL")).filter(|m| m != "none" && !m.is_empty()).map(PathBuf::from),
-            ort_dylib_path: PathBuf::from(get("ORT_DYLIB_PATH")),
-            device: parse("DEVICE", get("DEVICE"), "cpu or cuda")?,
-            model_batch_size: positive(
-                "MODEL_BATCH_SIZE",
-                parse("MODEL_BATCH_SIZE", get("MODEL_BATCH_SIZE"), "a whole number")?,
-            )?,
-            model_query_prefix: get("MODEL_QUERY_PREFIX"),
-            vector_dir: PathBuf::from(get("VECTOR_DIR")),
-            qdrant_url: Some(get("QDRANT_URL")).filter(|u| !u.trim().is_empty()),
-            qdrant_api_key: Some(get("QDRANT_API_KEY")).filter(|k| !k.is_empty()).map(Secret),
-            qdrant_collection_prefix: get("QDRANT_COLLECTION_PREFIX"),
-            similar_k: positive("SIMILAR_K", parse("SIMILAR_K", get("SIMILAR_K"), "a whole number")?)?,
-            similar_events_k: parse("SIMILAR_EVENTS_K", get("SIMILAR_EVENTS_K"), "a whole number")?,
-            similar_events_max: positive(
-                "SIMILAR_EVENTS_MAX",
-                parse("SIMILAR_EVENTS_MAX", get("SIMILAR_EVENTS_MAX"), "a whole number")?,
-            )?,
-            embedding_cache_ttl: parse("EMBEDDING_CACHE_TTL", get("EMBEDDING_CACHE_TTL"), "a whole number")?,
-            ann_min_rows: parse("ANN_MIN_ROWS", get("ANN_MIN_ROWS"), "a whole number")?,
-            ann_probes: positive("ANN_PROBES", parse("ANN_PROBES", get("ANN_PROBES"), "a whole number")?)?,
-            platform_apis: platform_apis(raw),
-            outbound_timeout_ms: positive(
-                "OUTBOUND_TIMEOUT_MS",
-                parse("OUTBOUND_TIMEOUT_MS", get("OUTBOUND_TIMEOUT_MS"), "a whole number")?,
-            )?,
-            outbound_max_attempts: positive(
-                "OUTBOUND_MAX_ATTEMPTS",
-                parse("OUTBOUND_MAX_ATTEMPTS", get("OUTBOUND_MAX_ATTEMPTS"), "a whole number")?,
-            )?,
-            outbound_max_wait_ms: parse("OUTBOUND_MAX_WAIT_MS", get("OUTBOUND_MAX_WAIT_MS"), "a whole number")?,
-            outbound_backoff_ms: parse("OUTBOUND_BACKOFF_MS", get("OUTBOUND_BACKOFF_MS"), "a whole number")?,
-            prepost_screening: parse("PREPOST_SCREENING", get("PREPOST_SCREENING"), "true or false")?,
+    }
+}
+
+section! {
+    /// The plugin directory and its watcher.
+    pub struct PluginsConfig {
+        dir: PathBuf = ("PLUGIN_DIR", "var/plugins", "directory of NAME.wasm + NAME.toml plugins"),
+        /// `None`: `PLUGIN_DIR/.cache` ([`PluginsConfig::cache_dir`]).
+        cache_dir_override: Option<PathBuf> = ("PLUGIN_CACHE_DIR", "", "compiled-component cache (default: PLUGIN_DIR/.cache)"),
+        watch: bool = ("PLUGIN_WATCH", "true", "hot-reload plugins when their files change"),
+        watch_debounce_ms: u64 = ("PLUGIN_WATCH_DEBOUNCE_MS", "20", "quiet time after a file change before reloading"),
+    }
+}
+
+impl PluginsConfig {
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir_override.clone().unwrap_or_else(|| self.dir.join(".cache"))
+    }
+}
+
+section! {
+    /// Redis: where, under which prefix, and how many entries per round trip.
+    pub struct RedisConfig {
+        url: String = ("REDIS_URL", "redis://127.0.0.1:6379", "Redis for streams, dedup and caches"),
+        key_prefix: String = ("REDIS_KEY_PREFIX", "", "prefix for every Redis key (streams, dedup), to share one Redis"),
+        batch_size: usize = ("BATCH_SIZE", "100",
+            "most events per Redis round trip (ingest produce, screening read); the seed's 500 also works — 100 keeps \
+             a screening batch's latency low on two cores", positive),
+        timeout_ms: u64 = ("REDIS_TIMEOUT_MS", "500",
+            "longest wait for Redis to answer one call; past it ingest answers 503 `outcome_unknown`", positive),
+    }
+}
+
+impl RedisConfig {
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.timeout_ms)
+    }
+}
+
+section! {
+    /// What makes an event valid, for every route that takes events.
+    pub struct EventsConfig {
+        min_content_length: usize = ("MIN_CONTENT_LENGTH", "1", "fewest characters of content"),
+        max_content_length: usize = ("MAX_CONTENT_LENGTH", "10000", "most characters of content", positive),
+        require_author: bool = ("REQUIRE_AUTHOR", "false",
+            "reject events without author_id (the seed says true; false here because webhook events from Slack and \
+             web forms often carry only user_id — set true to follow the seed)"),
+        max_batch_events: usize = ("MAX_BATCH_EVENTS", "1000", "most events in one batch request", positive),
+    }
+}
+
+impl EventsConfig {
+    pub fn limits(&self) -> crate::core::schema::Limits {
+        crate::core::schema::Limits {
+            min_content_length: self.min_content_length,
+            max_content_length: self.max_content_length,
+            require_author: self.require_author,
+        }
+    }
+}
+
+section! {
+    /// Ingestion: produce batching, dedup window, backpressure.
+    pub struct IngestConfig {
+        batch_timeout_ms: u64 = ("BATCH_TIMEOUT_MS", "1", "longest wait for a produce batch to fill"),
+        dedup_window_seconds: u64 = ("DEDUP_WINDOW_SECONDS", "3600", "how long a duplicate is remembered", positive),
+        max_queue_depth: u64 = ("MAX_QUEUE_DEPTH", "100000", "events:raw backlog (group lag + pending) at 100 % load", positive),
+        backpressure_enabled: bool = ("BACKPRESSURE_ENABLED", "true", "answer 503 + Retry-After when the backlog is too deep"),
+        backpressure_threshold: f64 = ("BACKPRESSURE_THRESHOLD", "0.9", "share of MAX_QUEUE_DEPTH at which backpressure starts", share),
+    }
+}
+
+impl IngestConfig {
+    /// The backlog at which ingest answers 503 (`None`: never).
+    pub fn backpressure_at(&self) -> Option<u64> {
+        self.backpressure_enabled.then(|| ((self.max_queue_depth as f64) * self.backpressure_threshold).ceil() as u64)
+    }
+}
+
+section! {
+    /// Screening: scoring, routing and the consumer group.
+    pub struct ScreeningConfig {
+        threshold: f32 = ("SCREENING_THRESHOLD", "0.7", "risk above which an event goes to events:reasoning_queue", unit),
+        rule_weight: f32 = ("RULE_WEIGHT", "0.6", "weight of the rule score in the combined risk", unit),
+        embedding_weight: f32 = ("EMBEDDING_WEIGHT", "0.4", "weight of the embedding score in the combined risk", unit),
+        fast_path: Option<f32> = ("SCREENING_FAST_PATH", "off",
+            "a rule score (0–1] from which the rules alone decide and the embedding is skipped", open_unit),
+        /// `None`: host-pid ([`ScreeningConfig::consumer_name`]).
+        consumer_name_override: Option<String> = ("CONSUMER_NAME", "", "this screening consumer's name in the group (default: host-pid)"),
+        max_deliveries: u64 = ("MAX_DELIVERIES", "5", "deliveries after which an entry goes to events:dead_letter", positive),
+        claim_idle_ms: u64 = ("CLAIM_IDLE_MS", "15000",
+            "idle time after which another consumer's pending entry is taken over (a batch takes well under 1 s)", positive),
+        claim_interval_ms: u64 = ("CLAIM_INTERVAL_MS", "2000", "how often a consumer looks for idle entries to take over", positive),
+        claim_batch: usize = ("CLAIM_BATCH", "1000", "most idle entries taken over per round (rounds repeat until none is left)", positive),
+        similar_k: usize = ("SIMILAR_K", "10", "nearest labelled examples per event", positive),
+        similar_events_k: usize = ("SIMILAR_EVENTS_K", "5",
+            "most similar past events per event (0: past events are not kept, the fastest setting at high rates)"),
+        similar_events_max: usize = ("SIMILAR_EVENTS_MAX", "100000",
+            "past events kept for SIMILAR_EVENTS_K (embedded store; the oldest half is dropped at once when full)", positive),
+        embedding_cache_ttl: u64 = ("EMBEDDING_CACHE_TTL", "604800", "seconds an embedding stays cached in Redis (0: no cache)"),
+    }
+}
+
+impl ScreeningConfig {
+    pub fn consumer_name(&self) -> String {
+        self.consumer_name_override.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "palisade".into());
+            format!("{}-{}", host.trim(), std::process::id())
         })
     }
 }
 
-impl Config {
+section! {
+    /// The sentence-embedding model.
+    pub struct ModelConfig {
+        /// `None` when SCREENING_MODEL is `none`.
+        dir: Option<PathBuf> = ("SCREENING_MODEL", "var/models/all-MiniLM-L6-v2", "sentence-encoder folder (model.onnx + tokenizer.json), or none"),
+        ort_dylib_path: PathBuf = ("ORT_DYLIB_PATH", "var/onnxruntime/libonnxruntime.so.1.32.0", "the ONNX Runtime shared library"),
+        device: crate::embed::Device = ("DEVICE", "cpu", "cpu or cuda (cuda needs a build with --features cuda)"),
+        batch_size: usize = ("MODEL_BATCH_SIZE", "32", "texts per model call", positive),
+        query_prefix: String = ("MODEL_QUERY_PREFIX", "", "text put before every input (e5-style models: `query: `)"),
+    }
+}
+
+section! {
+    /// Vector stores: the embedded files or a Qdrant server, and the IVF index.
+    pub struct VectorsConfig {
+        dir: PathBuf = ("VECTOR_DIR", "var/vectors", "where the example bank (exemplars.vec) is kept"),
+        /// `None`: the embedded store in `dir`.
+        qdrant_url: Option<String> = ("QDRANT_URL", "",
+            "a Qdrant server (gRPC, e.g. http://127.0.0.1:6334) as the vector store (build with --features qdrant)"),
+        qdrant_api_key: Option<Secret> = ("QDRANT_API_KEY", "", "Qdrant API key, when the server wants one"),
+        qdrant_collection_prefix: String = ("QDRANT_COLLECTION_PREFIX", "palisade_", "Qdrant collections are {prefix}exemplars and {prefix}events"),
+        ann_min_rows: usize = ("ANN_MIN_ROWS", "2000", "vector collections this large are searched through an IVF index (0: always exact)"),
+        ann_probes: usize = ("ANN_PROBES", "12", "IVF lists scored per query (more: closer to exact, slower)", positive),
+    }
+}
+
+impl VectorsConfig {
     /// The approximate-search setting of vector collections (`None`: always exact).
     pub fn ann(&self) -> Option<crate::vectors::ivf::Ann> {
         (self.ann_min_rows > 0)
@@ -377,9 +401,9 @@ impl Config {
     }
 
     /// What the vector stores need to know.
-    pub fn vectors(&self) -> crate::vectors::StoreConfig {
+    pub fn store(&self) -> crate::vectors::StoreConfig {
         crate::vectors::StoreConfig {
-            dir: self.vector_dir.clone(),
+            dir: self.dir.clone(),
             qdrant_url: self.qdrant_url.clone(),
             qdrant_api_key: self.qdrant_api_key.as_ref().map(|k| k.expose().to_string()),
             qdrant_collection_prefix: self.qdrant_collection_prefix.clone(),
@@ -388,9 +412,116 @@ impl Config {
     }
 }
 
+section! {
+    /// Requests to platforms (bot posts and moderation actions).
+    pub struct OutboundConfig {
+        discord_api_base: String = ("DISCORD_API_BASE", "https://discord.com/api/v10",
+            "where Discord adapter requests go (any {PLATFORM}_API_BASE works)"),
+        slack_api_base: String = ("SLACK_API_BASE", "https://slack.com/api", "where Slack adapter requests go"),
+        web_api_base: String = ("WEB_API_BASE", "", "where web adapter posts and actions go"),
+        discord_bot_token: Option<Secret> = ("DISCORD_BOT_TOKEN", "",
+            "bot token put in place of {token} in Discord requests (any {PLATFORM}_BOT_TOKEN works)"),
+        slack_bot_token: Option<Secret> = ("SLACK_BOT_TOKEN", "", "bot token (xoxb-…) for Slack requests"),
+        web_bot_token: Option<Secret> = ("WEB_BOT_TOKEN", "", "bearer token for web adapter requests"),
+        timeout_ms: u64 = ("OUTBOUND_TIMEOUT_MS", "10000", "timeout of one request to a platform", positive),
+        max_attempts: u32 = ("OUTBOUND_MAX_ATTEMPTS", "4", "tries of one post or action (429s and 5xx are retried)", positive),
+        backoff_ms: u64 = ("OUTBOUND_BACKOFF_MS", "250", "first wait before retrying a 5xx or network error (doubles each time)"),
+        max_wait_ms: u64 = ("OUTBOUND_MAX_WAIT_MS", "30000", "longest 429 Retry-After waited out; longer is answered 429 to the caller"),
+        prepost_screening: bool = ("PREPOST_SCREENING", "false",
+            "score a bot's post with the heuristic plugins and refuse it above SCREENING_THRESHOLD"),
+    }
+}
+
+/// Where one platform's adapter requests go, and with which bot token.
+#[derive(Debug, Clone, Default)]
+pub struct PlatformApi {
+    pub base: String,
+    pub token: Option<Secret>,
+}
+
+/// Suffixes of the per-platform keys: `{PLATFORM}_API_BASE`, `{PLATFORM}_BOT_TOKEN`.
+const API_BASE: &str = "_API_BASE";
+const BOT_TOKEN: &str = "_BOT_TOKEN";
+
+fn is_platform_key(key: &str) -> bool {
+    key.len() > BOT_TOKEN.len() && (key.ends_with(API_BASE) || key.ends_with(BOT_TOKEN))
+}
+
+/// Every key this release understands, by section (what `palisade config` lists).
+pub const SECTIONS: &[(&str, &[Key])] = &[
+    ("server", ServerConfig::KEYS),
+    ("plugins", PluginsConfig::KEYS),
+    ("redis", RedisConfig::KEYS),
+    ("events", EventsConfig::KEYS),
+    ("ingest", IngestConfig::KEYS),
+    ("screening", ScreeningConfig::KEYS),
+    ("model", ModelConfig::KEYS),
+    ("vectors", VectorsConfig::KEYS),
+    ("outbound", OutboundConfig::KEYS),
+];
+
+/// Every key, in listing order.
+pub fn keys() -> impl Iterator<Item = &'static Key> {
+    SECTIONS.iter().flat_map(|(_, keys)| keys.iter())
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub plugins: PluginsConfig,
+    pub redis: RedisConfig,
+    pub events: EventsConfig,
+    pub ingest: IngestConfig,
+    pub screening: ScreeningConfig,
+    pub model: ModelConfig,
+    pub vectors: VectorsConfig,
+    pub outbound: OutboundConfig,
+    /// By lower-case platform name (`discord`), from `{PLATFORM}_API_BASE` / `_BOT_TOKEN`.
+    pub platform_apis: BTreeMap<String, PlatformApi>,
+}
+
+impl Config {
+    /// From `PALISADE_CONFIG` (if set) and the environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let mut raw = Raw::new();
+        if let Ok(path) = std::env::var("PALISADE_CONFIG") {
+            raw = read_file(&path)?;
+        }
+        for key in keys() {
+            if let Ok(v) = std::env::var(key.name) {
+                raw.insert(key.name.to_string(), v);
+            }
+        }
+        raw.extend(std::env::vars().filter(|(k, _)| is_platform_key(k)));
+        Self::from_map(&raw)
+    }
+
+    /// From explicit values (missing keys take their defaults).
+    pub fn from_map(raw: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        Ok(Config {
+            server: ServerConfig::from_raw(raw)?,
+            plugins: PluginsConfig::from_raw(raw)?,
+            redis: RedisConfig::from_raw(raw)?,
+            events: EventsConfig::from_raw(raw)?,
+            ingest: IngestConfig::from_raw(raw)?,
+            screening: ScreeningConfig::from_raw(raw)?,
+            model: ModelConfig::from_raw(raw)?,
+            vectors: VectorsConfig::from_raw(raw)?,
+            outbound: OutboundConfig::from_raw(raw)?,
+            platform_apis: platform_apis(raw),
+        })
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::from_map(&Raw::new()).expect("every default parses")
+    }
+}
+
 /// Every `{PLATFORM}_API_BASE` / `{PLATFORM}_BOT_TOKEN` among the defaults and `raw`.
-fn platform_apis(raw: &BTreeMap<String, String>) -> BTreeMap<String, PlatformApi> {
-    let defaults = KEYS.iter().filter(|k| is_platform_key(k.0)).map(|k| (k.0, k.1));
+fn platform_apis(raw: &Raw) -> BTreeMap<String, PlatformApi> {
+    let defaults = OutboundConfig::KEYS.iter().filter(|k| is_platform_key(k.name)).map(|k| (k.name, k.default));
     let mut out: BTreeMap<String, PlatformApi> = BTreeMap::new();
     for (key, value) in defaults.chain(raw.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
         let (platform, is_base) = match (key.strip_suffix(API_BASE), key.strip_suffix(BOT_TOKEN)) {
@@ -409,33 +540,15 @@ fn platform_apis(raw: &BTreeMap<String, String>) -> BTreeMap<String, PlatformApi
     out
 }
 
-fn positive<T: PartialOrd + Default + std::fmt::Display>(key: &'static str, v: T) -> Result<T, ConfigError> {
-    if v > T::default() {
-        Ok(v)
-    } else {
-        Err(ConfigError::Value { key, message: format!("{v} must be greater than 0") })
-    }
-}
-
-fn unit(key: &'static str, v: f32) -> Result<f32, ConfigError> {
-    if (0.0..=1.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(ConfigError::Value { key, message: format!("{v} is not between 0 and 1") })
-    }
-}
-
-fn read_file(path: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+fn read_file(path: &str) -> Result<Raw, ConfigError> {
     let err = |message: String| ConfigError::File { path: path.into(), message };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| err(e.to_string()))?;
-    let mut out = BTreeMap::new();
+    let mut out = Raw::new();
     for (key, value) in table {
-        if !KEYS.iter().any(|k| k.0 == key) && !is_platform_key(&key) {
-            return Err(err(format!(
-                "unknown key `{key}` (known: {})",
-                KEYS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ")
-            )));
+        if !keys().any(|k| k.name == key) && !is_platform_key(&key) {
+            let known: Vec<&str> = keys().map(|k| k.name).collect();
+            return Err(err(format!("unknown key `{key}` (known: {})", known.join(", "))));
         }
         let text = palisade_sdk::manifest::setting_text(&key, &value).map_err(err)?;
         out.insert(key, text);
@@ -449,11 +562,47 @@ mod tests {
 
     #[test]
     fn defaults_work_and_bad_values_name_the_key() {
-        let c = Config::from_map(&BTreeMap::new()).unwrap();
-        assert_eq!(c.plugin_cache_dir, PathBuf::from("var/plugins/.cache"));
-        assert_eq!(c.ingest_addr.port(), 8001);
-        let bad = BTreeMap::from([("INGEST_ADDR".to_string(), "nowhere".to_string())]);
-        assert!(Config::from_map(&bad).unwrap_err().to_string().starts_with("config key INGEST_ADDR"));
+        let c = Config::default();
+        assert_eq!(c.plugins.cache_dir(), PathBuf::from("var/plugins/.cache"));
+        assert_eq!(c.server.ingest_addr.port(), 8001);
+        assert_eq!(c.model.dir, Some(PathBuf::from("var/models/all-MiniLM-L6-v2")));
+        assert_eq!(c.screening.fast_path, None);
+        let bad = |key: &str, value: &str| {
+            Config::from_map(&BTreeMap::from([(key.to_string(), value.to_string())])).unwrap_err().to_string()
+        };
+        assert!(bad("INGEST_ADDR", "nowhere").starts_with("config key INGEST_ADDR: `nowhere` is not an address"));
+        assert!(bad("BATCH_SIZE", "0").contains("must be greater than 0"));
+        assert!(bad("SCREENING_FAST_PATH", "1.5").starts_with("config key SCREENING_FAST_PATH"));
+        assert!(bad("LOG_FORMAT", "xml").contains("json or text"));
+    }
+
+    #[test]
+    fn every_key_is_listed_once_and_its_default_parses() {
+        let mut names: Vec<&str> = keys().map(|k| k.name).collect();
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n, "a key is declared twice");
+        // A default that did not parse would panic here.
+        let c = Config::default();
+        assert_eq!(c.redis.batch_size, 100);
+        assert!(!keys().any(|k| k.help.is_empty()));
+    }
+
+    #[test]
+    fn values_override_defaults_and_options_turn_off() {
+        let raw = BTreeMap::from([
+            ("SCREENING_MODEL".to_string(), "none".to_string()),
+            ("PLUGIN_CACHE_DIR".to_string(), "/tmp/cache".to_string()),
+            ("API_KEYS".to_string(), "a, b,,c".to_string()),
+            ("CONSUMER_NAME".to_string(), "worker-1".to_string()),
+        ]);
+        let c = Config::from_map(&raw).unwrap();
+        assert_eq!(c.model.dir, None);
+        assert_eq!(c.plugins.cache_dir(), PathBuf::from("/tmp/cache"));
+        assert_eq!(c.server.api_keys, ["a", "b", "c"]);
+        assert_eq!(c.screening.consumer_name(), "worker-1");
+        assert!(Config::default().screening.consumer_name().ends_with(&format!("-{}", std::process::id())));
     }
 
     #[test]

@@ -9,7 +9,6 @@ use crate::core::Event;
 use crate::embed::Embedder;
 use crate::plugins::PluginHost;
 use crate::plugins::rules::{self, RuleResult};
-use crate::progress::Progress;
 use crate::screening::predict::{Weights, predict};
 use crate::screening::similarity::embedding_score;
 use crate::vectors::bank::{Labelled, embed_rows};
@@ -39,7 +38,7 @@ pub struct EvalOutput {
 pub fn run(input: EvalInput<'_>) -> anyhow::Result<EvalOutput> {
     let rows = &input.rows;
     let vectors = embed_rows(input.embedder, rows, "embedding rows")?;
-    let mut progress = Progress::new("rule plugins", rows.len() as u64);
+    let progress = crate::progress::bar("rule plugins", rows.len() as u64);
     let mut rule_results: Vec<RuleResult> = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(256) {
         let events: Vec<Event> = chunk.iter().map(|r| Event::sample(&r.text)).collect();
@@ -76,7 +75,7 @@ pub fn run(input: EvalInput<'_>) -> anyhow::Result<EvalOutput> {
             })
             .collect::<Result<_, _>>()?,
     };
-    let mut progress = Progress::new("nearest examples", rows.len() as u64);
+    let progress = crate::progress::bar("nearest examples", rows.len() as u64);
     let vectors = &vectors;
     for (store, members) in &plan {
         // Two threads: the search is exact and CPU-bound.

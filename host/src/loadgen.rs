@@ -87,26 +87,19 @@ pub async fn run(args: LoadArgs, api_key: String, stream: Option<(String, String
     let filler = "lorem ipsum dolor sit amet ".repeat(args.content_bytes / 27 + 1);
     let filler: Arc<str> = filler[..args.content_bytes.min(filler.len())].into();
 
-    let progress = {
-        let (counters, stop) = (counters.clone(), stop.clone());
+    // Count-limited runs count events; timed runs count seconds.
+    let progress = crate::progress::bar("events", limit.unwrap_or(0));
+    if let (None, Some(d)) = (limit, deadline) {
+        progress.set_length((d - started).as_secs());
+        progress.set_message("seconds");
+    }
+    let ticker = {
+        let (counters, stop, progress) = (counters.clone(), stop.clone(), progress.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(Duration::from_millis(250)).await;
                 let n = counters.sent_events.load(Ordering::Relaxed);
-                let secs = started.elapsed().as_secs_f64();
-                let share = match (limit, deadline) {
-                    (Some(l), _) => n as f64 / l as f64,
-                    (None, Some(d)) => secs / (d - started).as_secs_f64(),
-                    _ => 0.0,
-                };
-                let bar = (share.clamp(0.0, 1.0) * 30.0) as usize;
-                eprint!(
-                    "\r[{}{}] {:>3.0}%  {n} events  {:.0} events/s   ",
-                    "#".repeat(bar),
-                    ".".repeat(30 - bar),
-                    share * 100.0,
-                    n as f64 / secs
-                );
+                progress.set_position(if limit.is_some() { n } else { started.elapsed().as_secs() });
             }
         })
     };
@@ -188,8 +181,8 @@ pub async fn run(args: LoadArgs, api_key: String, stream: Option<(String, String
     }
     let elapsed = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
-    let _ = progress.await;
-    eprintln!();
+    let _ = ticker.await;
+    progress.finish_and_clear();
     latencies.sort_unstable();
     let pct = |q: f64| -> f64 {
         if latencies.is_empty() {

@@ -114,14 +114,14 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load()?;
     match cli.command {
-        Command::Serve { .. } => palisade::telemetry::init_logging(&config.log_format, "info"),
+        Command::Serve { .. } => palisade::telemetry::init_logging(config.server.log_format.as_str(), "info"),
         _ => palisade::telemetry::init_logging("text", "warn"),
     }
     match cli.command {
         Command::Serve { services } => {
             let mut runtime = tokio::runtime::Builder::new_multi_thread();
-            if config.workers > 0 {
-                runtime.worker_threads(config.workers);
+            if config.server.workers > 0 {
+                runtime.worker_threads(config.server.workers);
             }
             let core = Core::start(config)?;
             runtime.enable_all().build()?.block_on(serve(core, services))
@@ -133,9 +133,9 @@ fn main() -> anyhow::Result<()> {
         },
         Command::Screen { text } => screen(config, &text),
         Command::Load { args, no_stream_check } => {
-            let key = args.api_key.clone().or_else(|| config.api_keys.first().cloned()).unwrap_or_default();
+            let key = args.api_key.clone().or_else(|| config.server.api_keys.first().cloned()).unwrap_or_default();
             let stream = (!no_stream_check)
-                .then(|| (config.redis_url.clone(), palisade::streams::Keys::new(&config.redis_key_prefix).raw));
+                .then(|| (config.redis.url.clone(), palisade::streams::Keys::new(&config.redis.key_prefix).raw));
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
@@ -144,8 +144,11 @@ fn main() -> anyhow::Result<()> {
         Command::Bank { command } => bank(&config, command),
         Command::Eval { files, bank, folds, limit } => eval(&config, files, bank, folds, limit),
         Command::Config => {
-            for (key, default, meaning) in palisade::config::KEYS {
-                println!("{key:<26} {:<24} {meaning}", if default.is_empty() { "-" } else { default });
+            for (section, keys) in palisade::config::SECTIONS {
+                println!("# {section}");
+                for k in *keys {
+                    println!("{:<26} {:<24} {}", k.name, if k.default.is_empty() { "-" } else { k.default }, k.help);
+                }
             }
             Ok(())
         }
@@ -153,7 +156,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn open(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<std::sync::Arc<PluginHost>> {
-    let dir = dir.unwrap_or_else(|| config.plugin_dir.clone());
+    let dir = dir.unwrap_or_else(|| config.plugins.dir.clone());
     if !dir.is_dir() {
         bail!("plugin directory {} does not exist (run scripts/setup, or pass --dir)", dir.display());
     }
@@ -226,7 +229,7 @@ fn check(file: &Path, manifest: Option<&Path>, text: &str) -> anyhow::Result<()>
 }
 
 fn install(config: &Config, file: &Path, manifest: &Path, dir: Option<PathBuf>) -> anyhow::Result<()> {
-    let dir = dir.unwrap_or_else(|| config.plugin_dir.clone());
+    let dir = dir.unwrap_or_else(|| config.plugins.dir.clone());
     let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let text = std::fs::read_to_string(manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
     let runtime = Runtime::new(Some(install::cache_dir(&dir)))?;
@@ -273,18 +276,18 @@ fn screen(config: Config, text: &str) -> anyhow::Result<()> {
 }
 
 fn embedder(config: &Config) -> anyhow::Result<palisade::embed::Embedder> {
-    let Some(model) = &config.screening_model else { bail!("SCREENING_MODEL is none: no model to embed with") };
+    let Some(model) = &config.model.dir else { bail!("SCREENING_MODEL is none: no model to embed with") };
     Ok(palisade::embed::Embedder::load(
         model,
-        &config.ort_dylib_path,
-        config.device,
-        config.model_batch_size,
-        &config.model_query_prefix,
+        &config.model.ort_dylib_path,
+        config.model.device,
+        config.model.batch_size,
+        &config.model.query_prefix,
     )?)
 }
 
 fn bank(config: &Config, command: BankCommand) -> anyhow::Result<()> {
-    let (store, path) = palisade::vectors::open(&config.vectors(), "exemplars")?;
+    let (store, path) = palisade::vectors::open(&config.vectors.store(), "exemplars")?;
     match command {
         BankCommand::Import { files, per_label } => {
             if files.is_empty() {
@@ -327,19 +330,19 @@ fn eval(
     let host = open(config, None)?;
     let embedder = embedder(config)?;
     let weights = palisade::screening::predict::Weights {
-        rules: config.rule_weight,
-        embedding: config.embedding_weight,
-        threshold: config.screening_threshold,
+        rules: config.screening.rule_weight,
+        embedding: config.screening.embedding_weight,
+        threshold: config.screening.threshold,
     };
     let out = palisade::eval::run(palisade::eval::EvalInput {
         rows,
         bank: bank_rows,
         folds,
-        k: config.similar_k,
+        k: config.screening.similar_k,
         weights,
         plugins: &host,
         embedder: &embedder,
-        ann: config.ann(),
+        ann: config.vectors.ann(),
     })?;
     for (name, predicted) in &out.variants {
         println!("{}", palisade::eval::report(name, &out.truth, predicted));

@@ -19,6 +19,33 @@ pub fn render(registry: &Registry) -> String {
     String::from_utf8(buf).unwrap_or_default()
 }
 
+/// A log line that may repeat thousands of times a second (refused keys, dropped
+/// connections) written at most once per `every`, saying how many were skipped.
+pub struct Sampled {
+    every: std::time::Duration,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+    skipped: std::sync::atomic::AtomicU64,
+}
+
+impl Sampled {
+    pub fn new(every: std::time::Duration) -> Self {
+        Sampled { every, last: std::sync::Mutex::new(None), skipped: Default::default() }
+    }
+
+    /// Run `log` (given how many were skipped since the last line) if its turn has come.
+    pub fn log(&self, log: impl FnOnce(u64)) {
+        use std::sync::atomic::Ordering;
+        let mut last = self.last.lock().expect("sampled lock");
+        if last.is_some_and(|t| t.elapsed() < self.every) {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        drop(last);
+        log(self.skipped.swap(0, Ordering::Relaxed));
+    }
+}
+
 /// A labelled counter, registered in `registry`.
 pub fn counter_vec(
     registry: &Registry,
@@ -83,6 +110,7 @@ pub mod names {
     pub const PLUGIN_ERRORS: &str = "palisade_plugin_errors_total";
     pub const PLUGIN_CALL_DURATION: &str = "palisade_plugin_call_duration_seconds";
     pub const PLUGIN_QUARANTINES: &str = "palisade_plugin_quarantines_total";
+    pub const PLUGIN_QUARANTINED: &str = "palisade_plugin_quarantined";
     pub const PLUGIN_RELOADS: &str = "palisade_plugin_reloads_total";
 
     // Platform adapters.
@@ -110,6 +138,7 @@ pub mod names {
         PLUGIN_ERRORS,
         PLUGIN_CALL_DURATION,
         PLUGIN_QUARANTINES,
+        PLUGIN_QUARANTINED,
         PLUGIN_RELOADS,
         ADAPTER_WEBHOOKS,
         ADAPTER_OUTBOUND,

@@ -115,6 +115,11 @@ impl Routers {
         for p in plugins_to_install {
             plugins.install(p);
         }
+        Self::over(plugins, overrides)
+    }
+
+    /// Over a plugin directory the test filled itself.
+    pub fn over(plugins: PluginDir, overrides: &[(&str, &str)]) -> Routers {
         let mut raw = std::collections::BTreeMap::from([
             ("PLUGIN_DIR".to_string(), plugins.path().display().to_string()),
             ("SCREENING_MODEL".into(), "none".into()),
@@ -206,14 +211,19 @@ impl Service {
             raw.insert(k.to_string(), v.to_string());
         }
         let config = palisade::config::Config::from_map(&raw).expect("config");
-        let redis_url = config.redis_url.clone();
+        let (redis_url, timeout) = (config.redis.url.clone(), config.redis.timeout());
         let core = Arc::new(palisade::app::Core::start(config).expect("core"));
-        let conn =
-            palisade::streams::connect_with_retry(&redis_url, std::time::Duration::from_secs(10)).await.expect("redis");
-        let base = serve(core.ingest_app(conn.clone()).await.expect("ingest app")).await;
+        let conn = palisade::streams::connect_with_retry(&redis_url, std::time::Duration::from_secs(10), timeout)
+            .await
+            .expect("redis");
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let screen_base =
-            if screen { serve(core.screen_app(conn, stopped).await.expect("screen app")).await } else { String::new() };
+        let limits = core.config.server.listener_limits();
+        let base = serve(core.ingest_app(conn.clone()).await.expect("ingest app"), limits, stopped.clone()).await;
+        let screen_base = if screen {
+            serve(core.screen_app(conn, stopped.clone()).await.expect("screen app"), limits, stopped).await
+        } else {
+            String::new()
+        };
         Service { base, screen_base, stop, keys: core.keys.clone(), redis_url, plugins, core }
     }
 
@@ -223,10 +233,15 @@ impl Service {
     }
 }
 
-async fn serve(app: axum::Router) -> String {
+/// Serve on a free loopback port through the services' own listener (its limits included).
+async fn serve(
+    app: axum::Router,
+    limits: palisade::api::server::Limits,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    tokio::spawn(palisade::api::server::serve(listener, app, limits, stop));
     base
 }
 
@@ -291,7 +306,10 @@ impl StandIn {
                 response
             }
         });
-        StandIn { base: serve(app).await, seen, script }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        StandIn { base, seen, script }
     }
 
     /// Queue an answer (status, headers, body) for the next request.
@@ -339,6 +357,22 @@ impl OwnRedis {
             assert!(started.elapsed() < std::time::Duration::from_secs(10), "redis-server did not start");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+    }
+
+    /// Freeze it (SIGSTOP): connections stay open, nothing is answered — a hung Redis.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaw it (SIGCONT): it runs what was sent meanwhile.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let ok = std::process::Command::new("kill").args([which, &pid]).status().expect("kill on PATH").success();
+        assert!(ok, "kill {which} {pid}");
     }
 
     /// Stop it hard (SIGKILL): only what AOF already has survives.

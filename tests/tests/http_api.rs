@@ -197,3 +197,112 @@ async fn every_exported_metric_is_named_in_one_place() {
     }
     assert!(exported.iter().any(|n| n == "palisade_http_requests_total"));
 }
+
+/// Ordinary text of `chars` characters (words, punctuation, no rule keywords).
+fn ordinary_text(chars: usize, seed: usize) -> String {
+    const WORDS: &[&str] = &[
+        "the",
+        "meeting",
+        "moved",
+        "to",
+        "thursday",
+        "please",
+        "review",
+        "notes",
+        "before",
+        "lunch",
+        "and",
+        "bring",
+        "questions",
+        "about",
+        "budget",
+        "roadmap",
+        "design",
+        "release",
+        "thanks",
+        "everyone",
+        "great",
+        "work",
+        "on",
+        "this",
+        "sprint",
+        "see",
+        "you",
+        "soon",
+        "docs",
+        "updated",
+        "yesterday",
+        "with",
+        "examples",
+    ];
+    let mut out = String::with_capacity(chars + 16);
+    let mut i = seed;
+    while out.len() < chars {
+        out.push_str(WORDS[i % WORDS.len()]);
+        out.push(if i.is_multiple_of(11) { '.' } else { ' ' });
+        i = i.wrapping_mul(31).wrapping_add(7);
+    }
+    out.truncate(chars);
+    out
+}
+
+/// The probe's attack: batches of 500 events of 10,000 ordinary characters each
+/// (all within MAX_CONTENT_LENGTH), again and again, must not switch a rule off.
+#[tokio::test]
+async fn long_valid_batches_never_quarantine_the_rules() {
+    let heuristics: Vec<String> =
+        palisade_tests::shipped().into_iter().filter(|n| !n.ends_with("-adapter") && n != "policy").collect();
+    let names: Vec<&str> = heuristics.iter().map(String::as_str).collect();
+    let r = Routers::new(&[], &names);
+    for round in 0..6 {
+        let events: Vec<Value> = (0..500)
+            .map(|i| {
+                serde_json::json!({"event_id": format!("r{round}-{i}"), "event_type": "message", "platform": "web",
+                    "user_id": "u", "content": ordinary_text(10_000, round * 1000 + i)})
+            })
+            .collect();
+        let body = serde_json::json!({ "events": events }).to_string();
+        let (status, answer) = oneshot(&r.screen, json("/v1/risk/screen-batch", &body)).await;
+        assert_eq!(status, 200, "round {round}");
+        let degraded: Vec<&Value> = answer["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| !p["degraded"].as_array().unwrap().is_empty())
+            .collect();
+        assert!(degraded.is_empty(), "round {round}: {} degraded, e.g. {}", degraded.len(), degraded[0]["degraded"]);
+    }
+    let (_, ready) = oneshot(&r.screen, get("/ready")).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    let threat =
+        r#"{"event_id":"t1","event_type":"message","platform":"web","user_id":"u","content":"i will kill you"}"#;
+    let (_, p) = oneshot(&r.screen, json("/v1/risk/screen", threat)).await;
+    assert_eq!((p["category"].as_str(), p["degraded"].as_array().map(Vec::len)), (Some("VIOLENCE"), Some(0)), "{p}");
+}
+
+/// A quarantined rule is never silent: predictions name it and carry the flag,
+/// `/ready` says `degraded` (still 200), and it comes back by itself.
+#[tokio::test]
+async fn a_quarantined_rule_is_visible_until_it_is_retried() {
+    let plugins = palisade_tests::PluginDir::new();
+    plugins.install("threats");
+    plugins.install_with("hostile", |m| {
+        palisade_tests::set_key(&m, "max_faults", "1").replace("[limits]", "[limits]\nretry_after_ms = 500")
+    });
+    let r = Routers::over(plugins, &[]);
+    let event = |id: &str, content: &str| {
+        format!(r#"{{"event_id":"{id}","event_type":"message","platform":"web","user_id":"u","content":"{content}"}}"#)
+    };
+    let (_, first) = oneshot(&r.screen, json("/v1/risk/screen", &event("h1", "trap"))).await;
+    assert!(first["flags"].as_array().unwrap().iter().any(|f| f == "plugin_fault:hostile"), "{first}");
+    let (_, p) = oneshot(&r.screen, json("/v1/risk/screen", &event("h2", "i will kill you"))).await;
+    assert_eq!(p["degraded"], serde_json::json!(["hostile"]), "{p}");
+    assert!(p["flags"].as_array().unwrap().iter().any(|f| f == "degraded"), "{p}");
+    assert_eq!(p["category"], "VIOLENCE", "the other rules still score");
+    let (status, ready) = oneshot(&r.screen, get("/ready")).await;
+    assert_eq!((status, ready["status"].as_str()), (200, Some("degraded")), "{ready}");
+    assert_eq!(ready["degraded"], serde_json::json!(["hostile"]));
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let (_, ready) = oneshot(&r.screen, get("/ready")).await;
+    assert_eq!(ready["status"], "ready", "retried after 500 ms: {ready}");
+}

@@ -1,7 +1,7 @@
 //! Hostile guests are contained: a plugin that loops, traps, panics or asks for
 //! 1 GiB fails only its own call; the next event is served, other plugins keep
-//! scoring, faults are counted by kind, and repeated faults quarantine the plugin
-//! until an operator reloads it.
+//! scoring, faults are counted by kind, and repeated faults within a window
+//! quarantine the plugin until its retry time or an operator's reload.
 
 use palisade::core::Event;
 use palisade::plugins::rules;
@@ -55,7 +55,7 @@ fn each_hostile_behaviour_fails_only_its_call_and_the_next_event_is_served() {
 #[test]
 fn repeated_faults_quarantine_until_an_explicit_reload() {
     let dir = PluginDir::new();
-    dir.install_with("hostile", |m| set_key(&m, "max_faults", "2"));
+    dir.install_with("hostile", |m| set_key(&m, "max_faults", "2").replace("[limits]", "[limits]\nretry_after_ms = 0"));
     let (host, registry) = dir.open();
     let hostile = host.get("hostile").unwrap();
     hostile.score(&event("trap")).unwrap_err();
@@ -64,7 +64,7 @@ fn repeated_faults_quarantine_until_an_explicit_reload() {
     assert_eq!(hostile.state(), PluginState::Quarantined);
     let err = hostile.score(&event("hello")).unwrap_err();
     assert!(matches!(err, CallError::Unavailable(_, PluginState::Quarantined)), "{err}");
-    assert!(hostile.info().quarantine_reason.unwrap().contains("2 consecutive faults"));
+    assert!(hostile.info().quarantine_reason.unwrap().contains("2 faults in 60000 ms"));
     assert!(
         palisade::telemetry::render(&registry).contains(r#"palisade_plugin_quarantines_total{plugin="hostile"} 1"#)
     );
@@ -79,14 +79,50 @@ fn repeated_faults_quarantine_until_an_explicit_reload() {
 }
 
 #[test]
-fn a_success_resets_the_fault_count() {
+fn faults_count_within_a_window_and_a_success_does_not_wipe_them() {
     let dir = PluginDir::new();
-    dir.install_with("hostile", |m| set_key(&m, "max_faults", "2"));
+    dir.install_with("hostile", |m| {
+        set_key(&m, "max_faults", "3").replace("[limits]", "[limits]\nfault_window_ms = 400\nretry_after_ms = 0")
+    });
     let (host, _) = dir.open();
     let hostile = host.get("hostile").unwrap();
-    for _ in 0..5 {
+    // Spread out past the window: old faults are forgotten.
+    for _ in 0..4 {
         hostile.score(&event("trap")).unwrap_err();
-        hostile.score(&event("fine")).unwrap();
+        std::thread::sleep(Duration::from_millis(250));
     }
     assert_eq!(hostile.state(), PluginState::Active);
+    // Close together, successes between them: quarantined all the same.
+    std::thread::sleep(Duration::from_millis(450));
+    for i in 0..3 {
+        if i > 0 {
+            hostile.score(&event("fine")).unwrap();
+        }
+        hostile.score(&event("trap")).unwrap_err();
+    }
+    assert_eq!(hostile.state(), PluginState::Quarantined);
+}
+
+#[test]
+fn a_quarantined_plugin_is_retried_by_itself_with_a_growing_backoff() {
+    let dir = PluginDir::new();
+    dir.install_with("hostile", |m| {
+        set_key(&m, "max_faults", "1").replace("[limits]", "[limits]\nretry_after_ms = 300")
+    });
+    let (host, registry) = dir.open();
+    let hostile = host.get("hostile").unwrap();
+    hostile.score(&event("trap")).unwrap_err();
+    assert_eq!(hostile.state(), PluginState::Quarantined);
+    assert!(palisade::telemetry::render(&registry).contains(r#"palisade_plugin_quarantined{plugin="hostile"} 1"#));
+    assert!(hostile.info().retry_in_ms.is_some_and(|ms| ms <= 300));
+    std::thread::sleep(Duration::from_millis(350));
+    assert_eq!(hostile.state(), PluginState::Active, "retried after 300 ms");
+    assert!(palisade::telemetry::render(&registry).contains(r#"palisade_plugin_quarantined{plugin="hostile"} 0"#));
+    // It faults again at once: the next wait is twice as long.
+    hostile.score(&event("trap")).unwrap_err();
+    std::thread::sleep(Duration::from_millis(350));
+    assert_eq!(hostile.state(), PluginState::Quarantined, "the second wait is 600 ms");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(hostile.state(), PluginState::Active);
+    assert!(hostile.score(&event("hello")).is_ok());
 }

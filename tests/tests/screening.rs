@@ -105,41 +105,41 @@ async fn an_ingested_event_is_screened_routed_and_acknowledged() {
     assert!(metrics.contains(r#"palisade_screening_events_total{destination="reasoning_queue"} 1"#), "{metrics}");
 }
 
+/// A consumer that read 300 entries and died: another takes them all over within
+/// CLAIM_IDLE_MS + CLAIM_INTERVAL_MS + the time to screen them (not 100 per round).
 #[tokio::test]
 async fn entries_a_dead_consumer_left_pending_are_finished_by_another() {
-    let prefix = unique_prefix();
-    let raw = format!("{prefix}events:raw");
-    let mut conn = redis::Client::open("redis://127.0.0.1:6379").unwrap().get_connection().unwrap();
-    let _: () = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&raw)
-        .arg("screening")
-        .arg("0")
-        .arg("MKSTREAM")
-        .query(&mut conn)
-        .unwrap();
-    for i in 0..5 {
-        let _: String = conn
-            .xadd(&raw, "*", &[("event_id", format!("d-{i}")), ("event", raw_event(&format!("d-{i}"), "hello"))])
-            .unwrap();
-    }
-    // A consumer reads the batch and dies before acknowledging it.
+    let (prefix, raw, mut conn, want) = queued_backlog("d", 300);
+    // A consumer reads the whole backlog and dies before acknowledging any of it.
+    let _: () = redis::cmd("XGROUP").arg("CREATE").arg(&raw).arg("screening").arg("0").query(&mut conn).unwrap();
     let _: redis::Value = redis::cmd("XREADGROUP")
         .arg("GROUP")
         .arg("screening")
         .arg("dead")
         .arg("COUNT")
-        .arg(10)
+        .arg(1000)
         .arg("STREAMS")
         .arg(&raw)
         .arg(">")
         .query(&mut conn)
         .unwrap();
-    assert_eq!(pending(&mut conn, &raw), 5);
-    let s = Service::both(&[("REDIS_KEY_PREFIX", &prefix), ("CLAIM_IDLE_MS", "300")]).await;
-    wait_until("the orphaned entries routed", || read(&mut conn, &s.keys.low_risk).len() == 5).await;
+    assert_eq!(pending(&mut conn, &raw), 300);
+    // Rules only: this measures the takeover, not the model.
+    let overrides = [
+        ("REDIS_KEY_PREFIX", prefix.as_str()),
+        ("CLAIM_IDLE_MS", "1000"),
+        ("CLAIM_INTERVAL_MS", "250"),
+        ("SCREENING_MODEL", "none"),
+    ];
+    let s = Service::both(&overrides).await;
+    let started = Instant::now();
+    wait_until("the orphaned entries routed", || read(&mut conn, &s.keys.low_risk).len() == 300).await;
+    let took = started.elapsed();
+    eprintln!("300 orphaned entries taken over and routed {took:?} after the consumer started");
     wait_until("nothing pending", || pending(&mut conn, &raw) == 0).await;
-    assert_eq!(routed_ids(&mut conn, &s.keys.low_risk), ["d-0", "d-1", "d-2", "d-3", "d-4"]);
+    assert_eq!(routed_ids(&mut conn, &s.keys.low_risk), want, "each taken over and routed once");
+    // At most CLAIM_IDLE_MS + CLAIM_INTERVAL_MS, plus a second to screen and route them.
+    assert!(took < Duration::from_millis(2250), "300 orphaned entries took {took:?}");
 }
 
 #[tokio::test]
@@ -233,7 +233,13 @@ async fn poison_entries_land_in_the_dead_letter_stream_with_the_reason() {
     }
     // And one that is not an event at all.
     let unparseable: String = conn.xadd(&raw, "*", &[("event_id", "p-1"), ("event", "{not json")]).unwrap();
-    let s = Service::both(&[("REDIS_KEY_PREFIX", &prefix), ("CLAIM_IDLE_MS", "300"), ("MAX_DELIVERIES", "3")]).await;
+    let s = Service::both(&[
+        ("REDIS_KEY_PREFIX", &prefix),
+        ("CLAIM_IDLE_MS", "300"),
+        ("CLAIM_INTERVAL_MS", "100"),
+        ("MAX_DELIVERIES", "3"),
+    ])
+    .await;
     wait_until("both dead-lettered", || read(&mut conn, &s.keys.dead_letter).len() == 2).await;
     let dead: HashMap<String, Fields> =
         read(&mut conn, &s.keys.dead_letter).into_iter().map(|(_, f)| (f["source_id"].clone(), f)).collect();

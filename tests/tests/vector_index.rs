@@ -14,7 +14,7 @@ fn ivf_finds_nearly_the_exact_neighbours_on_the_real_bank() {
     let n = exact.len();
     assert!(n >= 2000, "the bank has {n} rows");
     // The default index settings (ANN_PROBES), on a bank above ANN_MIN_ROWS.
-    let probes = palisade::config::Config::from_map(&Default::default()).unwrap().ann_probes;
+    let probes = palisade::config::Config::default().vectors.ann_probes;
     let ann = FlatStore::open(&path).unwrap().with_ann(Some(Ann { min_rows: 1000, probes }));
     assert!(ann.is_indexed() && !exact.is_indexed());
     // Queries: every 10th bank vector, looked up by its own text's neighbours.

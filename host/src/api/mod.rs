@@ -6,8 +6,10 @@
 
 pub mod admin;
 pub mod auth;
+pub mod limits;
+pub mod server;
 
-use crate::core::ApiError;
+use crate::core::{ApiError, BodyLimits};
 use crate::plugins::{PluginHost, PluginState};
 use crate::streams::Backlog;
 use axum::Json;
@@ -105,15 +107,75 @@ pub async fn request_context(
     req.extensions_mut().insert(RequestId(id.clone()));
     let route = matched.as_ref().map_or("unmatched", |m| m.as_str()).to_string();
     let method = req.method().clone();
-    let mut response = next.run(req).await;
+    let mut response = match head_too_large(&req) {
+        Some(refusal) => refusal.into_response(),
+        None => next.run(req).await,
+    };
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     metrics.observe(&route, status, elapsed.as_secs_f64());
-    tracing::info!(target: "access", request_id = %id, %method, route, status, latency_ms = elapsed.as_secs_f64() * 1e3);
+    let latency_ms = elapsed.as_secs_f64() * 1e3;
+    if matches!(status, 401 | 429) {
+        // A key-guessing flood must not flood the log: one line per 10 s, with a count.
+        static REFUSALS: std::sync::LazyLock<crate::telemetry::Sampled> =
+            std::sync::LazyLock::new(|| crate::telemetry::Sampled::new(std::time::Duration::from_secs(10)));
+        REFUSALS.log(|skipped| {
+            tracing::info!(target: "access", request_id = %id, %method, route, status, latency_ms, refusals_not_logged = skipped);
+        });
+    } else {
+        tracing::info!(target: "access", request_id = %id, %method, route, status, latency_ms);
+    }
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
     }
     response
+}
+
+/// Longest request target (path and query) answered; longer gets 414.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most header bytes (names and values) and header lines answered; more gets 431.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+pub const MAX_HEADERS: usize = 64;
+
+/// 414 or 431 with the JSON error body, for heads past the limits above (hyper
+/// itself refuses only heads past its ~400 KB buffer, without a body).
+fn head_too_large(req: &axum::extract::Request) -> Option<ApiError> {
+    let uri = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri > MAX_URI_BYTES {
+        return Some(ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request target is {uri} bytes; at most {MAX_URI_BYTES}"),
+        ));
+    }
+    let headers = req.headers();
+    let bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+    (bytes > MAX_HEADER_BYTES || headers.len() > MAX_HEADERS).then(|| {
+        ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!(
+                "{} headers, {bytes} bytes; at most {MAX_HEADERS} headers and {MAX_HEADER_BYTES} bytes",
+                headers.len()
+            ),
+        )
+    })
+}
+
+/// The JSON error answers for paths no route has (404) and methods a route does
+/// not take (405, with `Allow` as axum sets it).
+pub fn with_error_fallbacks(router: Router) -> Router {
+    router
+        .fallback(|uri: axum::http::Uri| async move {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route {}; see /openapi.json", uri.path()))
+        })
+        .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{} does not take {method}; see /openapi.json", uri.path()),
+            )
+        })
 }
 
 /// What a request body may be besides JSON.
@@ -136,30 +198,48 @@ pub async fn read_body(
     headers: &HeaderMap,
     body: axum::body::Body,
     accept: Accept,
-    max_bytes: usize,
+    limits: BodyLimits,
 ) -> Result<CheckedBody, ApiError> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let form = accept == Accept::JsonOrForm && ct.starts_with("application/x-www-form-urlencoded");
-    if !(form || ct.starts_with("application/json") || ct.contains("+json")) {
+    // The media type without its parameters (`; charset=utf-8` is fine), any case.
+    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let form = accept == Accept::JsonOrForm && media == "application/x-www-form-urlencoded";
+    if !(form || media == "application/json") {
         let hint = match accept {
             Accept::Json => "send the body as JSON with `content-type: application/json`",
             Accept::JsonOrForm => "send JSON (`application/json`) or form fields `event_id` and `content`",
         };
         return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", hint));
     }
-    let bytes = read_limited(body, max_bytes).await?;
+    let bytes = read_limited(body, limits).await?;
     Ok(CheckedBody { bytes, form })
 }
 
-/// The body, refused with 413 `body_too_large` past `max_bytes`.
-pub async fn read_limited(body: axum::body::Body, max_bytes: usize) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, max_bytes).await.map_err(|_| {
+/// The body, refused with 413 `body_too_large` past `limits.max_bytes` (at once
+/// when `content-length` says so, before reading anything) and 408
+/// `body_timeout` when it does not arrive within `limits.timeout`.
+pub async fn read_limited(body: axum::body::Body, limits: BodyLimits) -> Result<axum::body::Bytes, ApiError> {
+    use axum::body::HttpBody;
+    let max_bytes = limits.max_bytes;
+    let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!("the body is larger than MAX_BODY_BYTES ({max_bytes} bytes)"),
         )
-    })
+    };
+    if body.size_hint().lower() > max_bytes as u64 {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(limits.timeout, axum::body::to_bytes(body, max_bytes)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the body did not arrive within BODY_TIMEOUT_MS ({} ms)", limits.timeout.as_millis()),
+        )),
+    }
 }
 
 /// `/health`, `/ready`, `/metrics` and the admin routes, common to both services.
@@ -179,16 +259,28 @@ async fn health(State(s): State<AppState>) -> Json<Value> {
     Json(json!({ "status": "ok", "service": s.service }))
 }
 
+/// 200 when the service can work (a plugin active, Redis answering); `degraded`
+/// lists heuristic plugins that should be scoring and are not (still 200, so an
+/// orchestrator does not restart a pod a reload can mend), `status` says which.
 async fn ready(State(s): State<AppState>) -> Response {
     let plugins = s.plugins.list();
     let active = plugins.iter().filter(|p| p.state == PluginState::Active).count();
     let failed: Vec<&str> =
         plugins.iter().filter(|p| p.state == PluginState::Failed).map(|p| p.name.as_str()).collect();
+    let degraded = s.plugins.degraded(crate::plugins::PluginKind::Heuristic);
     let redis = s.depth.as_ref().map(|d| d.redis_ok());
     let ok = active > 0 && redis != Some(false);
-    let body = json!({ "ready": ok, "service": s.service, "redis": redis, "plugins_active": active, "plugins_failed": failed });
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(body)).into_response()
+    let status = match (ok, degraded.is_empty()) {
+        (false, _) => "unavailable",
+        (true, true) => "ready",
+        (true, false) => "degraded",
+    };
+    let body = json!({
+        "ready": ok, "status": status, "service": s.service, "redis": redis,
+        "plugins_active": active, "plugins_failed": failed, "degraded": degraded,
+    });
+    let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body)).into_response()
 }
 
 /// The API description (hand-written next to the routes: `openapi.json`).

@@ -71,8 +71,8 @@ pub trait Intake: Send + Sync {
     /// The native checks' limits (the same for every input form).
     fn limits(&self) -> &Limits;
 
-    /// The largest request body the service reads.
-    fn max_body_bytes(&self) -> usize;
+    /// How much request body the service reads, and how long it waits for it.
+    fn body_limits(&self) -> super::BodyLimits;
 
     /// Count a refused request by its code (never a 401: those are not counted).
     fn count_refusal(&self, code: &str);

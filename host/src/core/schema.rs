@@ -339,21 +339,28 @@ fn timestamp_ms(v: &Value) -> Option<u64> {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM]` to Unix milliseconds.
+/// Strict RFC 3339 (`YYYY-MM-DDTHH:MM:SS[.fff…](Z|±HH:MM)`) to Unix milliseconds:
+/// digits only where digits belong, real calendar days (leap years counted), no
+/// second 60 (a leap second cannot be told from a typo here), offsets within ±23:59.
 pub fn parse_rfc3339(s: &str) -> Option<u64> {
     let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
+    };
     let (y, mo, d, h, mi, sec) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match mo {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=month_days).contains(&d) || h > 23 || mi > 59 || sec > 59 {
         return None;
     }
     let mut rest = &s[19..];
@@ -369,9 +376,17 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     }
     let offset_min = match rest {
         "Z" | "z" => 0,
-        _ if rest.len() == 6 && matches!(&rest[..1], "+" | "-") && &rest[3..4] == ":" => {
+        _ if rest.len() == 6 && matches!(rest.as_bytes()[0], b'+' | b'-') && rest.as_bytes()[3] == b':' => {
             let sign = if rest.starts_with('-') { -1 } else { 1 };
-            sign * (rest[1..3].parse::<i64>().ok()? * 60 + rest[4..6].parse::<i64>().ok()?)
+            let two = |r: std::ops::Range<usize>| {
+                let part = rest.get(r)?;
+                part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse::<i64>().ok())?
+            };
+            let (oh, om) = (two(1..3)?, two(4..6)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            sign * (oh * 60 + om)
         }
         _ => return None,
     };
@@ -400,6 +415,21 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-29T09:11:35.250Z"), Some(1_795_943_495_250));
         assert_eq!(parse_rfc3339("2026-11-29T10:11:35+01:00"), Some(1_795_943_495_000));
         assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Some(1_709_164_800_000), "a leap day");
+        for impossible in [
+            "2026-02-31T23:59:60.9999Z", // the probe's
+            "2026-02-29T00:00:00Z",      // not a leap year
+            "2026-04-31T00:00:00Z",
+            "2026-01-01T00:00:60Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01T00:00:00+24:00",
+            "2026-01-01 00:00:00Z",
+            "+026-01-01T00:00:00Z",
+            "2026-01-01T00:00:00",
+            "2026-01-01T00:00:00.Z",
+        ] {
+            assert_eq!(parse_rfc3339(impossible), None, "{impossible}");
+        }
         assert_eq!(timestamp_ms(&serde_json::json!(1_795_943_495)), Some(1_795_943_495_000));
         assert_eq!(timestamp_ms(&serde_json::json!(1_795_943_495_250u64)), Some(1_795_943_495_250));
     }
@@ -438,5 +468,108 @@ mod tests {
         assert_eq!(dedup_key(&a), dedup_key(&b));
         let c = normalize(parse(json.replace("\"web\"", "\"slack\"").as_bytes()).unwrap(), &limits(), 8).unwrap();
         assert_ne!(dedup_key(&a), dedup_key(&c));
+    }
+}
+
+/// Property tests: any bytes, any JSON object, any timestamp text get an answer
+/// (never a panic), what is accepted holds the limits, and valid times round-trip.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn limits() -> Limits {
+        Limits { min_content_length: 2, max_content_length: 40, require_author: false }
+    }
+
+    fn any_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            "\\PC{0,60}".prop_map(Value::from),
+            "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,4})?(Z|[+-][0-9]{2}:[0-9]{2})"
+                .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(2, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map("[a-z_]{1,12}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Objects with any subset of the event's fields (and now and then an unknown one).
+    fn any_event_object() -> impl Strategy<Value = Value> {
+        const FIELDS: &[&str] = &[
+            "event_id",
+            "event_type",
+            "platform",
+            "user_id",
+            "author_id",
+            "channel_id",
+            "content",
+            "metadata",
+            "timestamp",
+            "extra",
+        ];
+        proptest::collection::vec((0..FIELDS.len(), any_value()), 0..12)
+            .prop_map(|pairs| Value::Object(pairs.into_iter().map(|(i, v)| (FIELDS[i].to_string(), v)).collect()))
+    }
+
+    /// Days since 1970 by counting, independent of the parser's formula.
+    fn days_by_counting(y: i64, mo: i64, d: i64) -> i64 {
+        let leap = |y: i64| y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+        let mut days: i64 = (1970..y).map(|y| if leap(y) { 366 } else { 365 }).sum();
+        let months = [31, if leap(y) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+        days += months[..(mo - 1) as usize].iter().sum::<i64>();
+        days + d - 1
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_get_an_answer(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_event(&bytes, &limits(), 1);
+        }
+
+        #[test]
+        fn accepted_events_hold_the_limits(object in any_event_object()) {
+            let text = object.to_string();
+            if let Ok(e) = parse_event(text.as_bytes(), &limits(), 1) {
+                let chars = e.content.chars().count();
+                prop_assert!((2..=40).contains(&chars), "content of {} characters accepted", chars);
+                for id in [&e.event_id, &e.event_type, &e.platform, &e.user_id] {
+                    prop_assert!(!id.trim().is_empty() && id.len() <= MAX_ID_BYTES);
+                }
+                prop_assert!(e.metadata.len() <= MAX_METADATA_KEYS);
+                prop_assert!(e.metadata.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() <= MAX_METADATA_BYTES);
+            }
+        }
+
+        #[test]
+        fn any_text_as_a_timestamp_gets_an_answer(text in "\\PC{0,40}") {
+            let _ = parse_rfc3339(&text);
+        }
+
+        #[test]
+        fn valid_times_round_trip(
+            y in 1970i64..2200, mo in 1i64..=12, d in 1i64..=31, h in 0i64..24, mi in 0i64..60, s in 0i64..60,
+            ms in 0i64..1000,
+        ) {
+            let text = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z");
+            let month_days = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][(mo - 1) as usize];
+            let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+            let real = d <= month_days && !(mo == 2 && d == 29 && !leap);
+            match parse_rfc3339(&text) {
+                Some(got) => {
+                    prop_assert!(real, "{} accepted", text);
+                    let want = ((days_by_counting(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s) * 1000 + ms) as u64;
+                    prop_assert_eq!(got, want);
+                }
+                None => prop_assert!(!real, "{} refused", text),
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@ use crate::api::auth::{RequireKey, protect};
 use crate::api::{self, Accept, RequestId};
 use crate::core::intake::{BatchAnswer, Intake, Outcome};
 use crate::core::schema::{self, BatchBody, FieldError, Limits};
-use crate::core::{ApiError, BoxFuture, Event, now_ms};
+use crate::core::{ApiError, BodyLimits, BoxFuture, Event, now_ms};
 use crate::plugins::{PluginHost, PluginKind, to_wit};
 use crate::streams::producer::{Entry, Produced};
 use crate::streams::{Backlog, EventSink, StreamError};
@@ -23,7 +23,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use metrics::IngestMetrics;
 use serde_json::Value;
 use std::sync::Arc;
@@ -40,9 +40,11 @@ pub struct Ingest {
     pub limits: Limits,
     pub api_keys: Arc<Vec<String>>,
     pub max_batch_events: usize,
-    pub max_body_bytes: usize,
+    pub body: BodyLimits,
     /// Backlog at which to refuse with 503, or `None` when backpressure is off.
     pub backpressure_at: Option<u64>,
+    /// Longest wait for the sink's answer (`REDIS_TIMEOUT_MS`).
+    pub produce_timeout: std::time::Duration,
 }
 
 /// The event routes (keyed) and the JSON summary (open).
@@ -55,7 +57,7 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
 impl Ingest {
     /// Content type and size, refusals counted by code.
     async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, ApiError> {
-        let checked = api::read_body(headers, body, Accept::Json, self.max_body_bytes).await;
+        let checked = api::read_body(headers, body, Accept::Json, self.body).await;
         checked.map(|b| b.bytes).inspect_err(|e| self.count_refusal(e.code))
     }
 
@@ -76,15 +78,40 @@ impl Ingest {
         }
     }
 
-    fn stream_error(&self, e: StreamError) -> ApiError {
+    /// The answer when the store failed: 503 `redis_unavailable` only when nothing
+    /// can have been written; when the write may have happened (no answer in time),
+    /// 503 `outcome_unknown` with `status: "unknown"` and the event ids, so the
+    /// client retries them unchanged and dedup answers any stored one `duplicate`.
+    fn stream_error(&self, e: StreamError, event_ids: &[&str]) -> ApiError {
         self.metrics.redis_errors.inc();
         tracing::error!(error = %e, "produce failed");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "redis_unavailable",
-            "the event store is unavailable; nothing was accepted, retry",
-        )
-        .with_retry_after(1)
+        let error = match e {
+            StreamError::Unknown(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "outcome_unknown",
+                "the event store did not answer in time: these events may or may not be stored; retry them \
+                 unchanged (a stored one answers `duplicate`)",
+            )
+            .with_details(serde_json::json!({ "status": "unknown", "event_ids": event_ids })),
+            _ => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "redis_unavailable",
+                "the event store is unavailable; nothing was accepted, retry",
+            ),
+        };
+        error.with_retry_after(1)
+    }
+
+    /// Dedup + produce within `produce_timeout` (past it the outcome is unknown:
+    /// the call may still reach Redis).
+    async fn produce(&self, entries: Vec<Entry>) -> Result<Vec<Produced>, ApiError> {
+        let ids: Vec<String> = entries.iter().map(|e| e.event_id.clone()).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        match tokio::time::timeout(self.produce_timeout, self.sink.produce(entries)).await {
+            Ok(Ok(produced)) => Ok(produced),
+            Ok(Err(e)) => Err(self.stream_error(e, &ids)),
+            Err(_) => Err(self.stream_error(StreamError::Unknown("no answer within REDIS_TIMEOUT_MS".into()), &ids)),
+        }
     }
 
     /// Run the validator plugins over natively valid events (one call each).
@@ -152,11 +179,7 @@ impl Ingest {
         if !entries.is_empty() {
             self.backpressure()?;
         }
-        let produced = if entries.is_empty() {
-            Vec::new()
-        } else {
-            self.sink.produce(entries).await.map_err(|e| self.stream_error(e))?
-        };
+        let produced = if entries.is_empty() { Vec::new() } else { self.produce(entries).await? };
         let mut produced = produced.into_iter();
         let items: Vec<Outcome> = results
             .into_iter()
@@ -166,6 +189,10 @@ impl Ingest {
                     Some(Produced::Accepted { stream_id }) => Outcome::Accepted { event_id: event.event_id, stream_id },
                     Some(Produced::Duplicate { duplicate_of }) => {
                         Outcome::Duplicate { event_id: event.event_id, duplicate_of }
+                    }
+                    Some(Produced::Failed { reason }) => {
+                        tracing::error!(event_id = %event.event_id, %reason, "Redis refused an event");
+                        Outcome::Error { event_id: event.event_id }
                     }
                     None => Outcome::Error { event_id: event.event_id },
                 },
@@ -187,8 +214,8 @@ impl Intake for Ingest {
         &self.limits
     }
 
-    fn max_body_bytes(&self) -> usize {
-        self.max_body_bytes
+    fn body_limits(&self) -> BodyLimits {
+        self.body
     }
 
     fn count_refusal(&self, code: &str) {
@@ -208,13 +235,28 @@ impl Intake for Ingest {
     }
 }
 
+/// An event route's request past the common checks: its id and its body
+/// (content type and size checked, counted when refused).
+struct Checked {
+    request_id: String,
+    bytes: axum::body::Bytes,
+}
+
+impl axum::extract::FromRequest<Arc<Ingest>> for Checked {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, s: &Arc<Ingest>) -> Result<Self, ApiError> {
+        let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+        let (parts, body) = req.into_parts();
+        let bytes = s.read_body(&parts.headers, body).await?;
+        Ok(Checked { request_id, bytes })
+    }
+}
+
 async fn ingest_one(
     State(s): State<Arc<Ingest>>,
-    Extension(rid): Extension<RequestId>,
-    headers: HeaderMap,
-    body: Body,
+    Checked { request_id, bytes }: Checked,
 ) -> Result<Response, ApiError> {
-    let bytes = s.read_body(&headers, body).await?;
     let received = now_ms();
     let event = match schema::parse_event(&bytes, &s.limits, received) {
         Err(schema::EventRefused::Malformed(e)) => {
@@ -225,22 +267,19 @@ async fn ingest_one(
         }
         other => other.map_err(schema::EventRefused::into_field_errors),
     };
-    let answer = s.ingest_many(vec![event], vec![None], &rid.0, received).await?;
+    let answer = s.ingest_many(vec![event], vec![None], &request_id, received).await?;
     Ok(match answer.items.into_iter().next() {
         Some(accepted @ Outcome::Accepted { .. }) => (StatusCode::ACCEPTED, Json(accepted)).into_response(),
         Some(duplicate @ Outcome::Duplicate { .. }) => (StatusCode::OK, Json(duplicate)).into_response(),
         Some(Outcome::Rejected { violations, .. }) => return Err(ApiError::invalid(&violations)),
-        _ => return Err(s.stream_error(StreamError::Protocol("no result for the event".into()))),
+        _ => return Err(s.stream_error(StreamError::Protocol("the event was not stored".into()), &[])),
     })
 }
 
 async fn ingest_batch(
     State(s): State<Arc<Ingest>>,
-    Extension(rid): Extension<RequestId>,
-    headers: HeaderMap,
-    body: Body,
+    Checked { request_id, bytes }: Checked,
 ) -> Result<Response, ApiError> {
-    let bytes = s.read_body(&headers, body).await?;
     let batch = BatchBody::parse(&bytes, s.max_batch_events).inspect_err(|e| s.count_refusal(e.code))?;
     let received = now_ms();
     // Per item: parse and native checks; then the validators over all that passed.
@@ -252,7 +291,7 @@ async fn ingest_batch(
                 .map_err(schema::EventRefused::into_field_errors)
         })
         .collect();
-    Ok(s.ingest_many(results, batch.ids(), &rid.0, received).await?.into_response())
+    Ok(s.ingest_many(results, batch.ids(), &request_id, received).await?.into_response())
 }
 
 async fn summary(State(s): State<Arc<Ingest>>) -> Json<Value> {

@@ -18,6 +18,7 @@ pub mod sender;
 
 use crate::api::auth::{RequireKey, protect};
 use crate::api::{Accept, RequestId, read_body, read_limited};
+use crate::core::BodyLimits;
 use crate::core::intake::Intake;
 use crate::core::schema::{self, IncomingEvent};
 use crate::core::{ApiError, Event, now_ms};
@@ -45,6 +46,9 @@ pub struct Platforms {
     pub api_keys: Arc<Vec<String>>,
     /// Pre-post screening: a post whose heuristic score is above this is refused.
     pub prepost_threshold: Option<f32>,
+    /// `WEBHOOK_MAX_BODY_BYTES`: a larger webhook is refused (413) before any
+    /// adapter sees it (platforms send kilobytes).
+    pub webhook_max_bytes: usize,
 }
 
 /// Posts and actions (keyed); webhooks (open: the adapter checks the platform's signature).
@@ -98,7 +102,8 @@ async fn webhook(
     body: Body,
 ) -> Result<Response, ApiError> {
     let adapter = s.adapter(&platform).inspect_err(|_| s.count_webhook("unknown", "unknown_platform"))?;
-    let bytes = read_limited(body, s.intake.max_body_bytes()).await.inspect_err(|e| {
+    let limits = BodyLimits { max_bytes: s.webhook_max_bytes, ..s.intake.body_limits() };
+    let bytes = read_limited(body, limits).await.inspect_err(|e| {
         s.intake.count_refusal(e.code);
         s.count_webhook(&platform, "too_large");
     })?;
@@ -236,7 +241,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
-    let checked = read_body(headers, body, Accept::Json, s.intake.max_body_bytes()).await?;
+    let checked = read_body(headers, body, Accept::Json, s.intake.body_limits()).await?;
     schema::parse_body(&checked.bytes, "invalid_request", "see /openapi.json for the request's fields")
 }
 

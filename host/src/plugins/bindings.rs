@@ -83,17 +83,10 @@ pub fn to_wit(events: &[Event]) -> Vec<WitEvent> {
 }
 
 impl Category {
-    /// The wire name (`LOW_RISK`, `SPAM`, …).
+    /// The wire name (`LOW_RISK`, `SPAM`, …): the SDK's table, which lists the
+    /// categories in the WIT's order, as this enum does (a test checks both).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Category::LowRisk => "LOW_RISK",
-            Category::Spam => "SPAM",
-            Category::Toxic => "TOXIC",
-            Category::TargetedHarassment => "TARGETED_HARASSMENT",
-            Category::HateSpeech => "HATE_SPEECH",
-            Category::Violence => "VIOLENCE",
-            Category::Sexual => "SEXUAL",
-        }
+        palisade_sdk::types::Category::ALL[self as usize].as_str()
     }
 }
 
@@ -130,5 +123,28 @@ mod tests {
         wit.sort();
         assert_eq!(host, wit, "host Event (JSON) vs wit/palisade.wit `record event`");
         assert_eq!(Event::from(WitEvent::from(&full)), full, "round trip through the WIT type");
+    }
+
+    #[test]
+    fn category_names_follow_the_wit_order() {
+        let wit = include_str!("../../../wit/palisade.wit");
+        let start = wit.find("enum category {").expect("enum category in palisade.wit") + "enum category {".len();
+        let body = &wit[start..start + wit[start..].find('}').expect("end of enum category")];
+        let names: Vec<String> = body
+            .split(',')
+            .map(|c| c.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("//")).collect::<String>())
+            .filter(|c| !c.is_empty())
+            .map(|c| c.replace('-', "_").to_uppercase())
+            .collect();
+        let host = [
+            Category::LowRisk,
+            Category::Spam,
+            Category::Toxic,
+            Category::TargetedHarassment,
+            Category::HateSpeech,
+            Category::Violence,
+            Category::Sexual,
+        ];
+        assert_eq!(host.map(Category::as_str).to_vec(), names);
     }
 }

@@ -11,9 +11,13 @@
 //! mode = "enforce"          # enforce | shadow (scored and reported, not counted)
 //! enabled = true
 //! [limits]
-//! deadline_ms = 10          # epoch deadline per call
+//! deadline_ms = 10          # epoch deadline per call of up to deadline_bytes of events
+//! deadline_bytes = 32768    # a larger call gets deadline_ms per started deadline_bytes
 //! memory_mib = 64           # linear memory cap per instance
-//! max_faults = 5            # consecutive faults before quarantine
+//! max_faults = 5            # faults within fault_window_ms that quarantine the plugin
+//! fault_window_ms = 60000
+//! retry_after_ms = 30000    # a quarantined plugin is tried again after this (doubling
+//!                           # each time it is quarantined again, up to 16×; 0: never)
 //! recycle_after_calls = 100000
 //! [settings]                # the plugin's own; lists arrive newline-joined
 //! secret = "${SLACK_SIGNING_SECRET}"  # a whole value `${NAME}` is read from the
@@ -57,14 +61,38 @@ pub enum Mode {
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub deadline_ms: u64,
+    pub deadline_bytes: u64,
     pub memory_mib: u64,
     pub max_faults: u32,
+    pub fault_window_ms: u64,
+    pub retry_after_ms: u64,
     pub recycle_after_calls: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { deadline_ms: 10, memory_mib: 64, max_faults: 5, recycle_after_calls: 100_000 }
+        Limits {
+            deadline_ms: 10,
+            deadline_bytes: 32 * 1024,
+            memory_mib: 64,
+            max_faults: 5,
+            fault_window_ms: 60_000,
+            retry_after_ms: 30_000,
+            recycle_after_calls: 100_000,
+        }
+    }
+}
+
+/// The longest deadline any call gets, however large its batch.
+pub const MAX_DEADLINE_MS: u64 = 60_000;
+
+impl Limits {
+    /// The deadline of a call handed `bytes` of events: `deadline_ms` for each
+    /// started `deadline_bytes`, so a batch of long (valid) texts gets the time its
+    /// size needs and a timeout means the plugin, not the input, was slow.
+    pub fn deadline_for(&self, bytes: usize) -> u64 {
+        let units = (bytes as u64).div_ceil(self.deadline_bytes).max(1);
+        self.deadline_ms.saturating_mul(units).min(MAX_DEADLINE_MS)
     }
 }
 
@@ -152,6 +180,12 @@ impl Manifest {
         }
         if l.max_faults == 0 {
             return invalid("limits.max_faults", "must be at least 1");
+        }
+        if l.deadline_bytes < 1024 {
+            return invalid("limits.deadline_bytes", "must be at least 1024");
+        }
+        if l.fault_window_ms == 0 {
+            return invalid("limits.fault_window_ms", "must be at least 1");
         }
         if l.recycle_after_calls == 0 {
             return invalid("limits.recycle_after_calls", "must be at least 1");

@@ -3,7 +3,7 @@
 //! directory) and fixed outcome words.
 
 use crate::telemetry::names::*;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 #[derive(Clone)]
 pub struct PluginMetrics {
@@ -12,6 +12,8 @@ pub struct PluginMetrics {
     pub errors: IntCounterVec,
     pub latency: HistogramVec,
     pub quarantines: IntCounterVec,
+    /// 1 while a plugin is quarantined, else 0.
+    pub quarantined: IntGaugeVec,
     pub reloads: IntCounterVec,
 }
 
@@ -25,7 +27,11 @@ impl PluginMetrics {
             &[PLUGIN],
         )?;
         registry.register(Box::new(latency.clone()))?;
+        let quarantined =
+            IntGaugeVec::new(Opts::new(PLUGIN_QUARANTINED, "1 while the plugin is quarantined, else 0."), &[PLUGIN])?;
+        registry.register(Box::new(quarantined.clone()))?;
         Ok(PluginMetrics {
+            quarantined,
             calls: counter(PLUGIN_CALLS, "Batched calls into a plugin.", &[PLUGIN])?,
             events: counter(PLUGIN_EVENTS, "Events passed to a plugin.", &[PLUGIN])?,
             errors: counter(

@@ -2,7 +2,12 @@
 //! and previous version, its state (enabled, quarantined, load error), and the
 //! operations ops perform live — reload, rollback, enable, disable. Calls go
 //! through [`Plugin`], which counts faults and quarantines a plugin after
-//! `limits.max_faults` consecutive ones. Swaps are atomic: a call clones the
+//! `limits.max_faults` of them within `limits.fault_window_ms` (a success does
+//! not wipe the count). A quarantined plugin is tried again by itself after
+//! `limits.retry_after_ms`, doubling each time it is quarantined again (up to
+//! 16×), or at once by an operator's reload. Deadlines scale with the bytes a
+//! call is handed (`Limits::deadline_for`), so long valid input is not a fault.
+//! Swaps are atomic: a call clones the
 //! current version's `Arc` when it starts and finishes on it, whatever happens
 //! to the directory meanwhile.
 
@@ -65,11 +70,28 @@ impl std::fmt::Display for PluginState {
 #[derive(Default)]
 struct Status {
     enabled: bool,
-    quarantined: Option<String>,
-    consecutive_faults: u32,
+    quarantined: Option<Quarantine>,
+    /// When recent faults happened (those within the fault window are kept).
+    faults: std::collections::VecDeque<Instant>,
+    /// Quarantines since the last success after a retry (the backoff's exponent).
+    strikes: u32,
     load_error: Option<String>,
     /// SHA-256 of the manifest and Wasm bytes last tried, so unchanged files are skipped.
     fingerprint: String,
+}
+
+struct Quarantine {
+    reason: String,
+    /// When it is tried again (`None`: only an operator's reload lifts it).
+    retry_at: Option<Instant>,
+}
+
+impl Status {
+    /// Lift a quarantine (reload, swap, or its retry time).
+    fn lift(&mut self) {
+        self.quarantined = None;
+        self.faults.clear();
+    }
 }
 
 /// One plugin name in the directory and the versions loaded under it.
@@ -98,7 +120,12 @@ impl Plugin {
     }
 
     pub fn state(&self) -> PluginState {
-        let state = self.state.lock().expect("plugin lock");
+        let mut state = self.state.lock().expect("plugin lock");
+        if state.quarantined.as_ref().is_some_and(|q| q.retry_at.is_some_and(|at| Instant::now() >= at)) {
+            tracing::info!(plugin = %self.name, "retrying a quarantined plugin");
+            state.lift();
+            self.metrics.quarantined.with_label_values(&[self.name.as_str()]).set(0);
+        }
         if self.current().is_none() {
             PluginState::Failed
         } else if state.quarantined.is_some() {
@@ -117,9 +144,10 @@ impl Plugin {
         }
         let mut state = self.state.lock().expect("plugin lock");
         state.enabled = version.manifest.enabled;
-        state.quarantined = None;
-        state.consecutive_faults = 0;
+        state.lift();
+        state.strikes = 0;
         state.load_error = None;
+        self.metrics.quarantined.with_label_values(&[self.name.as_str()]).set(0);
     }
 
     /// Run one call on the current version, with metrics and fault accounting.
@@ -137,18 +165,36 @@ impl Plugin {
         let mut state = self.state.lock().expect("plugin lock");
         match result {
             Ok(r) => {
-                state.consecutive_faults = 0;
+                if state.faults.is_empty() {
+                    state.strikes = 0;
+                }
                 Ok(r)
             }
             Err(fault) => {
                 self.metrics.errors.with_label_values(&[self.name.as_str(), fault.label()]).inc();
-                state.consecutive_faults += 1;
-                tracing::warn!(plugin = %self.name, error = %fault, faults = state.consecutive_faults, "plugin call failed");
-                if state.consecutive_faults >= version.manifest.limits.max_faults && state.quarantined.is_none() {
-                    let reason = format!("{} consecutive faults, last: {fault}", state.consecutive_faults);
-                    tracing::error!(plugin = %self.name, %reason, "plugin quarantined until reloaded");
+                let limits = &version.manifest.limits;
+                let now = Instant::now();
+                let window = std::time::Duration::from_millis(limits.fault_window_ms);
+                state.faults.push_back(now);
+                while state.faults.front().is_some_and(|t| now.duration_since(*t) > window) {
+                    state.faults.pop_front();
+                }
+                let recent = state.faults.len();
+                tracing::warn!(plugin = %self.name, error = %fault, faults_in_window = recent, "plugin call failed");
+                if recent >= limits.max_faults as usize && state.quarantined.is_none() {
+                    let backoff = (limits.retry_after_ms > 0)
+                        .then(|| std::time::Duration::from_millis(limits.retry_after_ms << state.strikes.min(4)));
+                    state.strikes += 1;
+                    let reason = format!("{recent} faults in {} ms, last: {fault}", limits.fault_window_ms);
+                    match backoff {
+                        Some(b) => {
+                            tracing::error!(plugin = %self.name, %reason, retry_in_ms = b.as_millis() as u64, "plugin quarantined")
+                        }
+                        None => tracing::error!(plugin = %self.name, %reason, "plugin quarantined until reloaded"),
+                    }
                     self.metrics.quarantines.with_label_values(&name).inc();
-                    state.quarantined = Some(reason);
+                    self.metrics.quarantined.with_label_values(&name).set(1);
+                    state.quarantined = Some(Quarantine { reason, retry_at: backoff.map(|b| now + b) });
                 }
                 Err(CallError::Fault(self.name.clone(), fault))
             }
@@ -189,7 +235,12 @@ impl Plugin {
             weight: current.as_ref().map(|v| v.manifest.weight),
             enabled: state.enabled,
             load_error: state.load_error.clone(),
-            quarantine_reason: state.quarantined.clone(),
+            quarantine_reason: state.quarantined.as_ref().map(|q| q.reason.clone()),
+            retry_in_ms: state
+                .quarantined
+                .as_ref()
+                .and_then(|q| q.retry_at)
+                .map(|at| at.saturating_duration_since(Instant::now()).as_millis() as u64),
             loaded_at: current.as_ref().and_then(|v| v.loaded_at.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs()),
             load_ms: current.as_ref().map(|v| v.load_time.as_secs_f64() * 1e3),
             compile: current.as_ref().map(|v| v.compile),
@@ -220,6 +271,8 @@ pub struct PluginInfo {
     pub enabled: bool,
     pub load_error: Option<String>,
     pub quarantine_reason: Option<String>,
+    /// When a quarantined plugin is tried again by itself.
+    pub retry_in_ms: Option<u64>,
     pub loaded_at: Option<u64>,
     pub load_ms: Option<f64>,
     pub compile: Option<CompileSource>,
@@ -301,6 +354,21 @@ impl PluginHost {
             .collect()
     }
 
+    /// Plugins of `kind` that should be serving and are not: quarantined, or
+    /// loaded with nothing to serve (failed). Disabled ones are left out: an
+    /// operator chose that. Screening reports these on every prediction.
+    pub fn degraded(&self, kind: PluginKind) -> Vec<String> {
+        self.all()
+            .into_iter()
+            .filter(|p| match p.state() {
+                PluginState::Quarantined => p.current().is_some_and(|v| v.kind() == kind),
+                PluginState::Failed => true,
+                _ => false,
+            })
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
     pub fn list(&self) -> Vec<PluginInfo> {
         self.all().iter().map(|p| p.info()).collect()
     }
@@ -324,8 +392,9 @@ impl PluginHost {
                         let mut state = plugin.state.lock().expect("plugin lock");
                         if state.load_error.is_none() && plugin.current().is_some() {
                             // Same files, loaded fine: an explicit reload only lifts a quarantine.
-                            state.quarantined = None;
-                            state.consecutive_faults = 0;
+                            state.lift();
+                            state.strikes = 0;
+                            self.metrics.quarantined.with_label_values(&[name.as_str()]).set(0);
                             outcomes.push(ReloadOutcome {
                                 plugin: name.clone(),
                                 outcome: "unchanged",

@@ -41,6 +41,10 @@ pub struct RuleResult {
     pub verdicts: Vec<PluginVerdict>,
     /// Plugins that could not score this batch, with why.
     pub failed: Vec<(String, String)>,
+    /// Heuristic plugins that should have scored this event and did not
+    /// (quarantined, failed to load, or faulted on this batch): the score is
+    /// missing their part. Empty when every rule ran.
+    pub degraded: Vec<String>,
 }
 
 /// Score a batch with every active heuristic plugin (one call each, on the rayon
@@ -49,7 +53,13 @@ pub fn score(host: &PluginHost, events: &[Event]) -> Vec<RuleResult> {
     let wit = to_wit(events);
     let mut results: Vec<RuleResult> = events
         .iter()
-        .map(|_| RuleResult { score: 0.0, category: "LOW_RISK", verdicts: Vec::new(), failed: Vec::new() })
+        .map(|_| RuleResult {
+            score: 0.0,
+            category: "LOW_RISK",
+            verdicts: Vec::new(),
+            failed: Vec::new(),
+            degraded: Vec::new(),
+        })
         .collect();
     // Plugins are independent (each has its own instances): the pool's threads take
     // the next unscored one until none is left, so a slow plugin leaves no thread idle.
@@ -67,8 +77,11 @@ pub fn score(host: &PluginHost, events: &[Event]) -> Vec<RuleResult> {
             Err(e) => results.iter_mut().for_each(|r| r.failed.push((plugin.name.clone(), e.to_string()))),
         }
     }
+    let degraded = host.degraded(PluginKind::Heuristic);
     for r in &mut results {
         combine(r);
+        r.degraded.clone_from(&degraded);
+        r.degraded.extend(r.failed.iter().map(|(p, _)| p.clone()));
     }
     results
 }

@@ -142,15 +142,21 @@ impl PluginVersion {
         Ok(Instance { store, bound, calls: 0 })
     }
 
-    /// Run `f` on a pooled instance under this version's deadline and memory cap.
-    fn call<R>(&self, f: impl FnOnce(&mut Store<GuestState>, &Bound) -> wasmtime::Result<R>) -> Result<R, Fault> {
+    /// Run `f` on a pooled instance under this version's memory cap and the
+    /// deadline for a call handed `bytes` of input ([`super::manifest::Limits::deadline_for`]).
+    fn call<R>(
+        &self,
+        bytes: usize,
+        f: impl FnOnce(&mut Store<GuestState>, &Bound) -> wasmtime::Result<R>,
+    ) -> Result<R, Fault> {
         let pooled = self.idle.lock().expect("pool lock").pop();
         let mut instance = match pooled {
             Some(i) => i,
             None => self.instantiate()?,
         };
         let limits = &self.manifest.limits;
-        instance.store.set_epoch_deadline(limits.deadline_ms.max(1));
+        let deadline_ms = limits.deadline_for(bytes);
+        instance.store.set_epoch_deadline(deadline_ms);
         instance.store.data_mut().memory_denied = false;
         match f(&mut instance.store, &instance.bound) {
             Ok(result) => {
@@ -164,7 +170,7 @@ impl PluginVersion {
             Err(e) => Err(if instance.store.data().memory_denied {
                 Fault::Memory(limits.memory_mib)
             } else if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
-                Fault::Timeout(limits.deadline_ms)
+                Fault::Timeout(deadline_ms)
             } else {
                 Fault::Trap(root_message(&e))
             }),
@@ -173,7 +179,7 @@ impl PluginVersion {
 
     /// Heuristic: one verdict per event, scores clamped to [0, 1].
     pub fn score(&self, events: &[WitEvent]) -> Result<Vec<Verdict>, Fault> {
-        let mut verdicts = self.call(|store, bound| match bound {
+        let mut verdicts = self.call(event_bytes(events), |store, bound| match bound {
             Bound::Heuristic(h) => h.call_score(store, events),
             _ => Err(wrong_kind(PluginKind::Heuristic)),
         })?;
@@ -189,7 +195,7 @@ impl PluginVersion {
 
     /// Validator: one list of violations per event.
     pub fn validate(&self, events: &[WitEvent]) -> Result<Vec<Vec<Violation>>, Fault> {
-        let out = self.call(|store, bound| match bound {
+        let out = self.call(event_bytes(events), |store, bound| match bound {
             Bound::Validator(v) => v.call_validate(store, events),
             _ => Err(wrong_kind(PluginKind::Validator)),
         })?;
@@ -202,7 +208,7 @@ impl PluginVersion {
         if let Some(name) = self.platform.get() {
             return Ok(name.clone());
         }
-        let name = self.call(|store, bound| match bound {
+        let name = self.call(0, |store, bound| match bound {
             Bound::Adapter(a) => a.call_platform(store),
             _ => Err(wrong_kind(PluginKind::PlatformAdapter)),
         })?;
@@ -215,7 +221,8 @@ impl PluginVersion {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<Result<Inbound, super::bindings::AdapterError>, Fault> {
-        self.call(|store, bound| match bound {
+        let bytes = body.len() + headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        self.call(bytes, |store, bound| match bound {
             Bound::Adapter(a) => a.call_parse_inbound(store, headers, body),
             _ => Err(wrong_kind(PluginKind::PlatformAdapter)),
         })
@@ -226,7 +233,7 @@ impl PluginVersion {
         &self,
         request: &Outbound,
     ) -> Result<Result<super::bindings::HttpRequest, super::bindings::AdapterError>, Fault> {
-        self.call(|store, bound| match bound {
+        self.call(0, |store, bound| match bound {
             Bound::Adapter(a) => a.call_format_outbound(store, request),
             _ => Err(wrong_kind(PluginKind::PlatformAdapter)),
         })
@@ -237,11 +244,22 @@ impl PluginVersion {
         &self,
         response: &PlatformResponse,
     ) -> Result<Result<Delivery, super::bindings::AdapterError>, Fault> {
-        self.call(|store, bound| match bound {
+        self.call(response.body.len(), |store, bound| match bound {
             Bound::Adapter(a) => a.call_parse_response(store, response),
             _ => Err(wrong_kind(PluginKind::PlatformAdapter)),
         })
     }
+}
+
+/// The bytes a batch hands a plugin (what its deadline scales with).
+fn event_bytes(events: &[WitEvent]) -> usize {
+    events
+        .iter()
+        .map(|e| {
+            let meta: usize = e.metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+            e.content.len() + e.event_id.len() + e.user_id.len() + e.platform.len() + e.event_type.len() + meta + 64
+        })
+        .sum()
 }
 
 fn wrong_kind(wanted: PluginKind) -> wasmtime::Error {

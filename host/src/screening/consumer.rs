@@ -8,10 +8,12 @@
 //!   it is routed and acknowledged and, in the same round trip, the next is read;
 //!   one batch at most is in flight and one read ahead, and neither while
 //!   re-reading its own pending entries or claiming idle ones.
-//! - Every `CLAIM_IDLE_MS / 2` it looks for entries other consumers left pending
+//! - Every `CLAIM_INTERVAL_MS` it looks for entries other consumers left pending
 //!   longer than `CLAIM_IDLE_MS` (a consumer that died mid-batch) and takes them
-//!   over; an entry delivered `MAX_DELIVERIES` times goes to `events:dead_letter`
-//!   with the reason instead. An entry that cannot be parsed goes there at once.
+//!   over, `CLAIM_BATCH` at a time until none is left (screened in batches of
+//!   `BATCH_SIZE`); an entry delivered `MAX_DELIVERIES` times goes to
+//!   `events:dead_letter` with the reason instead. An entry that cannot be parsed
+//!   goes there at once.
 //! - `NOGROUP` (Redis restarted without persistence) recreates the group.
 //! - Shutdown finishes the batch in hand.
 
@@ -32,6 +34,10 @@ pub struct Consumer {
     pub batch_size: usize,
     pub max_deliveries: u64,
     pub claim_idle: Duration,
+    /// How often idle entries are looked for.
+    pub claim_interval: Duration,
+    /// Most entries one XPENDING/XCLAIM round takes.
+    pub claim_batch: usize,
 }
 
 /// A batch read from the stream: its entry ids, the events being screened (on a
@@ -88,7 +94,7 @@ impl Consumer {
                 }
                 group_ready = true;
             }
-            let claim_due = last_claim.elapsed() >= self.claim_idle / 2;
+            let claim_due = last_claim.elapsed() >= self.claim_interval;
             // Re-reading our own pending entries (`0`), or looking for idle ones, would find
             // the batch in flight and the entries read ahead (they are pending too): route them first.
             if (cursor != ">" || claim_due)
@@ -254,9 +260,15 @@ impl Consumer {
         Ok(())
     }
 
-    /// Take over entries other consumers left pending too long; dead-letter the
-    /// ones delivered `max_deliveries` times.
+    /// Take over entries other consumers left pending too long, round after round
+    /// until none is left; dead-letter the ones delivered `max_deliveries` times.
     async fn claim(&mut self) -> redis::RedisResult<()> {
+        while self.claim_round().await? == self.claim_batch {}
+        Ok(())
+    }
+
+    /// One round of [`Consumer::claim`]: how many idle entries it found.
+    async fn claim_round(&mut self) -> redis::RedisResult<usize> {
         let idle_ms = self.claim_idle.as_millis() as u64;
         // XPENDING key group IDLE ms - + count → [[id, consumer, idle, deliveries], …]
         let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
@@ -266,11 +278,12 @@ impl Consumer {
             .arg(idle_ms)
             .arg("-")
             .arg("+")
-            .arg(self.batch_size)
+            .arg(self.claim_batch)
             .query_async(&mut self.conn)
             .await?;
+        let found = pending.len();
         if pending.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let (exhausted, retry): (Vec<_>, Vec<_>) = pending.into_iter().partition(|p| p.3 >= self.max_deliveries);
         if !exhausted.is_empty() {
@@ -298,13 +311,16 @@ impl Consumer {
             }
         }
         if !retry.is_empty() {
-            let claimed = self.xclaim(&retry, idle_ms).await?;
-            if !claimed.0.is_empty() {
-                tracing::warn!(count = claimed.0.len(), "took over entries left pending by another consumer");
-                self.process(claimed.0).await?;
+            let mut claimed = self.xclaim(&retry, idle_ms).await?.0;
+            if !claimed.is_empty() {
+                tracing::warn!(count = claimed.len(), "took over entries left pending by another consumer");
+            }
+            while !claimed.is_empty() {
+                let rest = claimed.split_off(claimed.len().min(self.batch_size));
+                self.process(std::mem::replace(&mut claimed, rest)).await?;
             }
         }
-        Ok(())
+        Ok(found)
     }
 }
 

@@ -262,7 +262,7 @@ pub struct ScreenApi {
     pub screener: Arc<Screener>,
     pub api_keys: Arc<Vec<String>>,
     pub limits: Limits,
-    pub max_body_bytes: usize,
+    pub body: crate::core::BodyLimits,
     pub max_batch_events: usize,
     /// The `events:raw` backlog (the summary's queue lag).
     pub backlog: Arc<dyn Backlog>,
@@ -277,7 +277,7 @@ pub fn router(api: Arc<ScreenApi>) -> Router {
 
 impl ScreenApi {
     async fn body(&self, headers: &HeaderMap, body: Body) -> Result<(bool, axum::body::Bytes), ApiError> {
-        let checked = read_body(headers, body, Accept::JsonOrForm, self.max_body_bytes).await?;
+        let checked = read_body(headers, body, Accept::JsonOrForm, self.body).await?;
         Ok((checked.form, checked.bytes))
     }
 
@@ -410,5 +410,45 @@ mod tests {
             form_event(id.as_bytes(), &limits).unwrap_err().details.unwrap()["violations"][0]["code"],
             "too_long"
         );
+    }
+
+    /// Percent-encode everything but letters and digits.
+    fn form_encode(text: &str) -> String {
+        text.bytes()
+            .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// The form route refuses exactly what the JSON route refuses, for the
+        /// same reasons, and accepts the same event.
+        #[test]
+        fn the_form_and_json_forms_are_checked_alike(event_id in "\\PC{0,300}", content in "\\PC{0,30}") {
+            let limits = Limits { min_content_length: 2, max_content_length: 20, require_author: false };
+            let form = format!("event_id={}&content={}", form_encode(&event_id), form_encode(&content));
+            let from_form = form_event(form.as_bytes(), &limits);
+            let sample = Event::sample("");
+            let json = serde_json::json!({"event_id": event_id, "content": content, "event_type": sample.event_type,
+                "platform": sample.platform, "user_id": sample.user_id});
+            let from_json = schema::parse_event(json.to_string().as_bytes(), &limits, 1)
+                .map_err(schema::EventRefused::into_field_errors);
+            match (from_form, from_json) {
+                (Ok(a), Ok(b)) => proptest::prop_assert_eq!((a.event_id, a.content), (b.event_id, b.content)),
+                (Err(a), Err(b)) => {
+                    let codes = |v: &serde_json::Value| -> Vec<String> {
+                        v["violations"].as_array().unwrap().iter().map(|x| format!("{}:{}", x["field"], x["code"])).collect()
+                    };
+                    let b: Vec<String> = b.iter().map(|x| format!("\"{}\":\"{}\"", x.field, x.code)).collect();
+                    proptest::prop_assert_eq!(codes(&a.details.unwrap()), b);
+                }
+                (a, b) => proptest::prop_assert!(false, "form {:?} but JSON {:?}", a.map(|e| e.event_id), b.map(|e| e.event_id)),
+            }
+        }
+
+        #[test]
+        fn any_form_body_gets_an_answer(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let limits = Limits { min_content_length: 1, max_content_length: 20, require_author: false };
+            let _ = form_event(&bytes, &limits);
+        }
     }
 }

@@ -46,6 +46,9 @@ pub struct Prediction {
     pub confidence: f32,
     pub high_risk: bool,
     pub flags: Vec<String>,
+    /// Heuristic plugins whose part is missing from this verdict (quarantined,
+    /// failed, or faulted on its batch); non-empty means flag `degraded` too.
+    pub degraded: Vec<String>,
     pub explanation: Vec<TopHit>,
     /// `name@version` of every heuristic plugin that scored the event.
     pub plugin_versions: Vec<String>,
@@ -98,6 +101,9 @@ pub fn predict(event: Event, rules: RuleResult, embedding: Option<(f32, &'static
         }
     }
     flags.extend(rules.failed.iter().map(|(p, _)| format!("plugin_fault:{p}")));
+    if !rules.degraded.is_empty() {
+        flags.push("degraded".into());
+    }
     let plugin_versions = rules.verdicts.iter().map(|v| format!("{}@{}", v.plugin, v.version)).collect();
     Prediction {
         event,
@@ -108,6 +114,7 @@ pub fn predict(event: Event, rules: RuleResult, embedding: Option<(f32, &'static
         confidence,
         high_risk,
         flags,
+        degraded: rules.degraded,
         explanation,
         plugin_versions,
         similar: Vec::new(),
@@ -122,7 +129,13 @@ mod tests {
     use super::*;
 
     fn rules(score: f32, category: &'static str) -> RuleResult {
-        RuleResult { score, category, verdicts: Vec::new(), failed: vec![("broken".into(), "trapped".into())] }
+        RuleResult {
+            score,
+            category,
+            verdicts: Vec::new(),
+            failed: vec![("broken".into(), "trapped".into())],
+            degraded: vec!["broken".into()],
+        }
     }
 
     #[test]
@@ -132,6 +145,7 @@ mod tests {
         assert!((p.risk_score - 0.74).abs() < 1e-6);
         assert!(p.high_risk && p.category == "TOXIC");
         assert!(p.flags.contains(&"plugin_fault:broken".to_string()));
+        assert!(p.flags.contains(&"degraded".to_string()) && p.degraded == ["broken"]);
         let p = predict(Event::sample("x"), rules(0.1, "TOXIC"), None, w);
         assert_eq!((p.category, p.high_risk), ("LOW_RISK", false));
         assert!(p.flags.contains(&"heuristics_only".to_string()));

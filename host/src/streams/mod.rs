@@ -65,27 +65,40 @@ impl Keys {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StreamError {
+    /// The command never reached Redis (refused, not connected): nothing was written.
     #[error("Redis is unavailable: {0}")]
     Unavailable(String),
+    /// The command may have reached Redis and run there (no answer in time, or the
+    /// connection broke mid-call): the outcome is not known.
+    #[error("Redis did not answer in time: {0}")]
+    Unknown(String),
+    /// Redis answered with an error (the produce script undoes its own write first).
     #[error("Redis answered something unexpected: {0}")]
     Protocol(String),
 }
 
 impl From<redis::RedisError> for StreamError {
     fn from(e: redis::RedisError) -> Self {
-        if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal() {
+        if e.is_connection_refusal() {
             StreamError::Unavailable(e.to_string())
+        } else if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+            StreamError::Unknown(e.to_string())
         } else {
             StreamError::Protocol(e.to_string())
         }
     }
 }
 
-/// Connect, retrying for up to `wait` (Redis may still be starting).
-pub async fn connect_with_retry(url: &str, wait: Duration) -> Result<ConnectionManager, StreamError> {
+/// Connect, retrying for up to `wait` (Redis may still be starting); each
+/// command's answer is awaited at most `timeout` (`REDIS_TIMEOUT_MS`).
+pub async fn connect_with_retry(
+    url: &str,
+    wait: Duration,
+    timeout: Duration,
+) -> Result<ConnectionManager, StreamError> {
     let started = std::time::Instant::now();
     loop {
-        match connect(url).await {
+        match connect(url, timeout).await {
             Ok(c) => return Ok(c),
             Err(e) if started.elapsed() >= wait => {
                 return Err(StreamError::Unavailable(format!("{url} did not answer within {wait:?}: {e}")));
@@ -95,13 +108,13 @@ pub async fn connect_with_retry(url: &str, wait: Duration) -> Result<ConnectionM
     }
 }
 
-/// A self-reconnecting connection. Fails fast (≤ 1 s) while Redis is down and
-/// recovers without a restart once it is back.
-pub async fn connect(url: &str) -> Result<ConnectionManager, StreamError> {
+/// A self-reconnecting connection. Fails fast (within `timeout`) while Redis is
+/// down or hung, and recovers without a restart once it is back.
+pub async fn connect(url: &str, timeout: Duration) -> Result<ConnectionManager, StreamError> {
     let client = redis::Client::open(url).map_err(|e| StreamError::Unavailable(format!("bad REDIS_URL: {e}")))?;
     let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_millis(500)))
-        .set_response_timeout(Some(Duration::from_secs(1)))
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
         .set_number_of_retries(1)
         .set_max_delay(Duration::from_millis(500));
     Ok(ConnectionManager::new_with_config(client, config).await?)

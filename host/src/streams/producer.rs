@@ -6,11 +6,13 @@
 //! answered "accepted" is in the stream.
 //!
 //! The script, per event: `SET key event_id NX GET EX ttl` — if the key existed,
-//! report the event it belongs to; else XADD, and if the XADD fails, delete the
-//! key again before answering the error. Scripts run atomically, so no reader
-//! ever sees a key without its event, and a failure never leaves a key that
-//! suppresses the retry. (Two calls per event: GET-then-SET after the XADD cost
-//! a third, ~20 % more Redis time.)
+//! report the event it belongs to; else XADD, and if the XADD fails (out of
+//! memory, say), delete the key again and report that event as failed, then go
+//! on with the next. Scripts run atomically, so no reader ever sees a key without
+//! its event, a failure never leaves a key that suppresses the retry, and each
+//! event's answer is its own: a Redis error never turns an event that was written
+//! into a "not stored" answer. (Two calls per event: GET-then-SET after the XADD
+//! cost a third, ~20 % more Redis time.)
 
 use super::StreamError;
 use redis::aio::ConnectionManager;
@@ -26,17 +28,20 @@ local ttl = ARGV[1]
 local out = {}
 for i = 2, #ARGV, 5 do
   local key = ARGV[i]
-  local prev = redis.call('SET', key, ARGV[i + 1], 'NX', 'GET', 'EX', ttl)
-  if prev then
+  local prev = redis.pcall('SET', key, ARGV[i + 1], 'NX', 'GET', 'EX', ttl)
+  if type(prev) == 'table' and prev.err then
+    out[#out + 1] = '!' .. prev.err
+  elseif prev then
     out[#out + 1] = '=' .. prev
   else
     local id = redis.pcall('XADD', KEYS[1], '*', 'event_id', ARGV[i + 1], 'received_at_ms', ARGV[i + 2],
       'request_id', ARGV[i + 3], 'event', ARGV[i + 4])
     if type(id) == 'table' and id.err then
       redis.call('DEL', key)
-      return redis.error_reply(id.err)
+      out[#out + 1] = '!' .. id.err
+    else
+      out[#out + 1] = id
     end
-    out[#out + 1] = id
   end
 end
 return out
@@ -57,8 +62,16 @@ pub struct Entry {
 /// What happened to one entry.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Produced {
-    Accepted { stream_id: String },
-    Duplicate { duplicate_of: String },
+    Accepted {
+        stream_id: String,
+    },
+    Duplicate {
+        duplicate_of: String,
+    },
+    /// Redis refused this one (nothing of it was kept), with its error.
+    Failed {
+        reason: String,
+    },
 }
 
 struct Job {
@@ -152,13 +165,18 @@ async fn flush(mut conn: ConnectionManager, stream: &str, ttl: &str, script: &re
     for e in jobs.iter().flat_map(|j| &j.entries) {
         invocation.arg(&e.dedup_key).arg(&e.event_id).arg(e.received_at_ms).arg(&e.request_id).arg(&e.event_json);
     }
-    // One string per entry: a stream id, or `=` and the event id it duplicates.
+    // One string per entry: a stream id, `=` and the event id it duplicates, or `!` and an error.
     let result: Result<Vec<String>, StreamError> = invocation.invoke_async(&mut conn).await.map_err(StreamError::from);
     match result {
         Ok(rows) => {
-            let mut rows = rows.into_iter().map(|value| match value.strip_prefix('=') {
-                Some(original) => Produced::Duplicate { duplicate_of: original.to_string() },
-                None => Produced::Accepted { stream_id: value },
+            let mut rows = rows.into_iter().map(|value| {
+                if let Some(original) = value.strip_prefix('=') {
+                    Produced::Duplicate { duplicate_of: original.to_string() }
+                } else if let Some(reason) = value.strip_prefix('!') {
+                    Produced::Failed { reason: reason.to_string() }
+                } else {
+                    Produced::Accepted { stream_id: value }
+                }
             });
             for job in jobs {
                 let answer: Vec<Produced> = rows.by_ref().take(job.entries.len()).collect();

@@ -3,7 +3,6 @@
 
 use super::{Item, VectorStore};
 use crate::embed::Embedder;
-use crate::progress::Progress;
 use std::path::Path;
 
 /// One labelled row.
@@ -31,7 +30,7 @@ pub fn read(files: &[impl AsRef<Path>]) -> anyhow::Result<Vec<Labelled>> {
 
 /// Embed rows (with a progress bar) and return their vectors, in order.
 pub fn embed_rows(embedder: &Embedder, rows: &[Labelled], what: &str) -> anyhow::Result<Vec<Vec<f32>>> {
-    let mut progress = Progress::new(what, rows.len() as u64);
+    let progress = crate::progress::bar(what, rows.len() as u64);
     let mut out = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(256) {
         let texts: Vec<&str> = chunk.iter().map(|r| r.text.as_str()).collect();
