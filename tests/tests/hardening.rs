@@ -146,3 +146,35 @@ async fn every_refusal_carries_the_json_error_body() {
     assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 408"));
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+/// A webhook far larger than any platform sends is refused before an adapter sees
+/// it: no adapter fault, so unsigned floods cannot quarantine an adapter.
+#[tokio::test]
+async fn an_oversized_webhook_is_refused_before_the_adapter() {
+    let s = Service::ingest(&[]).await;
+    s.plugins.install("web-adapter");
+    s.core.plugins.reload(false);
+    let http = reqwest::Client::new();
+    for _ in 0..6 {
+        let r = http
+            .post(format!("{}/v1/platforms/web/webhook", s.base))
+            .header("content-type", "application/json")
+            .body(vec![b' '; 2 * 1024 * 1024])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 413);
+        assert_eq!(r.json::<Value>().await.unwrap()["error"], "body_too_large");
+    }
+    let plugins: Value = http
+        .get(format!("{}/v1/admin/plugins", s.base))
+        .header("api-key", "admin-key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let web = plugins["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "web-adapter").unwrap();
+    assert_eq!(web["state"], "active", "{web}");
+}

@@ -42,7 +42,7 @@ async fn ingest_error_paths_answer_with_their_codes() {
         (json("/v1/events/ingest-batch", "{\"events\": [1"), 400, "malformed_json"),
         (
             json("/v1/events/ingest-batch", &format!("{{\"events\": [{EVENT},{EVENT},{EVENT}]}}")),
-            413,
+            422,
             "batch_too_large",
         ),
     ];
@@ -92,7 +92,7 @@ async fn a_batch_answers_each_item() {
 
 #[tokio::test]
 async fn screening_error_paths_and_the_form_checked_like_json() {
-    let r = Routers::new(&[("MAX_CONTENT_LENGTH", "50")], &["threats"]);
+    let r = Routers::new(&[("MAX_CONTENT_LENGTH", "50")], &["threats", "policy"]);
     let form = "application/x-www-form-urlencoded";
     let cases: Vec<(Request<Body>, u16, &str)> = vec![
         (post("/v1/risk/screen", None, form, "event_id=e1&content=hi"), 401, "unauthorized"),
@@ -113,6 +113,19 @@ async fn screening_error_paths_and_the_form_checked_like_json() {
     let long_id = format!("event_id={}&content=hi", "x".repeat(300));
     let (status, body) = oneshot(&r.screen, post("/v1/risk/screen", Some("test-key"), form, long_id)).await;
     assert_eq!((status, body["details"]["violations"][0]["field"].as_str()), (422, Some("event_id")), "{body}");
+
+    // The validator plugins too, on every input form: what ingest refuses, screening refuses.
+    let off_policy = [
+        json("/v1/risk/screen", &EVENT.replace("\"web\"", "\"myspace\"")),
+        post("/v1/risk/screen", Some("test-key"), form, "event_id=e%20f&content=hi"),
+        json("/v1/risk/screen-batch", &format!("{{\"events\": [{EVENT}, {}]}}", EVENT.replace("\"e1\"", "\"e 2\""))),
+    ];
+    for (request, field) in off_policy.into_iter().zip(["platform", "event_id", "event_id"]) {
+        let (status, body) = oneshot(&r.screen, request).await;
+        assert_eq!(status, 422, "{body}");
+        let violations = body["details"]["violations"].as_array().or(body["details"]["error"]["violations"].as_array());
+        assert_eq!(violations.unwrap()[0]["field"], field, "{body}");
+    }
 
     let (status, body) =
         oneshot(&r.screen, post("/v1/risk/screen", Some("test-key"), form, "event_id=e2&content=i+will+kill+you"))
@@ -305,4 +318,19 @@ async fn a_quarantined_rule_is_visible_until_it_is_retried() {
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     let (_, ready) = oneshot(&r.screen, get("/ready")).await;
     assert_eq!(ready["status"], "ready", "retried after 500 ms: {ready}");
+}
+
+/// Alert rules name only metrics the services export: a renamed metric breaks this
+/// test, not a page at 3 a.m.
+#[test]
+fn alert_rules_name_exported_metrics() {
+    let rules = std::fs::read_to_string(palisade_tests::repo_root().join("deploy/prometheus/alerts.yml")).unwrap();
+    let named: Vec<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("palisade_"))
+        .collect();
+    assert!(named.contains(&"palisade_plugin_quarantined"), "{named:?}");
+    for metric in named {
+        assert!(palisade::telemetry::names::ALL.contains(&metric), "{metric} is not exported");
+    }
 }

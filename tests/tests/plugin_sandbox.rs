@@ -111,7 +111,9 @@ fn a_quarantined_plugin_is_retried_by_itself_with_a_growing_backoff() {
     });
     let (host, registry) = dir.open();
     let hostile = host.get("hostile").unwrap();
-    hostile.score(&event("trap")).unwrap_err();
+    // A guest that really loops: stopped at its deadline, quarantined.
+    let err = hostile.score(&event("loop")).unwrap_err();
+    assert!(matches!(err, CallError::Fault(_, Fault::Timeout(_))), "{err}");
     assert_eq!(hostile.state(), PluginState::Quarantined);
     assert!(palisade::telemetry::render(&registry).contains(r#"palisade_plugin_quarantined{plugin="hostile"} 1"#));
     assert!(hostile.info().retry_in_ms.is_some_and(|ms| ms <= 300));

@@ -286,8 +286,28 @@ async fn ready(State(s): State<AppState>) -> Response {
 /// The API description (hand-written next to the routes: `openapi.json`).
 const OPENAPI: &str = include_str!("openapi.json");
 
-async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+/// This service's part of the API description: the shared routes and its own
+/// (ingest: events and platforms; screening: risk), with its server only — so a
+/// client generated from (or a fuzzer run against) one service never calls a
+/// route the other serves.
+pub fn openapi_for(service: &str) -> Value {
+    let mut spec: Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+    let other =
+        if service == "ingest" { ["/v1/risk/"].as_slice() } else { ["/v1/events/", "/v1/platforms/"].as_slice() };
+    if let Some(paths) = spec["paths"].as_object_mut() {
+        paths.retain(|path, _| !other.iter().any(|prefix| path.starts_with(prefix)));
+    }
+    if let Some(servers) = spec["servers"].as_array_mut() {
+        let name = if service == "ingest" { "ingestion" } else { "screening" };
+        servers.retain(|s| s["description"] == name);
+    }
+    spec
+}
+
+async fn openapi(State(s): State<AppState>) -> Json<Value> {
+    static SPECS: std::sync::OnceLock<[Value; 2]> = std::sync::OnceLock::new();
+    let [ingest, screening] = SPECS.get_or_init(|| [openapi_for("ingest"), openapi_for("screening")]);
+    Json(if s.service == "ingest" { ingest.clone() } else { screening.clone() })
 }
 
 async fn docs(State(s): State<AppState>) -> axum::response::Html<String> {

@@ -61,8 +61,17 @@ pub enum ParseError {
     Field(FieldError),
 }
 
-/// Parse JSON text as `T`; syntax errors say where, type errors name the field.
+/// Parse JSON text as `T` (a struct: only a JSON object is one — serde would also
+/// take an array of the fields in order); syntax errors say where, type errors
+/// name the field.
 pub fn parse_as<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, ParseError> {
+    if json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ParseError::Field(FieldError::new(
+            "event",
+            "invalid_type",
+            "expected a JSON object, not an array",
+        )));
+    }
     let mut de = serde_json::Deserializer::from_slice(json);
     let value: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     if value.is_ok()
@@ -162,13 +171,13 @@ pub struct BatchBody {
 }
 
 impl BatchBody {
-    /// Parse a batch body of at most `max_events` (413 `batch_too_large` past it).
+    /// Parse a batch body of at most `max_events` (422 `batch_too_large` past it).
     pub fn parse(json: &[u8], max_events: usize) -> Result<Self, ApiError> {
         let batch: BatchBody = parse_body(json, "invalid_batch", "the body must be {\"events\": [ … ]}")?;
         let n = batch.events.len();
         if n > max_events {
             return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
+                StatusCode::UNPROCESSABLE_ENTITY,
                 "batch_too_large",
                 format!("{n} events in one batch; at most MAX_BATCH_EVENTS = {max_events}"),
             ));
@@ -246,11 +255,13 @@ pub fn normalize(e: IncomingEvent, limits: &Limits, now_ms: u64) -> Result<Event
             ));
         }
     }
+    // Optional ids sent blank are absent, not errors.
     let author_id = e.author_id.filter(|a| !a.trim().is_empty());
+    let channel_id = e.channel_id.filter(|c| !c.trim().is_empty());
     if author_id.is_none() && limits.require_author {
         errors.push(FieldError::new("author_id", "required", "author_id is required (REQUIRE_AUTHOR)"));
     }
-    for (field, v) in [("author_id", &author_id), ("channel_id", &e.channel_id)] {
+    for (field, v) in [("author_id", &author_id), ("channel_id", &channel_id)] {
         if v.as_ref().is_some_and(|s| s.len() > MAX_ID_BYTES) {
             errors.push(FieldError::new(field, "too_long", format!("{field} is longer than {MAX_ID_BYTES} bytes")));
         }
@@ -299,17 +310,7 @@ pub fn normalize(e: IncomingEvent, limits: &Limits, now_ms: u64) -> Result<Event
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(Event {
-        event_id,
-        event_type,
-        platform,
-        user_id,
-        author_id,
-        channel_id: e.channel_id,
-        content,
-        timestamp_ms,
-        metadata,
-    })
+    Ok(Event { event_id, event_type, platform, user_id, author_id, channel_id, content, timestamp_ms, metadata })
 }
 
 /// The dedup hash of an event (hex SHA-256 over content, author and platform — the seed's rule).

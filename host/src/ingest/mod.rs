@@ -15,7 +15,7 @@ use crate::api::{self, Accept, RequestId};
 use crate::core::intake::{BatchAnswer, Intake, Outcome};
 use crate::core::schema::{self, BatchBody, FieldError, Limits};
 use crate::core::{ApiError, BodyLimits, BoxFuture, Event, now_ms};
-use crate::plugins::{PluginHost, PluginKind, to_wit};
+use crate::plugins::{PluginHost, validators};
 use crate::streams::producer::{Entry, Produced};
 use crate::streams::{Backlog, EventSink, StreamError};
 use axum::body::Body;
@@ -114,32 +114,6 @@ impl Ingest {
         }
     }
 
-    /// Run the validator plugins over natively valid events (one call each).
-    /// A faulting validator costs only its own verdict: the events are checked without it.
-    fn validate(&self, events: &[Event]) -> Vec<Vec<FieldError>> {
-        let mut out = vec![Vec::new(); events.len()];
-        let validators = self.plugins.active(PluginKind::Validator);
-        if validators.is_empty() || events.is_empty() {
-            return out;
-        }
-        let wit = to_wit(events);
-        for (plugin, _) in validators {
-            match plugin.validate(&wit) {
-                Ok(results) => {
-                    for (errors, violations) in out.iter_mut().zip(results) {
-                        errors.extend(violations.into_iter().map(|v| FieldError {
-                            field: v.field,
-                            code: v.code,
-                            message: v.message,
-                        }));
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "validator skipped"),
-            }
-        }
-        out
-    }
-
     fn entry(&self, event: &Event, request_id: &str, received_at_ms: u64) -> Entry {
         Entry {
             dedup_key: format!("{}{}", self.dedup_prefix, schema::dedup_key(event)),
@@ -169,7 +143,7 @@ impl Ingest {
         self.metrics.received.inc_by(results.len() as u64);
         let valid_idx: Vec<usize> = (0..results.len()).filter(|i| results[*i].is_ok()).collect();
         let valid: Vec<Event> = valid_idx.iter().map(|i| results[*i].as_ref().expect("valid").clone()).collect();
-        for (i, errors) in valid_idx.iter().zip(self.validate(&valid)) {
+        for (i, errors) in valid_idx.iter().zip(validators::validate(&self.plugins, &valid)) {
             if !errors.is_empty() {
                 results[*i] = Err(errors);
             }

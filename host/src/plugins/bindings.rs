@@ -136,15 +136,10 @@ mod tests {
             .filter(|c| !c.is_empty())
             .map(|c| c.replace('-', "_").to_uppercase())
             .collect();
-        let host = [
-            Category::LowRisk,
-            Category::Spam,
-            Category::Toxic,
-            Category::TargetedHarassment,
-            Category::HateSpeech,
-            Category::Violence,
-            Category::Sexual,
-        ];
-        assert_eq!(host.map(Category::as_str).to_vec(), names);
+        // The SDK's table follows the WIT, and the host's enum (generated from the WIT) indexes it.
+        let sdk: Vec<&str> = palisade_sdk::types::Category::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(sdk, names);
+        assert_eq!((Category::LowRisk.as_str(), Category::Sexual.as_str()), ("LOW_RISK", "SEXUAL"));
+        assert_eq!(Category::HateSpeech.as_str(), "HATE_SPEECH");
     }
 }

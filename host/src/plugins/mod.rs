@@ -8,6 +8,7 @@
 //! - `version`: one loaded version and its pool of reusable instances.
 //! - `registry`: plugins by name; reload, rollback, enable/disable, quarantine.
 //! - `rules`: the rule stage — every heuristic plugin over a batch, verdicts combined.
+//! - `validators`: the validator stage — every validator plugin over a batch.
 //! - `watcher`: hot reload on file changes.
 //! - `metrics`: per-plugin Prometheus metrics.
 //!
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod registry;
 pub mod rules;
 pub mod runtime;
+pub mod validators;
 pub mod version;
 pub mod watcher;
 

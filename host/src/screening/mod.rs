@@ -15,7 +15,7 @@ use crate::core::schema::{self, BatchBody, IncomingEvent, Limits};
 use crate::core::{ApiError, Event, now_ms};
 use crate::embed::Embedder;
 use crate::embed::cache::EmbeddingCache;
-use crate::plugins::{PluginHost, rules};
+use crate::plugins::{PluginHost, rules, validators};
 use crate::streams::Backlog;
 use crate::telemetry::names::*;
 use crate::vectors::{Neighbour, VectorStore};
@@ -281,6 +281,18 @@ impl ScreenApi {
         Ok((checked.form, checked.bytes))
     }
 
+    /// The validator plugins over checked events: the 422 answer for the first
+    /// refused one (with `details.index` in a batch), as ingest would refuse it.
+    fn policy_violations(&self, events: &[Event]) -> Option<ApiError> {
+        let results = validators::validate(&self.screener.plugins, events);
+        let (index, violations) = results.into_iter().enumerate().find(|(_, v)| !v.is_empty())?;
+        let mut error = ApiError::invalid(&violations);
+        if events.len() > 1 {
+            error.details = Some(json!({ "index": index, "error": error.details.take() }));
+        }
+        Some(error)
+    }
+
     async fn run(&self, events: Vec<Event>) -> Vec<Prediction> {
         let screener = self.screener.clone();
         let n = events.len() as u64;
@@ -342,6 +354,9 @@ fn decode(raw: &[u8]) -> String {
 async fn screen_one(State(s): State<Arc<ScreenApi>>, headers: HeaderMap, body: Body) -> Result<Json<Value>, ApiError> {
     let (form, bytes) = s.body(&headers, body).await?;
     let event = if form { form_event(&bytes, &s.limits)? } else { schema::parse_event(&bytes, &s.limits, now_ms())? };
+    if let Some(refused) = s.policy_violations(std::slice::from_ref(&event)) {
+        return Err(refused);
+    }
     let mut out = s.run(vec![event]).await;
     Ok(Json(json!(out.pop())))
 }
@@ -361,6 +376,9 @@ async fn screen_batch(
             e
         })?;
         events.push(event);
+    }
+    if let Some(refused) = s.policy_violations(&events) {
+        return Err(refused);
     }
     Ok(Json(json!({ "predictions": s.run(events).await })))
 }
