@@ -114,6 +114,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, mut stop:
             drop(permit);
         });
     }
+    drop(listener); // refuse new connections while the open ones finish
     if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await.is_err() {
         tracing::warn!("connections still open 30 s after shutdown began were dropped");
     }

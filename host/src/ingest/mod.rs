@@ -104,14 +104,10 @@ impl Ingest {
 
     /// Dedup + produce within `produce_timeout` (past it the outcome is unknown:
     /// the call may still reach Redis).
-    async fn produce(&self, entries: Vec<Entry>) -> Result<Vec<Produced>, ApiError> {
-        let ids: Vec<String> = entries.iter().map(|e| e.event_id.clone()).collect();
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        match tokio::time::timeout(self.produce_timeout, self.sink.produce(entries)).await {
-            Ok(Ok(produced)) => Ok(produced),
-            Ok(Err(e)) => Err(self.stream_error(e, &ids)),
-            Err(_) => Err(self.stream_error(StreamError::Unknown("no answer within REDIS_TIMEOUT_MS".into()), &ids)),
-        }
+    async fn produce(&self, entries: Vec<Entry>) -> Result<Vec<Produced>, StreamError> {
+        tokio::time::timeout(self.produce_timeout, self.sink.produce(entries))
+            .await
+            .unwrap_or_else(|_| Err(StreamError::Unknown("no answer within REDIS_TIMEOUT_MS".into())))
     }
 
     fn entry(&self, event: &Event, request_id: &str, received_at_ms: u64) -> Entry {
@@ -153,7 +149,15 @@ impl Ingest {
         if !entries.is_empty() {
             self.backpressure()?;
         }
-        let produced = if entries.is_empty() { Vec::new() } else { self.produce(entries).await? };
+        let produced = if entries.is_empty() {
+            Vec::new()
+        } else {
+            self.produce(entries).await.map_err(|e| {
+                let ids: Vec<&str> =
+                    results.iter().filter_map(|r| r.as_ref().ok()).map(|e| e.event_id.as_str()).collect();
+                self.stream_error(e, &ids)
+            })?
+        };
         let mut produced = produced.into_iter();
         let items: Vec<Outcome> = results
             .into_iter()

@@ -77,11 +77,14 @@ pub fn score(host: &PluginHost, events: &[Event]) -> Vec<RuleResult> {
             Err(e) => results.iter_mut().for_each(|r| r.failed.push((plugin.name.clone(), e.to_string()))),
         }
     }
-    let degraded = host.degraded(PluginKind::Heuristic);
+    // Out of service (quarantined, failed to load) or faulted on this batch: the same for every event.
+    let mut degraded = host.degraded(PluginKind::Heuristic);
+    degraded.extend(results.first().into_iter().flat_map(|r| r.failed.iter().map(|(p, _)| p.clone())));
+    degraded.sort();
+    degraded.dedup();
     for r in &mut results {
         combine(r);
         r.degraded.clone_from(&degraded);
-        r.degraded.extend(r.failed.iter().map(|(p, _)| p.clone()));
     }
     results
 }
