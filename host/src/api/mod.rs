@@ -304,10 +304,13 @@ pub fn openapi_for(service: &str) -> Value {
     spec
 }
 
-async fn openapi(State(s): State<AppState>) -> Json<Value> {
-    static SPECS: std::sync::OnceLock<[Value; 2]> = std::sync::OnceLock::new();
-    let [ingest, screening] = SPECS.get_or_init(|| [openapi_for("ingest"), openapi_for("screening")]);
-    Json(if s.service == "ingest" { ingest.clone() } else { screening.clone() })
+async fn openapi(State(s): State<AppState>) -> impl IntoResponse {
+    // Rendered once per service; each request gets the same text.
+    static SPECS: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+    let [ingest, screening] =
+        SPECS.get_or_init(|| [openapi_for("ingest").to_string(), openapi_for("screening").to_string()]);
+    let spec = if s.service == "ingest" { ingest } else { screening };
+    ([(header::CONTENT_TYPE, "application/json")], spec.as_str())
 }
 
 async fn docs(State(s): State<AppState>) -> axum::response::Html<String> {

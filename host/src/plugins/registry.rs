@@ -86,14 +86,6 @@ struct Quarantine {
     retry_at: Option<Instant>,
 }
 
-impl Status {
-    /// Lift a quarantine (reload, swap, or its retry time).
-    fn lift(&mut self) {
-        self.quarantined = None;
-        self.faults.clear();
-    }
-}
-
 /// One plugin name in the directory and the versions loaded under it.
 pub struct Plugin {
     pub name: String,
@@ -119,12 +111,22 @@ impl Plugin {
         self.current.read().expect("plugin lock").clone()
     }
 
+    /// Lift a quarantine and its fault count, and say so in the gauge. `forgive`
+    /// (a reload or a new version) also resets the backoff; its retry time does not.
+    fn lift(&self, state: &mut Status, forgive: bool) {
+        state.quarantined = None;
+        state.faults.clear();
+        if forgive {
+            state.strikes = 0;
+        }
+        self.metrics.quarantined.with_label_values(&[self.name.as_str()]).set(0);
+    }
+
     pub fn state(&self) -> PluginState {
         let mut state = self.state.lock().expect("plugin lock");
         if state.quarantined.as_ref().is_some_and(|q| q.retry_at.is_some_and(|at| Instant::now() >= at)) {
             tracing::info!(plugin = %self.name, "retrying a quarantined plugin");
-            state.lift();
-            self.metrics.quarantined.with_label_values(&[self.name.as_str()]).set(0);
+            self.lift(&mut state, false);
         }
         if self.current().is_none() {
             PluginState::Failed
@@ -144,10 +146,8 @@ impl Plugin {
         }
         let mut state = self.state.lock().expect("plugin lock");
         state.enabled = version.manifest.enabled;
-        state.lift();
-        state.strikes = 0;
+        self.lift(&mut state, true);
         state.load_error = None;
-        self.metrics.quarantined.with_label_values(&[self.name.as_str()]).set(0);
     }
 
     /// Run one call on the current version, with metrics and fault accounting.
@@ -392,9 +392,7 @@ impl PluginHost {
                         let mut state = plugin.state.lock().expect("plugin lock");
                         if state.load_error.is_none() && plugin.current().is_some() {
                             // Same files, loaded fine: an explicit reload only lifts a quarantine.
-                            state.lift();
-                            state.strikes = 0;
-                            self.metrics.quarantined.with_label_values(&[name.as_str()]).set(0);
+                            plugin.lift(&mut state, true);
                             outcomes.push(ReloadOutcome {
                                 plugin: name.clone(),
                                 outcome: "unchanged",
