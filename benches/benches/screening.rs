@@ -5,6 +5,9 @@
 //!   prediction) in batches of `BATCH_SIZE` 100, embedding cache off;
 //! - cache-hit: the same with every embedding already in the Redis cache;
 //! - heuristics-only: `SCREENING_MODEL=none` (rule plugins + prediction);
+//! - classifier: the n-gram stage's cost per event, then `Screener::screen` and the
+//!   consumer with the trained classifier (`var/classifier`), cascade on
+//!   (`CASCADE_BAND` 0.1,0.9) and off, embedding cache off;
 //! - consumer: the service's loop (`XREADGROUP` → screen → `XADD`s + `XACK` in one
 //!   MULTI/EXEC) draining a raw stream of 20 × N cached-text events, with and
 //!   without similar past events (their store grows as the run goes).
@@ -24,7 +27,7 @@ use palisade::screening::{ScreenMetrics, Screener, Similarity};
 use palisade::vectors::VectorStore;
 use palisade::vectors::bank::read;
 use palisade::vectors::flat::FlatStore;
-use palisade_tests::{PluginDir, model_files, repo_root, shared_data, shipped};
+use palisade_tests::{PluginDir, default_classifier, model_files, repo_data, repo_root, shipped};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -172,7 +175,7 @@ fn main() {
         return; // cargo test --benches asks benchmarks to list themselves
     }
     let n: usize = std::env::var("SCREEN_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
-    let rows = read(&[shared_data("sms-spam.dev.jsonl"), shared_data("davidson-hate-offensive.dev.jsonl")]).unwrap();
+    let rows = read(&[repo_data("sms-spam.dev.jsonl"), repo_data("davidson-hate-offensive.dev.jsonl")]).unwrap();
     let texts: Vec<String> = rows.iter().step_by((rows.len() / n).max(1)).take(n).map(|r| r.text.clone()).collect();
     let (model, lib) = model_files();
     let embedder = Arc::new(Embedder::load(&model, &lib, Device::Cpu, 32, "").unwrap());
@@ -206,6 +209,9 @@ fn main() {
         weights: Weights::default(),
         metrics: metrics.clone(),
         fast_path: None,
+        classifier: None,
+        cascade_band: None,
+        knn_weight: 0.3,
     };
     if !skip_model {
         // Raw model and pipeline alternate, twice; the best of each (the machine is shared).
@@ -226,6 +232,47 @@ fn main() {
             "  pipeline / raw model (best/best)",
             pipeline / raw * 100.0
         );
+    }
+    // The trained classifier: the n-gram stage alone, then the consumer with the cascade on and off
+    // (embedding cache off: every event in the band is embedded).
+    let slot = Arc::new(palisade::classify::slot::Slot::open(&default_classifier(), None).unwrap());
+    {
+        let classifier = slot.get();
+        let events: Vec<Event> = texts.iter().map(|t| Event::sample(t)).collect();
+        let rule_results = palisade::plugins::rules::score(&plugins, &events);
+        let t = Instant::now();
+        let mut in_band = 0;
+        for _ in 0..passes {
+            for (text, r) in texts.iter().zip(&rule_results) {
+                in_band += usize::from((0.1..=0.9).contains(&classifier.score(text, r).risk()));
+            }
+        }
+        let per = t.elapsed().as_secs_f64() * 1e6 / (texts.len() * passes) as f64;
+        println!("{:<34} {per:>9.1} µs/event (one thread)", "classifier stage (n-grams + score)");
+        println!(
+            "{:<34} {:>9.1} % of events",
+            "  in CASCADE_BAND 0.1,0.9",
+            in_band as f64 * 100.0 / (texts.len() * passes) as f64
+        );
+    }
+    let classified = |band: Option<palisade::config::Band>| Screener {
+        classifier: Some(slot.clone()),
+        cascade_band: band,
+        ..screener(Some(similarity(None)))
+    };
+    let band = palisade::config::Band { low: 0.1, high: 0.9 };
+    run("classifier + cascade (no cache)", &classified(Some(band)), &texts, 1);
+    run(
+        "heuristics + classifier (no model)",
+        &Screener { classifier: Some(slot.clone()), ..screener(None) },
+        &texts,
+        passes,
+    );
+    for pass in 1..=2 {
+        consumer(&format!("classifier, cascade on, pass {pass}"), classified(Some(band)), &texts, 5);
+    }
+    if !skip_model {
+        consumer("classifier, cascade off", classified(None), &texts, 1);
     }
     let prefix = format!("bench:emb:{}:", std::process::id());
     let cached =

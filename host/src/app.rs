@@ -3,7 +3,9 @@
 
 use crate::api::limits::{self, Limiter};
 use crate::api::{AppState, HttpMetrics, common_routes, request_context, with_error_fallbacks};
+use crate::classify::slot::Slot;
 use crate::config::Config;
+use crate::config::Scoring;
 use crate::core::schema::Limits;
 use crate::embed::Embedder;
 use crate::embed::cache::EmbeddingCache;
@@ -39,6 +41,8 @@ pub struct Core {
     /// Tasks to wait for on shutdown (the screening consumer finishing its batch).
     background: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     _watcher: Option<DirWatcher>,
+    /// Other watches (the classifier's), alive as long as the process.
+    watchers: std::sync::Mutex<Vec<DirWatcher>>,
 }
 
 impl Core {
@@ -62,6 +66,7 @@ impl Core {
             registry,
             background: Default::default(),
             _watcher: watcher,
+            watchers: Default::default(),
         })
     }
 
@@ -166,18 +171,40 @@ impl Core {
         self.screen_router(screener, depth)
     }
 
-    /// Every screening stage from config (the model and banks when configured).
+    /// Every screening stage from config (the model, banks and classifier when configured).
     pub fn screener(&self) -> anyhow::Result<Screener> {
         let c = &self.config;
+        let similarity = self.similarity()?;
+        let metrics = ScreenMetrics::register(&self.registry)?;
+        let classifier = match (&c.classifier.dir, c.classifier.scoring) {
+            (Some(dir), Scoring::Classifier) => {
+                let model = similarity.as_ref().map(|s| s.embedder.model_id.clone());
+                let slot = Arc::new(Slot::open(dir, model).context(
+                    "CLASSIFIER_DIR (train one with `palisade train`, or set SCORING=weighted for the rules/embedding mix)",
+                )?);
+                if c.classifier.watch {
+                    let reloads = metrics.classifier_reloads.clone();
+                    let watcher = slot.watch(Duration::from_millis(c.plugins.watch_debounce_ms), move |outcome| {
+                        reloads.with_label_values(&[outcome.as_ref().map_or("refused", |s| s.outcome)]).inc();
+                    })?;
+                    self.watchers.lock().expect("watchers lock").push(watcher);
+                }
+                Some(slot)
+            }
+            _ => None,
+        };
         Ok(Screener {
             plugins: self.plugins.clone(),
-            similarity: self.similarity()?,
+            similarity,
+            classifier,
+            cascade_band: c.classifier.cascade.0.then_some(c.classifier.band),
+            knn_weight: c.classifier.knn_weight,
             weights: Weights {
                 rules: c.screening.rule_weight,
                 embedding: c.screening.embedding_weight,
                 threshold: c.screening.threshold,
             },
-            metrics: ScreenMetrics::register(&self.registry)?,
+            metrics,
             fast_path: c.screening.fast_path,
         })
     }
@@ -194,6 +221,7 @@ impl Core {
             body: c.server.body_limits(),
             max_batch_events: c.events.max_batch_events,
             backlog: backlog.clone(),
+            admin_api_keys: Arc::new(c.server.admin_api_keys.clone()),
         });
         let routes = common_routes(self.state("screening", Some(backlog))).merge(screening::router(api));
         Ok(self.guarded(routes, self.http.for_service("screening")))

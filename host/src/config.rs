@@ -59,6 +59,9 @@ from_str_setting! {
     SocketAddr => "an address like 127.0.0.1:8001",
     crate::embed::Device => "cpu or cuda",
     LogFormat => "json or text",
+    Scoring => "classifier or weighted",
+    Switch => "on or off",
+    Band => "two numbers low,high with 0 ≤ low ≤ high ≤ 1",
 }
 
 impl Setting for String {
@@ -177,6 +180,67 @@ impl std::str::FromStr for LogFormat {
             "text" => Ok(LogFormat::Text),
             other => Err(format!("`{other}` is neither")),
         }
+    }
+}
+
+/// How screening turns stage results into a verdict (`SCORING`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scoring {
+    /// `category_scores` from the trained classifier (`CLASSIFIER_DIR`).
+    Classifier,
+    /// The seed's fixed mix: `RULE_WEIGHT` × rules + `EMBEDDING_WEIGHT` × embedding.
+    Weighted,
+}
+
+impl std::str::FromStr for Scoring {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "classifier" => Ok(Scoring::Classifier),
+            "weighted" => Ok(Scoring::Weighted),
+            other => Err(format!("`{other}` is neither")),
+        }
+    }
+}
+
+/// `on`/`off` (also `true`/`false`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Switch(pub bool);
+
+impl std::str::FromStr for Switch {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "on" | "true" => Ok(Switch(true)),
+            "off" | "false" => Ok(Switch(false)),
+            other => Err(format!("`{other}` is neither")),
+        }
+    }
+}
+
+/// A closed interval within [0, 1], written `low,high`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Band {
+    pub low: f32,
+    pub high: f32,
+}
+
+impl Band {
+    pub fn contains(&self, v: f32) -> bool {
+        (self.low..=self.high).contains(&v)
+    }
+}
+
+impl std::str::FromStr for Band {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (low, high) = s.split_once(',').ok_or("no comma")?;
+        let (low, high): (f32, f32) =
+            (low.trim().parse().map_err(|e| format!("{e}"))?, high.trim().parse().map_err(|e| format!("{e}"))?);
+        if !(0.0 <= low && low <= high && high <= 1.0) {
+            return Err("out of order or outside [0, 1]".into());
+        }
+        Ok(Band { low, high })
     }
 }
 
@@ -368,6 +432,23 @@ impl ScreeningConfig {
 }
 
 section! {
+    /// The trained classifier and the cascade in front of the embedding stage.
+    pub struct ClassifierConfig {
+        /// `None`: no classifier (screening scores with SCORING=weighted).
+        dir: Option<PathBuf> = ("CLASSIFIER_DIR", "var/classifier",
+            "the trained classifier's folder (palisade train; scripts/setup trains the default), or none"),
+        scoring: Scoring = ("SCORING", "classifier",
+            "classifier (category_scores of the trained model) or weighted (the seed's rules/embedding mix)"),
+        cascade: Switch = ("CASCADE", "on",
+            "on: only events whose classifier risk lies in CASCADE_BAND reach the embedding stage; off: every event does"),
+        band: Band = ("CASCADE_BAND", "0.1,0.9", "classifier risk range (low,high) for which the embedding stage runs"),
+        knn_weight: f32 = ("CASCADE_KNN_WEIGHT", "0.3",
+            "share of the nearest labelled examples' label mix in the scores of events the embedding stage sees", unit),
+        watch: bool = ("CLASSIFIER_WATCH", "true", "reload the classifier when the files in CLASSIFIER_DIR change"),
+    }
+}
+
+section! {
     /// The sentence-embedding model.
     pub struct ModelConfig {
         /// `None` when SCREENING_MODEL is `none`.
@@ -455,6 +536,7 @@ pub const SECTIONS: &[(&str, &[Key])] = &[
     ("events", EventsConfig::KEYS),
     ("ingest", IngestConfig::KEYS),
     ("screening", ScreeningConfig::KEYS),
+    ("classifier", ClassifierConfig::KEYS),
     ("model", ModelConfig::KEYS),
     ("vectors", VectorsConfig::KEYS),
     ("outbound", OutboundConfig::KEYS),
@@ -473,6 +555,7 @@ pub struct Config {
     pub events: EventsConfig,
     pub ingest: IngestConfig,
     pub screening: ScreeningConfig,
+    pub classifier: ClassifierConfig,
     pub model: ModelConfig,
     pub vectors: VectorsConfig,
     pub outbound: OutboundConfig,
@@ -505,6 +588,7 @@ impl Config {
             events: EventsConfig::from_raw(raw)?,
             ingest: IngestConfig::from_raw(raw)?,
             screening: ScreeningConfig::from_raw(raw)?,
+            classifier: ClassifierConfig::from_raw(raw)?,
             model: ModelConfig::from_raw(raw)?,
             vectors: VectorsConfig::from_raw(raw)?,
             outbound: OutboundConfig::from_raw(raw)?,

@@ -3,14 +3,19 @@
 //! example bank is either other files (`--bank`) or, in k-fold mode, the other
 //! folds — an evaluated row never sits in the bank it is compared with.
 //! Reports per-category precision / recall / F1, macro and weighted F1,
-//! accuracy and a confusion matrix, for rules only, embeddings only, and combined.
+//! accuracy and a confusion matrix, for rules only, embeddings only, the
+//! weighted combination, and — with `--classifier` (one not trained on the
+//! evaluated rows) — the classifier alone and with the kNN blend in the cascade
+//! band or on every event.
 
+use crate::classify::{Classifier, decide, row_hash};
+use crate::config::Band;
 use crate::core::Event;
 use crate::embed::Embedder;
 use crate::plugins::PluginHost;
 use crate::plugins::rules::{self, RuleResult};
 use crate::screening::predict::{Weights, predict};
-use crate::screening::similarity::embedding_score;
+use crate::screening::similarity::{self, embedding_score};
 use crate::vectors::bank::{Labelled, embed_rows};
 use crate::vectors::flat::FlatStore;
 use crate::vectors::{Item, VectorStore};
@@ -24,7 +29,12 @@ pub struct EvalInput<'a> {
     pub k: usize,
     pub weights: Weights,
     pub plugins: &'a PluginHost,
-    pub embedder: &'a Embedder,
+    /// `None`: no embedding stage (only rules and the classifier are scored).
+    pub embedder: Option<&'a Embedder>,
+    /// A trained classifier (not trained on these rows!) and its cascade settings.
+    pub classifier: Option<&'a Classifier>,
+    pub cascade_band: Band,
+    pub knn_weight: f32,
     /// The vector index screening uses (`ANN_MIN_ROWS`, `ANN_PROBES`), so the figures are its own.
     pub ann: Option<crate::vectors::ivf::Ann>,
 }
@@ -37,7 +47,6 @@ pub struct EvalOutput {
 
 pub fn run(input: EvalInput<'_>) -> anyhow::Result<EvalOutput> {
     let rows = &input.rows;
-    let vectors = embed_rows(input.embedder, rows, "embedding rows")?;
     let progress = crate::progress::bar("rule plugins", rows.len() as u64);
     let mut rule_results: Vec<RuleResult> = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(256) {
@@ -46,14 +55,76 @@ pub fn run(input: EvalInput<'_>) -> anyhow::Result<EvalOutput> {
         progress.inc(chunk.len() as u64);
     }
     progress.finish();
+    let neighbours = match input.embedder {
+        Some(embedder) => Some(neighbours(&input, embedder)?),
+        None => None,
+    };
+    let mut variants: Vec<(&'static str, Vec<String>)> = Vec::new();
+    let event = |row: &Labelled| Event::sample(&row.text);
+    variants.push((
+        "rules only",
+        rows.iter()
+            .zip(&rule_results)
+            .map(|(row, r)| predict(event(row), r.clone(), None, input.weights).category.into())
+            .collect(),
+    ));
+    if let Some(near) = &neighbours {
+        let emb_weights = Weights { rules: 0.0, embedding: 1.0, ..input.weights };
+        let (mut knn, mut combined) = (Vec::new(), Vec::new());
+        for ((row, r), near) in rows.iter().zip(&rule_results).zip(near) {
+            let emb = embedding_score(near);
+            knn.push(predict(event(row), r.clone(), emb, emb_weights).category.to_string());
+            combined.push(predict(event(row), r.clone(), emb, input.weights).category.to_string());
+        }
+        variants.push(("embeddings only (kNN)", knn));
+        variants.push(("combined (SCORING=weighted)", combined));
+    }
+    if let Some(classifier) = input.classifier {
+        let scored: Vec<crate::classify::Scored> =
+            rows.iter().zip(&rule_results).map(|(row, r)| classifier.score(&row.text, r)).collect();
+        let bar = input.weights.threshold;
+        let category = |s: &crate::classify::Scored, r: &RuleResult| -> String {
+            let p = crate::screening::predict::classified(event(&Labelled::default()), r.clone(), s, "", None, bar);
+            p.category.to_string()
+        };
+        variants.push(("classifier", scored.iter().zip(&rule_results).map(|(s, r)| category(s, r)).collect()));
+        if let Some(near) = &neighbours {
+            let blend = |only_band: bool| -> Vec<String> {
+                scored
+                    .iter()
+                    .zip(&rule_results)
+                    .zip(near)
+                    .map(|((s, r), near)| {
+                        let mut s = s.clone();
+                        let in_band = !only_band || input.cascade_band.contains(s.risk());
+                        if let (true, Some((mix, trust))) = (in_band, similarity::label_mix(near)) {
+                            let a = input.knn_weight * trust;
+                            s.scores.iter_mut().zip(mix).for_each(|(p, m)| *p = (1.0 - a) * *p + a * m);
+                            s.category = decide(&s.scores, classifier.thresholds());
+                        }
+                        category(&s, r)
+                    })
+                    .collect()
+            };
+            variants.push(("classifier + kNN in CASCADE_BAND", blend(true)));
+            variants.push(("classifier + kNN on every event", blend(false)));
+        }
+    }
+    let truth: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+    let variants = variants.into_iter().map(|(n, p)| (n, to_data_labels(&truth, p))).collect();
+    Ok(EvalOutput { truth, variants })
+}
 
-    // Neighbours of every row from a bank that never holds the row itself.
+/// Each row's nearest labelled examples from a bank that never holds the row itself.
+fn neighbours(input: &EvalInput<'_>, embedder: &Embedder) -> anyhow::Result<Vec<Vec<crate::vectors::Neighbour>>> {
+    let rows = &input.rows;
+    let vectors = embed_rows(embedder, rows, "embedding rows")?;
     let mut neighbours = vec![Vec::new(); rows.len()];
     let fold_of = |id: &str| (row_hash(id) % input.folds.max(1) as u64) as usize;
     let plan: Vec<(FlatStore, Vec<usize>)> = match &input.bank {
         Some(bank_rows) => {
             let store = FlatStore::memory().with_ann(input.ann);
-            let bank_vectors = embed_rows(input.embedder, bank_rows, "embedding bank")?;
+            let bank_vectors = embed_rows(embedder, bank_rows, "embedding bank")?;
             store.upsert(items(bank_rows, bank_vectors))?;
             vec![(store, (0..rows.len()).collect())]
         }
@@ -76,14 +147,14 @@ pub fn run(input: EvalInput<'_>) -> anyhow::Result<EvalOutput> {
             .collect::<Result<_, _>>()?,
     };
     let progress = crate::progress::bar("nearest examples", rows.len() as u64);
-    let vectors = &vectors;
+    let (vectors, k) = (&vectors, input.k);
     for (store, members) in &plan {
         // Two threads: the search is exact and CPU-bound.
         let found: Vec<(usize, Vec<crate::vectors::Neighbour>)> = std::thread::scope(|s| {
             let halves: Vec<_> = members
                 .chunks(members.len().div_ceil(2).max(1))
                 .map(|part| {
-                    s.spawn(move || part.iter().map(|i| (*i, store.search(&vectors[*i], input.k))).collect::<Vec<_>>())
+                    s.spawn(move || part.iter().map(|i| (*i, store.search(&vectors[*i], k))).collect::<Vec<_>>())
                 })
                 .collect();
             halves.into_iter().flat_map(|h| h.join().expect("search thread")).collect()
@@ -94,29 +165,14 @@ pub fn run(input: EvalInput<'_>) -> anyhow::Result<EvalOutput> {
         }
     }
     progress.finish();
-
-    let mut combined = Vec::new();
-    let mut rules_only = Vec::new();
-    let mut embedding_only = Vec::new();
-    let emb_weights = Weights { rules: 0.0, embedding: 1.0, ..input.weights };
-    for ((row, r), near) in rows.iter().zip(rule_results).zip(&neighbours) {
-        let emb = embedding_score(near);
-        let event = Event::sample(&row.text);
-        combined.push(predict(event.clone(), r.clone(), emb, input.weights).category.to_string());
-        rules_only.push(predict(event.clone(), r.clone(), None, input.weights).category.to_string());
-        embedding_only.push(predict(event, r, emb, emb_weights).category.to_string());
-    }
-    let truth: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
-    let variants = vec![("rules only", rules_only), ("embeddings only (kNN)", embedding_only), ("combined", combined)];
-    let variants = variants.into_iter().map(|(n, p)| (n, to_data_labels(&truth, p))).collect();
-    Ok(EvalOutput { truth, variants })
+    Ok(neighbours)
 }
 
 /// Score against the labels the data set has: a risky category the data set does
 /// not know (TARGETED_HARASSMENT on a set that only labels TOXIC) counts as its
 /// nearest risky label — `TOXIC` where the set has it, else its first risky label
 /// (so on a spam-only set it is a false SPAM, not hidden as LOW_RISK).
-fn to_data_labels(truth: &[String], predicted: Vec<String>) -> Vec<String> {
+pub fn to_data_labels(truth: &[String], predicted: Vec<String>) -> Vec<String> {
     let mut known: Vec<&str> = truth.iter().map(String::as_str).collect();
     known.sort();
     known.dedup();
@@ -126,11 +182,6 @@ fn to_data_labels(truth: &[String], predicted: Vec<String>) -> Vec<String> {
         known.iter().copied().find(|l| *l != "LOW_RISK").unwrap_or("LOW_RISK")
     };
     predicted.into_iter().map(|p| if known.contains(&p.as_str()) { p } else { fallback.to_string() }).collect()
-}
-
-/// A stable hash of a row id (FNV-1a): folds and sampling that do not depend on file order.
-pub fn row_hash(id: &str) -> u64 {
-    id.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
 }
 
 fn items(rows: &[Labelled], vectors: Vec<Vec<f32>>) -> Vec<Item> {

@@ -30,7 +30,7 @@ enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
-    /// Screen one message with the plugins in PLUGIN_DIR (validators + heuristic rules) and print the result as JSON.
+    /// Screen one message with the plugins in PLUGIN_DIR (validators + heuristic rules) and the classifier in CLASSIFIER_DIR; print JSON.
     Screen {
         /// The message text.
         text: String,
@@ -55,6 +55,46 @@ enum Command {
         /// Evaluate only the first N rows (after a deterministic shuffle).
         #[arg(long)]
         limit: Option<usize>,
+        /// Also score with this trained classifier (one not trained on FILES).
+        #[arg(long)]
+        classifier: Option<PathBuf>,
+        /// Skip the embedding stage (rules and classifier only; fast).
+        #[arg(long)]
+        no_embedding: bool,
+    },
+    /// Train the classifier on labelled JSONL ({"id","text","label"}) and write its artifact folder.
+    Train {
+        /// Labelled files to train on.
+        files: Vec<PathBuf>,
+        /// The artifact folder (replaced whole when it exists).
+        #[arg(long)]
+        out: PathBuf,
+        /// A team's own labelled files, added to FILES.
+        #[arg(long)]
+        add: Vec<PathBuf>,
+        /// Cross-validation folds (choosing C and class weights, calibrating thresholds).
+        #[arg(long, default_value_t = 3)]
+        folds: usize,
+        /// Values of the inverse regularisation strength C to try.
+        #[arg(long, value_delimiter = ',', default_value = "3,10")]
+        c: Vec<f64>,
+        /// Class weightings to try: none, balanced, sqrt.
+        #[arg(long, value_delimiter = ',', default_value = "balanced,sqrt")]
+        class_weight: Vec<String>,
+        /// Per-category thresholds: the lowest reaching this out-of-fold precision (default: F1-optimal).
+        #[arg(long)]
+        target_precision: Option<f64>,
+        /// Train without the heuristic plugins' verdicts as features.
+        #[arg(long)]
+        no_rules: bool,
+        /// Weigh every source's rows as they come (default: small sources are scaled up, sqrt-balanced).
+        #[arg(long)]
+        no_source_balance: bool,
+    },
+    /// Inspect a trained classifier.
+    Classifier {
+        #[command(subcommand)]
+        command: ClassifierCommand,
     },
     /// Drive load against the ingestion service and report throughput and latency.
     Load {
@@ -63,6 +103,16 @@ enum Command {
         /// Skip the check that accepted events equal the stream's growth (REDIS_URL, REDIS_KEY_PREFIX).
         #[arg(long)]
         no_stream_check: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClassifierCommand {
+    /// Check an artifact folder (digest, format) and print what it was trained on and its CV figures.
+    Show {
+        /// The artifact folder (default: CLASSIFIER_DIR).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -142,7 +192,33 @@ fn main() -> anyhow::Result<()> {
                 .block_on(palisade::loadgen::run(args, key, stream))
         }
         Command::Bank { command } => bank(&config, command),
-        Command::Eval { files, bank, folds, limit } => eval(&config, files, bank, folds, limit),
+        Command::Classifier { command: ClassifierCommand::Show { dir } } => {
+            let Some(dir) = dir.or(config.classifier.dir.clone()) else { bail!("CLASSIFIER_DIR is none: pass --dir") };
+            let artifact = palisade::classify::Artifact::load(&dir, None)?;
+            print!("{}", palisade::classify::train::report(&artifact.meta));
+            Ok(())
+        }
+        Command::Train { files, out, add, folds, c, class_weight, target_precision, no_rules, no_source_balance } => {
+            let class_weights = class_weight
+                .iter()
+                .map(|w| {
+                    palisade::classify::train::ClassWeight::parse(w)
+                        .with_context(|| format!("--class-weight {w}: one of none, balanced, sqrt"))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            let settings = palisade::classify::train::TrainSettings {
+                folds,
+                c_grid: c,
+                class_weights,
+                target_precision,
+                balance_sources: !no_source_balance,
+                ..Default::default()
+            };
+            train(&config, files.into_iter().chain(add).collect(), &out, settings, !no_rules)
+        }
+        Command::Eval { files, bank, folds, limit, classifier, no_embedding } => {
+            eval(&config, files, bank, folds, limit, classifier, no_embedding)
+        }
         Command::Config => {
             for (section, keys) in palisade::config::SECTIONS {
                 println!("# {section}");
@@ -262,9 +338,26 @@ fn screen(config: Config, text: &str) -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let result = palisade::plugins::rules::score(&host, std::slice::from_ref(&event)).remove(0);
+    let classifier = match &config.classifier.dir {
+        Some(dir) if dir.exists() => {
+            Some(palisade::classify::Classifier::new(palisade::classify::Artifact::load(dir, None)?))
+        }
+        _ => None,
+    };
+    let classified = classifier.as_ref().map(|c| {
+        let s = c.score(text, &result);
+        serde_json::json!({
+            "version": c.meta.version,
+            "category": s.category,
+            "risk_score": s.risk(),
+            "category_scores": palisade::classify::CATEGORIES.iter().zip(s.scores).collect::<std::collections::BTreeMap<_, _>>(),
+            "top_ngrams": c.contributions(text, s.category, 5),
+        })
+    });
     let out = serde_json::json!({
         "event": event,
         "violations": violations,
+        "classifier": classified,
         "rule_score": result.score,
         "category": result.category,
         "verdicts": result.verdicts,
@@ -272,6 +365,46 @@ fn screen(config: Config, text: &str) -> anyhow::Result<()> {
         "latency_us": started.elapsed().as_secs_f64() * 1e6,
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn train(
+    config: &Config,
+    files: Vec<PathBuf>,
+    out: &Path,
+    settings: palisade::classify::train::TrainSettings,
+    rules: bool,
+) -> anyhow::Result<()> {
+    use palisade::classify::train;
+    if files.is_empty() {
+        bail!("name one or more labelled JSONL files");
+    }
+    let host = if rules { Some(open(config, None)?) } else { None };
+    let started = Instant::now();
+    let (examples, records) = train::read_examples(&files, host.as_deref())?;
+    let mut trained = train::train(&examples, &settings, records, rules)?;
+    trained.artifact.save(out).with_context(|| format!("writing {}", out.display()))?;
+    print!("{}", train::report(&trained.artifact.meta));
+    // Out-of-fold figures per source: how each data set fares when its rows are held out by fold.
+    let thresholds = palisade::classify::Classifier::new(trained.artifact.clone()).thresholds().to_owned();
+    let mut sources: Vec<&str> = examples.iter().map(|e| e.source.as_str()).collect();
+    sources.sort();
+    sources.dedup();
+    for source in sources {
+        let (truth, predicted): (Vec<String>, Vec<String>) = examples
+            .iter()
+            .zip(&trained.out_of_fold)
+            .filter(|(e, _)| e.source == source)
+            .map(|(e, p)| {
+                let decided = palisade::classify::decide(p, &thresholds);
+                (palisade::classify::CATEGORIES[e.label as usize].to_string(), decided.to_string())
+            })
+            .unzip();
+        let predicted = palisade::eval::to_data_labels(&truth, predicted);
+        println!("{}", palisade::eval::report(&format!("out of fold: {source}"), &truth, &predicted));
+    }
+    let size: u64 = std::fs::read_dir(out)?.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum();
+    println!("wrote {} ({:.1} MB) in {:.0} s", out.display(), size as f64 / 1e6, started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -316,6 +449,8 @@ fn eval(
     bank: Vec<PathBuf>,
     folds: usize,
     limit: Option<usize>,
+    classifier: Option<PathBuf>,
+    no_embedding: bool,
 ) -> anyhow::Result<()> {
     if files.is_empty() {
         bail!("name one or more labelled JSONL files");
@@ -323,12 +458,22 @@ fn eval(
     let mut rows = palisade::vectors::bank::read(&files)?;
     if let Some(n) = limit {
         // Deterministic shuffle by id hash, so a limit samples every label.
-        rows.sort_by_key(|r| palisade::eval::row_hash(&r.id));
+        rows.sort_by_key(|r| palisade::classify::row_hash(&r.id));
         rows.truncate(n);
     }
     let bank_rows = if bank.is_empty() { None } else { Some(palisade::vectors::bank::read(&bank)?) };
     let host = open(config, None)?;
-    let embedder = embedder(config)?;
+    let embedder = if no_embedding { None } else { Some(embedder(config)?) };
+    let classifier = classifier
+        .map(|dir| anyhow::Ok(palisade::classify::Classifier::new(palisade::classify::Artifact::load(&dir, None)?)))
+        .transpose()?;
+    if let Some(c) = &classifier {
+        println!(
+            "classifier {} (trained on {:?})",
+            c.meta.version,
+            c.meta.training.iter().map(|f| &f.path).collect::<Vec<_>>()
+        );
+    }
     let weights = palisade::screening::predict::Weights {
         rules: config.screening.rule_weight,
         embedding: config.screening.embedding_weight,
@@ -341,7 +486,10 @@ fn eval(
         k: config.screening.similar_k,
         weights,
         plugins: &host,
-        embedder: &embedder,
+        embedder: embedder.as_ref(),
+        classifier: classifier.as_ref(),
+        cascade_band: config.classifier.band,
+        knn_weight: config.classifier.knn_weight,
         ann: config.vectors.ann(),
     })?;
     for (name, predicted) in &out.variants {

@@ -103,6 +103,8 @@ pub mod names {
     pub const SCREENING_BATCH_DURATION: &str = "palisade_screening_batch_duration_seconds";
     pub const SCREENING_RISK: &str = "palisade_screening_risk_score_ratio";
     pub const SCREENING_CACHE: &str = "palisade_screening_embedding_cache_lookups_total";
+    pub const SCREENING_STAGE_EVENTS: &str = "palisade_screening_stage_events_total";
+    pub const CLASSIFIER_RELOADS: &str = "palisade_classifier_reloads_total";
 
     // Plugins.
     pub const PLUGIN_CALLS: &str = "palisade_plugin_calls_total";
@@ -133,6 +135,8 @@ pub mod names {
         SCREENING_BATCH_DURATION,
         SCREENING_RISK,
         SCREENING_CACHE,
+        SCREENING_STAGE_EVENTS,
+        CLASSIFIER_RELOADS,
         PLUGIN_CALLS,
         PLUGIN_EVENTS,
         PLUGIN_ERRORS,
@@ -161,4 +165,6 @@ pub mod names {
     pub const PLATFORM: &str = "platform";
     pub const KIND: &str = "kind";
     pub const REASON: &str = "reason";
+    /// A screening stage: rules, classifier, embedding.
+    pub const STAGE: &str = "stage";
 }

@@ -303,6 +303,24 @@ impl KeywordSet {
         found
     }
 
+    /// The entry that starts at word `i` (the longest one), with how many words it spans.
+    pub fn at(&self, words: &Words, i: usize) -> Option<(String, usize)> {
+        let w = (i < words.len()).then(|| words.get(i))?;
+        let phrase = self.exact.get(w).into_iter().flatten().filter(|phrase| {
+            words.len() - i >= phrase.len() && phrase.iter().enumerate().all(|(k, p)| words.get(i + k) == p)
+        });
+        if let Some(longest) = phrase.max_by_key(|p| p.len()) {
+            return Some((longest.join(" "), longest.len()));
+        }
+        let candidates = w.bytes().next().and_then(|b| self.prefixes.get(usize::from(b)));
+        candidates.is_some_and(|ps| ps.iter().any(|p| w.starts_with(p.as_str()))).then(|| (w.to_string(), 1))
+    }
+
+    /// The first entry starting within words `from..to`: (entry, start, words spanned).
+    pub fn first_in(&self, words: &Words, from: usize, to: usize) -> Option<(String, usize, usize)> {
+        (from..to.min(words.len())).find_map(|i| self.at(words, i).map(|(m, n)| (m, i, n)))
+    }
+
     /// Whether any entry matches.
     pub fn matches(&self, words: &Words) -> bool {
         !self.find(words).is_empty()

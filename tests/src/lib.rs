@@ -123,6 +123,7 @@ impl Routers {
         let mut raw = std::collections::BTreeMap::from([
             ("PLUGIN_DIR".to_string(), plugins.path().display().to_string()),
             ("SCREENING_MODEL".into(), "none".into()),
+            ("CLASSIFIER_DIR".into(), "none".into()),
             ("PLUGIN_WATCH".into(), "false".into()),
             ("API_KEYS".into(), "test-key".into()),
             ("ADMIN_API_KEYS".into(), "admin-key".into()),
@@ -201,6 +202,8 @@ impl Service {
             ("SCREENING_MODEL".into(), model.display().to_string()),
             ("ORT_DYLIB_PATH".into(), lib.display().to_string()),
             ("VECTOR_DIR".into(), vectors.display().to_string()),
+            ("CLASSIFIER_DIR".into(), default_classifier().display().to_string()),
+            ("CLASSIFIER_WATCH".into(), "false".into()),
             ("SWAGGER_UI_DIR".into(), repo_root().join("var/swagger-ui").display().to_string()),
             ("PLUGIN_WATCH".into(), "false".into()),
             ("API_KEYS".into(), "test-key".into()),
@@ -407,11 +410,16 @@ pub fn model_files() -> (PathBuf, PathBuf) {
     (model, lib)
 }
 
-/// The labelled dev data beside the repository (`../shared/data/NAME`).
-pub fn shared_data(name: &str) -> PathBuf {
-    let path = repo_root().parent().expect("parent").join("shared/data").join(name);
-    assert!(path.is_file(), "{} is missing: the labelled data sets live in ../shared/data", path.display());
-    path
+/// The default classifier `scripts/setup` trained (`var/classifier`).
+pub fn default_classifier() -> PathBuf {
+    let dir = repo_root().join("var/classifier");
+    assert!(dir.join("classifier.json").is_file(), "run scripts/setup first: no classifier at {}", dir.display());
+    dir
+}
+
+/// A labelled data set the repository carries (`data/NAME`).
+pub fn repo_data(name: &str) -> PathBuf {
+    repo_root().join("data").join(name)
 }
 
 /// A deterministic fold of a row id (FNV-1a), as `palisade eval` uses.
@@ -430,6 +438,7 @@ pub fn bank(rows: &[(&str, &str, &str)]) -> tempfile::TempDir {
         id: id.to_string(),
         label: label.to_string(),
         text: text.to_string(),
+        source: String::new(),
     });
     import(&embedder, &store, rows.collect()).unwrap();
     dir

@@ -1,12 +1,13 @@
 //! Screening with the real model and an example bank built from the labelled dev
 //! data: held-out clear spam and abuse route to the reasoning queue's side (risk
 //! above the threshold), held-out benign messages stay low. Rows of the held-out
-//! fold are never in the bank.
+//! fold are never in the bank. This is the seed's weighted scoring
+//! (`SCORING=weighted`); the trained classifier has its own tests (`classifier.rs`).
 
 use palisade::embed::{Device, Embedder};
 use palisade::vectors::bank::{Labelled, import, read};
 use palisade::vectors::flat::FlatStore;
-use palisade_tests::{Service, fold_of, model_files, shared_data};
+use palisade_tests::{Service, fold_of, model_files, repo_data};
 use serde_json::{Value, json};
 
 const FOLDS: u64 = 5;
@@ -33,7 +34,7 @@ fn share_high(predictions: &[Value]) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clear_spam_and_abuse_route_high_and_benign_messages_low() {
-    let rows = read(&[shared_data("sms-spam.dev.jsonl"), shared_data("davidson-hate-offensive.dev.jsonl")]).unwrap();
+    let rows = read(&[repo_data("sms-spam.dev.jsonl"), repo_data("davidson-hate-offensive.dev.jsonl")]).unwrap();
     let (held_out, bank): (Vec<Labelled>, Vec<Labelled>) = rows.into_iter().partition(|r| fold_of(&r.id, FOLDS) == 0);
     // A bank of up to 300 rows per label from the other folds (embedding runs ~140 texts/s here).
     let mut per_label = std::collections::HashMap::<String, usize>::new();
@@ -52,7 +53,7 @@ async fn clear_spam_and_abuse_route_high_and_benign_messages_low() {
         let store = FlatStore::open(&dir.path().join("exemplars.vec")).unwrap();
         import(&embedder, &store, bank).unwrap();
     }
-    let s = Service::both(&[("VECTOR_DIR", dir.path().to_str().unwrap())]).await;
+    let s = Service::both(&[("VECTOR_DIR", dir.path().to_str().unwrap()), ("SCORING", "weighted")]).await;
     let pick = |label: &str, must: &[&str], n: usize| -> Vec<&Labelled> {
         held_out
             .iter()

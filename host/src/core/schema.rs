@@ -340,6 +340,23 @@ fn timestamp_ms(v: &Value) -> Option<u64> {
     }
 }
 
+/// Unix milliseconds as RFC 3339 UTC with whole seconds (`2026-12-02T18:30:00Z`).
+pub fn format_rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest / 60 % 60, rest % 60)
+}
+
 /// Strict RFC 3339 (`YYYY-MM-DDTHH:MM:SS[.fff…](Z|±HH:MM)`) to Unix milliseconds:
 /// digits only where digits belong, real calendar days (leap years counted), no
 /// second 60 (a leap second cannot be told from a typo here), offsets within ±23:59.
@@ -417,6 +434,9 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-29T10:11:35+01:00"), Some(1_795_943_495_000));
         assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Some(1_709_164_800_000), "a leap day");
+        for t in ["1970-01-01T00:00:00Z", "2024-02-29T23:59:59Z", "2026-12-02T18:30:05Z", "2100-03-01T00:00:00Z"] {
+            assert_eq!(format_rfc3339(parse_rfc3339(t).unwrap()), t);
+        }
         for impossible in [
             "2026-02-31T23:59:60.9999Z", // the probe's
             "2026-02-29T00:00:00Z",      // not a leap year

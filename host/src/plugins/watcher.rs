@@ -24,6 +24,24 @@ fn relevant(path: &Path) -> bool {
 /// Watch `host.dir()`; reload `debounce` after the last change (at most 10× that
 /// after the first, so a steady stream of writes cannot starve reloads).
 pub fn watch(host: Arc<PluginHost>, debounce: Duration) -> notify::Result<DirWatcher> {
+    let dir = host.dir().to_path_buf();
+    watch_dir(&dir, "plugin-watch", relevant, debounce, move || {
+        for outcome in host.reload(false) {
+            tracing::info!(plugin = %outcome.plugin, outcome = outcome.outcome, version = ?outcome.version,
+                error = ?outcome.error, "hot reload");
+        }
+    })
+}
+
+/// Call `changed` on a thread named `name`, `debounce` after the last change to a
+/// file of `dir` that `relevant` picks (at most 10× `debounce` after the first).
+pub fn watch_dir(
+    dir: &Path,
+    name: &str,
+    relevant: impl Fn(&Path) -> bool + Send + 'static,
+    debounce: Duration,
+    changed: impl Fn() + Send + 'static,
+) -> notify::Result<DirWatcher> {
     let (tx, rx) = channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
@@ -32,9 +50,9 @@ pub fn watch(host: Arc<PluginHost>, debounce: Duration) -> notify::Result<DirWat
         }
         let _ = tx.send(());
     })?;
-    watcher.watch(host.dir(), RecursiveMode::NonRecursive)?;
+    watcher.watch(dir, RecursiveMode::NonRecursive)?;
     std::thread::Builder::new()
-        .name("plugin-watch".into())
+        .name(name.into())
         .spawn(move || {
             while rx.recv().is_ok() {
                 let first = Instant::now();
@@ -45,10 +63,7 @@ pub fn watch(host: Arc<PluginHost>, debounce: Duration) -> notify::Result<DirWat
                         _ => break,
                     }
                 }
-                for outcome in host.reload(false) {
-                    tracing::info!(plugin = %outcome.plugin, outcome = outcome.outcome, version = ?outcome.version,
-                        error = ?outcome.error, "hot reload");
-                }
+                changed();
             }
         })
         .map_err(|e| notify::Error::generic(&e.to_string()))?;

@@ -11,6 +11,9 @@ pub mod similarity;
 
 use crate::api::auth::{RequireKey, protect};
 use crate::api::{Accept, read_body};
+use crate::classify::slot::Slot;
+use crate::classify::{Classifier, Scored};
+use crate::config::Band;
 use crate::core::schema::{self, BatchBody, IncomingEvent, Limits};
 use crate::core::{ApiError, Event, now_ms};
 use crate::embed::Embedder;
@@ -21,7 +24,7 @@ use crate::telemetry::names::*;
 use crate::vectors::{Neighbour, VectorStore};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use predict::{Prediction, Weights};
@@ -38,6 +41,10 @@ pub struct ScreenMetrics {
     pub batch_latency: Histogram,
     pub risk: Histogram,
     pub cache: IntCounterVec,
+    /// Events each stage scored (the cascade's saving is `classifier − embedding`).
+    pub stages: IntCounterVec,
+    /// Classifier reloads and rollbacks by result (reloaded, unchanged, refused, rolled_back).
+    pub classifier_reloads: IntCounterVec,
 }
 
 impl ScreenMetrics {
@@ -63,9 +70,22 @@ impl ScreenMetrics {
             Opts::new(SCREENING_CACHE, "Embedding cache lookups by result (hit, miss)."),
             &[RESULT],
         )?;
+        let stages = IntCounterVec::new(
+            Opts::new(SCREENING_STAGE_EVENTS, "Events scored by each screening stage (rules, classifier, embedding)."),
+            &[STAGE],
+        )?;
+        let classifier_reloads = IntCounterVec::new(
+            Opts::new(
+                CLASSIFIER_RELOADS,
+                "Classifier reloads and rollbacks by result (refused: the old one kept serving).",
+            ),
+            &[RESULT],
+        )?;
         r.register(Box::new(risk.clone()))?;
         r.register(Box::new(cache.clone()))?;
-        Ok(ScreenMetrics { events, batch_latency, risk, cache })
+        r.register(Box::new(stages.clone()))?;
+        r.register(Box::new(classifier_reloads.clone()))?;
+        Ok(ScreenMetrics { events, batch_latency, risk, cache, stages, classifier_reloads })
     }
 
     fn routed(&self, predictions: &[Prediction], dead: usize) {
@@ -191,7 +211,15 @@ pub struct Screener {
     pub metrics: ScreenMetrics,
     /// `SCREENING_FAST_PATH`: a rule score at which the rules alone decide (the
     /// embedding is skipped; risk = the rule score, flag `fast_path`); `None`: off.
+    /// (Weighted scoring only: with a classifier the cascade decides.)
     pub fast_path: Option<f32>,
+    /// The trained classifier (`SCORING=classifier`); `None`: weighted scoring.
+    pub classifier: Option<Arc<Slot>>,
+    /// The cascade: events whose classifier risk lies in this band reach the
+    /// embedding stage; `None` (`CASCADE=off`): every event does.
+    pub cascade_band: Option<Band>,
+    /// Share of the neighbours' label mix in an embedded event's scores.
+    pub knn_weight: f32,
 }
 
 impl Screener {
@@ -208,6 +236,9 @@ impl Screener {
     pub fn screen(&self, events: Vec<Event>) -> Vec<Prediction> {
         if events.is_empty() {
             return Vec::new();
+        }
+        if let Some(slot) = &self.classifier {
+            return self.screen_classified(slot.get(), events);
         }
         let started = Instant::now();
         let (rule_results, found) = match self.fast_path {
@@ -257,6 +288,77 @@ impl Screener {
     }
 }
 
+impl Screener {
+    /// The cascade: rules, then the classifier on every event, then the embedding
+    /// stage only for events whose risk is in the band; their neighbours' label mix
+    /// is blended into the classifier's scores (`knn_weight`, scaled by how close
+    /// the nearest example is) before the thresholds decide.
+    fn screen_classified(&self, classifier: Arc<Classifier>, events: Vec<Event>) -> Vec<Prediction> {
+        let started = Instant::now();
+        let rule_results = rules::score(&self.plugins, &events);
+        let mut scored: Vec<Scored> =
+            events.par_iter().zip(&rule_results).map(|(e, r)| classifier.score(&e.content, r)).collect();
+        let n = events.len() as u64;
+        self.metrics.stages.with_label_values(&["rules"]).inc_by(n);
+        self.metrics.stages.with_label_values(&["classifier"]).inc_by(n);
+        let band: Vec<usize> = match (&self.similarity, self.cascade_band) {
+            (None, _) => Vec::new(),
+            (Some(_), None) => (0..events.len()).collect(),
+            (Some(_), Some(b)) => (0..events.len()).filter(|i| b.contains(scored[*i].risk())).collect(),
+        };
+        self.metrics.stages.with_label_values(&["embedding"]).inc_by(band.len() as u64);
+        let found = if band.is_empty() {
+            Found::nothing(events.len())
+        } else if band.len() == events.len() {
+            self.find(&events)
+        } else {
+            let subset: Vec<Event> = band.iter().map(|i| events[*i].clone()).collect();
+            self.find(&subset).spread(&band, events.len())
+        };
+        let embedded: Vec<bool> = {
+            let mut e = vec![false; events.len()];
+            band.iter().for_each(|i| e[*i] = true);
+            e
+        };
+        for (s, near) in scored.iter_mut().zip(&found.examples) {
+            if let Some((mix, trust)) = similarity::label_mix(near) {
+                let a = self.knn_weight * trust;
+                s.scores.iter_mut().zip(mix).for_each(|(p, m)| *p = (1.0 - a) * *p + a * m);
+                s.category = crate::classify::decide(&s.scores, classifier.thresholds());
+            }
+        }
+        let model_id = self.similarity.as_ref().map(|s| s.embedder.model_id.clone());
+        let elapsed = started.elapsed();
+        let per_event_ms = elapsed.as_secs_f64() * 1e3 / events.len() as f64;
+        self.metrics.batch_latency.observe(elapsed.as_secs_f64());
+        let version = &classifier.meta.version;
+        let predictions: Vec<Prediction> = events
+            .into_iter()
+            .zip(rule_results)
+            .zip(scored)
+            .zip(found.examples.into_iter().zip(found.past))
+            .zip(embedded)
+            .map(|((((event, r), s), (near, past)), embedded)| {
+                let knn = if embedded { similarity::embedding_score(&near).map(|(e, _)| e) } else { None };
+                let mut p = predict::classified(event, r, &s, version, knn, self.weights.threshold);
+                if p.high_risk {
+                    p.top_ngrams = classifier.contributions(&p.event.content, p.category, 5);
+                }
+                p.similar = near;
+                p.similar_events = past;
+                p.model_id = if embedded { model_id.clone() } else { None };
+                p.latency_ms = per_event_ms;
+                self.metrics.risk.observe(p.risk_score as f64);
+                p
+            })
+            .collect();
+        if let Some(sim) = &self.similarity {
+            sim.remember(&predictions, found.vectors);
+        }
+        predictions
+    }
+}
+
 /// State of the synchronous screening routes and the JSON summary.
 pub struct ScreenApi {
     pub screener: Arc<Screener>,
@@ -266,13 +368,70 @@ pub struct ScreenApi {
     pub max_batch_events: usize,
     /// The `events:raw` backlog (the summary's queue lag).
     pub backlog: Arc<dyn Backlog>,
+    /// Keys for `/v1/admin/classifier…`.
+    pub admin_api_keys: Arc<Vec<String>>,
 }
 
 /// The screening routes (keyed) and `GET /v1/metrics` (open).
 pub fn router(api: Arc<ScreenApi>) -> Router {
     let keyed =
         Router::new().route("/v1/risk/screen", post(screen_one)).route("/v1/risk/screen-batch", post(screen_batch));
-    protect(keyed, RequireKey::api(api.api_keys.clone())).route("/v1/metrics", get(summary)).with_state(api)
+    let admin = Router::new()
+        .route("/v1/admin/classifier", get(classifier_status))
+        .route("/v1/admin/classifier/reload", post(classifier_reload))
+        .route("/v1/admin/classifier/rollback", post(classifier_rollback));
+    protect(keyed, RequireKey::api(api.api_keys.clone()))
+        .merge(protect(admin, RequireKey::admin(api.admin_api_keys.clone())))
+        .route("/v1/metrics", get(summary))
+        .with_state(api)
+}
+
+fn no_classifier() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_classifier",
+        "this service scores without a classifier (SCORING=weighted or CLASSIFIER_DIR=none)",
+    )
+}
+
+impl ScreenApi {
+    fn slot(&self) -> Result<&Arc<Slot>, ApiError> {
+        self.screener.classifier.as_ref().ok_or_else(no_classifier)
+    }
+}
+
+/// `GET /v1/admin/classifier`: version, training files, CV figures, thresholds.
+async fn classifier_status(State(s): State<Arc<ScreenApi>>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(s.slot()?.status()))
+}
+
+/// `POST /v1/admin/classifier/reload`: read CLASSIFIER_DIR again; a refused
+/// artifact is a 422 naming why, and the loaded one keeps serving.
+async fn classifier_reload(State(s): State<Arc<ScreenApi>>) -> Result<Json<Value>, ApiError> {
+    let slot = s.slot()?.clone();
+    let outcome = tokio::task::spawn_blocking(move || slot.reload())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reload_failed", e.to_string()))?;
+    let reloads = &s.screener.metrics.classifier_reloads;
+    match outcome {
+        Ok(swap) => {
+            reloads.with_label_values(&[swap.outcome]).inc();
+            Ok(Json(json!(swap)))
+        }
+        Err(e) => {
+            reloads.with_label_values(&["refused"]).inc();
+            Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "classifier_refused", e.to_string()))
+        }
+    }
+}
+
+/// `POST /v1/admin/classifier/rollback`: back to the version before (409 when there is none).
+async fn classifier_rollback(State(s): State<Arc<ScreenApi>>) -> Result<Json<Value>, ApiError> {
+    let swap = s.slot()?.rollback().ok_or_else(|| {
+        ApiError::new(StatusCode::CONFLICT, "no_previous_version", "no earlier classifier was loaded in this process")
+    })?;
+    s.screener.metrics.classifier_reloads.with_label_values(&[swap.outcome]).inc();
+    Ok(Json(json!(swap)))
 }
 
 impl ScreenApi {

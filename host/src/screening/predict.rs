@@ -8,10 +8,21 @@
 //! - category: the category with the strongest combined evidence; `LOW_RISK` when
 //!   the risk is at or below the threshold.
 //! - confidence: how far the risk sits from the threshold, scaled to [0.5, 1].
+//!
+//! With the trained classifier (`SCORING=classifier`, [`classified`]): the seven
+//! `category_scores` (probabilities, summing to 1), `category` = the top risky
+//! category at or over its calibrated threshold else `LOW_RISK`, `risk_score` =
+//! 1 − P(LOW_RISK), `high_risk` = the category is not `LOW_RISK` (that is what
+//! routes to `events:reasoning_queue`), confidence = the probability of the
+//! category given, and the explanation adds the word n-grams that pulled hardest.
+//! Rules stay policy: a rule score above `SCREENING_THRESHOLD` routes high with
+//! the rule's category even where the classifier says `LOW_RISK` (`rule_override`).
 
+use crate::classify::{CATEGORIES, Scored};
 use crate::core::Event;
 use crate::plugins::rules::RuleResult;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Weights {
@@ -57,10 +68,21 @@ pub struct Prediction {
     /// Most similar past screened events (label: the category they got).
     pub similar_events: Vec<crate::vectors::Neighbour>,
     pub model_id: Option<String>,
+    /// `classifier` or `weighted` (SCORING).
+    pub scoring: &'static str,
+    /// Probability of every category (classifier scoring only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category_scores: Option<BTreeMap<&'static str, f32>>,
+    /// The classifier artifact's version (classifier scoring only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classifier_version: Option<String>,
+    /// Word n-grams that pulled hardest toward the category (flagged events only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub top_ngrams: Vec<crate::classify::Contribution>,
     pub latency_ms: f64,
 }
 
-/// Combine one event's stage results.
+/// Combine one event's stage results (`SCORING=weighted`).
 pub fn predict(event: Event, rules: RuleResult, embedding: Option<(f32, &'static str)>, w: Weights) -> Prediction {
     let (risk, mut flags) = match embedding {
         Some((e, _)) => ((w.rules * rules.score + w.embedding * e) / (w.rules + w.embedding), Vec::new()),
@@ -75,6 +97,60 @@ pub fn predict(event: Event, rules: RuleResult, embedding: Option<(f32, &'static
     let category = if risk <= w.threshold && risk < 0.3 { "LOW_RISK" } else { category };
     let span = if high_risk { 1.0 - w.threshold } else { w.threshold };
     let confidence = (0.5 + 0.5 * ((risk - w.threshold).abs() / span.max(f32::EPSILON))).clamp(0.5, 1.0);
+    if high_risk {
+        flags.push("high_risk".into());
+    }
+    let mut p = from_rules(event, rules, flags);
+    p.risk_score = risk;
+    p.embedding_score = embedding.map(|(e, _)| e);
+    p.category = category;
+    p.confidence = confidence;
+    p.high_risk = high_risk;
+    p
+}
+
+/// A prediction from the classifier's verdict (`SCORING=classifier`);
+/// `embedding`: the kNN score when the embedding stage saw the event. Rules are
+/// policy: a rule score above `rule_bar` (`SCREENING_THRESHOLD`) routes the event
+/// high with the rule's category even where the classifier says `LOW_RISK`
+/// (flag `rule_override`).
+pub fn classified(
+    event: Event,
+    rules: RuleResult,
+    scored: &Scored,
+    version: &str,
+    embedding: Option<f32>,
+    rule_bar: f32,
+) -> Prediction {
+    let overridden = scored.category == "LOW_RISK" && rules.score > rule_bar && rules.category != "LOW_RISK";
+    let category = if overridden { rules.category } else { scored.category };
+    let high_risk = category != "LOW_RISK";
+    let mut flags = Vec::new();
+    if overridden {
+        flags.push("rule_override".into());
+    }
+    if high_risk {
+        flags.push("high_risk".into());
+    }
+    if embedding.is_some() {
+        flags.push("embedded".into());
+    }
+    let mut p = from_rules(event, rules, flags);
+    let at = CATEGORIES.iter().position(|c| *c == category).unwrap_or(0);
+    p.risk_score = if overridden { scored.risk().max(p.rule_score) } else { scored.risk() };
+    p.embedding_score = embedding;
+    p.category = category;
+    p.confidence = if overridden { p.rule_score } else { scored.scores[at] };
+    p.high_risk = high_risk;
+    p.scoring = "classifier";
+    p.category_scores = Some(CATEGORIES.iter().copied().zip(scored.scores).collect());
+    p.classifier_version = Some(version.to_string());
+    p
+}
+
+/// The parts every scoring shares: rule hits as the explanation, rule and fault
+/// flags after `flags`, plugin versions; risk and category still to be set.
+fn from_rules(event: Event, rules: RuleResult, mut flags: Vec<String>) -> Prediction {
     let mut explanation: Vec<TopHit> = rules
         .verdicts
         .iter()
@@ -90,9 +166,6 @@ pub fn predict(event: Event, rules: RuleResult, embedding: Option<(f32, &'static
         .collect();
     explanation.sort_by(|a, b| b.weight.total_cmp(&a.weight));
     explanation.truncate(5);
-    if high_risk {
-        flags.push("high_risk".into());
-    }
     for v in &rules.verdicts {
         if v.mode == crate::plugins::Mode::Shadow {
             flags.push(format!("shadow:{}", v.plugin));
@@ -107,12 +180,12 @@ pub fn predict(event: Event, rules: RuleResult, embedding: Option<(f32, &'static
     let plugin_versions = rules.verdicts.iter().map(|v| format!("{}@{}", v.plugin, v.version)).collect();
     Prediction {
         event,
-        risk_score: risk,
+        risk_score: 0.0,
         rule_score: rules.score,
-        embedding_score: embedding.map(|(e, _)| e),
-        category,
-        confidence,
-        high_risk,
+        embedding_score: None,
+        category: "LOW_RISK",
+        confidence: 0.0,
+        high_risk: false,
         flags,
         degraded: rules.degraded,
         explanation,
@@ -120,6 +193,10 @@ pub fn predict(event: Event, rules: RuleResult, embedding: Option<(f32, &'static
         similar: Vec::new(),
         similar_events: Vec::new(),
         model_id: None,
+        scoring: "weighted",
+        category_scores: None,
+        classifier_version: None,
+        top_ngrams: Vec::new(),
         latency_ms: 0.0,
     }
 }
@@ -152,5 +229,22 @@ mod tests {
         assert!(p.confidence > 0.8, "far below the threshold: {}", p.confidence);
         let p = predict(Event::sample("x"), rules(0.2, "TOXIC"), Some((0.95, "HATE_SPEECH")), w);
         assert_eq!(p.category, "HATE_SPEECH", "the embedding carries more weight here");
+    }
+
+    #[test]
+    fn classifier_verdicts_and_rule_overrides() {
+        let low = Scored { scores: [0.9, 0.02, 0.05, 0.01, 0.01, 0.01, 0.0], category: "LOW_RISK" };
+        let p = classified(Event::sample("x"), rules(0.1, "TOXIC"), &low, "v1", None, 0.7);
+        assert_eq!((p.category, p.high_risk, p.scoring), ("LOW_RISK", false, "classifier"));
+        assert!((p.risk_score - 0.1).abs() < 1e-6 && (p.confidence - 0.9).abs() < 1e-6);
+        assert_eq!(p.category_scores.as_ref().unwrap().len(), 7);
+        // A rule above the bar is policy: it routes high with its category.
+        let p = classified(Event::sample("x"), rules(0.9, "VIOLENCE"), &low, "v1", None, 0.7);
+        assert_eq!((p.category, p.high_risk), ("VIOLENCE", true));
+        assert!(p.flags.contains(&"rule_override".to_string()) && p.risk_score >= 0.9);
+        let spam = Scored { scores: [0.3, 0.6, 0.1, 0.0, 0.0, 0.0, 0.0], category: "SPAM" };
+        let p = classified(Event::sample("x"), rules(0.9, "VIOLENCE"), &spam, "v1", Some(0.4), 0.7);
+        assert_eq!((p.category, p.high_risk), ("SPAM", true), "the classifier's risky verdict stands");
+        assert!(p.flags.contains(&"embedded".to_string()) && !p.flags.contains(&"rule_override".to_string()));
     }
 }

@@ -4,10 +4,30 @@
 //! dominate. The score is the weighted share of risky (non-`LOW_RISK`) neighbours,
 //! scaled down when even the nearest one is far (`× min(1, top similarity / 0.5)`);
 //! the category is the risky label with the largest total weight.
+//!
+//! With a classifier, [`label_mix`] gives the same weights as a distribution over
+//! every category, which the cascade blends into the classifier's scores.
 
+use crate::classify::CATEGORIES;
 use crate::vectors::Neighbour;
 
-const CATEGORIES: [&str; 7] = ["LOW_RISK", "SPAM", "TOXIC", "TARGETED_HARASSMENT", "HATE_SPEECH", "VIOLENCE", "SEXUAL"];
+/// The neighbours' label shares (weights `max(similarity, 0)²`, summing to 1) and
+/// how much to trust them (`min(1, top similarity / 0.5)`); `None` without neighbours.
+pub fn label_mix(neighbours: &[Neighbour]) -> Option<([f32; CATEGORIES.len()], f32)> {
+    let top = neighbours.first()?.similarity;
+    let mut totals = [0f32; CATEGORIES.len()];
+    for n in neighbours {
+        if let Some(i) = CATEGORIES.iter().position(|c| *c == &*n.label) {
+            totals[i] += n.similarity.max(0.0).powi(2);
+        }
+    }
+    let all: f32 = totals.iter().sum();
+    if all <= 0.0 {
+        return None;
+    }
+    totals.iter_mut().for_each(|t| *t /= all);
+    Some((totals, (top / 0.5).clamp(0.0, 1.0)))
+}
 
 /// `(score, category)`, or `None` without neighbours.
 pub fn embedding_score(neighbours: &[Neighbour]) -> Option<(f32, &'static str)> {
@@ -44,5 +64,8 @@ mod tests {
         assert!(s < 0.5, "far neighbours are weak evidence: {s}");
         assert_eq!(embedding_score(&[n("LOW_RISK", 0.9)]).unwrap(), (0.0, "LOW_RISK"));
         assert!(embedding_score(&[]).is_none());
+        let (mix, trust) = label_mix(&[n("SPAM", 0.8), n("LOW_RISK", 0.4), n("unknown", 0.9)]).unwrap();
+        assert!((mix.iter().sum::<f32>() - 1.0).abs() < 1e-6 && mix[1] > 0.75 && trust == 1.0, "{mix:?}");
+        assert!(label_mix(&[]).is_none());
     }
 }

@@ -6,11 +6,14 @@ use crate::embed::Embedder;
 use std::path::Path;
 
 /// One labelled row.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct Labelled {
     pub id: String,
     pub text: String,
     pub label: String,
+    /// Where the row comes from (`../shared/data`'s `source`), when the file says.
+    #[serde(default)]
+    pub source: String,
 }
 
 /// Read labelled rows from JSONL files; a bad line is an error naming file and line.

@@ -1,0 +1,174 @@
+//! The trained classifier: a multinomial linear model over hashed TF-IDF n-grams
+//! (`features`) and the rule stage's verdicts, fitted by `palisade train`
+//! (`train`, `solver`), stored as an artifact folder (`artifact`), and used by
+//! screening for `category_scores`. Owns the model and its file format; must not
+//! import a service, Redis or the HTTP layer.
+//!
+//! Decision rule: `category` is the risky category with the highest probability
+//! among those at or over their own threshold (calibrated on out-of-fold
+//! predictions at training time), else `LOW_RISK`; `risk_score = 1 − P(LOW_RISK)`.
+
+pub mod artifact;
+pub mod features;
+pub mod slot;
+pub mod solver;
+pub mod train;
+
+pub use artifact::{Artifact, ArtifactError, Meta};
+
+use crate::plugins::rules::RuleResult;
+use features::{FeatureParams, count, normalise, tf_idf};
+use serde::Serialize;
+
+/// The categories every prediction scores, `LOW_RISK` first.
+pub const CATEGORIES: [&str; 7] =
+    ["LOW_RISK", "SPAM", "TOXIC", "TARGETED_HARASSMENT", "HATE_SPEECH", "VIOLENCE", "SEXUAL"];
+
+/// Position of a category name in [`CATEGORIES`].
+pub fn category_index(name: &str) -> Option<usize> {
+    CATEGORIES.iter().position(|c| *c == name)
+}
+
+/// A stable hash of a row id (FNV-1a): folds and sampling that do not depend on file order.
+pub fn row_hash(id: &str) -> u64 {
+    id.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+}
+
+/// Dense features after the hashed block: the rule score, then the rule score on
+/// the column of the rule category (one per risky category).
+pub const RULE_FEATURES: usize = CATEGORIES.len();
+
+/// The rule stage's verdict as dense features.
+pub fn rule_features(r: &RuleResult) -> [f32; RULE_FEATURES] {
+    let mut f = [0f32; RULE_FEATURES];
+    f[0] = r.score;
+    if let Some(i) = category_index(r.category).filter(|i| *i > 0) {
+        f[i] = r.score;
+    }
+    f
+}
+
+/// One word n-gram's pull toward the predicted category.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Contribution {
+    pub ngram: String,
+    pub weight: f32,
+}
+
+/// What the classifier says about one text.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scored {
+    /// Probability per category, in [`CATEGORIES`] order (sums to 1).
+    pub scores: [f32; CATEGORIES.len()],
+    pub category: &'static str,
+}
+
+impl Scored {
+    pub fn risk(&self) -> f32 {
+        1.0 - self.scores[0]
+    }
+}
+
+/// A loaded artifact, ready to score: a bucket → column table over the hashed space.
+pub struct Classifier {
+    pub meta: Meta,
+    columns: Vec<u32>,
+    idf: Vec<f32>,
+    w: Vec<f32>,
+    b: Vec<f32>,
+    thresholds: [f32; CATEGORIES.len()],
+    hashed: usize,
+}
+
+const UNUSED: u32 = u32::MAX;
+
+impl Classifier {
+    pub fn new(a: Artifact) -> Self {
+        let params = a.meta.features;
+        let mut columns = vec![UNUSED; params.buckets()];
+        for (col, bucket) in a.buckets.iter().enumerate() {
+            columns[*bucket as usize] = col as u32;
+        }
+        let mut thresholds = [1.0; CATEGORIES.len()];
+        thresholds[0] = 0.0;
+        for (name, t) in &a.meta.thresholds {
+            if let Some(i) = category_index(name) {
+                thresholds[i] = *t;
+            }
+        }
+        let hashed = a.buckets.len();
+        Classifier { columns, idf: a.idf, w: a.w, b: a.b, thresholds, hashed, meta: a.meta }
+    }
+
+    pub fn params(&self) -> FeatureParams {
+        self.meta.features
+    }
+
+    /// The model's sparse row for a text and its rule verdict.
+    pub fn row(&self, text: &str, rules: &RuleResult) -> solver::Row {
+        let counts = count(&normalise(text), self.params());
+        let mut row: solver::Row = tf_idf(&counts, |b| match self.columns[b as usize] {
+            UNUSED => 0.0,
+            c => self.idf[c as usize],
+        })
+        .into_iter()
+        .map(|(b, v)| (self.columns[b as usize], v))
+        .collect();
+        row.sort_unstable_by_key(|(c, _)| *c);
+        let dense = rule_features(rules);
+        row.extend(dense.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, v)| ((self.hashed + i) as u32, *v)));
+        row
+    }
+
+    /// Category probabilities and the decision for one text.
+    pub fn score(&self, text: &str, rules: &RuleResult) -> Scored {
+        let row = self.row(text, rules);
+        let mut scores = [0f32; CATEGORIES.len()];
+        solver::probabilities(&row, &self.w, &self.b, &mut scores);
+        Scored { scores, category: decide(&scores, &self.thresholds) }
+    }
+
+    /// The word n-grams of `text` that pushed hardest toward `category` (at most `n`).
+    pub fn contributions(&self, text: &str, category: &str, n: usize) -> Vec<Contribution> {
+        let Some(k) = category_index(category) else { return Vec::new() };
+        let normalised = normalise(text);
+        let params = self.params();
+        let counts = count(&normalised, params);
+        let values: std::collections::HashMap<u32, f32> = tf_idf(&counts, |b| match self.columns[b as usize] {
+            UNUSED => 0.0,
+            c => self.idf[c as usize],
+        })
+        .into_iter()
+        .collect();
+        let classes = CATEGORIES.len();
+        let mut out: Vec<Contribution> = features::word_grams(&normalised, params)
+            .into_iter()
+            .filter_map(|(gram, bucket)| {
+                let col = self.columns[bucket as usize];
+                let x = values.get(&bucket)?;
+                let w = &self.w[col as usize * classes..col as usize * classes + classes];
+                // Pull toward `category` against the mean of the others.
+                let others = (w.iter().sum::<f32>() - w[k]) / (classes - 1) as f32;
+                Some(Contribution { ngram: gram, weight: x * (w[k] - others) })
+            })
+            .filter(|c| c.weight > 0.0)
+            .collect();
+        out.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+        out.dedup_by(|a, b| a.ngram == b.ngram);
+        out.truncate(n);
+        out
+    }
+
+    pub fn thresholds(&self) -> &[f32; CATEGORIES.len()] {
+        &self.thresholds
+    }
+}
+
+/// The risky category with the highest probability among those at or over
+/// their threshold; `LOW_RISK` when none is.
+pub fn decide(scores: &[f32; CATEGORIES.len()], thresholds: &[f32; CATEGORIES.len()]) -> &'static str {
+    (1..CATEGORIES.len())
+        .filter(|i| scores[*i] >= thresholds[*i])
+        .max_by(|a, b| scores[*a].total_cmp(&scores[*b]))
+        .map_or("LOW_RISK", |i| CATEGORIES[i])
+}
