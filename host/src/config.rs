@@ -405,7 +405,7 @@ section! {
         rule_weight: f32 = ("RULE_WEIGHT", "0.6", "weight of the rule score in the combined risk", unit),
         embedding_weight: f32 = ("EMBEDDING_WEIGHT", "0.4", "weight of the embedding score in the combined risk", unit),
         fast_path: Option<f32> = ("SCREENING_FAST_PATH", "off",
-            "a rule score (0–1] from which the rules alone decide and the embedding is skipped", open_unit),
+            "SCORING=weighted: a rule score (0–1] from which the rules alone decide and the embedding is skipped", open_unit),
         /// `None`: host-pid ([`ScreeningConfig::consumer_name`]).
         consumer_name_override: Option<String> = ("CONSUMER_NAME", "", "this screening consumer's name in the group (default: host-pid)"),
         max_deliveries: u64 = ("MAX_DELIVERIES", "5", "deliveries after which an entry goes to events:dead_letter", positive),

@@ -290,7 +290,11 @@ async fn synchronous_screening_answers_json_form_and_batches() {
 #[tokio::test]
 async fn embeddings_are_cached_in_redis_with_a_ttl() {
     let bank = palisade_tests::bank(&[("x-1", "SPAM", "win a free prize now"), ("x-2", "LOW_RISK", "see you soon")]);
-    let s = Service::both(&[("EMBEDDING_CACHE_TTL", "600"), ("VECTOR_DIR", bank.path().to_str().unwrap())]).await;
+    let s = Service::both(&[
+        ("EMBEDDING_CACHE_TTL", "600"),
+        ("VECTOR_DIR", bank.path().to_str().unwrap()),
+        ("CASCADE", "off"), // every event reaches the embedding stage
+    ]).await;
     let http = reqwest::Client::new();
     let body = json!({"events": [
         {"event_id": "c-1", "event_type": "message", "platform": "web", "user_id": "u", "content": "cache me if you can"},
@@ -338,7 +342,7 @@ async fn similar_past_events_are_found_and_survive_a_restart() {
         }
     };
     {
-        let s = Service::both(&[("VECTOR_DIR", dir)]).await;
+        let s = Service::both(&[("VECTOR_DIR", dir), ("CASCADE", "off")]).await;
         let first = screen(&s, "p-1", "cheap designer watches, buy now").await;
         assert!(first["similar_events"].as_array().unwrap().is_empty(), "nothing screened before");
         screen(&s, "p-2", "how do I reset my password?").await;
@@ -347,7 +351,7 @@ async fn similar_past_events_are_found_and_survive_a_restart() {
         let _ = s.stop.send(true);
     }
     // A new process over the same directory remembers them.
-    let s = Service::both(&[("VECTOR_DIR", dir)]).await;
+    let s = Service::both(&[("VECTOR_DIR", dir), ("CASCADE", "off")]).await;
     let again = screen(&s, "p-4", "designer watches for cheap, buy").await;
     let ids: Vec<&str> =
         again["similar_events"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
@@ -358,7 +362,11 @@ async fn similar_past_events_are_found_and_survive_a_restart() {
 #[tokio::test]
 async fn past_events_beyond_the_window_are_forgotten() {
     let vectors = tempfile::tempdir().unwrap();
-    let s = Service::both(&[("VECTOR_DIR", vectors.path().to_str().unwrap()), ("SIMILAR_EVENTS_MAX", "4")]).await;
+    let s = Service::both(&[
+        ("VECTOR_DIR", vectors.path().to_str().unwrap()),
+        ("SIMILAR_EVENTS_MAX", "4"),
+        ("CASCADE", "off"),
+    ]).await;
     let http = reqwest::Client::new();
     let mut last = Value::Null;
     for (id, content) in [
@@ -386,7 +394,11 @@ async fn past_events_beyond_the_window_are_forgotten() {
 #[tokio::test]
 async fn the_fast_path_lets_decisive_rules_skip_the_model() {
     let bank = palisade_tests::bank(&[("x-1", "SPAM", "win a free prize now"), ("x-2", "LOW_RISK", "see you soon")]);
-    let s = Service::both(&[("SCREENING_FAST_PATH", "0.9"), ("VECTOR_DIR", bank.path().to_str().unwrap())]).await;
+    let s = Service::both(&[
+        ("SCREENING_FAST_PATH", "0.9"),
+        ("VECTOR_DIR", bank.path().to_str().unwrap()),
+        ("SCORING", "weighted"), // the fast path belongs to the weighted scoring; the classifier has the cascade
+    ]).await;
     let body = json!({"events": [
         {"event_id": "fp-1", "event_type": "message", "platform": "web", "user_id": "u", "content": "I will kill you, you worthless stupid idiot"},
         {"event_id": "fp-2", "event_type": "message", "platform": "web", "user_id": "u", "content": "see you at lunch tomorrow"}
