@@ -7,7 +7,7 @@
 //! - heuristics-only: `SCREENING_MODEL=none` (rule plugins + prediction);
 //! - classifier: the n-gram stage's cost per event, then `Screener::screen` and the
 //!   consumer with the trained classifier (`var/classifier`), cascade on
-//!   (`CASCADE_BAND` 0.1,0.9) and off, embedding cache off;
+//!   (`CASCADE_BAND` from the environment, default 0.25,0.75) and off, embedding cache off;
 //! - consumer: the service's loop (`XREADGROUP` → screen → `XADD`s + `XACK` in one
 //!   MULTI/EXEC) draining a raw stream of 20 × N cached-text events, with and
 //!   without similar past events (their store grows as the run goes).
@@ -236,6 +236,7 @@ fn main() {
     // The trained classifier: the n-gram stage alone, then the consumer with the cascade on and off
     // (embedding cache off: every event in the band is embedded).
     let slot = Arc::new(palisade::classify::slot::Slot::open(&default_classifier(), None).unwrap());
+    let band = palisade::config::Config::load().unwrap().classifier.band; // CASCADE_BAND
     {
         let classifier = slot.get();
         let events: Vec<Event> = texts.iter().map(|t| Event::sample(t)).collect();
@@ -244,23 +245,19 @@ fn main() {
         let mut in_band = 0;
         for _ in 0..passes {
             for (text, r) in texts.iter().zip(&rule_results) {
-                in_band += usize::from((0.1..=0.9).contains(&classifier.score(text, r).risk()));
+                in_band += usize::from(band.contains(classifier.score(text, r).risk()));
             }
         }
         let per = t.elapsed().as_secs_f64() * 1e6 / (texts.len() * passes) as f64;
         println!("{:<34} {per:>9.1} µs/event (one thread)", "classifier stage (n-grams + score)");
-        println!(
-            "{:<34} {:>9.1} % of events",
-            "  in CASCADE_BAND 0.1,0.9",
-            in_band as f64 * 100.0 / (texts.len() * passes) as f64
-        );
+        let share = in_band as f64 * 100.0 / (texts.len() * passes) as f64;
+        println!("{:<34} {share:>9.1} % of events", format!("  in CASCADE_BAND {},{}", band.low, band.high));
     }
     let classified = |band: Option<palisade::config::Band>| Screener {
         classifier: Some(slot.clone()),
         cascade_band: band,
         ..screener(Some(similarity(None)))
     };
-    let band = palisade::config::Band { low: 0.1, high: 0.9 };
     run("classifier + cascade (no cache)", &classified(Some(band)), &texts, 1);
     run(
         "heuristics + classifier (no model)",

@@ -20,6 +20,7 @@ use crate::screening::consumer::Consumer;
 use crate::screening::predict::Weights;
 use crate::screening::{self, ScreenApi, ScreenMetrics, Screener, Similarity};
 use crate::streams::depth::Depth;
+use crate::streams::labels::LabelStream;
 use crate::streams::producer::Producer;
 use crate::streams::{self, Backlog, EventSink, Keys};
 use crate::vectors;
@@ -168,7 +169,8 @@ impl Core {
             claim_batch: c.screening.claim_batch,
         };
         self.background.lock().expect("background lock").push(tokio::spawn(consumer.run(shutdown)));
-        self.screen_router(screener, depth)
+        let labels = LabelStream { conn, key: self.keys.labels.clone() };
+        self.screen_router(screener, depth, Some(labels))
     }
 
     /// Every screening stage from config (the model, banks and classifier when configured).
@@ -212,7 +214,13 @@ impl Core {
     /// The screening service's routes over a screener and a backlog (no Redis
     /// needed: tests use this with an in-memory backlog): the synchronous screening
     /// routes, the JSON summary, common and admin routes.
-    pub fn screen_router(&self, screener: Arc<Screener>, backlog: Arc<dyn Backlog>) -> anyhow::Result<Router> {
+    /// `labels`: where `POST /v1/admin/labels` appends (`None`: it answers 503).
+    pub fn screen_router(
+        &self,
+        screener: Arc<Screener>,
+        backlog: Arc<dyn Backlog>,
+        labels: Option<LabelStream>,
+    ) -> anyhow::Result<Router> {
         let c = &self.config;
         let api = Arc::new(ScreenApi {
             screener,
@@ -222,6 +230,7 @@ impl Core {
             max_batch_events: c.events.max_batch_events,
             backlog: backlog.clone(),
             admin_api_keys: Arc::new(c.server.admin_api_keys.clone()),
+            labels,
         });
         let routes = common_routes(self.state("screening", Some(backlog))).merge(screening::router(api));
         Ok(self.guarded(routes, self.http.for_service("screening")))

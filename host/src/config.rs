@@ -441,7 +441,7 @@ section! {
             "classifier (category_scores of the trained model) or weighted (the seed's rules/embedding mix)"),
         cascade: Switch = ("CASCADE", "on",
             "on: only events whose classifier risk lies in CASCADE_BAND reach the embedding stage; off: every event does"),
-        band: Band = ("CASCADE_BAND", "0.1,0.9", "classifier risk range (low,high) for which the embedding stage runs"),
+        band: Band = ("CASCADE_BAND", "0.25,0.75", "classifier risk range (low,high) for which the embedding stage runs"),
         knn_weight: f32 = ("CASCADE_KNN_WEIGHT", "0.3",
             "share of the nearest labelled examples' label mix in the scores of events the embedding stage sees", unit),
         watch: bool = ("CLASSIFIER_WATCH", "true", "reload the classifier when the files in CLASSIFIER_DIR change"),

@@ -72,6 +72,10 @@ enum Command {
         /// A team's own labelled files, added to FILES.
         #[arg(long)]
         add: Vec<PathBuf>,
+        /// Also the reviewer labels in the `events:labels` stream (REDIS_URL, REDIS_KEY_PREFIX),
+        /// saved beside the artifact as OUT.labels.jsonl (the file the model records).
+        #[arg(long)]
+        from_stream: bool,
         /// Cross-validation folds (choosing C and class weights, calibrating thresholds).
         #[arg(long, default_value_t = 3)]
         folds: usize,
@@ -198,7 +202,18 @@ fn main() -> anyhow::Result<()> {
             print!("{}", palisade::classify::train::report(&artifact.meta));
             Ok(())
         }
-        Command::Train { files, out, add, folds, c, class_weight, target_precision, no_rules, no_source_balance } => {
+        Command::Train {
+            files,
+            out,
+            add,
+            from_stream,
+            folds,
+            c,
+            class_weight,
+            target_precision,
+            no_rules,
+            no_source_balance,
+        } => {
             let class_weights = class_weight
                 .iter()
                 .map(|w| {
@@ -214,7 +229,11 @@ fn main() -> anyhow::Result<()> {
                 balance_sources: !no_source_balance,
                 ..Default::default()
             };
-            train(&config, files.into_iter().chain(add).collect(), &out, settings, !no_rules)
+            let mut files: Vec<PathBuf> = files.into_iter().chain(add).collect();
+            if from_stream {
+                files.push(export_labels(&config, &out)?);
+            }
+            train(&config, files, &out, settings, !no_rules)
         }
         Command::Eval { files, bank, folds, limit, classifier, no_embedding } => {
             eval(&config, files, bank, folds, limit, classifier, no_embedding)
@@ -366,6 +385,26 @@ fn screen(config: Config, text: &str) -> anyhow::Result<()> {
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
+}
+
+/// The reviewer labels stream as labelled JSONL beside `out` (`OUT.labels.jsonl`).
+fn export_labels(config: &Config, out: &Path) -> anyhow::Result<PathBuf> {
+    let key = palisade::streams::Keys::new(&config.redis.key_prefix).labels;
+    let rows = palisade::streams::labels::read_all(&config.redis.url, &key)
+        .with_context(|| format!("reading {key} from REDIS_URL {}", config.redis.url))?;
+    if rows.is_empty() {
+        bail!("{key} holds no labels (POST /v1/admin/labels adds them)");
+    }
+    let path = PathBuf::from(format!("{}.labels.jsonl", out.display()));
+    let mut text = String::new();
+    for r in &rows {
+        let source = if r.reviewer.is_empty() { "reviewers".to_string() } else { format!("reviewer:{}", r.reviewer) };
+        text += &serde_json::json!({"id": r.id, "text": r.text, "label": r.label, "source": source}).to_string();
+        text.push('\n');
+    }
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    println!("{} reviewer labels from {key} -> {}", rows.len(), path.display());
+    Ok(path)
 }
 
 fn train(

@@ -137,7 +137,7 @@ impl Routers {
         let backlog = Arc::new(memory::FixedBacklog::default());
         let ingest = core.ingest_router(sink.clone(), backlog.clone()).expect("ingest router");
         let screener = Arc::new(core.screener().expect("screener"));
-        let screen = core.screen_router(screener, backlog.clone()).expect("screen router");
+        let screen = core.screen_router(screener, backlog.clone(), None).expect("screen router");
         Routers { ingest, screen, sink, backlog, plugins }
     }
 }

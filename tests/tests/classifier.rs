@@ -342,3 +342,48 @@ async fn the_default_model_routes_threats_and_hate_high_and_everyday_messages_lo
         .collect();
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviewer_labels_reach_the_stream_that_training_reads() {
+    let s = Service::both(&[]).await;
+    let http = reqwest::Client::new();
+    let send = |body: Value| {
+        http.post(format!("{}/v1/admin/labels", s.screen_base)).header("api-key", "admin-key").json(&body).send()
+    };
+    let rows = json!({"labels": [
+        {"id": "r-1", "text": "limited offer, reply YES for cash", "label": "SPAM", "reviewer": "alice"},
+        {"id": "r-2", "text": "see you at the game", "label": "LOW_RISK", "reviewer": "bob"},
+        {"id": "r-1", "text": "limited offer, reply YES for cash", "label": "LOW_RISK", "reviewer": "carol"}
+    ]});
+    let r = send(rows).await.unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.json::<Value>().await.unwrap()["appended"], 3);
+    // A row with an unknown category refuses the whole request, naming the row.
+    let r = send(json!({"labels": [
+        {"id": "r-3", "text": "fine", "label": "LOW_RISK"},
+        {"id": "r-4", "text": "hmm", "label": "RUDE"}
+    ]}))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (body["error"].as_str(), body["details"]["index"].as_u64()),
+        (Some("validation_failed"), Some(1)),
+        "{body}"
+    );
+    // An event key may not label.
+    let r = http
+        .post(format!("{}/v1/admin/labels", s.screen_base))
+        .header("api-key", "test-key")
+        .json(&json!({"labels": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // What `palisade train --from-stream` reads: two rows, the later label of r-1 winning.
+    let read = palisade::streams::labels::read_all(&s.redis_url, &s.keys.labels).unwrap();
+    let got: Vec<(&str, &str, &str)> =
+        read.iter().map(|r| (r.id.as_str(), r.label.as_str(), r.reviewer.as_str())).collect();
+    assert_eq!(got, [("r-1", "LOW_RISK", "carol"), ("r-2", "LOW_RISK", "bob")]);
+}

@@ -294,7 +294,8 @@ async fn embeddings_are_cached_in_redis_with_a_ttl() {
         ("EMBEDDING_CACHE_TTL", "600"),
         ("VECTOR_DIR", bank.path().to_str().unwrap()),
         ("CASCADE", "off"), // every event reaches the embedding stage
-    ]).await;
+    ])
+    .await;
     let http = reqwest::Client::new();
     let body = json!({"events": [
         {"event_id": "c-1", "event_type": "message", "platform": "web", "user_id": "u", "content": "cache me if you can"},
@@ -366,7 +367,8 @@ async fn past_events_beyond_the_window_are_forgotten() {
         ("VECTOR_DIR", vectors.path().to_str().unwrap()),
         ("SIMILAR_EVENTS_MAX", "4"),
         ("CASCADE", "off"),
-    ]).await;
+    ])
+    .await;
     let http = reqwest::Client::new();
     let mut last = Value::Null;
     for (id, content) in [
@@ -398,7 +400,8 @@ async fn the_fast_path_lets_decisive_rules_skip_the_model() {
         ("SCREENING_FAST_PATH", "0.9"),
         ("VECTOR_DIR", bank.path().to_str().unwrap()),
         ("SCORING", "weighted"), // the fast path belongs to the weighted scoring; the classifier has the cascade
-    ]).await;
+    ])
+    .await;
     let body = json!({"events": [
         {"event_id": "fp-1", "event_type": "message", "platform": "web", "user_id": "u", "content": "I will kill you, you worthless stupid idiot"},
         {"event_id": "fp-2", "event_type": "message", "platform": "web", "user_id": "u", "content": "see you at lunch tomorrow"}

@@ -20,11 +20,13 @@ use crate::embed::Embedder;
 use crate::embed::cache::EmbeddingCache;
 use crate::plugins::{PluginHost, rules, validators};
 use crate::streams::Backlog;
+use crate::streams::labels::{LabelRow, LabelStream};
 use crate::telemetry::names::*;
 use crate::vectors::{Neighbour, VectorStore};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use predict::{Prediction, Weights};
@@ -368,8 +370,10 @@ pub struct ScreenApi {
     pub max_batch_events: usize,
     /// The `events:raw` backlog (the summary's queue lag).
     pub backlog: Arc<dyn Backlog>,
-    /// Keys for `/v1/admin/classifier…`.
+    /// Keys for `/v1/admin/classifier…` and `/v1/admin/labels`.
     pub admin_api_keys: Arc<Vec<String>>,
+    /// Where reviewer labels go (`None`: no Redis behind this router).
+    pub labels: Option<LabelStream>,
 }
 
 /// The screening routes (keyed) and `GET /v1/metrics` (open).
@@ -379,7 +383,8 @@ pub fn router(api: Arc<ScreenApi>) -> Router {
     let admin = Router::new()
         .route("/v1/admin/classifier", get(classifier_status))
         .route("/v1/admin/classifier/reload", post(classifier_reload))
-        .route("/v1/admin/classifier/rollback", post(classifier_rollback));
+        .route("/v1/admin/classifier/rollback", post(classifier_rollback))
+        .route("/v1/admin/labels", post(add_labels));
     protect(keyed, RequireKey::api(api.api_keys.clone()))
         .merge(protect(admin, RequireKey::admin(api.admin_api_keys.clone())))
         .route("/v1/metrics", get(summary))
@@ -423,6 +428,59 @@ async fn classifier_reload(State(s): State<Arc<ScreenApi>>) -> Result<Json<Value
             Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "classifier_refused", e.to_string()))
         }
     }
+}
+
+/// Most rows one `POST /v1/admin/labels` takes.
+const MAX_LABEL_ROWS: usize = 1000;
+
+/// `POST /v1/admin/labels` (`{"labels": [{"id", "text", "label", "reviewer"}]}`):
+/// append reviewer labels to `events:labels` for `palisade train --from-stream`.
+/// Every row is checked first (a known category, text within the event limits);
+/// one bad row refuses the request (422, `details.index`) and nothing is appended.
+async fn add_labels(State(s): State<Arc<ScreenApi>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body_ {
+        labels: Vec<LabelRow>,
+    }
+    let (_, bytes) = s.body(&headers, body).await?;
+    let parsed: Body_ = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("{{\"labels\": [...]}} expected: {e}"))
+    })?;
+    if parsed.labels.is_empty() || parsed.labels.len() > MAX_LABEL_ROWS {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            format!("`labels` must hold 1 to {MAX_LABEL_ROWS} rows, not {}", parsed.labels.len()),
+        ));
+    }
+    for (index, row) in parsed.labels.iter().enumerate() {
+        let problem = if crate::classify::category_index(&row.label).is_none() {
+            Some(format!("label {:?} is not one of {:?}", row.label, crate::classify::CATEGORIES))
+        } else if row.id.is_empty() || row.id.len() > 256 {
+            Some("id must be 1 to 256 bytes".to_string())
+        } else if row.text.trim().is_empty() || row.text.chars().count() > s.limits.max_content_length {
+            Some(format!("text must be 1 to {} characters", s.limits.max_content_length))
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message);
+            e.details = Some(json!({ "index": index }));
+            return Err(e);
+        }
+    }
+    let stream = s.labels.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "labels_unavailable",
+            "this service has no Redis to keep labels in",
+        )
+    })?;
+    let ids = stream.append(&parsed.labels, now_ms()).await.map_err(|e| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable", format!("labels not stored: {e}"))
+    })?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "appended": ids.len(), "stream": stream.key, "ids": ids }))).into_response())
 }
 
 /// `POST /v1/admin/classifier/rollback`: back to the version before (409 when there is none).

@@ -8,6 +8,7 @@
 //! Redis (the tests' in-memory versions); the Redis paths keep real-Redis tests.
 
 pub mod depth;
+pub mod labels;
 pub mod producer;
 
 use crate::core::BoxFuture;
@@ -48,6 +49,8 @@ pub struct Keys {
     pub dedup: String,
     /// Prefix of cached embeddings (`emb:<model>:<sha256>`).
     pub embedding_cache: String,
+    /// Reviewer labels for training (`events:labels`).
+    pub labels: String,
 }
 
 impl Keys {
@@ -59,6 +62,7 @@ impl Keys {
             dead_letter: format!("{prefix}events:dead_letter"),
             dedup: format!("{prefix}dedup:"),
             embedding_cache: format!("{prefix}emb:"),
+            labels: format!("{prefix}events:labels"),
         }
     }
 }
