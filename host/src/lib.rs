@@ -8,14 +8,14 @@
 //! - `plugins`: the WebAssembly plugin platform and the rule stage.
 //! - `ingest`, `streams`: ingestion routes; Redis streams, dedup and produce.
 //! - `platforms`: adapter webhooks in, bot posts and actions out.
-//! - `screening`, `embed`, `vectors`, `eval`: risk screening, embeddings, vector
-//!   search, offline evaluation.
+//! - `screening`, `embed`, `vectors`, `classify`, `eval`: risk screening,
+//!   embeddings, vector search, the trained classifier, offline evaluation.
 //! - `api`: HTTP plumbing: auth layer, request context, common and admin routes.
 //! - `app`: assembling and serving it all; `loadgen`: the load generator.
 //!
 //! Layers (arrows point at what a module may use; `host/tests/layering.rs` checks them):
 //! services (`ingest`, `screening`, `platforms`) → `api`, `plugins`, `streams`,
-//! `embed`, `vectors` → `core`. No service imports another: they meet only
+//! `embed`, `vectors`, `classify` → `core`. No service imports another: they meet only
 //! through the stream (and platforms hand events to ingestion through `core::intake`).
 
 pub mod api;

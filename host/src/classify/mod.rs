@@ -72,23 +72,56 @@ impl Scored {
 /// A loaded artifact, ready to score: a bucket → column table over the hashed space.
 pub struct Classifier {
     pub meta: Meta,
-    columns: Vec<u32>,
-    idf: Vec<f32>,
+    vocab: Vocabulary,
     w: Vec<f32>,
     b: Vec<f32>,
     thresholds: [f32; CATEGORIES.len()],
-    hashed: usize,
 }
 
-const UNUSED: u32 = u32::MAX;
+/// The hashed columns a model uses (bucket → column, each with its IDF), shared
+/// by training and scoring so both turn a text into the same row.
+pub(crate) struct Vocabulary {
+    /// bucket → column (`u32::MAX`: unused).
+    pub columns: Vec<u32>,
+    pub buckets: Vec<u32>,
+    pub idf: Vec<f32>,
+}
+
+impl Vocabulary {
+    pub fn new(params: FeatureParams, buckets: Vec<u32>, idf: Vec<f32>) -> Self {
+        let mut columns = vec![u32::MAX; params.buckets()];
+        for (col, bucket) in buckets.iter().enumerate() {
+            columns[*bucket as usize] = col as u32;
+        }
+        Vocabulary { columns, buckets, idf }
+    }
+
+    /// TF-IDF weights of a text's hashed terms, by bucket (unused buckets dropped).
+    pub fn weigh(&self, counts: &features::Counts) -> Vec<(u32, f32)> {
+        tf_idf(counts, |b| match self.columns[b as usize] {
+            u32::MAX => 0.0,
+            col => self.idf[col as usize],
+        })
+    }
+
+    /// The model's sparse row: hashed columns, then the rule features.
+    pub fn row(&self, counts: &features::Counts, rules: &[f32; RULE_FEATURES]) -> solver::Row {
+        let mut row: solver::Row = self.weigh(counts).into_iter().map(|(b, v)| (self.columns[b as usize], v)).collect();
+        row.sort_unstable_by_key(|(c, _)| *c);
+        let hashed = self.buckets.len();
+        row.extend(rules.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, v)| ((hashed + i) as u32, *v)));
+        row
+    }
+
+    /// Hashed columns plus the rule features.
+    pub fn width(&self) -> usize {
+        self.buckets.len() + RULE_FEATURES
+    }
+}
 
 impl Classifier {
     pub fn new(a: Artifact) -> Self {
-        let params = a.meta.features;
-        let mut columns = vec![UNUSED; params.buckets()];
-        for (col, bucket) in a.buckets.iter().enumerate() {
-            columns[*bucket as usize] = col as u32;
-        }
+        let vocab = Vocabulary::new(a.meta.features, a.buckets, a.idf);
         let mut thresholds = [1.0; CATEGORIES.len()];
         thresholds[0] = 0.0;
         for (name, t) in &a.meta.thresholds {
@@ -96,8 +129,7 @@ impl Classifier {
                 thresholds[i] = *t;
             }
         }
-        let hashed = a.buckets.len();
-        Classifier { columns, idf: a.idf, w: a.w, b: a.b, thresholds, hashed, meta: a.meta }
+        Classifier { vocab, w: a.w, b: a.b, thresholds, meta: a.meta }
     }
 
     pub fn params(&self) -> FeatureParams {
@@ -106,18 +138,7 @@ impl Classifier {
 
     /// The model's sparse row for a text and its rule verdict.
     pub fn row(&self, text: &str, rules: &RuleResult) -> solver::Row {
-        let counts = count(&normalise(text), self.params());
-        let mut row: solver::Row = tf_idf(&counts, |b| match self.columns[b as usize] {
-            UNUSED => 0.0,
-            c => self.idf[c as usize],
-        })
-        .into_iter()
-        .map(|(b, v)| (self.columns[b as usize], v))
-        .collect();
-        row.sort_unstable_by_key(|(c, _)| *c);
-        let dense = rule_features(rules);
-        row.extend(dense.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, v)| ((self.hashed + i) as u32, *v)));
-        row
+        self.vocab.row(&count(&normalise(text), self.params()), &rule_features(rules))
     }
 
     /// Category probabilities and the decision for one text.
@@ -134,17 +155,12 @@ impl Classifier {
         let normalised = normalise(text);
         let params = self.params();
         let counts = count(&normalised, params);
-        let values: std::collections::HashMap<u32, f32> = tf_idf(&counts, |b| match self.columns[b as usize] {
-            UNUSED => 0.0,
-            c => self.idf[c as usize],
-        })
-        .into_iter()
-        .collect();
+        let values: std::collections::HashMap<u32, f32> = self.vocab.weigh(&counts).into_iter().collect();
         let classes = CATEGORIES.len();
         let mut out: Vec<Contribution> = features::word_grams(&normalised, params)
             .into_iter()
             .filter_map(|(gram, bucket)| {
-                let col = self.columns[bucket as usize];
+                let col = self.vocab.columns[bucket as usize];
                 let x = values.get(&bucket)?;
                 let w = &self.w[col as usize * classes..col as usize * classes + classes];
                 // Pull toward `category` against the mean of the others.

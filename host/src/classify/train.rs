@@ -5,9 +5,9 @@
 //! Folds come from a hash of each row's id, so they do not depend on file order.
 
 use super::artifact::{Artifact, CategoryFigures, CvFigures, GridPoint, Meta, TrainingFile};
-use super::features::{Counts, FeatureParams, count, normalise, tf_idf};
+use super::features::{Counts, FeatureParams, count, normalise};
 use super::solver::{self, Fit, Problem, Row, Settings};
-use super::{CATEGORIES, RULE_FEATURES, row_hash};
+use super::{CATEGORIES, RULE_FEATURES, Vocabulary, row_hash};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 
@@ -87,52 +87,23 @@ pub struct Example {
 }
 
 /// The hashed columns a fit uses: buckets seen in at least `min_df` of its rows.
-struct Vocabulary {
-    /// bucket → column (`u32::MAX`: unused).
-    columns: Vec<u32>,
-    buckets: Vec<u32>,
-    idf: Vec<f32>,
-}
-
-impl Vocabulary {
-    fn fit(counts: &[&Counts], p: FeatureParams, min_df: u32) -> Self {
-        let mut df = vec![0u32; p.buckets()];
-        for c in counts {
-            for (b, _) in &c.terms {
-                df[*b as usize] += 1;
-            }
+fn vocabulary(counts: &[&Counts], p: FeatureParams, min_df: u32) -> Vocabulary {
+    let mut df = vec![0u32; p.buckets()];
+    for c in counts {
+        for (b, _) in &c.terms {
+            df[*b as usize] += 1;
         }
-        let n = counts.len() as f32;
-        let mut columns = vec![u32::MAX; p.buckets()];
-        let (mut buckets, mut idf) = (Vec::new(), Vec::new());
-        for (b, d) in df.iter().enumerate() {
-            if *d >= min_df.max(1) {
-                columns[b] = buckets.len() as u32;
-                buckets.push(b as u32);
-                // scikit-learn's smooth idf.
-                idf.push(((1.0 + n) / (1.0 + *d as f32)).ln() + 1.0);
-            }
+    }
+    let n = counts.len() as f32;
+    let (mut buckets, mut idf) = (Vec::new(), Vec::new());
+    for (b, d) in df.iter().enumerate() {
+        if *d >= min_df.max(1) {
+            buckets.push(b as u32);
+            // scikit-learn's smooth idf.
+            idf.push(((1.0 + n) / (1.0 + *d as f32)).ln() + 1.0);
         }
-        Vocabulary { columns, buckets, idf }
     }
-
-    fn row(&self, c: &Counts, rules: &[f32; RULE_FEATURES]) -> Row {
-        let mut row: Row = tf_idf(c, |b| match self.columns[b as usize] {
-            u32::MAX => 0.0,
-            col => self.idf[col as usize],
-        })
-        .into_iter()
-        .map(|(b, v)| (self.columns[b as usize], v))
-        .collect();
-        row.sort_unstable_by_key(|(c, _)| *c);
-        let hashed = self.buckets.len();
-        row.extend(rules.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, v)| ((hashed + i) as u32, *v)));
-        row
-    }
-
-    fn columns(&self) -> usize {
-        self.buckets.len() + RULE_FEATURES
-    }
+    Vocabulary::new(p, buckets, idf)
 }
 
 /// Per-row factors that even out sources (see [`TrainSettings::balance_sources`]).
@@ -305,7 +276,7 @@ pub fn train(
     let mut oof = vec![vec![[0f32; CATEGORIES.len()]; examples.len()]; grid_len];
     for f in 0..folds {
         let (inside, outside): (Vec<usize>, Vec<usize>) = (0..examples.len()).partition(|i| fold_of[*i] != f);
-        let vocab = Vocabulary::fit(&inside.iter().map(|i| &counts[*i]).collect::<Vec<_>>(), s.features, s.min_df);
+        let vocab = vocabulary(&inside.iter().map(|i| &counts[*i]).collect::<Vec<_>>(), s.features, s.min_df);
         let train_rows: Vec<Row> = inside.par_iter().map(|i| vocab.row(&counts[*i], &examples[*i].rules)).collect();
         let held_rows: Vec<Row> = outside.par_iter().map(|i| vocab.row(&counts[*i], &examples[*i].rules)).collect();
         let train_labels: Vec<u8> = inside.iter().map(|i| labels[*i]).collect();
@@ -318,7 +289,7 @@ pub fn train(
                     &train_labels,
                     &train_factors,
                     *cw,
-                    vocab.columns(),
+                    vocab.width(),
                     settings(*c, s.cv_max_iter),
                     warm.as_ref(),
                 );
@@ -380,10 +351,10 @@ pub fn train(
     let cv = CvFigures { folds, grid, chosen: chosen.clone(), categories, macro_f1, weighted_f1 };
 
     let progress = crate::progress::bar("final fit", 1);
-    let vocab = Vocabulary::fit(&counts.iter().collect::<Vec<_>>(), s.features, s.min_df);
+    let vocab = vocabulary(&counts.iter().collect::<Vec<_>>(), s.features, s.min_df);
     let rows: Vec<Row> = counts.par_iter().zip(examples).map(|(c, e)| vocab.row(c, &e.rules)).collect();
     let cw = ClassWeight::parse(&chosen.class_weight).expect("a grid name");
-    let fit = fit_rows(&rows, &labels, &factors, cw, vocab.columns(), settings(chosen.c, s.max_iter), None);
+    let fit = fit_rows(&rows, &labels, &factors, cw, vocab.width(), settings(chosen.c, s.max_iter), None);
     progress.finish();
 
     let mut rows_by_label = BTreeMap::new();
@@ -408,7 +379,7 @@ pub fn train(
         rows_by_label,
         cv: Some(cv),
         weights_sha256: String::new(),
-        columns: vocab.columns(),
+        columns: vocab.width(),
     };
     let artifact = Artifact { meta, buckets: vocab.buckets, idf: vocab.idf, w: fit.w, b: fit.b };
     Ok(Trained { artifact, out_of_fold })
