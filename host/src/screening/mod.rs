@@ -235,6 +235,19 @@ impl Screener {
         }
     }
 
+    /// The embedding stage for the events at positions `at` only (ascending),
+    /// spread over the whole batch.
+    fn find_some(&self, events: &[Event], at: &[usize]) -> Found {
+        match at.len() {
+            0 => Found::nothing(events.len()),
+            n if n == events.len() => self.find(events),
+            _ => {
+                let subset: Vec<Event> = at.iter().map(|i| events[*i].clone()).collect();
+                self.find(&subset).spread(at, events.len())
+            }
+        }
+    }
+
     pub fn screen(&self, events: Vec<Event>) -> Vec<Prediction> {
         if events.is_empty() {
             return Vec::new();
@@ -251,12 +264,7 @@ impl Screener {
             Some(bar) => {
                 let rule_results = rules::score(&self.plugins, &events);
                 let slow: Vec<usize> = (0..events.len()).filter(|i| rule_results[*i].score < bar).collect();
-                let found = if slow.len() == events.len() {
-                    self.find(&events)
-                } else {
-                    let subset: Vec<Event> = slow.iter().map(|i| events[*i].clone()).collect();
-                    self.find(&subset).spread(&slow, events.len())
-                };
+                let found = self.find_some(&events, &slow);
                 (rule_results, found)
             }
         };
@@ -309,14 +317,7 @@ impl Screener {
             (Some(_), Some(b)) => (0..events.len()).filter(|i| b.contains(scored[*i].risk())).collect(),
         };
         self.metrics.stages.with_label_values(&["embedding"]).inc_by(band.len() as u64);
-        let found = if band.is_empty() {
-            Found::nothing(events.len())
-        } else if band.len() == events.len() {
-            self.find(&events)
-        } else {
-            let subset: Vec<Event> = band.iter().map(|i| events[*i].clone()).collect();
-            self.find(&subset).spread(&band, events.len())
-        };
+        let found = self.find_some(&events, &band);
         let embedded: Vec<bool> = {
             let mut e = vec![false; events.len()];
             band.iter().for_each(|i| e[*i] = true);

@@ -11,9 +11,9 @@
 use crate::classify::CATEGORIES;
 use crate::vectors::Neighbour;
 
-/// The neighbours' label shares (weights `max(similarity, 0)²`, summing to 1) and
-/// how much to trust them (`min(1, top similarity / 0.5)`); `None` without neighbours.
-pub fn label_mix(neighbours: &[Neighbour]) -> Option<([f32; CATEGORIES.len()], f32)> {
+/// Each category's total weight (`max(similarity, 0)²` per neighbour) and the
+/// top similarity; `None` without neighbours.
+fn weights(neighbours: &[Neighbour]) -> Option<([f32; CATEGORIES.len()], f32)> {
     let top = neighbours.first()?.similarity;
     let mut totals = [0f32; CATEGORIES.len()];
     for n in neighbours {
@@ -21,23 +21,29 @@ pub fn label_mix(neighbours: &[Neighbour]) -> Option<([f32; CATEGORIES.len()], f
             totals[i] += n.similarity.max(0.0).powi(2);
         }
     }
+    Some((totals, top))
+}
+
+/// How much nearest examples are trusted: `min(1, top similarity / 0.5)`.
+fn trust(top: f32) -> f32 {
+    (top / 0.5).clamp(0.0, 1.0)
+}
+
+/// The neighbours' label shares (the weights above, summing to 1) and how much to
+/// trust them; `None` without neighbours (or none with weight).
+pub fn label_mix(neighbours: &[Neighbour]) -> Option<([f32; CATEGORIES.len()], f32)> {
+    let (mut totals, top) = weights(neighbours)?;
     let all: f32 = totals.iter().sum();
     if all <= 0.0 {
         return None;
     }
     totals.iter_mut().for_each(|t| *t /= all);
-    Some((totals, (top / 0.5).clamp(0.0, 1.0)))
+    Some((totals, trust(top)))
 }
 
 /// `(score, category)`, or `None` without neighbours.
 pub fn embedding_score(neighbours: &[Neighbour]) -> Option<(f32, &'static str)> {
-    let top = neighbours.first()?.similarity;
-    let mut totals = [0f32; CATEGORIES.len()];
-    for n in neighbours {
-        if let Some(i) = CATEGORIES.iter().position(|c| *c == &*n.label) {
-            totals[i] += n.similarity.max(0.0).powi(2);
-        }
-    }
+    let (totals, top) = weights(neighbours)?;
     let all: f32 = totals.iter().sum();
     if all <= 0.0 {
         return Some((0.0, "LOW_RISK"));
@@ -45,7 +51,7 @@ pub fn embedding_score(neighbours: &[Neighbour]) -> Option<(f32, &'static str)> 
     let risky: f32 = totals[1..].iter().sum();
     let (best, weight) = totals[1..].iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("categories");
     let category = if *weight > 0.0 { CATEGORIES[best + 1] } else { "LOW_RISK" };
-    Some(((risky / all) * (top / 0.5).clamp(0.0, 1.0), category))
+    Some(((risky / all) * trust(top), category))
 }
 
 #[cfg(test)]
