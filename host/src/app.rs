@@ -19,10 +19,12 @@ use crate::plugins::{PluginHost, PluginMetrics, Runtime};
 use crate::screening::consumer::Consumer;
 use crate::screening::predict::Weights;
 use crate::screening::{self, ScreenApi, ScreenMetrics, Screener, Similarity};
+use crate::streams::audit::AuditStream;
 use crate::streams::depth::Depth;
 use crate::streams::labels::LabelStream;
 use crate::streams::producer::Producer;
 use crate::streams::{self, Backlog, EventSink, Keys};
+use crate::telemetry::gauges::Gauges;
 use crate::vectors;
 use anyhow::Context;
 use axum::Router;
@@ -39,11 +41,15 @@ pub struct Core {
     pub registry: prometheus::Registry,
     /// The HTTP metric families both services count into.
     http: HttpMetrics,
+    /// Gauges read at scrape time (backlog, Redis, memory).
+    gauges: Gauges,
     /// Tasks to wait for on shutdown (the screening consumer finishing its batch).
     background: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     _watcher: Option<DirWatcher>,
     /// Other watches (the classifier's), alive as long as the process.
     watchers: std::sync::Mutex<Vec<DirWatcher>>,
+    /// The audit trail (`events:audit`), once a service has a Redis connection.
+    audit: std::sync::OnceLock<Arc<AuditStream>>,
 }
 
 impl Core {
@@ -61,6 +67,7 @@ impl Core {
         };
         Ok(Core {
             http: HttpMetrics::register(&registry)?,
+            gauges: Gauges::register(&registry)?,
             keys: Keys::new(&config.redis.key_prefix),
             config,
             plugins,
@@ -68,6 +75,7 @@ impl Core {
             background: Default::default(),
             _watcher: watcher,
             watchers: Default::default(),
+            audit: Default::default(),
         })
     }
 
@@ -76,6 +84,8 @@ impl Core {
             service,
             plugins: self.plugins.clone(),
             registry: self.registry.clone(),
+            gauges: self.gauges.clone(),
+            audit: self.audit.get().cloned(),
             admin_api_keys: Arc::new(self.config.server.admin_api_keys.clone()),
             depth,
             swagger_ui_dir: Arc::new(self.config.server.swagger_ui_dir.clone()),
@@ -85,6 +95,7 @@ impl Core {
     /// The ingestion service (`:8001`) on Redis: starts the producer and the
     /// backlog watcher, then [`Core::ingest_router`]. Must run inside a Tokio runtime.
     pub async fn ingest_app(&self, conn: ConnectionManager) -> anyhow::Result<Router> {
+        self.start_audit(&conn);
         let c = &self.config;
         let depth = Depth::new(&self.keys.raw);
         depth.refresh(&mut conn.clone()).await;
@@ -118,7 +129,7 @@ impl Core {
             sink,
             dedup_prefix: self.keys.dedup.clone(),
             backlog: backlog.clone(),
-            metrics: IngestMetrics::register(&self.registry, http.clone())?,
+            metrics: IngestMetrics::register(&self.registry, http.clone(), self.gauges.queue_depth.clone())?,
             plugins: self.plugins.clone(),
             limits: self.limits(),
             api_keys: api_keys.clone(),
@@ -146,6 +157,7 @@ impl Core {
     /// (started here, stopped when `shutdown` turns true), then
     /// [`Core::screen_router`]. Must run inside a Tokio runtime.
     pub async fn screen_app(&self, conn: ConnectionManager, shutdown: watch::Receiver<bool>) -> anyhow::Result<Router> {
+        self.start_audit(&conn);
         // The consumer's blocking reads get a connection of their own: a blocked
         // connection holds every command queued behind it.
         // Its reads block for up to 500 ms: it waits longer than REDIS_TIMEOUT_MS for an answer.
@@ -171,6 +183,12 @@ impl Core {
         self.background.lock().expect("background lock").push(tokio::spawn(consumer.run(shutdown)));
         let labels = LabelStream { conn, key: self.keys.labels.clone() };
         self.screen_router(screener, depth, Some(labels))
+    }
+
+    /// Record plugin changes in `events:audit` from now on (once per process).
+    fn start_audit(&self, conn: &ConnectionManager) {
+        let audit = self.audit.get_or_init(|| Arc::new(AuditStream::start(conn.clone(), &self.keys.audit)));
+        self.plugins.set_audit(audit.clone());
     }
 
     /// Every screening stage from config (the model, banks and classifier when configured).

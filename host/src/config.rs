@@ -528,6 +528,17 @@ fn is_platform_key(key: &str) -> bool {
     key.len() > BOT_TOKEN.len() && (key.ends_with(API_BASE) || key.ends_with(BOT_TOKEN))
 }
 
+section! {
+    /// Distributed traces: OpenTelemetry spans over OTLP/HTTP (protobuf). The SDK's
+    /// own variables (OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_MAX_QUEUE_SIZE …) apply too.
+    pub struct TracingConfig {
+        otlp_endpoint: Option<String> = ("OTEL_EXPORTER_OTLP_ENDPOINT", "",
+            "OTLP/HTTP collector base URL, e.g. http://jaeger:4318 (spans go to …/v1/traces); empty: no spans are made"),
+        service_name: Option<String> = ("OTEL_SERVICE_NAME", "",
+            "service name on exported spans (default: palisade-ingest, palisade-screening, or palisade for `serve all`)"),
+    }
+}
+
 /// Every key this release understands, by section (what `palisade config` lists).
 pub const SECTIONS: &[(&str, &[Key])] = &[
     ("server", ServerConfig::KEYS),
@@ -540,6 +551,7 @@ pub const SECTIONS: &[(&str, &[Key])] = &[
     ("model", ModelConfig::KEYS),
     ("vectors", VectorsConfig::KEYS),
     ("outbound", OutboundConfig::KEYS),
+    ("tracing", TracingConfig::KEYS),
 ];
 
 /// Every key, in listing order.
@@ -559,6 +571,7 @@ pub struct Config {
     pub model: ModelConfig,
     pub vectors: VectorsConfig,
     pub outbound: OutboundConfig,
+    pub tracing: TracingConfig,
     /// By lower-case platform name (`discord`), from `{PLATFORM}_API_BASE` / `_BOT_TOKEN`.
     pub platform_apis: BTreeMap<String, PlatformApi>,
 }
@@ -592,6 +605,7 @@ impl Config {
             model: ModelConfig::from_raw(raw)?,
             vectors: VectorsConfig::from_raw(raw)?,
             outbound: OutboundConfig::from_raw(raw)?,
+            tracing: TracingConfig::from_raw(raw)?,
             platform_apis: platform_apis(raw),
         })
     }

@@ -191,47 +191,81 @@ fn items(rows: &[Labelled], vectors: Vec<Vec<f32>>) -> Vec<Item> {
         .collect()
 }
 
+/// Precision, recall, F1 and support of one category.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Stat {
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub support: usize,
+}
+
+/// Per-category and averaged scores of predictions against the truth.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Scores {
+    pub per_category: BTreeMap<String, Stat>,
+    pub macro_f1: f64,
+    pub weighted_f1: f64,
+    pub accuracy: f64,
+    pub rows: usize,
+    /// (true, predicted) → count.
+    #[serde(skip)]
+    pub confusion: BTreeMap<(String, String), usize>,
+}
+
+impl Scores {
+    pub fn of(truth: &[String], predicted: &[String]) -> Scores {
+        let mut labels: Vec<&str> = truth.iter().chain(predicted).map(String::as_str).collect();
+        labels.sort();
+        labels.dedup();
+        let mut confusion: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for (t, p) in truth.iter().zip(predicted) {
+            *confusion.entry((t.clone(), p.clone())).or_default() += 1;
+        }
+        let count = |t: Option<&str>, p: Option<&str>| -> usize {
+            confusion
+                .iter()
+                .filter(|((ct, cp), _)| t.is_none_or(|t| ct == t) && p.is_none_or(|p| cp == p))
+                .map(|(_, n)| n)
+                .sum()
+        };
+        let (mut per_category, mut macro_f1, mut weighted_f1, mut classes) = (BTreeMap::new(), 0.0, 0.0, 0);
+        for l in &labels {
+            let tp = count(Some(l), Some(l)) as f64;
+            let (pred, support) = (count(None, Some(l)) as f64, count(Some(l), None));
+            let (precision, recall, f1) = crate::classify::train::prf(tp, pred, support);
+            if support > 0 {
+                macro_f1 += f1;
+                weighted_f1 += f1 * support as f64;
+                classes += 1;
+            }
+            per_category.insert(l.to_string(), Stat { precision, recall, f1, support });
+        }
+        let n = truth.len() as f64;
+        Scores {
+            per_category,
+            macro_f1: macro_f1 / f64::from(classes.max(1)),
+            weighted_f1: weighted_f1 / n.max(1.0),
+            accuracy: truth.iter().zip(predicted).filter(|(t, p)| t == p).count() as f64 / n.max(1.0),
+            rows: truth.len(),
+            confusion,
+        }
+    }
+}
+
 /// Per-category and averaged scores of one variant, as a printable report.
 pub fn report(name: &str, truth: &[String], predicted: &[String]) -> String {
-    let mut labels: Vec<&str> = truth.iter().chain(predicted).map(String::as_str).collect();
-    labels.sort();
-    labels.dedup();
-    let mut confusion: BTreeMap<(&str, &str), usize> = BTreeMap::new();
-    for (t, p) in truth.iter().zip(predicted) {
-        *confusion.entry((t.as_str(), p.as_str())).or_default() += 1;
-    }
-    let count = |t: Option<&str>, p: Option<&str>| -> usize {
-        confusion
-            .iter()
-            .filter(|((ct, cp), _)| t.is_none_or(|t| *ct == t) && p.is_none_or(|p| *cp == p))
-            .map(|(_, n)| n)
-            .sum()
-    };
+    let scores = Scores::of(truth, predicted);
     let mut out =
         format!("== {name} ==\n{:<22} {:>9} {:>9} {:>9} {:>8}\n", "category", "precision", "recall", "f1", "support");
-    let (mut macro_f1, mut weighted_f1, mut classes) = (0.0, 0.0, 0);
-    for l in &labels {
-        let tp = count(Some(l), Some(l)) as f64;
-        let (pred, support) = (count(None, Some(l)) as f64, count(Some(l), None) as f64);
-        let precision = if pred > 0.0 { tp / pred } else { 0.0 };
-        let recall = if support > 0.0 { tp / support } else { 0.0 };
-        let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
-        if support > 0.0 {
-            macro_f1 += f1;
-            weighted_f1 += f1 * support;
-            classes += 1;
-        }
-        out += &format!("{l:<22} {precision:>9.3} {recall:>9.3} {f1:>9.3} {support:>8}\n");
+    for (l, s) in &scores.per_category {
+        out += &format!("{l:<22} {:>9.3} {:>9.3} {:>9.3} {:>8}\n", s.precision, s.recall, s.f1, s.support);
     }
-    let n = truth.len() as f64;
-    let accuracy = truth.iter().zip(predicted).filter(|(t, p)| t == p).count() as f64 / n.max(1.0);
     out += &format!(
         "macro F1 {:.3}   weighted F1 {:.3}   accuracy {:.3}   ({} rows)\n",
-        macro_f1 / f64::from(classes.max(1)),
-        weighted_f1 / n.max(1.0),
-        accuracy,
-        truth.len()
+        scores.macro_f1, scores.weighted_f1, scores.accuracy, scores.rows
     );
+    let labels: Vec<&String> = scores.per_category.keys().collect();
     out += &format!("confusion (rows: true, columns: predicted)\n{:<22}", "");
     for l in &labels {
         out += &format!(" {:>10}", &l[..l.len().min(10)]);
@@ -240,7 +274,8 @@ pub fn report(name: &str, truth: &[String], predicted: &[String]) -> String {
     for t in &labels {
         out += &format!("{t:<22}");
         for p in &labels {
-            out += &format!(" {:>10}", confusion.get(&(t, p)).copied().unwrap_or(0));
+            let n = scores.confusion.get(&((*t).clone(), (*p).clone())).copied().unwrap_or(0);
+            out += &format!(" {n:>10}");
         }
         out += "\n";
     }

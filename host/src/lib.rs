@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod app;
+pub mod backtest;
 pub mod classify;
 pub mod config;
 pub mod core;

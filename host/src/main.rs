@@ -8,6 +8,7 @@ use palisade::core::Event;
 use palisade::plugins::install;
 use palisade::plugins::runtime::{CompileSource, sha256_hex};
 use palisade::plugins::{Manifest, PluginHost, PluginKind, PluginMetrics, PluginVersion, Runtime, to_wit};
+use palisade::telemetry::{TraceExport, init_logging};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -16,6 +17,44 @@ use std::time::Instant;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(clap::Args)]
+struct BacktestArgs {
+    /// Labelled JSONL files ({"id","text","label"}); not with --stream.
+    files: Vec<PathBuf>,
+    /// The candidate plugin's .wasm (with --manifest); it stands in for the installed plugin of its name.
+    #[arg(long, requires = "manifest")]
+    plugin: Option<PathBuf>,
+    #[arg(long, requires = "plugin")]
+    manifest: Option<PathBuf>,
+    /// A candidate classifier folder (from `palisade train`) in place of CLASSIFIER_DIR's.
+    #[arg(long)]
+    classifier: Option<PathBuf>,
+    /// Backtest over this stream's history instead (e.g. events:raw; REDIS_KEY_PREFIX applies).
+    #[arg(long, conflicts_with = "files")]
+    stream: Option<String>,
+    /// With --stream: entries from this long ago (90s, 30m, 24h, 7d).
+    #[arg(long, requires = "stream", conflicts_with = "from")]
+    since: Option<String>,
+    /// With --stream: the first entry id (default: the start).
+    #[arg(long, requires = "stream")]
+    from: Option<String>,
+    /// With --stream: the last entry id (default: the end).
+    #[arg(long, requires = "stream")]
+    to: Option<String>,
+    /// With --stream: at most this many entries.
+    #[arg(long, requires = "stream")]
+    limit: Option<u64>,
+    /// Changed rows or flipped events to list.
+    #[arg(long, default_value_t = 20)]
+    show: usize,
+    /// The report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Plugin directory (default: PLUGIN_DIR).
+    #[arg(long)]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -37,6 +76,13 @@ enum Command {
     },
     /// List the configuration keys, their defaults and meaning.
     Config,
+    /// Score a candidate rule plugin or classifier against the active one without
+    /// touching production: over labelled JSONL files (P/R/F1 of both, the rows that
+    /// changed) or over a range of stream history (flips, risk deltas; read only).
+    Backtest(BacktestArgs),
+    /// Exit 0 when a service of this machine answers /health on INGEST_ADDR or
+    /// SCREENING_ADDR (a container's HEALTHCHECK: the image has no curl).
+    Health,
     /// The labelled example bank used for embedding similarity.
     Bank {
         #[command(subcommand)]
@@ -161,6 +207,12 @@ enum PluginsCommand {
         /// Plugin directory (default: PLUGIN_DIR).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Refuse the plugin if, on these labelled rows, it lowers any category's F1
+        /// by more than --max-f1-drop against the installed version (as `palisade backtest`).
+        #[arg(long)]
+        gate: Option<PathBuf>,
+        #[arg(long, default_value_t = 0.01, requires = "gate")]
+        max_f1_drop: f64,
     },
 }
 
@@ -168,8 +220,20 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load()?;
     match cli.command {
-        Command::Serve { .. } => palisade::telemetry::init_logging(config.server.log_format.as_str(), "info"),
-        _ => palisade::telemetry::init_logging("text", "warn"),
+        Command::Serve { services } => {
+            let service = config.tracing.service_name.clone().unwrap_or_else(|| {
+                match services {
+                    Services::Ingest => "palisade-ingest",
+                    Services::Screen => "palisade-screening",
+                    Services::All => "palisade",
+                }
+                .to_string()
+            });
+            let traces =
+                config.tracing.otlp_endpoint.as_deref().map(|endpoint| TraceExport { endpoint, service: &service });
+            init_logging(config.server.log_format.as_str(), "info", traces).context("OTEL_EXPORTER_OTLP_ENDPOINT")?;
+        }
+        _ => init_logging("text", "warn", None)?,
     }
     match cli.command {
         Command::Serve { services } => {
@@ -178,12 +242,16 @@ fn main() -> anyhow::Result<()> {
                 runtime.worker_threads(config.server.workers);
             }
             let core = Core::start(config)?;
-            runtime.enable_all().build()?.block_on(serve(core, services))
+            let served = runtime.enable_all().build()?.block_on(serve(core, services));
+            palisade::telemetry::traces::shutdown();
+            served
         }
         Command::Plugins { command } => match command {
             PluginsCommand::List { dir } => list(&config, dir),
             PluginsCommand::Check { file, manifest, text } => check(&file, manifest.as_deref(), &text),
-            PluginsCommand::Install { file, manifest, dir } => install(&config, &file, &manifest, dir),
+            PluginsCommand::Install { file, manifest, dir, gate, max_f1_drop } => {
+                install(&config, &file, &manifest, dir, gate.map(|g| (g, max_f1_drop)))
+            }
         },
         Command::Screen { text } => screen(config, &text),
         Command::Load { args, no_stream_check } => {
@@ -238,6 +306,8 @@ fn main() -> anyhow::Result<()> {
         Command::Eval { files, bank, folds, limit, classifier, no_embedding } => {
             eval(&config, files, bank, folds, limit, classifier, no_embedding)
         }
+        Command::Health => health(&config),
+        Command::Backtest(args) => backtest(&config, args),
         Command::Config => {
             for (section, keys) in palisade::config::SECTIONS {
                 println!("# {section}");
@@ -248,6 +318,28 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn health(config: &Config) -> anyhow::Result<()> {
+    let mut said = Vec::new();
+    for mut addr in [config.server.ingest_addr, config.server.screening_addr] {
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let url = format!("http://{addr}/health");
+        let answer = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+            let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(2)).build()?;
+            client.get(&url).send().await?.error_for_status()?.text().await
+        });
+        match answer {
+            Ok(body) => {
+                println!("{url}: {body}");
+                return Ok(());
+            }
+            Err(e) => said.push(format!("{url}: {e}")),
+        }
+    }
+    bail!("no service answers: {}", said.join("; "))
 }
 
 fn open(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<std::sync::Arc<PluginHost>> {
@@ -323,11 +415,49 @@ fn check(file: &Path, manifest: Option<&Path>, text: &str) -> anyhow::Result<()>
     Ok(())
 }
 
-fn install(config: &Config, file: &Path, manifest: &Path, dir: Option<PathBuf>) -> anyhow::Result<()> {
+fn install(
+    config: &Config,
+    file: &Path,
+    manifest: &Path,
+    dir: Option<PathBuf>,
+    gate: Option<(PathBuf, f64)>,
+) -> anyhow::Result<()> {
     let dir = dir.unwrap_or_else(|| config.plugins.dir.clone());
     let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let text = std::fs::read_to_string(manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
+    let mut detail = serde_json::Value::Null;
+    if let Some((gate_file, max_drop)) = gate {
+        let rows = palisade::vectors::bank::read(std::slice::from_ref(&gate_file))?;
+        let active = side(config, open(config, Some(dir.clone()))?, None)?;
+        let (_tmp, host, _) = palisade::backtest::candidate_plugins(&dir, &wasm, &text)?;
+        let candidate = side(config, host, None)?;
+        let report = palisade::backtest::labelled(&active, &candidate, &rows, 0);
+        let drops = palisade::backtest::gate(&report, max_drop);
+        let (a, c) = (report.active.weighted_f1, report.candidate.weighted_f1);
+        if let Some(worst) = drops.first() {
+            bail!(
+                "refused by the gate ({}, {} rows): {worst} — more than --max-f1-drop {max_drop}{}; nothing was installed",
+                gate_file.display(),
+                rows.len(),
+                match &drops[1..] {
+                    [] => String::new(),
+                    more => format!(" (also {})", more.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")),
+                }
+            );
+        }
+        println!(
+            "gate passed ({}, {} rows): weighted F1 {a:.3} → {c:.3}, no category down more than {max_drop}; {} rows changed",
+            gate_file.display(),
+            rows.len(),
+            report.changed_total
+        );
+        detail = serde_json::json!({ "gate": { "file": gate_file, "rows": rows.len(), "max_f1_drop": max_drop,
+            "weighted_f1": { "active": a, "candidate": c }, "changed_rows": report.changed_total } });
+    }
     let runtime = Runtime::new(Some(install::cache_dir(&dir)))?;
+    let before = open(config, Some(dir.clone()))
+        .ok()
+        .and_then(|h| h.get(&palisade::plugins::Manifest::parse(&text).ok()?.name)?.current().map(|v| v.reference()));
     let version =
         install::install(&runtime, &dir, &wasm, &text).with_context(|| format!("installing {}", file.display()))?;
     println!(
@@ -339,6 +469,106 @@ fn install(config: &Config, file: &Path, manifest: &Path, dir: Option<PathBuf>) 
         if version.compile == CompileSource::Cached { "already compiled" } else { "compiled" },
         version.load_time.as_secs_f64() * 1e3
     );
+    // The trail: what was installed on what evidence (a running service then records its reload).
+    let entry = palisade::core::audit::AuditEntry::new("install", "cli", &version.manifest.name)
+        .versions(before, Some(version.reference()))
+        .detail(detail);
+    let key = palisade::streams::Keys::new(&config.redis.key_prefix).audit;
+    if let Err(e) = palisade::streams::audit::append_now(&config.redis.url, &key, &entry) {
+        eprintln!("note: not recorded in {key} ({e}); the service's reload will be");
+    }
+    Ok(())
+}
+
+/// The active verdict path from config (plugins given, CLASSIFIER_DIR unless
+/// SCORING=weighted), with `classifier` in place of CLASSIFIER_DIR's when given.
+fn side(
+    config: &Config,
+    plugins: std::sync::Arc<PluginHost>,
+    classifier: Option<&Path>,
+) -> anyhow::Result<palisade::backtest::Side> {
+    let dir = match (classifier, &config.classifier.dir, config.classifier.scoring) {
+        (Some(dir), _, _) => Some(dir.to_path_buf()),
+        (None, Some(dir), palisade::config::Scoring::Classifier) => Some(dir.clone()),
+        _ => None,
+    };
+    let classifier = dir
+        .map(|d| {
+            let artifact =
+                palisade::classify::Artifact::load(&d, None).with_context(|| format!("classifier {}", d.display()))?;
+            anyhow::Ok(std::sync::Arc::new(palisade::classify::Classifier::new(artifact)))
+        })
+        .transpose()?;
+    Ok(palisade::backtest::Side { plugins, classifier, weights: weights(config) })
+}
+
+fn weights(config: &Config) -> palisade::screening::predict::Weights {
+    palisade::screening::predict::Weights {
+        rules: config.screening.rule_weight,
+        embedding: config.screening.embedding_weight,
+        threshold: config.screening.threshold,
+    }
+}
+
+fn backtest(config: &Config, a: BacktestArgs) -> anyhow::Result<()> {
+    use palisade::backtest;
+    if a.plugin.is_none() && a.classifier.is_none() {
+        bail!("name a candidate: --plugin FILE.wasm --manifest FILE.toml, or --classifier DIR");
+    }
+    let dir = a.dir.clone().unwrap_or_else(|| config.plugins.dir.clone());
+    let active = side(config, open(config, Some(dir.clone()))?, None)?;
+    let (_tmp, plugins) = match (&a.plugin, &a.manifest) {
+        (Some(wasm), Some(manifest)) => {
+            let wasm = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+            let text =
+                std::fs::read_to_string(manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
+            let (tmp, host, version) = backtest::candidate_plugins(&dir, &wasm, &text)?;
+            eprintln!("candidate: plugin {} {}", version.manifest.name, version.manifest.version);
+            (Some(tmp), host)
+        }
+        _ => (None, active.plugins.clone()),
+    };
+    let candidate = side(config, plugins, a.classifier.as_deref())?;
+    if let Some(c) = &candidate.classifier
+        && a.classifier.is_some()
+    {
+        eprintln!(
+            "candidate: classifier {} (active: {:?})",
+            c.meta.version,
+            active.classifier.as_ref().map(|c| &c.meta.version)
+        );
+    }
+    let show = |json: String, text: String| println!("{}", if a.json { json } else { text });
+    match &a.stream {
+        None => {
+            if a.files.is_empty() {
+                bail!("name labelled JSONL files, or --stream events:raw");
+            }
+            let rows = palisade::vectors::bank::read(&a.files)?;
+            let report = backtest::labelled(&active, &candidate, &rows, a.show);
+            show(serde_json::to_string_pretty(&report)?, report.render());
+        }
+        Some(stream) => {
+            let now = palisade::core::now_ms();
+            let from = match (&a.since, &a.from) {
+                (Some(since), _) => backtest::since_id(since, now).map_err(anyhow::Error::msg)?,
+                (None, Some(from)) => from.clone(),
+                (None, None) => "-".into(),
+            };
+            let range = backtest::StreamRange {
+                stream: format!("{}{stream}", config.redis.key_prefix),
+                from,
+                to: a.to.clone().unwrap_or_else(|| "+".into()),
+                limit: a.limit,
+            };
+            let report = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+                let mut conn =
+                    redis::Client::open(config.redis.url.as_str())?.get_multiplexed_async_connection().await?;
+                backtest::stream(&mut conn, &range, &active, &candidate, a.show).await
+            })?;
+            show(serde_json::to_string_pretty(&report)?, report.render(&range));
+        }
+    }
     Ok(())
 }
 

@@ -107,3 +107,64 @@ fn a_missing_or_wrong_model_folder_stops_screening_start_up_with_a_clear_message
     assert!(!ok);
     assert!(out.contains(&format!("model folder {}: model.onnx", wrong.path().display())), "{out}");
 }
+
+fn palisade_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_palisade"));
+    cmd.args(args).current_dir(root());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// `plugins install --gate` refuses a version that loses F1 on the gate set (saying
+/// which category and by how much, installing nothing) and takes it when the gate
+/// allows; `backtest` shows the same change row by row.
+#[test]
+fn the_install_gate_refuses_a_worse_rule_and_backtest_shows_why() {
+    let wasm = root().join("plugins/target/wasm32-wasip2/release/threats.wasm");
+    assert!(wasm.is_file(), "run scripts/setup first (it builds the plugins)");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("plugins");
+    let prefix = format!("test:cli-gate:{}:", std::process::id());
+    let env = [("CLASSIFIER_DIR", "none"), ("REDIS_KEY_PREFIX", prefix.as_str())];
+    let (wasm, dir_s) = (wasm.to_str().unwrap(), dir.to_str().unwrap());
+    let shipped = "plugins/heuristics/threats/plugin.toml";
+    let (ok, out) = palisade_env(&["plugins", "install", "--dir", dir_s, "--manifest", shipped, wasm], &env);
+    assert!(ok, "{out}");
+
+    let gate = tmp.path().join("gate.jsonl");
+    let rows = [
+        ("v1", "I will kill you", "VIOLENCE"),
+        ("v2", "i will kill you tonight", "VIOLENCE"),
+        ("v3", "I'm going to kill you and your family", "VIOLENCE"),
+        ("l1", "see you at lunch tomorrow", "LOW_RISK"),
+        ("l2", "happy birthday, have a lovely day", "LOW_RISK"),
+    ];
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|(id, text, label)| serde_json::json!({"id": id, "text": text, "label": label}).to_string())
+        .collect();
+    std::fs::write(&gate, lines.join("\n")).unwrap();
+    let worse = tmp.path().join("worse.toml");
+    let text = std::fs::read_to_string(root().join(shipped)).unwrap().replacen("weight = 1.0", "weight = 0.1", 1);
+    std::fs::write(&worse, text).unwrap();
+    let (gate_s, worse_s) = (gate.to_str().unwrap(), worse.to_str().unwrap());
+
+    let install = ["plugins", "install", "--dir", dir_s, "--manifest", worse_s, wasm, "--gate", gate_s];
+    let (ok, out) = palisade_env(&[&install[..], &["--max-f1-drop", "0.01"]].concat(), &env);
+    assert!(!ok, "{out}");
+    assert!(out.contains("refused by the gate") && out.contains("F1 of VIOLENCE drops"), "{out}");
+    assert!(out.contains("nothing was installed"), "{out}");
+    let installed = std::fs::read_to_string(dir.join("threats.toml")).unwrap();
+    assert!(installed.contains("weight = 1.0"), "the installed version is untouched: {installed}");
+
+    let (ok, out) = palisade_env(&["backtest", "--dir", dir_s, "--plugin", wasm, "--manifest", worse_s, gate_s], &env);
+    assert!(ok, "{out}");
+    assert!(out.contains("3 rows changed category") && out.contains("VIOLENCE → LOW_RISK"), "{out}");
+
+    let (ok, out) = palisade_env(&[&install[..], &["--max-f1-drop", "1.0"]].concat(), &env);
+    assert!(ok && out.contains("gate passed"), "{out}");
+    assert!(std::fs::read_to_string(dir.join("threats.toml")).unwrap().contains("weight = 0.1"));
+}

@@ -55,6 +55,7 @@ fn no_service_imports_another_and_core_stands_alone() {
     let everything = [
         "api",
         "app",
+        "backtest",
         "classify",
         "config",
         "embed",
@@ -71,8 +72,8 @@ fn no_service_imports_another_and_core_stands_alone() {
     ];
     problems.extend(forbid("core", &everything));
     // The storage, model and plugin layers serve the services, never the reverse.
-    for lower in ["plugins", "streams", "embed", "vectors", "api", "classify"] {
-        problems.extend(forbid(lower, &["ingest", "screening", "platforms", "app", "eval", "loadgen"]));
+    for lower in ["plugins", "streams", "embed", "vectors", "api", "classify", "telemetry"] {
+        problems.extend(forbid(lower, &["ingest", "screening", "platforms", "app", "eval", "loadgen", "backtest"]));
     }
     for own_config in ["embed", "vectors", "classify"] {
         problems.extend(forbid(own_config, &["config"]));

@@ -11,6 +11,8 @@ async fn serve(dir: &PluginDir) -> (String, Arc<palisade::plugins::PluginHost>) 
     let state = AppState {
         service: "screening",
         plugins: host.clone(),
+        gauges: palisade::telemetry::gauges::Gauges::register(&registry).unwrap(),
+        audit: None,
         registry,
         admin_api_keys: Arc::new(vec!["admin-key".into()]),
         depth: None,

@@ -27,6 +27,9 @@ pub struct AppState {
     pub service: &'static str,
     pub plugins: Arc<PluginHost>,
     pub registry: prometheus::Registry,
+    pub gauges: crate::telemetry::gauges::Gauges,
+    /// The audit trail, where the service has Redis (`None`: `/v1/admin/audit` answers 503).
+    pub audit: Option<Arc<crate::streams::audit::AuditStream>>,
     pub admin_api_keys: Arc<Vec<String>>,
     /// Redis reachability, for services that need Redis to be ready.
     pub depth: Option<Arc<dyn Backlog>>,
@@ -89,7 +92,7 @@ impl HttpMetrics {
     }
 }
 
-/// Request id in and out, route metrics, and one JSON log line per request
+/// Request id in and out, route metrics, a trace span, and one JSON log line per request
 /// (id, route, status, latency; never the body or keys).
 pub async fn request_context(
     State(metrics): State<HttpMetrics>,
@@ -107,12 +110,20 @@ pub async fn request_context(
     req.extensions_mut().insert(RequestId(id.clone()));
     let route = matched.as_ref().map_or("unmatched", |m| m.as_str()).to_string();
     let method = req.method().clone();
+    // A server span per request (traces on), the child of the caller's `traceparent`.
+    let span = crate::span!("http.request", otel.name = %format_args!("{method} {route}"), otel.kind = "server",
+        http.request.method = %method, http.route = %route, http.response.status_code = tracing::field::Empty,
+        request_id = %id);
+    if let Some(parent) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
+        crate::telemetry::traces::set_parent(&span, parent);
+    }
     let mut response = match head_too_large(&req) {
         Some(refusal) => refusal.into_response(),
-        None => next.run(req).await,
+        None => tracing::Instrument::instrument(next.run(req), span.clone()).await,
     };
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
     metrics.observe(&route, status, elapsed.as_secs_f64());
     let latency_ms = elapsed.as_secs_f64() * 1e3;
     if matches!(status, 401 | 429) {
@@ -345,5 +356,6 @@ async fn docs_asset(State(s): State<AppState>, axum::extract::Path(asset): axum:
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    s.gauges.refresh(s.depth.as_deref());
     ([("content-type", "text/plain; version=0.0.4")], crate::telemetry::render(&s.registry))
 }

@@ -174,9 +174,7 @@ pub fn f1_scores(truth: &[u8], decided: &[u8]) -> (f64, f64, Vec<ClassFigures>) 
         let tp = truth.iter().zip(decided).filter(|(t, d)| **t == c && **d == c).count() as f64;
         let predicted = decided.iter().filter(|d| **d == c).count() as f64;
         let support = truth.iter().filter(|t| **t == c).count();
-        let precision = if predicted > 0.0 { tp / predicted } else { 0.0 };
-        let recall = if support > 0 { tp / support as f64 } else { 0.0 };
-        let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
+        let (precision, recall, f1) = prf(tp, predicted, support);
         if support > 0 {
             macro_f1 += f1;
             weighted += f1 * support as f64;
@@ -185,6 +183,15 @@ pub fn f1_scores(truth: &[u8], decided: &[u8]) -> (f64, f64, Vec<ClassFigures>) 
         per.push((precision, recall, f1, support));
     }
     (macro_f1 / f64::from(present.max(1)), weighted / truth.len().max(1) as f64, per)
+}
+
+/// Precision, recall and F1 of one class from its true positives, how often it
+/// was predicted, and its support (0 where undefined).
+pub fn prf(tp: f64, predicted: f64, support: usize) -> (f64, f64, f64) {
+    let precision = if predicted > 0.0 { tp / predicted } else { 0.0 };
+    let recall = if support > 0 { tp / support as f64 } else { 0.0 };
+    let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
+    (precision, recall, f1)
 }
 
 fn argmax(p: &Probs) -> u8 {

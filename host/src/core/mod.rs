@@ -1,11 +1,12 @@
 //! The host's shared vocabulary: the normalised [`Event`] and its JSON form
 //! (`schema`: parsing, native checks, the dedup key), the one error answer
 //! ([`ApiError`]), and the seam through which platform webhooks hand events to
-//! ingestion ([`intake::Intake`]).
+//! ingestion ([`intake::Intake`]), and the audit seam ([`audit::AuditSink`]).
 //!
 //! Every service depends on this module; it depends on nothing else in the host
 //! (checked by `host/tests/layering.rs`).
 
+pub mod audit;
 pub mod error;
 pub mod event;
 pub mod intake;

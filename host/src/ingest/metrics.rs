@@ -21,7 +21,8 @@ pub struct IngestMetrics {
 const OUTCOMES: [&str; 3] = ["accepted", "duplicate", "rejected"];
 
 impl IngestMetrics {
-    pub fn register(r: &Registry, http: HttpMetrics) -> prometheus::Result<Self> {
+    /// `queue_depth` is the process's gauge ([`crate::telemetry::gauges::Gauges`]).
+    pub fn register(r: &Registry, http: HttpMetrics, queue_depth: IntGauge) -> prometheus::Result<Self> {
         let received = IntCounter::new(INGEST_RECEIVED, "Events received (each also counted once by outcome).")?;
         let events = IntCounterVec::new(
             Opts::new(INGEST_EVENTS, "Received events by outcome: accepted, duplicate, rejected."),
@@ -31,13 +32,11 @@ impl IngestMetrics {
             IntCounterVec::new(Opts::new(INGEST_REJECTIONS, "Refused events and requests by error code."), &[CODE])?;
         let backpressure = IntCounter::new(INGEST_BACKPRESSURE, "Requests refused with 503 for backpressure.")?;
         let redis_errors = IntCounter::new(INGEST_REDIS_ERRORS, "Requests refused because Redis failed.")?;
-        let queue_depth = IntGauge::new(INGEST_QUEUE_DEPTH, "Backlog of events:raw (group lag + pending).")?;
         r.register(Box::new(received.clone()))?;
         r.register(Box::new(events.clone()))?;
         r.register(Box::new(rejections.clone()))?;
         r.register(Box::new(backpressure.clone()))?;
         r.register(Box::new(redis_errors.clone()))?;
-        r.register(Box::new(queue_depth.clone()))?;
         for o in OUTCOMES {
             events.with_label_values(&[o]);
         }

@@ -105,13 +105,16 @@ impl Ingest {
     /// Dedup + produce within `produce_timeout` (past it the outcome is unknown:
     /// the call may still reach Redis).
     async fn produce(&self, entries: Vec<Entry>) -> Result<Vec<Produced>, StreamError> {
-        tokio::time::timeout(self.produce_timeout, self.sink.produce(entries))
+        let span = crate::span!("produce", otel.kind = "client", events = entries.len());
+        let produced = tracing::Instrument::instrument(self.sink.produce(entries), span);
+        tokio::time::timeout(self.produce_timeout, produced)
             .await
             .unwrap_or_else(|_| Err(StreamError::Unknown("no answer within REDIS_TIMEOUT_MS".into())))
     }
 
-    fn entry(&self, event: &Event, request_id: &str, received_at_ms: u64) -> Entry {
+    fn entry(&self, event: &Event, request_id: &str, received_at_ms: u64, traceparent: &Option<String>) -> Entry {
         Entry {
+            traceparent: traceparent.clone(),
             dedup_key: format!("{}{}", self.dedup_prefix, schema::dedup_key(event)),
             event_id: event.event_id.clone(),
             received_at_ms,
@@ -144,8 +147,12 @@ impl Ingest {
                 results[*i] = Err(errors);
             }
         }
-        let entries: Vec<Entry> =
-            results.iter().filter_map(|r| r.as_ref().ok()).map(|e| self.entry(e, request_id, received)).collect();
+        let traceparent = crate::telemetry::traces::traceparent(&tracing::Span::current());
+        let entries: Vec<Entry> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|e| self.entry(e, request_id, received, &traceparent))
+            .collect();
         if !entries.is_empty() {
             self.backpressure()?;
         }

@@ -9,17 +9,20 @@
 //! call is handed (`Limits::deadline_for`), so long valid input is not a fault.
 //! Swaps are atomic: a call clones the
 //! current version's `Arc` when it starts and finishes on it, whatever happens
-//! to the directory meanwhile.
+//! to the directory meanwhile. Every change (install, reload, refused load,
+//! removal, rollback, enable/disable, quarantine) goes to the audit sink, when
+//! the process set one, with who did it (`*_by`) and both versions.
 
 use super::bindings::{Verdict, Violation, WitEvent};
 use super::manifest::{Manifest, Mode, PluginKind};
 use super::metrics::PluginMetrics;
 use super::runtime::{CompileSource, Runtime, sha256_hex};
 use super::version::{Fault, PluginVersion};
+use crate::core::audit::{AuditEntry, AuditSink, VersionRef};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Instant, UNIX_EPOCH};
 
 /// Why a plugin could not be called at all.
@@ -93,17 +96,32 @@ pub struct Plugin {
     previous: Mutex<Option<Arc<PluginVersion>>>,
     state: Mutex<Status>,
     metrics: PluginMetrics,
+    audit: Audit,
+}
+
+/// The host's audit sink, once the process has one (shared by every plugin).
+type Audit = Arc<OnceLock<Arc<dyn AuditSink>>>;
+
+fn record(audit: &Audit, entry: AuditEntry) {
+    if let Some(sink) = audit.get() {
+        sink.record(entry);
+    }
 }
 
 impl Plugin {
-    fn new(name: &str, metrics: PluginMetrics) -> Self {
+    fn new(name: &str, metrics: PluginMetrics, audit: Audit) -> Self {
         Plugin {
             name: name.into(),
             current: RwLock::new(None),
             previous: Mutex::new(None),
             state: Mutex::new(Status::default()),
             metrics,
+            audit,
         }
+    }
+
+    fn current_ref(&self) -> Option<VersionRef> {
+        self.current().map(|v| v.reference())
     }
 
     /// The version serving now.
@@ -194,6 +212,13 @@ impl Plugin {
                     }
                     self.metrics.quarantines.with_label_values(&name).inc();
                     self.metrics.quarantined.with_label_values(&name).set(1);
+                    let at = Some(version.reference());
+                    let detail =
+                        serde_json::json!({ "reason": reason, "retry_in_ms": backoff.map(|b| b.as_millis() as u64) });
+                    record(
+                        &self.audit,
+                        AuditEntry::new("quarantine", "host", &self.name).versions(at.clone(), at).detail(detail),
+                    );
                     state.quarantined = Some(Quarantine { reason, retry_at: backoff.map(|b| now + b) });
                 }
                 Err(CallError::Fault(self.name.clone(), fault))
@@ -301,6 +326,7 @@ pub struct PluginHost {
     plugins: RwLock<BTreeMap<String, Arc<Plugin>>>,
     reload_lock: Mutex<()>,
     metrics: PluginMetrics,
+    audit: Audit,
 }
 
 impl PluginHost {
@@ -313,6 +339,7 @@ impl PluginHost {
             plugins: RwLock::new(BTreeMap::new()),
             reload_lock: Mutex::new(()),
             metrics,
+            audit: Default::default(),
         });
         for outcome in host.reload(true) {
             match &outcome.error {
@@ -325,6 +352,12 @@ impl PluginHost {
             }
         }
         host
+    }
+
+    /// Record every change from now on (install, reload, rollback, enable/disable,
+    /// quarantine) in `sink`. Set once; later calls are ignored.
+    pub fn set_audit(&self, sink: Arc<dyn AuditSink>) {
+        let _ = self.audit.set(sink);
     }
 
     pub fn dir(&self) -> &Path {
@@ -376,13 +409,18 @@ impl PluginHost {
     /// Load what changed in the directory. `force` also retries files that failed
     /// before and lifts quarantines (an operator's explicit reload).
     pub fn reload(&self, force: bool) -> Vec<ReloadOutcome> {
+        self.reload_by(force, "host")
+    }
+
+    /// [`PluginHost::reload`], audited as `actor`'s doing.
+    pub fn reload_by(&self, force: bool, actor: &str) -> Vec<ReloadOutcome> {
         let _one_at_a_time = self.reload_lock.lock().expect("reload lock");
         let mut outcomes = Vec::new();
         let found = scan(&self.dir);
         for (name, files) in &found {
             let plugin = self.slot(name);
             let outcome = match files {
-                Err(error) => self.fail(&plugin, None, error.clone()),
+                Err(error) => self.fail(&plugin, None, error.clone(), actor),
                 Ok((manifest_text, wasm)) => {
                     let fingerprint = sha256_hex(&[manifest_text.as_slice(), wasm.as_slice()].concat());
                     if plugin.state.lock().expect("plugin lock").fingerprint == fingerprint {
@@ -402,7 +440,7 @@ impl PluginHost {
                             continue;
                         }
                     }
-                    self.load(&plugin, manifest_text, wasm, fingerprint)
+                    self.load(&plugin, manifest_text, wasm, fingerprint, actor)
                 }
             };
             outcomes.push(outcome);
@@ -410,8 +448,10 @@ impl PluginHost {
         let gone: Vec<String> =
             self.plugins.read().expect("registry lock").keys().filter(|n| !found.contains_key(*n)).cloned().collect();
         for name in gone {
-            self.plugins.write().expect("registry lock").remove(&name);
+            let removed = self.plugins.write().expect("registry lock").remove(&name);
             self.metrics.reloads.with_label_values(&[name.as_str(), "removed"]).inc();
+            let old = removed.and_then(|p| p.current_ref());
+            record(&self.audit, AuditEntry::new("remove", actor, &name).versions(old, None));
             tracing::info!(plugin = %name, "plugin removed");
             outcomes.push(ReloadOutcome { plugin: name, outcome: "removed", version: None, error: None });
         }
@@ -423,10 +463,20 @@ impl PluginHost {
             return p;
         }
         let mut plugins = self.plugins.write().expect("registry lock");
-        plugins.entry(name.to_string()).or_insert_with(|| Arc::new(Plugin::new(name, self.metrics.clone()))).clone()
+        plugins
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(Plugin::new(name, self.metrics.clone(), self.audit.clone())))
+            .clone()
     }
 
-    fn load(&self, plugin: &Plugin, manifest_text: &[u8], wasm: &[u8], fingerprint: String) -> ReloadOutcome {
+    fn load(
+        &self,
+        plugin: &Plugin,
+        manifest_text: &[u8],
+        wasm: &[u8],
+        fingerprint: String,
+        actor: &str,
+    ) -> ReloadOutcome {
         let manifest = match std::str::from_utf8(manifest_text)
             .map_err(|e| format!("manifest is not UTF-8: {e}"))
             .and_then(|t| Manifest::parse(t).map_err(|e| e.to_string()))
@@ -443,16 +493,19 @@ impl PluginHost {
                 let v = version.manifest.version.clone();
                 tracing::info!(plugin = %plugin.name, version = %v, compile = ?version.compile,
                     load_ms = version.load_time.as_secs_f64() * 1e3, "plugin version loaded");
+                let (old, new) = (plugin.current_ref(), Some(version.reference()));
                 plugin.swap_in(version);
                 plugin.state.lock().expect("plugin lock").fingerprint = fingerprint;
                 self.metrics.reloads.with_label_values(&[plugin.name.as_str(), "loaded"]).inc();
+                let action = if old.is_some() { "reload" } else { "install" };
+                record(&self.audit, AuditEntry::new(action, actor, &plugin.name).versions(old, new));
                 ReloadOutcome { plugin: plugin.name.clone(), outcome: "loaded", version: Some(v), error: None }
             }
-            Err(error) => self.fail(plugin, Some(fingerprint), error),
+            Err(error) => self.fail(plugin, Some(fingerprint), error, actor),
         }
     }
 
-    fn fail(&self, plugin: &Plugin, fingerprint: Option<String>, error: String) -> ReloadOutcome {
+    fn fail(&self, plugin: &Plugin, fingerprint: Option<String>, error: String, actor: &str) -> ReloadOutcome {
         let serving = plugin.current().map(|v| v.manifest.version.clone());
         tracing::error!(plugin = %plugin.name, %error, still_serving = ?serving, "plugin version refused");
         let mut state = plugin.state.lock().expect("plugin lock");
@@ -461,17 +514,27 @@ impl PluginHost {
             state.fingerprint = f;
         }
         self.metrics.reloads.with_label_values(&[plugin.name.as_str(), "failed"]).inc();
+        let serving_ref = plugin.current_ref();
+        let entry = AuditEntry::new("load_failed", actor, &plugin.name).versions(serving_ref.clone(), serving_ref);
+        record(&self.audit, entry.detail(serde_json::json!({ "error": error })));
         ReloadOutcome { plugin: plugin.name.clone(), outcome: "failed", version: serving, error: Some(error) }
     }
 
     /// Serve the previously loaded version again (the current one becomes previous).
     pub fn rollback(&self, name: &str) -> Result<ReloadOutcome, AdminError> {
+        self.rollback_by(name, "host")
+    }
+
+    /// [`PluginHost::rollback`], audited as `actor`'s doing.
+    pub fn rollback_by(&self, name: &str, actor: &str) -> Result<ReloadOutcome, AdminError> {
         let _one_at_a_time = self.reload_lock.lock().expect("reload lock");
         let plugin = self.get(name).ok_or_else(|| AdminError::NotFound(name.into()))?;
         let previous = plugin.previous.lock().expect("plugin lock").take();
         let previous = previous.ok_or_else(|| AdminError::NoPrevious(name.into()))?;
         let version = previous.manifest.version.clone();
+        let (old, new) = (plugin.current_ref(), Some(previous.reference()));
         plugin.swap_in(previous);
+        record(&self.audit, AuditEntry::new("rollback", actor, name).versions(old, new));
         self.metrics.reloads.with_label_values(&[name, "rolled_back"]).inc();
         tracing::info!(plugin = %name, %version, "plugin rolled back");
         Ok(ReloadOutcome { plugin: name.into(), outcome: "rolled_back", version: Some(version), error: None })
@@ -479,9 +542,19 @@ impl PluginHost {
 
     /// Turn a plugin on or off without touching its files.
     pub fn set_enabled(&self, name: &str, enabled: bool) -> Result<PluginInfo, AdminError> {
+        self.set_enabled_by(name, enabled, "host")
+    }
+
+    /// [`PluginHost::set_enabled`], audited as `actor`'s doing.
+    pub fn set_enabled_by(&self, name: &str, enabled: bool, actor: &str) -> Result<PluginInfo, AdminError> {
         let plugin = self.get(name).ok_or_else(|| AdminError::NotFound(name.into()))?;
         plugin.state.lock().expect("plugin lock").enabled = enabled;
         tracing::info!(plugin = %name, enabled, "plugin toggled");
+        let at = plugin.current_ref();
+        record(
+            &self.audit,
+            AuditEntry::new(if enabled { "enable" } else { "disable" }, actor, name).versions(at.clone(), at),
+        );
         Ok(plugin.info())
     }
 }

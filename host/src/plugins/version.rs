@@ -81,6 +81,11 @@ pub struct PluginVersion {
 }
 
 impl PluginVersion {
+    /// Its version and content hash, as the audit trail names it.
+    pub fn reference(&self) -> crate::core::audit::VersionRef {
+        crate::core::audit::VersionRef { version: self.manifest.version.clone(), sha256: self.sha256.clone() }
+    }
+
     /// Verify, compile (or take from cache), link and instantiate once. `require_hash`:
     /// the manifest must carry the file's sha256 (always, in a plugin directory).
     pub fn load(

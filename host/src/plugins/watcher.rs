@@ -26,7 +26,7 @@ fn relevant(path: &Path) -> bool {
 pub fn watch(host: Arc<PluginHost>, debounce: Duration) -> notify::Result<DirWatcher> {
     let dir = host.dir().to_path_buf();
     watch_dir(&dir, "plugin-watch", relevant, debounce, move || {
-        for outcome in host.reload(false) {
+        for outcome in host.reload_by(false, "watcher") {
             tracing::info!(plugin = %outcome.plugin, outcome = outcome.outcome, version = ?outcome.version,
                 error = ?outcome.error, "hot reload");
         }

@@ -16,6 +16,9 @@
 //!   goes there at once.
 //! - `NOGROUP` (Redis restarted without persistence) recreates the group.
 //! - Shutdown finishes the batch in hand.
+//! - Traces on: a span per batch (stages and routing as children) and a span per
+//!   event, the child of the ingest request named by the entry's `traceparent`
+//!   and linked to its batch, so one trace runs from the HTTP request to the route.
 
 use super::Screener;
 use crate::core::Event;
@@ -47,6 +50,9 @@ struct Batch {
     sources: Vec<String>,
     dead: Vec<Dead>,
     screening: tokio::task::JoinHandle<Vec<super::predict::Prediction>>,
+    /// The batch's span, and one per screened event (`Span::none()` with traces off).
+    span: tracing::Span,
+    event_spans: Vec<tracing::Span>,
 }
 
 /// What went into the dead-letter stream, and why.
@@ -204,10 +210,15 @@ impl Consumer {
         let mut events = Vec::with_capacity(entries.len());
         let mut sources = Vec::with_capacity(entries.len());
         let mut dead = Vec::new();
+        let span = crate::span!("screen.batch", events = entries.len(), consumer = %self.name);
+        let mut event_spans = Vec::new();
         for entry in entries {
             let raw: Option<String> = entry.get("event");
             match raw.as_deref().map(serde_json::from_str::<Event>) {
                 Some(Ok(event)) => {
+                    if crate::telemetry::traces::on() {
+                        event_spans.push(event_span(&entry, &event, &span));
+                    }
                     sources.push(entry.id.clone());
                     events.push(event);
                 }
@@ -225,12 +236,14 @@ impl Consumer {
             ids.push(entry.id);
         }
         let screener = self.screener.clone();
-        Batch { ids, sources, dead, screening: tokio::task::spawn_blocking(move || screener.screen(events)) }
+        let in_batch = span.clone();
+        let screening = tokio::task::spawn_blocking(move || in_batch.in_scope(|| screener.screen(events)));
+        Batch { ids, sources, dead, screening, span, event_spans }
     }
 
     /// Wait for a batch's predictions and route them, acknowledging in the same transaction.
     async fn finish(&mut self, batch: Batch) -> redis::RedisResult<()> {
-        let Batch { ids, sources, dead, screening } = batch;
+        let Batch { ids, sources, dead, screening, span, event_spans } = batch;
         let predictions = screening
             .await
             .map_err(|e| redis::RedisError::from((redis::ErrorKind::Client, "screening task failed", e.to_string())))?;
@@ -255,8 +268,13 @@ impl Consumer {
             .ignore();
         }
         pipe.xack(&self.keys.raw, SCREENING_GROUP, &ids).ignore();
-        pipe.query_async::<()>(&mut self.conn).await?;
+        let route = crate::span!(parent: &span, "route", otel.kind = "client", events = ids.len());
+        tracing::Instrument::instrument(pipe.query_async::<()>(&mut self.conn), route).await?;
         self.screener.metrics.routed(&predictions, dead.len());
+        for (event_span, p) in event_spans.iter().zip(&predictions) {
+            event_span.record("category", p.category);
+            event_span.record("destination", if p.high_risk { "reasoning_queue" } else { "low_risk" });
+        }
         Ok(())
     }
 
@@ -341,6 +359,20 @@ impl Consumer {
             .query_async(&mut self.conn)
             .await
     }
+}
+
+/// An event's screening span: the child of its ingest request (the entry's
+/// `traceparent`), linked to the batch it is screened in; ends when dropped
+/// (after routing).
+fn event_span(entry: &StreamId, event: &Event, batch: &tracing::Span) -> tracing::Span {
+    use tracing::field::Empty;
+    let span = tracing::info_span!(parent: None, "screen.event", otel.kind = "consumer", event_id = %event.event_id,
+        stream_id = %entry.id, category = Empty, destination = Empty);
+    if let Some(parent) = entry.get::<String>("traceparent") {
+        crate::telemetry::traces::set_parent(&span, &parent);
+    }
+    crate::telemetry::traces::link(&span, batch);
+    span
 }
 
 /// The entries XCLAIM returns.

@@ -47,6 +47,8 @@ pub struct ScreenMetrics {
     pub stages: IntCounterVec,
     /// Classifier reloads and rollbacks by result (reloaded, unchanged, refused, rolled_back).
     pub classifier_reloads: IntCounterVec,
+    /// Screened events by predicted category (the category mix).
+    pub categories: IntCounterVec,
 }
 
 impl ScreenMetrics {
@@ -86,8 +88,13 @@ impl ScreenMetrics {
         r.register(Box::new(risk.clone()))?;
         r.register(Box::new(cache.clone()))?;
         r.register(Box::new(stages.clone()))?;
+        let categories = IntCounterVec::new(
+            Opts::new(SCREENING_CATEGORIES, "Screened events by predicted category (streams and HTTP routes)."),
+            &[CATEGORY],
+        )?;
         r.register(Box::new(classifier_reloads.clone()))?;
-        Ok(ScreenMetrics { events, batch_latency, risk, cache, stages, classifier_reloads })
+        r.register(Box::new(categories.clone()))?;
+        Ok(ScreenMetrics { events, batch_latency, risk, cache, stages, classifier_reloads, categories })
     }
 
     fn routed(&self, predictions: &[Prediction], dead: usize) {
@@ -136,7 +143,8 @@ impl Similarity {
 
     fn find(&self, events: &[Event], metrics: &ScreenMetrics) -> Result<Found, crate::embed::EmbedError> {
         let texts: Vec<&str> = events.iter().map(|e| e.content.as_str()).collect();
-        let vectors = self.vectors(&texts, metrics)?;
+        let vectors = crate::span!("embed", events = events.len()).in_scope(|| self.vectors(&texts, metrics))?;
+        let _knn = crate::span!("knn", events = events.len()).entered();
         let examples = if self.exemplars.is_empty() {
             vec![Vec::new(); events.len()]
         } else {
@@ -248,21 +256,36 @@ impl Screener {
         }
     }
 
+    /// Screen a batch (in the current span: each stage gets a child span when
+    /// traces are on), counting the categories predicted.
     pub fn screen(&self, events: Vec<Event>) -> Vec<Prediction> {
         if events.is_empty() {
             return Vec::new();
         }
-        if let Some(slot) = &self.classifier {
-            return self.screen_classified(slot.get(), events);
+        let predictions = match &self.classifier {
+            Some(slot) => self.screen_classified(slot.get(), events),
+            None => self.screen_weighted(events),
+        };
+        for p in &predictions {
+            self.metrics.categories.with_label_values(&[p.category]).inc();
         }
+        predictions
+    }
+
+    /// Rules and the embedding stage, mixed by `weights` (`SCORING=weighted`).
+    fn screen_weighted(&self, events: Vec<Event>) -> Vec<Prediction> {
         let started = Instant::now();
+        let rules = || crate::span!("rules", events = events.len()).in_scope(|| rules::score(&self.plugins, &events));
         let (rule_results, found) = match self.fast_path {
             // The rule stage and the embedding stage are independent: run them side by
             // side on the rayon pool (the cache lookup waits on Redis while the rules compute).
-            None => rayon::join(|| rules::score(&self.plugins, &events), || self.find(&events)),
+            None => {
+                let parent = tracing::Span::current();
+                rayon::join(rules, || parent.in_scope(|| self.find(&events)))
+            }
             // Fast path: rules first; events they score at or above the bar skip the model.
             Some(bar) => {
-                let rule_results = rules::score(&self.plugins, &events);
+                let rule_results = rules();
                 let slow: Vec<usize> = (0..events.len()).filter(|i| rule_results[*i].score < bar).collect();
                 let found = self.find_some(&events, &slow);
                 (rule_results, found)
@@ -305,9 +328,10 @@ impl Screener {
     /// the nearest example is) before the thresholds decide.
     fn screen_classified(&self, classifier: Arc<Classifier>, events: Vec<Event>) -> Vec<Prediction> {
         let started = Instant::now();
-        let rule_results = rules::score(&self.plugins, &events);
-        let mut scored: Vec<Scored> =
-            events.par_iter().zip(&rule_results).map(|(e, r)| classifier.score(&e.content, r)).collect();
+        let rule_results =
+            crate::span!("rules", events = events.len()).in_scope(|| rules::score(&self.plugins, &events));
+        let mut scored: Vec<Scored> = crate::span!("classifier", events = events.len())
+            .in_scope(|| events.par_iter().zip(&rule_results).map(|(e, r)| classifier.score(&e.content, r)).collect());
         let n = events.len() as u64;
         self.metrics.stages.with_label_values(&["rules"]).inc_by(n);
         self.metrics.stages.with_label_values(&["classifier"]).inc_by(n);
@@ -514,7 +538,10 @@ impl ScreenApi {
     async fn run(&self, events: Vec<Event>) -> Vec<Prediction> {
         let screener = self.screener.clone();
         let n = events.len() as u64;
-        let out = tokio::task::spawn_blocking(move || screener.screen(events)).await.unwrap_or_default();
+        // The stages' spans stay under this request's span.
+        let span = tracing::Span::current();
+        let out =
+            tokio::task::spawn_blocking(move || span.in_scope(|| screener.screen(events))).await.unwrap_or_default();
         self.screener.metrics.events.with_label_values(&["caller"]).inc_by(n);
         out
     }

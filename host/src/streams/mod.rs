@@ -1,12 +1,14 @@
 //! Redis Streams, the durable log between the services: stream and group names,
 //! connecting (a `ConnectionManager` that reconnects by itself, with bounded
 //! timeouts so a dead Redis answers errors, not hangs), the ingest producer
-//! (`producer`) and the backlog monitor (`depth`). No HTTP here.
+//! (`producer`), the backlog monitor (`depth`), reviewer labels (`labels`) and the
+//! audit trail (`audit`). No HTTP here.
 //!
 //! The services hold the producer and the backlog monitor through the traits
 //! [`EventSink`] and [`Backlog`], so their HTTP layers can be exercised without a
 //! Redis (the tests' in-memory versions); the Redis paths keep real-Redis tests.
 
+pub mod audit;
 pub mod depth;
 pub mod labels;
 pub mod producer;
@@ -51,6 +53,8 @@ pub struct Keys {
     pub embedding_cache: String,
     /// Reviewer labels for training (`events:labels`).
     pub labels: String,
+    /// The audit trail of plugin changes (`events:audit`).
+    pub audit: String,
 }
 
 impl Keys {
@@ -63,6 +67,7 @@ impl Keys {
             dedup: format!("{prefix}dedup:"),
             embedding_cache: format!("{prefix}emb:"),
             labels: format!("{prefix}events:labels"),
+            audit: format!("{prefix}events:audit"),
         }
     }
 }

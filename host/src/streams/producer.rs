@@ -5,6 +5,9 @@
 //! A caller's answer arrives only after Redis has run the script: an event
 //! answered "accepted" is in the stream.
 //!
+//! An entry carries the event, its id, when and in which request it arrived, and
+//! (traces on) the request's `traceparent`, so screening's span joins its trace.
+//!
 //! The script, per event: `SET key event_id NX GET EX ttl` — if the key existed,
 //! report the event it belongs to; else XADD, and if the XADD fails (out of
 //! memory, say), delete the key again and report that event as failed, then go
@@ -26,7 +29,7 @@ const IN_FLIGHT: usize = 8;
 const SCRIPT: &str = r#"
 local ttl = ARGV[1]
 local out = {}
-for i = 2, #ARGV, 5 do
+for i = 2, #ARGV, 6 do
   local key = ARGV[i]
   local prev = redis.pcall('SET', key, ARGV[i + 1], 'NX', 'GET', 'EX', ttl)
   if type(prev) == 'table' and prev.err then
@@ -34,8 +37,14 @@ for i = 2, #ARGV, 5 do
   elseif prev then
     out[#out + 1] = '=' .. prev
   else
-    local id = redis.pcall('XADD', KEYS[1], '*', 'event_id', ARGV[i + 1], 'received_at_ms', ARGV[i + 2],
-      'request_id', ARGV[i + 3], 'event', ARGV[i + 4])
+    local id
+    if ARGV[i + 5] == '' then
+      id = redis.pcall('XADD', KEYS[1], '*', 'event_id', ARGV[i + 1], 'received_at_ms', ARGV[i + 2],
+        'request_id', ARGV[i + 3], 'event', ARGV[i + 4])
+    else
+      id = redis.pcall('XADD', KEYS[1], '*', 'event_id', ARGV[i + 1], 'received_at_ms', ARGV[i + 2],
+        'request_id', ARGV[i + 3], 'event', ARGV[i + 4], 'traceparent', ARGV[i + 5])
+    end
     if type(id) == 'table' and id.err then
       redis.call('DEL', key)
       out[#out + 1] = '!' .. id.err
@@ -57,6 +66,8 @@ pub struct Entry {
     pub request_id: String,
     /// The normalised event as JSON.
     pub event_json: String,
+    /// The ingest request's W3C trace context (field `traceparent`), when traced.
+    pub traceparent: Option<String>,
 }
 
 /// What happened to one entry.
@@ -164,6 +175,7 @@ async fn flush(mut conn: ConnectionManager, stream: &str, ttl: &str, script: &re
     invocation.arg(ttl);
     for e in jobs.iter().flat_map(|j| &j.entries) {
         invocation.arg(&e.dedup_key).arg(&e.event_id).arg(e.received_at_ms).arg(&e.request_id).arg(&e.event_json);
+        invocation.arg(e.traceparent.as_deref().unwrap_or(""));
     }
     // One string per entry: a stream id, `=` and the event id it duplicates, or `!` and an error.
     let result: Result<Vec<String>, StreamError> = invocation.invoke_async(&mut conn).await.map_err(StreamError::from);

@@ -1,15 +1,44 @@
-//! Logs (tracing, JSON by default), the process's Prometheus registry, and every
-//! metric and label name the services export ([`names`]: the one place to grep,
-//! and what dashboards and alert rules are checked against).
+//! Logs (tracing, JSON by default), traces ([`traces`], OTLP when configured), the
+//! process's Prometheus registry and the gauges read at scrape time ([`gauges`]),
+//! and every metric and label name the services export ([`names`]: the one place
+//! to grep, and what dashboards and alert rules are checked against).
+
+pub mod gauges;
+pub mod traces;
 
 use prometheus::{Encoder, Registry, TextEncoder};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
-/// Install the global subscriber once: `RUST_LOG` filters (default `default_level`).
-pub fn init_logging(format: &str, default_level: &str) {
+/// Where spans go: an OTLP/HTTP collector, under a service name.
+pub struct TraceExport<'a> {
+    pub endpoint: &'a str,
+    pub service: &'a str,
+}
+
+/// Install the global subscriber once: logs filtered by `RUST_LOG` (default
+/// `default_level`), and with `traces` the spans of the services (info level,
+/// whatever `RUST_LOG` says) exported over OTLP.
+pub fn init_logging(format: &str, default_level: &str, traces: Option<TraceExport>) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if format == "json" { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
+    let logs: Box<dyn Layer<_> + Send + Sync> = if format == "json" {
+        // Span fields stay out of log lines: a line reads the same with traces on or off.
+        let json = tracing_subscriber::fmt::layer().json().flatten_event(true);
+        Box::new(json.with_current_span(false).with_span_list(false).with_writer(std::io::stderr))
+    } else {
+        Box::new(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+    };
+    let spans = match traces {
+        Some(t) => Some(
+            tracing_opentelemetry::layer()
+                .with_tracer(traces::start(t.endpoint, t.service)?)
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+        ),
+        None => None,
+    };
+    let _ = tracing_subscriber::registry().with(spans).with(logs.with_filter(filter)).try_init();
+    Ok(())
 }
 
 /// The metrics of a registry in Prometheus text format.
@@ -96,10 +125,17 @@ pub mod names {
     pub const INGEST_REJECTIONS: &str = "palisade_ingest_rejections_total";
     pub const INGEST_BACKPRESSURE: &str = "palisade_ingest_backpressure_refusals_total";
     pub const INGEST_REDIS_ERRORS: &str = "palisade_ingest_redis_errors_total";
+    /// The `events:raw` backlog (group lag + pending), both services.
     pub const INGEST_QUEUE_DEPTH: &str = "palisade_ingest_queue_depth";
+
+    // Read at scrape time, both services.
+    pub const REDIS_UP: &str = "palisade_redis_up";
+    pub const PROCESS_RESIDENT_MEMORY: &str = "palisade_process_resident_memory_bytes";
+    pub const PROCESS_MEMORY_LIMIT: &str = "palisade_process_memory_limit_bytes";
 
     // Screening.
     pub const SCREENING_EVENTS: &str = "palisade_screening_events_total";
+    pub const SCREENING_CATEGORIES: &str = "palisade_screening_category_events_total";
     pub const SCREENING_BATCH_DURATION: &str = "palisade_screening_batch_duration_seconds";
     pub const SCREENING_RISK: &str = "palisade_screening_risk_score_ratio";
     pub const SCREENING_CACHE: &str = "palisade_screening_embedding_cache_lookups_total";
@@ -131,7 +167,11 @@ pub mod names {
         INGEST_BACKPRESSURE,
         INGEST_REDIS_ERRORS,
         INGEST_QUEUE_DEPTH,
+        REDIS_UP,
+        PROCESS_RESIDENT_MEMORY,
+        PROCESS_MEMORY_LIMIT,
         SCREENING_EVENTS,
+        SCREENING_CATEGORIES,
         SCREENING_BATCH_DURATION,
         SCREENING_RISK,
         SCREENING_CACHE,
@@ -167,4 +207,6 @@ pub mod names {
     pub const REASON: &str = "reason";
     /// A screening stage: rules, classifier, embedding.
     pub const STAGE: &str = "stage";
+    /// A predicted category (LOW_RISK, SPAM, …).
+    pub const CATEGORY: &str = "category";
 }

@@ -1,0 +1,412 @@
+//! `palisade backtest` and the install gate: a candidate version — of a rule plugin
+//! or of the classifier — scored against the active one without touching
+//! production. Over labelled files: P/R/F1 per category for both, and the rows
+//! whose verdict changed. Over a range of stream history: verdict flips by
+//! category and risk deltas, read with `XRANGE` only (no consumer group, no
+//! acknowledgement, nothing written). A verdict is screening's without the
+//! embedding stage: the rule plugins, then the classifier when one is configured
+//! (with its rule override), else the weighted rule score.
+
+use crate::classify::Classifier;
+use crate::core::Event;
+use crate::eval::{Scores, to_data_labels};
+use crate::plugins::rules::{self, RuleResult};
+use crate::plugins::{PluginHost, PluginMetrics, PluginVersion, Runtime, install};
+use crate::screening::predict::{self, Prediction, Weights};
+use crate::vectors::bank::Labelled;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// One way of screening: rule plugins, and the classifier when there is one.
+pub struct Side {
+    pub plugins: Arc<PluginHost>,
+    pub classifier: Option<Arc<Classifier>>,
+    pub weights: Weights,
+}
+
+/// An event's verdict under one side.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Verdict {
+    pub category: &'static str,
+    pub risk: f32,
+}
+
+impl Side {
+    pub fn verdicts(&self, events: &[Event]) -> Vec<Verdict> {
+        let mut out = Vec::with_capacity(events.len());
+        for chunk in events.chunks(256) {
+            for (event, r) in chunk.iter().zip(rules::score(&self.plugins, chunk)) {
+                let p = self.decide(event.clone(), r);
+                out.push(Verdict { category: p.category, risk: p.risk_score });
+            }
+        }
+        out
+    }
+
+    fn decide(&self, event: Event, r: RuleResult) -> Prediction {
+        match &self.classifier {
+            Some(c) => {
+                let scored = c.score(&event.content, &r);
+                predict::classified(event, r, &scored, &c.meta.version, None, self.weights.threshold)
+            }
+            None => predict::predict(event, r, None, self.weights),
+        }
+    }
+}
+
+/// A copy of the plugin directory `active_dir` (its `.toml` + `.wasm` pairs) in a
+/// temporary folder, with `wasm` + `manifest` installed there in place of (or
+/// beside) the plugin of that name; compiled through the active directory's cache.
+pub fn candidate_plugins(
+    active_dir: &Path,
+    wasm: &[u8],
+    manifest: &str,
+) -> anyhow::Result<(tempfile::TempDir, Arc<PluginHost>, Arc<PluginVersion>)> {
+    let tmp = tempfile::tempdir()?;
+    for entry in std::fs::read_dir(active_dir)?.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_string();
+        let pair = path.extension().is_some_and(|e| e == "toml" || e == "wasm");
+        if pair && !name.starts_with('.') {
+            std::fs::copy(&path, tmp.path().join(&name))?;
+        }
+    }
+    let runtime = Runtime::new(Some(install::cache_dir(active_dir)))?;
+    let version = install::install(&runtime, tmp.path(), wasm, manifest)?;
+    let host = PluginHost::open(runtime, tmp.path(), PluginMetrics::register(&prometheus::Registry::new())?);
+    Ok((tmp, host, version))
+}
+
+/// A labelled row whose verdict the candidate changes.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangedRow {
+    pub id: String,
+    pub label: String,
+    pub text: String,
+    pub active: Verdict,
+    pub candidate: Verdict,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LabelledReport {
+    pub active: Scores,
+    pub candidate: Scores,
+    /// How many rows changed category.
+    pub changed_total: usize,
+    /// The first `show` of them.
+    pub changed: Vec<ChangedRow>,
+}
+
+impl LabelledReport {
+    /// Per category: F1 active → candidate (and P/R), then the changed rows.
+    pub fn render(&self) -> String {
+        let mut out =
+            format!("{:<22} {:>17} {:>17} {:>17} {:>8}\n", "category", "precision", "recall", "f1", "support");
+        for (category, a) in &self.active.per_category {
+            let c = self.candidate.per_category.get(category).copied().unwrap_or(crate::eval::Stat {
+                precision: 0.0,
+                recall: 0.0,
+                f1: 0.0,
+                support: a.support,
+            });
+            let pair = |x: f64, y: f64| format!("{x:.3} → {y:.3}");
+            out += &format!(
+                "{category:<22} {:>17} {:>17} {:>17} {:>8}{}\n",
+                pair(a.precision, c.precision),
+                pair(a.recall, c.recall),
+                pair(a.f1, c.f1),
+                a.support,
+                if (c.f1 - a.f1).abs() >= 0.0005 { format!("  ({:+.3})", c.f1 - a.f1) } else { String::new() }
+            );
+        }
+        out += &format!(
+            "weighted F1 {:.3} → {:.3}   macro F1 {:.3} → {:.3}   accuracy {:.3} → {:.3}   ({} rows)\n",
+            self.active.weighted_f1,
+            self.candidate.weighted_f1,
+            self.active.macro_f1,
+            self.candidate.macro_f1,
+            self.active.accuracy,
+            self.candidate.accuracy,
+            self.active.rows
+        );
+        out += &format!("{} rows changed category", self.changed_total);
+        if !self.changed.is_empty() {
+            out += &format!(" (first {}):\n", self.changed.len());
+            for r in &self.changed {
+                out += &format!(
+                    "  {:<14} label {:<20} {} → {}  {:?}\n",
+                    r.id, r.label, r.active.category, r.candidate.category, r.text
+                );
+            }
+        } else {
+            out += "\n";
+        }
+        out
+    }
+}
+
+/// Both sides over labelled rows (scored against the labels each data set has).
+pub fn labelled(active: &Side, candidate: &Side, rows: &[Labelled], show: usize) -> LabelledReport {
+    let events: Vec<Event> = rows.iter().map(|r| Event::sample(&r.text)).collect();
+    let progress = crate::progress::bar("active", rows.len() as u64 * 2);
+    let a = active.verdicts(&events);
+    progress.inc(rows.len() as u64);
+    progress.set_message("candidate");
+    let c = candidate.verdicts(&events);
+    progress.finish_and_clear();
+    let truth: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+    let labels = |v: &[Verdict]| to_data_labels(&truth, v.iter().map(|v| v.category.to_string()).collect());
+    let changed: Vec<ChangedRow> = rows
+        .iter()
+        .zip(a.iter().zip(&c))
+        .filter(|(_, (a, c))| a.category != c.category)
+        .map(|(r, (a, c))| ChangedRow {
+            id: r.id.clone(),
+            label: r.label.clone(),
+            text: r.text.chars().take(120).collect(),
+            active: *a,
+            candidate: *c,
+        })
+        .collect();
+    LabelledReport {
+        active: Scores::of(&truth, &labels(&a)),
+        candidate: Scores::of(&truth, &labels(&c)),
+        changed_total: changed.len(),
+        changed: changed.into_iter().take(show).collect(),
+    }
+}
+
+/// A category whose F1 the candidate lowers by more than the gate allows.
+#[derive(Debug, Clone, Serialize)]
+pub struct F1Drop {
+    pub category: String,
+    pub active: f64,
+    pub candidate: f64,
+}
+
+impl std::fmt::Display for F1Drop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "F1 of {} drops {:.3} ({:.3} → {:.3})",
+            self.category,
+            self.active - self.candidate,
+            self.active,
+            self.candidate
+        )
+    }
+}
+
+/// The gate: every category the gate set labels whose F1 falls by more than
+/// `max_drop` (worst first); empty when the candidate may go in.
+pub fn gate(report: &LabelledReport, max_drop: f64) -> Vec<F1Drop> {
+    let mut drops: Vec<F1Drop> = report
+        .active
+        .per_category
+        .iter()
+        .filter(|(_, s)| s.support > 0)
+        .filter_map(|(category, a)| {
+            let c = report.candidate.per_category.get(category).map_or(0.0, |s| s.f1);
+            (a.f1 - c > max_drop + 1e-12).then(|| F1Drop { category: category.clone(), active: a.f1, candidate: c })
+        })
+        .collect();
+    drops.sort_by(|x, y| (y.active - y.candidate).total_cmp(&(x.active - x.candidate)));
+    drops
+}
+
+/// An event of the stream whose verdict the candidate changes.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlippedEvent {
+    pub stream_id: String,
+    pub event_id: String,
+    pub active: Verdict,
+    pub candidate: Verdict,
+}
+
+/// Flips and risk deltas between both sides over events without labels.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Comparison {
+    pub compared: u64,
+    pub agreed: u64,
+    /// `ACTIVE→CANDIDATE` category pairs that differ, with counts.
+    pub flips: BTreeMap<String, u64>,
+    /// Candidate risk − active risk, in tenths: `-1.0..-0.9` … `0.9..1.0`; a zero
+    /// delta is counted in `0.0..0.1`.
+    pub risk_delta: BTreeMap<String, u64>,
+    /// The first flipped events (bounded).
+    pub sample: Vec<FlippedEvent>,
+    /// Entries skipped: no `event` field or not an event.
+    pub unparseable: u64,
+}
+
+impl Comparison {
+    pub fn add(&mut self, stream_id: &str, event_id: &str, a: Verdict, c: Verdict, sample: usize) {
+        self.compared += 1;
+        let delta = c.risk - a.risk;
+        let bucket = ((delta * 10.0).floor() as i32).clamp(-10, 9);
+        let label = format!("{:.1}..{:.1}", bucket as f32 / 10.0, (bucket + 1) as f32 / 10.0);
+        *self.risk_delta.entry(label).or_default() += 1;
+        if a.category == c.category {
+            self.agreed += 1;
+            return;
+        }
+        *self.flips.entry(format!("{}→{}", a.category, c.category)).or_default() += 1;
+        if self.sample.len() < sample {
+            self.sample.push(FlippedEvent {
+                stream_id: stream_id.into(),
+                event_id: event_id.into(),
+                active: a,
+                candidate: c,
+            });
+        }
+    }
+
+    pub fn agreement(&self) -> f64 {
+        if self.compared == 0 { 1.0 } else { self.agreed as f64 / self.compared as f64 }
+    }
+
+    pub fn render(&self, range: &StreamRange) -> String {
+        let mut out = format!(
+            "{} {}..{}: {} events compared, agreement {:.2} % ({} unparseable entries skipped)\n",
+            range.stream,
+            range.from,
+            range.to,
+            self.compared,
+            self.agreement() * 100.0,
+            self.unparseable
+        );
+        out += "flips (active → candidate):\n";
+        for (pair, n) in &self.flips {
+            out += &format!("  {pair:<32} {n}\n");
+        }
+        out += "risk delta (candidate − active):\n";
+        let mut deltas: Vec<(&String, &u64)> = self.risk_delta.iter().collect();
+        deltas.sort_by(|a, b| bucket_start(a.0).total_cmp(&bucket_start(b.0)));
+        for (bucket, n) in deltas {
+            out += &format!("  {bucket:<12} {n}\n");
+        }
+        if !self.sample.is_empty() {
+            out += &format!("first {} flipped events:\n", self.sample.len());
+            for f in &self.sample {
+                out += &format!(
+                    "  {} {:<24} {} ({:.2}) → {} ({:.2})\n",
+                    f.stream_id, f.event_id, f.active.category, f.active.risk, f.candidate.category, f.candidate.risk
+                );
+            }
+        }
+        out
+    }
+}
+
+/// The lower bound of a `lo..hi` bucket label, for ordering.
+fn bucket_start(label: &str) -> f32 {
+    label.split("..").next().and_then(|s| s.parse().ok()).unwrap_or(0.0)
+}
+
+/// A range of stream history: `XRANGE stream from to`, at most `limit` entries.
+pub struct StreamRange {
+    pub stream: String,
+    pub from: String,
+    pub to: String,
+    pub limit: Option<u64>,
+}
+
+/// The start of a range `since` ago (`90s`, `30m`, `24h`, `7d`) as a stream id.
+pub fn since_id(since: &str, now_ms: u64) -> Result<String, String> {
+    let (n, unit) = since.split_at(since.find(|c: char| !c.is_ascii_digit()).unwrap_or(since.len()));
+    let n: u64 = n.parse().map_err(|_| format!("`{since}`: say how long, like 90s, 30m, 24h or 7d"))?;
+    let ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("`{since}`: the unit is s, m, h or d")),
+    };
+    Ok(format!("{}-0", now_ms.saturating_sub(n * ms)))
+}
+
+/// Both sides over a range of stream history, 500 entries per `XRANGE`.
+/// Reads only: the stream, its groups and their pending lists stay as they were.
+pub async fn stream(
+    conn: &mut redis::aio::MultiplexedConnection,
+    range: &StreamRange,
+    active: &Side,
+    candidate: &Side,
+    sample: usize,
+) -> anyhow::Result<Comparison> {
+    let mut out = Comparison::default();
+    let progress = crate::progress::bar("entries", range.limit.unwrap_or(0));
+    let mut from = range.from.clone();
+    let mut read = 0u64;
+    loop {
+        let count = range.limit.map_or(500, |l| (l - read).min(500));
+        if count == 0 {
+            break;
+        }
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&range.stream)
+            .arg(&from)
+            .arg(&range.to)
+            .arg("COUNT")
+            .arg(count)
+            .query_async(conn)
+            .await?;
+        let Some(last) = reply.ids.last().map(|e| e.id.clone()) else { break };
+        read += reply.ids.len() as u64;
+        let mut ids = Vec::new();
+        let mut events = Vec::new();
+        for entry in &reply.ids {
+            let raw: Option<String> = entry.get("event");
+            match raw.as_deref().map(serde_json::from_str::<Event>) {
+                Some(Ok(e)) => {
+                    ids.push(entry.id.clone());
+                    events.push(e);
+                }
+                _ => out.unparseable += 1,
+            }
+        }
+        let (a, c) = (active.verdicts(&events), candidate.verdicts(&events));
+        for ((id, e), (a, c)) in ids.iter().zip(&events).zip(a.into_iter().zip(c)) {
+            out.add(id, &e.event_id, a, c, sample);
+        }
+        progress.inc(reply.ids.len() as u64);
+        // The next page starts after the last id read (`(` excludes it).
+        from = format!("({last}");
+        if (reply.ids.len() as u64) < count {
+            break;
+        }
+    }
+    progress.finish_and_clear();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_reads_durations_and_refuses_others() {
+        assert_eq!(since_id("24h", 100_000_000).unwrap(), "13600000-0");
+        assert_eq!(since_id("90s", 100_000).unwrap(), "10000-0");
+        assert!(since_id("1w", 0).unwrap_err().contains("unit"));
+        assert!(since_id("h", 0).unwrap_err().contains("how long"));
+    }
+
+    #[test]
+    fn flips_and_deltas_are_counted_by_pair_and_tenth() {
+        let v = |category, risk| Verdict { category, risk };
+        let mut c = Comparison::default();
+        c.add("1-0", "a", v("LOW_RISK", 0.1), v("LOW_RISK", 0.15), 5);
+        c.add("2-0", "b", v("LOW_RISK", 0.2), v("TOXIC", 0.9), 5);
+        c.add("3-0", "c", v("SPAM", 0.8), v("LOW_RISK", 0.1), 5);
+        assert_eq!((c.compared, c.agreed), (3, 1));
+        assert_eq!(c.flips["LOW_RISK→TOXIC"], 1);
+        assert_eq!(c.flips["SPAM→LOW_RISK"], 1);
+        assert_eq!(c.risk_delta["0.0..0.1"], 1);
+        assert_eq!(c.risk_delta["0.7..0.8"], 1);
+        assert_eq!(c.risk_delta["-0.7..-0.6"], 1);
+        assert_eq!(c.sample.len(), 2);
+    }
+}
