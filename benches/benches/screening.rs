@@ -212,6 +212,7 @@ fn main() {
         classifier: None,
         cascade_band: None,
         knn_weight: 0.3,
+        shadows: None,
     };
     if !skip_model {
         // Raw model and pipeline alternate, twice; the best of each (the machine is shared).
@@ -259,12 +260,34 @@ fn main() {
         ..screener(Some(similarity(None)))
     };
     run("classifier + cascade (no cache)", &classified(Some(band)), &texts, 1);
-    run(
-        "heuristics + classifier (no model)",
-        &Screener { classifier: Some(slot.clone()), ..screener(None) },
-        &texts,
-        passes,
-    );
+    // The same without and with one shadow candidate (threats at half weight) scored
+    // beside the rules, alternated twice (the machine is shared).
+    let shadow_dir = PluginDir::new();
+    shadow_dir.install_with("threats", |m| palisade_tests::set_key(&m, "weight", "0.5"));
+    let shadows = Arc::new(palisade::screening::shadow::Shadows::new(shadow_dir.open().0, plugins.clone()));
+    for pass in 1..=2 {
+        run(
+            &format!("heuristics + classifier, pass {pass}"),
+            &Screener { classifier: Some(slot.clone()), ..screener(None) },
+            &texts,
+            passes,
+        );
+        run(
+            &format!("  + 1 shadow candidate, pass {pass}"),
+            &Screener { classifier: Some(slot.clone()), shadows: Some(shadows.clone()), ..screener(None) },
+            &texts,
+            passes,
+        );
+    }
+    for t in shadows.report() {
+        println!(
+            "{:<34} {:>9.1} µs/event, agreement {:.2} % over {} events",
+            "  shadow's own cost",
+            t.cost_us_per_event,
+            t.agreement * 100.0,
+            t.comparison.compared
+        );
+    }
     for pass in 1..=2 {
         consumer(&format!("classifier, cascade on, pass {pass}"), classified(Some(band)), &texts, 5);
     }

@@ -18,6 +18,7 @@ use crate::plugins::watcher::{DirWatcher, watch};
 use crate::plugins::{PluginHost, PluginMetrics, Runtime};
 use crate::screening::consumer::Consumer;
 use crate::screening::predict::Weights;
+use crate::screening::shadow::Shadows;
 use crate::screening::{self, ScreenApi, ScreenMetrics, Screener, Similarity};
 use crate::streams::audit::AuditStream;
 use crate::streams::depth::Depth;
@@ -50,6 +51,8 @@ pub struct Core {
     watchers: std::sync::Mutex<Vec<DirWatcher>>,
     /// The audit trail (`events:audit`), once a service has a Redis connection.
     audit: std::sync::OnceLock<Arc<AuditStream>>,
+    /// Shadow candidates (`PLUGIN_DIR/shadow/`), scored beside the active rules.
+    pub shadows: Arc<Shadows>,
 }
 
 impl Core {
@@ -59,11 +62,18 @@ impl Core {
         let runtime = Runtime::new(Some(config.plugins.cache_dir()))?;
         std::fs::create_dir_all(&config.plugins.dir)
             .with_context(|| format!("PLUGIN_DIR {} cannot be created", config.plugins.dir.display()))?;
+        let shadow_dir = config.plugins.dir.join("shadow");
+        std::fs::create_dir_all(&shadow_dir).with_context(|| format!("{} cannot be created", shadow_dir.display()))?;
+        // Candidates' metrics stay out of the service's registry (their names are the active plugins').
+        let shadow_metrics = PluginMetrics::register(&prometheus::Registry::new())?;
+        let shadow_host = PluginHost::open(runtime.clone(), &shadow_dir, shadow_metrics);
         let plugins = PluginHost::open(runtime, &config.plugins.dir, metrics);
-        let watcher = if config.plugins.watch {
-            Some(watch(plugins.clone(), Duration::from_millis(config.plugins.watch_debounce_ms))?)
+        let shadows = Arc::new(Shadows::new(shadow_host.clone(), plugins.clone()));
+        let debounce = Duration::from_millis(config.plugins.watch_debounce_ms);
+        let (watcher, shadow_watcher) = if config.plugins.watch {
+            (Some(watch(plugins.clone(), debounce)?), Some(watch(shadow_host, debounce)?))
         } else {
-            None
+            (None, None)
         };
         Ok(Core {
             http: HttpMetrics::register(&registry)?,
@@ -74,8 +84,9 @@ impl Core {
             registry,
             background: Default::default(),
             _watcher: watcher,
-            watchers: Default::default(),
+            watchers: std::sync::Mutex::new(shadow_watcher.into_iter().collect()),
             audit: Default::default(),
+            shadows,
         })
     }
 
@@ -219,6 +230,7 @@ impl Core {
             classifier,
             cascade_band: c.classifier.cascade.0.then_some(c.classifier.band),
             knn_weight: c.classifier.knn_weight,
+            shadows: Some(self.shadows.clone()),
             weights: Weights {
                 rules: c.screening.rule_weight,
                 embedding: c.screening.embedding_weight,
@@ -249,6 +261,7 @@ impl Core {
             backlog: backlog.clone(),
             admin_api_keys: Arc::new(c.server.admin_api_keys.clone()),
             labels,
+            audit: self.audit.get().map(|a| a.clone() as Arc<dyn crate::core::audit::AuditSink>),
         });
         let routes = common_routes(self.state("screening", Some(backlog))).merge(screening::router(api));
         Ok(self.guarded(routes, self.http.for_service("screening")))

@@ -213,6 +213,10 @@ enum PluginsCommand {
         gate: Option<PathBuf>,
         #[arg(long, default_value_t = 0.01, requires = "gate")]
         max_f1_drop: f64,
+        /// Install as a shadow candidate (into DIR/shadow): it scores live batches beside
+        /// the active version without affecting routing (GET /v1/admin/shadow).
+        #[arg(long)]
+        shadow: bool,
     },
 }
 
@@ -249,8 +253,8 @@ fn main() -> anyhow::Result<()> {
         Command::Plugins { command } => match command {
             PluginsCommand::List { dir } => list(&config, dir),
             PluginsCommand::Check { file, manifest, text } => check(&file, manifest.as_deref(), &text),
-            PluginsCommand::Install { file, manifest, dir, gate, max_f1_drop } => {
-                install(&config, &file, &manifest, dir, gate.map(|g| (g, max_f1_drop)))
+            PluginsCommand::Install { file, manifest, dir, gate, max_f1_drop, shadow } => {
+                install(&config, &file, &manifest, dir, gate.map(|g| (g, max_f1_drop)), shadow)
             }
         },
         Command::Screen { text } => screen(config, &text),
@@ -421,8 +425,10 @@ fn install(
     manifest: &Path,
     dir: Option<PathBuf>,
     gate: Option<(PathBuf, f64)>,
+    shadow: bool,
 ) -> anyhow::Result<()> {
     let dir = dir.unwrap_or_else(|| config.plugins.dir.clone());
+    let target = if shadow { dir.join("shadow") } else { dir.clone() };
     let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let text = std::fs::read_to_string(manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
     let mut detail = serde_json::Value::Null;
@@ -455,22 +461,23 @@ fn install(
             "weighted_f1": { "active": a, "candidate": c }, "changed_rows": report.changed_total } });
     }
     let runtime = Runtime::new(Some(install::cache_dir(&dir)))?;
-    let before = open(config, Some(dir.clone()))
+    let before = open(config, Some(target.clone()))
         .ok()
         .and_then(|h| h.get(&palisade::plugins::Manifest::parse(&text).ok()?.name)?.current().map(|v| v.reference()));
     let version =
-        install::install(&runtime, &dir, &wasm, &text).with_context(|| format!("installing {}", file.display()))?;
+        install::install(&runtime, &target, &wasm, &text).with_context(|| format!("installing {}", file.display()))?;
     println!(
         "installed {} {} ({}) into {} [{}, {:.1} ms]",
         version.manifest.name,
         version.manifest.version,
         version.kind().as_str(),
-        dir.display(),
+        target.display(),
         if version.compile == CompileSource::Cached { "already compiled" } else { "compiled" },
         version.load_time.as_secs_f64() * 1e3
     );
     // The trail: what was installed on what evidence (a running service then records its reload).
-    let entry = palisade::core::audit::AuditEntry::new("install", "cli", &version.manifest.name)
+    let action = if shadow { "shadow_install" } else { "install" };
+    let entry = palisade::core::audit::AuditEntry::new(action, "cli", &version.manifest.name)
         .versions(before, Some(version.reference()))
         .detail(detail);
     let key = palisade::streams::Keys::new(&config.redis.key_prefix).audit;
@@ -566,7 +573,8 @@ fn backtest(config: &Config, a: BacktestArgs) -> anyhow::Result<()> {
                     redis::Client::open(config.redis.url.as_str())?.get_multiplexed_async_connection().await?;
                 backtest::stream(&mut conn, &range, &active, &candidate, a.show).await
             })?;
-            show(serde_json::to_string_pretty(&report)?, report.render(&range));
+            let title = format!("{} {}..{}", range.stream, range.from, range.to);
+            show(serde_json::to_string_pretty(&report)?, report.render(&title));
         }
     }
     Ok(())

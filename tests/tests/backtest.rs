@@ -123,8 +123,8 @@ async fn a_stream_backtest_reads_history_and_leaves_stream_group_and_pending_unt
     let mut aconn =
         redis::Client::open("redis://127.0.0.1:6379").unwrap().get_multiplexed_async_connection().await.unwrap();
     let report = backtest::stream(&mut aconn, &range, &active(&dir), &worse, 10).await.unwrap();
-    assert_eq!((report.compared, report.unparseable), (4, 1), "{}", report.render(&range));
-    assert_eq!(report.flips.get("VIOLENCE→LOW_RISK"), Some(&2), "{}", report.render(&range));
+    assert_eq!((report.compared, report.unparseable), (4, 1), "{}", report.render("range"));
+    assert_eq!(report.flips.get("VIOLENCE→LOW_RISK"), Some(&2), "{}", report.render("range"));
     assert_eq!(report.agreed, 2);
     assert_eq!(report.sample.len(), 2);
     assert!(report.sample.iter().all(|f| f.active.risk > f.candidate.risk));

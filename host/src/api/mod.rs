@@ -303,8 +303,11 @@ const OPENAPI: &str = include_str!("openapi.json");
 /// route the other serves.
 pub fn openapi_for(service: &str) -> Value {
     let mut spec: Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
-    let other =
-        if service == "ingest" { ["/v1/risk/"].as_slice() } else { ["/v1/events/", "/v1/platforms/"].as_slice() };
+    let other = if service == "ingest" {
+        ["/v1/risk/", "/v1/admin/classifier", "/v1/admin/labels", "/v1/admin/shadow"].as_slice()
+    } else {
+        ["/v1/events/", "/v1/platforms/"].as_slice()
+    };
     if let Some(paths) = spec["paths"].as_object_mut() {
         paths.retain(|path, _| !other.iter().any(|prefix| path.starts_with(prefix)));
     }

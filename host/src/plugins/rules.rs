@@ -8,13 +8,14 @@
 //! of the largest contribution with a category. Shadow-mode plugins are scored and
 //! reported but not combined. A plugin that faults costs only its own verdict.
 
-use super::{Mode, PluginHost, PluginKind, Verdict, to_wit};
+use super::{Mode, Plugin, PluginHost, PluginKind, PluginVersion, Verdict, to_wit};
 use crate::core::Event;
 use rayon::prelude::*;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// One plugin's part in an event's rule score.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PluginVerdict {
     pub plugin: String,
     pub version: String,
@@ -25,7 +26,7 @@ pub struct PluginVerdict {
     pub hits: Vec<Hit>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Hit {
     pub rule: String,
     pub weight: f32,
@@ -87,6 +88,38 @@ pub fn score(host: &PluginHost, events: &[Event]) -> Vec<RuleResult> {
         r.degraded.clone_from(&degraded);
     }
     results
+}
+
+/// `r` as it would be with `plugin`'s verdict replaced by `with` (enforcing), or
+/// without it (`None`): how a candidate version would have scored the event.
+pub fn substitute(r: &RuleResult, plugin: &str, with: Option<&PluginVerdict>) -> RuleResult {
+    let mut out = r.clone();
+    out.verdicts.retain(|v| v.plugin != plugin);
+    if let Some(v) = with {
+        out.verdicts.push(PluginVerdict { mode: Mode::Enforce, ..v.clone() });
+    }
+    combine(&mut out);
+    out
+}
+
+/// What each active heuristic plugin of `host` (shadow candidates) says about a
+/// batch: per plugin, a verdict per event (`None` where it found nothing), or why
+/// it could not score the batch.
+pub type CandidateVerdicts = Vec<(Arc<Plugin>, Arc<PluginVersion>, Result<Vec<Option<PluginVerdict>>, String>)>;
+
+pub fn candidates(host: &PluginHost, events: &[Event]) -> CandidateVerdicts {
+    let wit = to_wit(events);
+    host.active(PluginKind::Heuristic)
+        .into_par_iter()
+        .map(|(plugin, version)| {
+            let verdicts = plugin.score(&wit).map_err(|e| e.to_string()).map(|vs| {
+                vs.into_iter()
+                    .map(|v| (v.score > 0.0 || !v.hits.is_empty()).then(|| plugin_verdict(&version.manifest, v)))
+                    .collect()
+            });
+            (plugin, version, verdicts)
+        })
+        .collect()
 }
 
 fn plugin_verdict(m: &crate::plugins::Manifest, v: Verdict) -> PluginVerdict {

@@ -5,8 +5,10 @@
 //! The rule stage itself is `plugins::rules` (pre-post screening shares it).
 //! This module must not import another service (`ingest`, `platforms`).
 
+pub mod compare;
 pub mod consumer;
 pub mod predict;
+pub mod shadow;
 pub mod similarity;
 
 use crate::api::auth::{RequireKey, protect};
@@ -14,6 +16,7 @@ use crate::api::{Accept, read_body};
 use crate::classify::slot::Slot;
 use crate::classify::{Classifier, Scored};
 use crate::config::Band;
+use crate::core::audit::{AuditEntry, AuditSink};
 use crate::core::schema::{self, BatchBody, IncomingEvent, Limits};
 use crate::core::{ApiError, Event, now_ms};
 use crate::embed::Embedder;
@@ -230,6 +233,8 @@ pub struct Screener {
     pub cascade_band: Option<Band>,
     /// Share of the neighbours' label mix in an embedded event's scores.
     pub knn_weight: f32,
+    /// Shadow candidates scored beside the active rules (never routing).
+    pub shadows: Option<Arc<shadow::Shadows>>,
 }
 
 impl Screener {
@@ -347,12 +352,28 @@ impl Screener {
             band.iter().for_each(|i| e[*i] = true);
             e
         };
-        for (s, near) in scored.iter_mut().zip(&found.examples) {
-            if let Some((mix, trust)) = similarity::label_mix(near) {
+        let mixes: Vec<_> = found.examples.iter().map(|near| similarity::label_mix(near)).collect();
+        let blend = |s: &mut Scored, mix: &Option<([f32; crate::classify::CATEGORIES.len()], f32)>| {
+            if let Some((mix, trust)) = mix {
                 let a = self.knn_weight * trust;
                 s.scores.iter_mut().zip(mix).for_each(|(p, m)| *p = (1.0 - a) * *p + a * m);
                 s.category = crate::classify::decide(&s.scores, classifier.thresholds());
             }
+        };
+        scored.iter_mut().zip(&mixes).for_each(|(s, mix)| blend(s, mix));
+        if let Some(shadows) = self.shadows.as_ref().filter(|s| s.any()) {
+            let bar = self.weights.threshold;
+            let verdict = |r: &rules::RuleResult, s: &Scored| {
+                let (category, risk, _) = predict::decide(r, s, bar);
+                compare::Verdict { category, risk }
+            };
+            let active: Vec<_> = rule_results.iter().zip(&scored).map(|(r, s)| verdict(r, s)).collect();
+            let _span = crate::span!("shadow", events = events.len()).entered();
+            shadows.observe(&events, &rule_results, &active, |i, r| {
+                let mut s = classifier.score(&events[i].content, r);
+                blend(&mut s, &mixes[i]);
+                verdict(r, &s)
+            });
         }
         let model_id = self.similarity.as_ref().map(|s| s.embedder.model_id.clone());
         let elapsed = started.elapsed();
@@ -399,6 +420,8 @@ pub struct ScreenApi {
     pub admin_api_keys: Arc<Vec<String>>,
     /// Where reviewer labels go (`None`: no Redis behind this router).
     pub labels: Option<LabelStream>,
+    /// Where promotions and discards of shadow candidates are recorded.
+    pub audit: Option<Arc<dyn AuditSink>>,
 }
 
 /// The screening routes (keyed) and `GET /v1/metrics` (open).
@@ -409,7 +432,11 @@ pub fn router(api: Arc<ScreenApi>) -> Router {
         .route("/v1/admin/classifier", get(classifier_status))
         .route("/v1/admin/classifier/reload", post(classifier_reload))
         .route("/v1/admin/classifier/rollback", post(classifier_rollback))
-        .route("/v1/admin/labels", post(add_labels));
+        .route("/v1/admin/labels", post(add_labels))
+        .route("/v1/admin/shadow", get(shadow_report))
+        .route("/v1/admin/shadow/reload", post(shadow_reload))
+        .route("/v1/admin/shadow/{name}/promote", post(shadow_promote))
+        .route("/v1/admin/shadow/{name}/discard", post(shadow_discard));
     protect(keyed, RequireKey::api(api.api_keys.clone()))
         .merge(protect(admin, RequireKey::admin(api.admin_api_keys.clone())))
         .route("/v1/metrics", get(summary))
@@ -453,6 +480,75 @@ async fn classifier_reload(State(s): State<Arc<ScreenApi>>) -> Result<Json<Value
             Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "classifier_refused", e.to_string()))
         }
     }
+}
+
+/// `GET /v1/admin/shadow`: each candidate's figures against the active rules.
+async fn shadow_report(State(s): State<Arc<ScreenApi>>) -> Result<Json<Value>, ApiError> {
+    let shadows = s.shadows()?;
+    let installed: Vec<Value> = shadows
+        .host
+        .list()
+        .into_iter()
+        .map(|p| json!({ "name": p.name, "version": p.version, "state": p.state, "load_error": p.load_error }))
+        .collect();
+    Ok(Json(json!({ "dir": shadows.host.dir(), "installed": installed, "shadows": shadows.report() })))
+}
+
+/// `POST /v1/admin/shadow/reload`: load what changed in the shadow directory.
+async fn shadow_reload(State(s): State<Arc<ScreenApi>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let host = s.shadows()?.host.clone();
+    let actor = admin_actor(&headers);
+    let outcomes = tokio::task::spawn_blocking(move || host.reload_by(true, &actor))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reload_failed", e.to_string()))?;
+    Ok(Json(json!({ "outcomes": outcomes })))
+}
+
+fn admin_actor(headers: &HeaderMap) -> String {
+    crate::core::audit::key_id(headers.get("api-key").and_then(|v| v.to_str().ok()).unwrap_or_default())
+}
+
+fn shadow_error(e: shadow::ShadowError) -> ApiError {
+    match e {
+        shadow::ShadowError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "shadow_not_found", e.to_string()),
+        shadow::ShadowError::Files(_) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "shadow_files", e.to_string())
+        }
+    }
+}
+
+/// `POST /v1/admin/shadow/{name}/promote`: the candidate becomes the active version
+/// (the one it replaces stays for rollback), recorded with its shadow figures.
+async fn shadow_promote(
+    State(s): State<Arc<ScreenApi>>,
+    headers: HeaderMap,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let shadows = s.shadows()?.clone();
+    let actor = admin_actor(&headers);
+    let old = s.screener.plugins.get(&name).and_then(|p| p.current()).map(|v| v.reference());
+    let (n, who) = (name.clone(), actor.clone());
+    let (figures, outcomes) = tokio::task::spawn_blocking(move || shadows.promote(&n, &who))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "promote_failed", e.to_string()))?
+        .map_err(shadow_error)?;
+    let new = s.screener.plugins.get(&name).and_then(|p| p.current()).map(|v| v.reference());
+    s.record(AuditEntry::new("promote", &actor, &name).versions(old, new).detail(json!({ "shadow": figures })));
+    Ok(Json(json!({ "promoted": name, "shadow": figures, "outcomes": outcomes })))
+}
+
+/// `POST /v1/admin/shadow/{name}/discard`: the candidate's files and figures are removed.
+async fn shadow_discard(
+    State(s): State<Arc<ScreenApi>>,
+    headers: HeaderMap,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let shadows = s.shadows()?;
+    let candidate = shadows.host.get(&name).and_then(|p| p.current()).map(|v| v.reference());
+    let figures = shadows.discard(&name).map_err(shadow_error)?;
+    let entry = AuditEntry::new("discard", &admin_actor(&headers), &name).versions(candidate, None);
+    s.record(entry.detail(json!({ "shadow": figures })));
+    Ok(Json(json!({ "discarded": name, "shadow": figures })))
 }
 
 /// Most rows one `POST /v1/admin/labels` takes.
@@ -518,6 +614,18 @@ async fn classifier_rollback(State(s): State<Arc<ScreenApi>>) -> Result<Json<Val
 }
 
 impl ScreenApi {
+    fn shadows(&self) -> Result<&Arc<shadow::Shadows>, ApiError> {
+        self.screener.shadows.as_ref().ok_or_else(|| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_shadows", "this screener runs without shadow candidates")
+        })
+    }
+
+    fn record(&self, entry: AuditEntry) {
+        if let Some(audit) = &self.audit {
+            audit.record(entry);
+        }
+    }
+
     async fn body(&self, headers: &HeaderMap, body: Body) -> Result<(bool, axum::body::Bytes), ApiError> {
         let checked = read_body(headers, body, Accept::JsonOrForm, self.body).await?;
         Ok((checked.form, checked.bytes))

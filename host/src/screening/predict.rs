@@ -122,8 +122,7 @@ pub fn classified(
     embedding: Option<f32>,
     rule_bar: f32,
 ) -> Prediction {
-    let overridden = scored.category == "LOW_RISK" && rules.score > rule_bar && rules.category != "LOW_RISK";
-    let category = if overridden { rules.category } else { scored.category };
+    let (category, risk, overridden) = decide(&rules, scored, rule_bar);
     let high_risk = category != "LOW_RISK";
     let mut flags = Vec::new();
     if overridden {
@@ -137,7 +136,7 @@ pub fn classified(
     }
     let mut p = from_rules(event, rules, flags);
     let at = CATEGORIES.iter().position(|c| *c == category).unwrap_or(0);
-    p.risk_score = if overridden { scored.risk().max(p.rule_score) } else { scored.risk() };
+    p.risk_score = risk;
     p.embedding_score = embedding;
     p.category = category;
     p.confidence = if overridden { p.rule_score } else { scored.scores[at] };
@@ -146,6 +145,18 @@ pub fn classified(
     p.category_scores = Some(CATEGORIES.iter().copied().zip(scored.scores).collect());
     p.classifier_version = Some(version.to_string());
     p
+}
+
+/// The classifier's category and risk with the rules' override (a rule score
+/// above `rule_bar` with a risky category wins over a `LOW_RISK` verdict), and
+/// whether the override applied.
+pub fn decide(rules: &RuleResult, scored: &Scored, rule_bar: f32) -> (&'static str, f32, bool) {
+    let overridden = scored.category == "LOW_RISK" && rules.score > rule_bar && rules.category != "LOW_RISK";
+    if overridden {
+        (rules.category, scored.risk().max(rules.score), true)
+    } else {
+        (scored.category, scored.risk(), false)
+    }
 }
 
 /// The parts every scoring shares: rule hits as the explanation, rule and fault
