@@ -218,6 +218,20 @@ enum PluginsCommand {
         #[arg(long)]
         shadow: bool,
     },
+    /// Make a shadow candidate (DIR/shadow/NAME) the active version, by rename as
+    /// `POST /v1/admin/shadow/{name}/promote` does; with --gate only if it passes.
+    /// A running service's watcher loads it; the version it replaces stays for rollback.
+    Promote {
+        name: String,
+        /// Plugin directory (default: PLUGIN_DIR).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// As for `install`: refuse it if it lowers any category's F1 on these rows by more than --max-f1-drop.
+        #[arg(long)]
+        gate: Option<PathBuf>,
+        #[arg(long, default_value_t = 0.01, requires = "gate")]
+        max_f1_drop: f64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -255,6 +269,9 @@ fn main() -> anyhow::Result<()> {
             PluginsCommand::Check { file, manifest, text } => check(&file, manifest.as_deref(), &text),
             PluginsCommand::Install { file, manifest, dir, gate, max_f1_drop, shadow } => {
                 install(&config, &file, &manifest, dir, gate.map(|g| (g, max_f1_drop)), shadow)
+            }
+            PluginsCommand::Promote { name, dir, gate, max_f1_drop } => {
+                promote(&config, &name, dir, gate.map(|g| (g, max_f1_drop)))
             }
         },
         Command::Screen { text } => screen(config, &text),
@@ -431,35 +448,10 @@ fn install(
     let target = if shadow { dir.join("shadow") } else { dir.clone() };
     let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let text = std::fs::read_to_string(manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
-    let mut detail = serde_json::Value::Null;
-    if let Some((gate_file, max_drop)) = gate {
-        let rows = palisade::vectors::bank::read(std::slice::from_ref(&gate_file))?;
-        let active = side(config, open(config, Some(dir.clone()))?, None)?;
-        let (_tmp, host, _) = palisade::backtest::candidate_plugins(&dir, &wasm, &text)?;
-        let candidate = side(config, host, None)?;
-        let report = palisade::backtest::labelled(&active, &candidate, &rows, 0);
-        let drops = palisade::backtest::gate(&report, max_drop);
-        let (a, c) = (report.active.weighted_f1, report.candidate.weighted_f1);
-        if let Some(worst) = drops.first() {
-            bail!(
-                "refused by the gate ({}, {} rows): {worst} — more than --max-f1-drop {max_drop}{}; nothing was installed",
-                gate_file.display(),
-                rows.len(),
-                match &drops[1..] {
-                    [] => String::new(),
-                    more => format!(" (also {})", more.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")),
-                }
-            );
-        }
-        println!(
-            "gate passed ({}, {} rows): weighted F1 {a:.3} → {c:.3}, no category down more than {max_drop}; {} rows changed",
-            gate_file.display(),
-            rows.len(),
-            report.changed_total
-        );
-        detail = serde_json::json!({ "gate": { "file": gate_file, "rows": rows.len(), "max_f1_drop": max_drop,
-            "weighted_f1": { "active": a, "candidate": c }, "changed_rows": report.changed_total } });
-    }
+    let detail = match gate {
+        Some((gate_file, max_drop)) => gate_check(config, &dir, &wasm, &text, &gate_file, max_drop)?,
+        None => serde_json::Value::Null,
+    };
     let runtime = Runtime::new(Some(install::cache_dir(&dir)))?;
     let before = open(config, Some(target.clone()))
         .ok()
@@ -480,11 +472,83 @@ fn install(
     let entry = palisade::core::audit::AuditEntry::new(action, "cli", &version.manifest.name)
         .versions(before, Some(version.reference()))
         .detail(detail);
+    audit_now(config, &entry);
+    Ok(())
+}
+
+fn promote(config: &Config, name: &str, dir: Option<PathBuf>, gate: Option<(PathBuf, f64)>) -> anyhow::Result<()> {
+    let dir = dir.unwrap_or_else(|| config.plugins.dir.clone());
+    let shadow = dir.join("shadow");
+    let (wasm_path, toml_path) = (shadow.join(format!("{name}.wasm")), shadow.join(format!("{name}.toml")));
+    if !wasm_path.is_file() || !toml_path.is_file() {
+        bail!("no shadow candidate `{name}` in {} (install one with `plugins install --shadow`)", shadow.display());
+    }
+    let wasm = std::fs::read(&wasm_path)?;
+    let text = std::fs::read_to_string(&toml_path)?;
+    let detail = match gate {
+        Some((gate_file, max_drop)) => gate_check(config, &dir, &wasm, &text, &gate_file, max_drop)?,
+        None => serde_json::Value::Null,
+    };
+    let before = open(config, Some(dir.clone())).ok().and_then(|h| h.get(name)?.current().map(|v| v.reference()));
+    install::write_atomically(&dir.join(format!("{name}.wasm")), &wasm)?;
+    install::write_atomically(&dir.join(format!("{name}.toml")), text.as_bytes())?;
+    std::fs::remove_file(&toml_path)?;
+    std::fs::remove_file(&wasm_path)?;
+    let version = Manifest::parse(&text)?.version;
+    println!("promoted {name} {version} into {} (the version it replaces stays for rollback)", dir.display());
+    let new = palisade::core::audit::VersionRef { version, sha256: sha256_hex(&wasm) };
+    let entry =
+        palisade::core::audit::AuditEntry::new("promote", "cli", name).versions(before, Some(new)).detail(detail);
+    audit_now(config, &entry);
+    Ok(())
+}
+
+/// Append to the audit trail from the command line (a running service records its
+/// own reload too); a Redis that does not answer only costs a note.
+fn audit_now(config: &Config, entry: &palisade::core::audit::AuditEntry) {
     let key = palisade::streams::Keys::new(&config.redis.key_prefix).audit;
-    if let Err(e) = palisade::streams::audit::append_now(&config.redis.url, &key, &entry) {
+    if let Err(e) = palisade::streams::audit::append_now(&config.redis.url, &key, entry) {
         eprintln!("note: not recorded in {key} ({e}); the service's reload will be");
     }
-    Ok(())
+}
+
+/// The gate: the candidate (`wasm` + `manifest`) against the installed version in
+/// `dir` on a labelled file; an error saying which category loses how much F1,
+/// or the figures it passed on (for the audit trail).
+fn gate_check(
+    config: &Config,
+    dir: &Path,
+    wasm: &[u8],
+    text: &str,
+    gate_file: &Path,
+    max_drop: f64,
+) -> anyhow::Result<serde_json::Value> {
+    let rows = palisade::vectors::bank::read(&[gate_file.to_path_buf()])?;
+    let active = side(config, open(config, Some(dir.to_path_buf()))?, None)?;
+    let (_tmp, host, _) = palisade::backtest::candidate_plugins(dir, wasm, text)?;
+    let candidate = side(config, host, None)?;
+    let report = palisade::backtest::labelled(&active, &candidate, &rows, 0);
+    let drops = palisade::backtest::gate(&report, max_drop);
+    let (a, c) = (report.active.weighted_f1, report.candidate.weighted_f1);
+    if let Some(worst) = drops.first() {
+        bail!(
+            "refused by the gate ({}, {} rows): {worst} — more than --max-f1-drop {max_drop}{}; nothing was changed",
+            gate_file.display(),
+            rows.len(),
+            match &drops[1..] {
+                [] => String::new(),
+                more => format!(" (also {})", more.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")),
+            }
+        );
+    }
+    println!(
+        "gate passed ({}, {} rows): weighted F1 {a:.3} → {c:.3}, no category down more than {max_drop}; {} rows changed",
+        gate_file.display(),
+        rows.len(),
+        report.changed_total
+    );
+    Ok(serde_json::json!({ "gate": { "file": gate_file, "rows": rows.len(), "max_f1_drop": max_drop,
+        "weighted_f1": { "active": a, "candidate": c }, "changed_rows": report.changed_total } }))
 }
 
 /// The active verdict path from config (plugins given, CLASSIFIER_DIR unless

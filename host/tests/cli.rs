@@ -120,7 +120,8 @@ fn palisade_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
 
 /// `plugins install --gate` refuses a version that loses F1 on the gate set (saying
 /// which category and by how much, installing nothing) and takes it when the gate
-/// allows; `backtest` shows the same change row by row.
+/// allows; `backtest` shows the same change row by row; `plugins promote --gate`
+/// gates a shadow candidate the same way.
 #[test]
 fn the_install_gate_refuses_a_worse_rule_and_backtest_shows_why() {
     let wasm = root().join("plugins/target/wasm32-wasip2/release/threats.wasm");
@@ -156,7 +157,7 @@ fn the_install_gate_refuses_a_worse_rule_and_backtest_shows_why() {
     let (ok, out) = palisade_env(&[&install[..], &["--max-f1-drop", "0.01"]].concat(), &env);
     assert!(!ok, "{out}");
     assert!(out.contains("refused by the gate") && out.contains("F1 of VIOLENCE drops"), "{out}");
-    assert!(out.contains("nothing was installed"), "{out}");
+    assert!(out.contains("nothing was changed"), "{out}");
     let installed = std::fs::read_to_string(dir.join("threats.toml")).unwrap();
     assert!(installed.contains("weight = 1.0"), "the installed version is untouched: {installed}");
 
@@ -164,7 +165,20 @@ fn the_install_gate_refuses_a_worse_rule_and_backtest_shows_why() {
     assert!(ok, "{out}");
     assert!(out.contains("3 rows changed category") && out.contains("VIOLENCE → LOW_RISK"), "{out}");
 
+    // The same candidate as a shadow: its promotion is gated too.
+    let (ok, out) =
+        palisade_env(&["plugins", "install", "--dir", dir_s, "--shadow", "--manifest", worse_s, wasm], &env);
+    assert!(ok && out.contains("shadow"), "{out}");
+    let promote = ["plugins", "promote", "threats", "--dir", dir_s, "--gate", gate_s];
+    let (ok, out) = palisade_env(&promote, &env);
+    assert!(!ok && out.contains("F1 of VIOLENCE drops") && out.contains("nothing was changed"), "{out}");
+    assert!(dir.join("shadow/threats.toml").is_file(), "the candidate stays in the shadow directory");
+
     let (ok, out) = palisade_env(&[&install[..], &["--max-f1-drop", "1.0"]].concat(), &env);
     assert!(ok && out.contains("gate passed"), "{out}");
     assert!(std::fs::read_to_string(dir.join("threats.toml")).unwrap().contains("weight = 0.1"));
+    // Against the version now installed the shadow loses nothing: promoted, and gone from the shadows.
+    let (ok, out) = palisade_env(&promote, &env);
+    assert!(ok && out.contains("promoted threats"), "{out}");
+    assert!(!dir.join("shadow/threats.toml").exists());
 }
