@@ -18,7 +18,7 @@ use crate::plugins::watcher::{DirWatcher, watch};
 use crate::plugins::{PluginHost, PluginMetrics, Runtime};
 use crate::screening::consumer::Consumer;
 use crate::screening::predict::Weights;
-use crate::screening::shadow::Shadows;
+use crate::screening::shadow::{ClassifierCandidate, Shadows};
 use crate::screening::{self, ScreenApi, ScreenMetrics, Screener, Similarity};
 use crate::streams::audit::AuditStream;
 use crate::streams::depth::Depth;
@@ -30,6 +30,7 @@ use crate::vectors;
 use anyhow::Context;
 use axum::Router;
 use redis::aio::ConnectionManager;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -169,6 +170,12 @@ impl Core {
     /// [`Core::screen_router`]. Must run inside a Tokio runtime.
     pub async fn screen_app(&self, conn: ConnectionManager, shutdown: watch::Receiver<bool>) -> anyhow::Result<Router> {
         self.start_audit(&conn);
+        self.shadows.sample_into(streams::capped::CappedStream::start(
+            conn.clone(),
+            &self.keys.shadow,
+            crate::screening::shadow::STREAM_KEEP,
+            10_000,
+        ));
         // The consumer's blocking reads get a connection of their own: a blocked
         // connection holds every command queued behind it.
         // Its reads block for up to 500 ms: it waits longer than REDIS_TIMEOUT_MS for an answer.
@@ -196,6 +203,25 @@ impl Core {
         self.screen_router(screener, depth, Some(labels))
     }
 
+    /// Reload the candidate classifier when its folder (`CLASSIFIER_DIR.shadow`)
+    /// appears, is replaced or goes.
+    fn watch_classifier_candidate(&self, debounce: Duration) -> anyhow::Result<DirWatcher> {
+        let candidate = self.shadows.classifier().expect("set with the classifier");
+        let parent =
+            candidate.dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+        let name = candidate.dir.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        let shadows = Arc::downgrade(&self.shadows);
+        let relevant = move |p: &Path| p.file_name() == Some(name.as_os_str());
+        Ok(crate::plugins::watcher::watch_dir(&parent, "classifier-shadow-watch", relevant, debounce, move || {
+            if let Some(candidate) = shadows.upgrade().as_ref().and_then(|s| s.classifier()) {
+                match candidate.reload() {
+                    Ok(version) => tracing::info!(?version, "candidate classifier reloaded"),
+                    Err(e) => tracing::error!(error = %e, "the candidate classifier was refused"),
+                }
+            }
+        })?)
+    }
+
     /// Record plugin changes in `events:audit` from now on (once per process).
     fn start_audit(&self, conn: &ConnectionManager) {
         let audit = self.audit.get_or_init(|| Arc::new(AuditStream::start(conn.clone(), &self.keys.audit)));
@@ -210,15 +236,25 @@ impl Core {
         let classifier = match (&c.classifier.dir, c.classifier.scoring) {
             (Some(dir), Scoring::Classifier) => {
                 let model = similarity.as_ref().map(|s| s.embedder.model_id.clone());
-                let slot = Arc::new(Slot::open(dir, model).context(
+                let slot = Arc::new(Slot::open(dir, model.clone()).context(
                     "CLASSIFIER_DIR (train one with `palisade train`, or set SCORING=weighted for the rules/embedding mix)",
                 )?);
+                self.shadows.with_classifier(ClassifierCandidate::beside(dir, model));
                 if c.classifier.watch {
-                    let reloads = metrics.classifier_reloads.clone();
-                    let watcher = slot.watch(Duration::from_millis(c.plugins.watch_debounce_ms), move |outcome| {
+                    let debounce = Duration::from_millis(c.plugins.watch_debounce_ms);
+                    let (reloads, audit) = (metrics.classifier_reloads.clone(), self.audit.get().cloned());
+                    let watcher = slot.watch(debounce, move |outcome| {
                         reloads.with_label_values(&[outcome.as_ref().map_or("refused", |s| s.outcome)]).inc();
+                        if let (Some(audit), Ok(swap)) = (&audit, outcome)
+                            && swap.outcome == "reloaded"
+                        {
+                            use crate::core::audit::{AuditEntry, AuditSink};
+                            let entry = AuditEntry::new("classifier_reload", "watcher", "classifier");
+                            audit.record(entry.detail(serde_json::json!({ "from": swap.from, "to": swap.to })));
+                        }
                     })?;
                     self.watchers.lock().expect("watchers lock").push(watcher);
+                    self.watchers.lock().expect("watchers lock").push(self.watch_classifier_candidate(debounce)?);
                 }
                 Some(slot)
             }
@@ -262,6 +298,9 @@ impl Core {
             admin_api_keys: Arc::new(c.server.admin_api_keys.clone()),
             labels,
             audit: self.audit.get().map(|a| a.clone() as Arc<dyn crate::core::audit::AuditSink>),
+            backtests: Default::default(),
+            redis_url: c.redis.url.clone(),
+            key_prefix: c.redis.key_prefix.clone(),
         });
         let routes = common_routes(self.state("screening", Some(backlog))).merge(screening::router(api));
         Ok(self.guarded(routes, self.http.for_service("screening")))

@@ -527,28 +527,13 @@ fn gate_check(
     let active = side(config, open(config, Some(dir.to_path_buf()))?, None)?;
     let (_tmp, host, _) = palisade::backtest::candidate_plugins(dir, wasm, text)?;
     let candidate = side(config, host, None)?;
-    let report = palisade::backtest::labelled(&active, &candidate, &rows, 0);
-    let drops = palisade::backtest::gate(&report, max_drop);
-    let (a, c) = (report.active.weighted_f1, report.candidate.weighted_f1);
-    if let Some(worst) = drops.first() {
-        bail!(
-            "refused by the gate ({}, {} rows): {worst} — more than --max-f1-drop {max_drop}{}; nothing was changed",
-            gate_file.display(),
-            rows.len(),
-            match &drops[1..] {
-                [] => String::new(),
-                more => format!(" (also {})", more.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")),
-            }
-        );
+    let source = gate_file.display().to_string();
+    let outcome = palisade::backtest::GateOutcome::check(&active, &candidate, &rows, &source, max_drop);
+    if !outcome.passed() {
+        bail!("{}", outcome.summary());
     }
-    println!(
-        "gate passed ({}, {} rows): weighted F1 {a:.3} → {c:.3}, no category down more than {max_drop}; {} rows changed",
-        gate_file.display(),
-        rows.len(),
-        report.changed_total
-    );
-    Ok(serde_json::json!({ "gate": { "file": gate_file, "rows": rows.len(), "max_f1_drop": max_drop,
-        "weighted_f1": { "active": a, "candidate": c }, "changed_rows": report.changed_total } }))
+    println!("{}", outcome.summary());
+    Ok(serde_json::json!({ "gate": outcome }))
 }
 
 /// The active verdict path from config (plugins given, CLASSIFIER_DIR unless
@@ -616,7 +601,9 @@ fn backtest(config: &Config, a: BacktestArgs) -> anyhow::Result<()> {
                 bail!("name labelled JSONL files, or --stream events:raw");
             }
             let rows = palisade::vectors::bank::read(&a.files)?;
-            let report = backtest::labelled(&active, &candidate, &rows, a.show);
+            let bar = palisade::progress::bar("rows (both sides)", 0);
+            let report = backtest::labelled(&active, &candidate, &rows, a.show, &bar);
+            bar.finish_and_clear();
             show(serde_json::to_string_pretty(&report)?, report.render());
         }
         Some(stream) => {
@@ -632,11 +619,13 @@ fn backtest(config: &Config, a: BacktestArgs) -> anyhow::Result<()> {
                 to: a.to.clone().unwrap_or_else(|| "+".into()),
                 limit: a.limit,
             };
+            let bar = palisade::progress::bar("entries", 0);
             let report = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
                 let mut conn =
                     redis::Client::open(config.redis.url.as_str())?.get_multiplexed_async_connection().await?;
-                backtest::stream(&mut conn, &range, &active, &candidate, a.show).await
+                backtest::stream(&mut conn, &range, &active, &candidate, a.show, &bar).await
             })?;
+            bar.finish_and_clear();
             let title = format!("{} {}..{}", range.stream, range.from, range.to);
             show(serde_json::to_string_pretty(&report)?, report.render(&title));
         }

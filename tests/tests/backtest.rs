@@ -50,7 +50,7 @@ fn a_labelled_backtest_reports_both_f1s_and_the_rows_that_changed_and_the_gate_d
 
     // A worse candidate: the same rule at a tenth of its weight no longer reaches the bar.
     let (_tmp, worse) = candidate(&dir, |m| set_key(&m, "weight", "0.1"));
-    let report = backtest::labelled(&active(&dir), &worse, &rows, 10);
+    let report = backtest::labelled(&active(&dir), &worse, &rows, 10, &backtest::Quiet);
     let violence = |s: &palisade::eval::Scores| s.per_category["VIOLENCE"].f1;
     assert!(violence(&report.active) > 0.8, "the installed rule finds the threats: {}", report.render());
     assert!(violence(&report.candidate) < violence(&report.active), "{}", report.render());
@@ -66,7 +66,7 @@ fn a_labelled_backtest_reports_both_f1s_and_the_rows_that_changed_and_the_gate_d
 
     // The same version again changes nothing and passes any gate.
     let (_tmp, same) = candidate(&dir, |m| m);
-    let report = backtest::labelled(&active(&dir), &same, &rows, 10);
+    let report = backtest::labelled(&active(&dir), &same, &rows, 10, &backtest::Quiet);
     assert_eq!(report.changed_total, 0);
     assert!(backtest::gate(&report, 0.0).is_empty());
 }
@@ -77,7 +77,7 @@ fn a_better_candidate_passes_the_gate() {
     let dir = PluginDir::new();
     dir.install_with("threats", |m| set_key(&m, "weight", "0.1"));
     let (_tmp, better) = candidate(&dir, |m| m);
-    let report = backtest::labelled(&active(&dir), &better, &rows(), 10);
+    let report = backtest::labelled(&active(&dir), &better, &rows(), 10, &backtest::Quiet);
     assert!(report.candidate.weighted_f1 > report.active.weighted_f1, "{}", report.render());
     assert!(backtest::gate(&report, 0.0).is_empty(), "{}", report.render());
 }
@@ -122,7 +122,7 @@ async fn a_stream_backtest_reads_history_and_leaves_stream_group_and_pending_unt
     let range = StreamRange { stream: key.clone(), from: "-".into(), to: "+".into(), limit: None };
     let mut aconn =
         redis::Client::open("redis://127.0.0.1:6379").unwrap().get_multiplexed_async_connection().await.unwrap();
-    let report = backtest::stream(&mut aconn, &range, &active(&dir), &worse, 10).await.unwrap();
+    let report = backtest::stream(&mut aconn, &range, &active(&dir), &worse, 10, &backtest::Quiet).await.unwrap();
     assert_eq!((report.compared, report.unparseable), (4, 1), "{}", report.render("range"));
     assert_eq!(report.flips.get("VIOLENCE→LOW_RISK"), Some(&2), "{}", report.render("range"));
     assert_eq!(report.agreed, 2);
@@ -132,7 +132,7 @@ async fn a_stream_backtest_reads_history_and_leaves_stream_group_and_pending_unt
 
     // A limit caps how many entries are read.
     let capped = StreamRange { limit: Some(2), ..range };
-    let report = backtest::stream(&mut aconn, &capped, &active(&dir), &worse, 10).await.unwrap();
+    let report = backtest::stream(&mut aconn, &capped, &active(&dir), &worse, 10, &backtest::Quiet).await.unwrap();
     assert_eq!(report.compared, 2);
 
     assert_eq!(look(&mut conn), before, "the stream, its group and its pending list are untouched");

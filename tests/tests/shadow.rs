@@ -3,20 +3,64 @@
 //! screened batch beside the active one — its flips are counted and sampled
 //! while routing follows the active verdicts; promotion swaps it in with no
 //! failed request under concurrent screening (the old version stays for
-//! rollback); discarding leaves nothing behind; both are audited.
+//! rollback); discarding leaves nothing behind; both are audited. A candidate
+//! classifier (`CLASSIFIER_DIR.shadow`) is shadowed, backtested as an admin job,
+//! refused by the gate, promoted and rolled back; a stream backtest job leaves
+//! the stream and its group as they were.
 
 use palisade_tests::{Service, set_key};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 async fn admin(s: &Service, method: reqwest::Method, path: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .request(method, format!("{}{path}", s.screen_base))
-        .header("api-key", "admin-key")
+    admin_with(s, method, path, None).await
+}
+
+async fn admin_with(s: &Service, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request =
+        reqwest::Client::new().request(method, format!("{}{path}", s.screen_base)).header("api-key", "admin-key");
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+/// Start a backtest job and wait for it to end; its final view.
+async fn backtest_job(s: &Service, body: Value) -> Value {
+    let (status, job) = admin_with(s, reqwest::Method::POST, "/v1/admin/backtests", Some(body)).await;
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, view) = admin(s, reqwest::Method::GET, &format!("/v1/admin/backtests/{id}")).await;
+        assert_eq!(status, 200, "{view}");
+        if view["state"] != "running" {
+            assert_eq!(view["state"], "done", "{view}");
+            return view;
+        }
+        assert!(Instant::now() < deadline, "backtest still running: {view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn screen(s: &Service, id: &str, text: &str) -> Value {
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/risk/screen", s.screen_base))
+        .header("api-key", "test-key")
+        .json(&json!({"event_id": id, "event_type": "message", "platform": "web", "user_id": "u", "content": text}))
         .send()
         .await
         .unwrap();
-    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
 }
 
 /// Install a candidate `threats` (at `weight`) into the shadow directory and load it.
@@ -26,6 +70,34 @@ async fn shadow_threats(s: &Service, weight: &str) {
     palisade::plugins::install::install(&s.plugins.runtime, &dir, &palisade_tests::wasm("threats"), &manifest).unwrap();
     let (status, body) = admin(s, reqwest::Method::POST, "/v1/admin/shadow/reload").await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// Ingest `texts` as one batch (ids `{prefix}-N`) and wait until the consumer has
+/// routed them all: (events in the reasoning queue, in low risk).
+async fn ingest_and_route(s: &Service, prefix: &str, texts: impl Iterator<Item = &'static &'static str>) -> (u64, u64) {
+    let events: Vec<Value> = texts
+        .enumerate()
+        .map(|(i, text)| json!({"event_id": format!("{prefix}-{i}"), "event_type": "message", "platform": "web", "user_id": "u", "content": text}))
+        .collect();
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/events/ingest-batch", s.base))
+        .header("api-key", "test-key")
+        .json(&json!({ "events": events }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let mut redis = s.redis();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let high: u64 = redis::cmd("XLEN").arg(&s.keys.reasoning).query(&mut redis).unwrap();
+        let low: u64 = redis::cmd("XLEN").arg(&s.keys.low_risk).query(&mut redis).unwrap();
+        if high + low >= events.len() as u64 {
+            return (high, low);
+        }
+        assert!(Instant::now() < deadline, "not routed: {high} + {low} of {}", events.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 const THREATS: [&str; 3] = [
@@ -42,37 +114,9 @@ async fn a_shadow_is_measured_on_live_batches_then_promoted_or_discarded() {
     assert_eq!(listed["installed"][0]["name"], "threats", "{listed}");
 
     // Live traffic through ingest and the consumer.
-    let events: Vec<Value> = THREATS
-        .iter()
-        .chain(&["see you at lunch tomorrow", "great game last night"])
-        .enumerate()
-        .map(|(i, text)| json!({"event_id": format!("sh-{i}"), "event_type": "message", "platform": "web", "user_id": "u", "content": text}))
-        .collect();
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/events/ingest-batch", s.base))
-        .header("api-key", "test-key")
-        .json(&json!({ "events": events }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let mut redis = s.redis();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let routed = |r: &mut redis::Connection| -> (u64, u64) {
-        (
-            redis::cmd("XLEN").arg(&s.keys.reasoning).query(r).unwrap(),
-            redis::cmd("XLEN").arg(&s.keys.low_risk).query(r).unwrap(),
-        )
-    };
-    while {
-        let (h, l) = routed(&mut redis);
-        h + l < 5
-    } {
-        assert!(Instant::now() < deadline, "not routed: {:?}", routed(&mut redis));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let routed = ingest_and_route(&s, "sh", THREATS.iter().chain(&EVERYDAY[..2])).await;
     // Routing followed the active rule: every threat is in the reasoning queue.
-    assert_eq!(routed(&mut redis), (3, 2));
+    assert_eq!(routed, (3, 2));
 
     let (_, report) = admin(&s, reqwest::Method::GET, "/v1/admin/shadow").await;
     let tally = &report["shadows"][0];
@@ -173,4 +217,171 @@ async fn a_manifest_in_shadow_mode_is_compared_as_if_it_enforced() {
     // Not in the shadow directory: nothing to promote there.
     let (status, _) = admin(&s, reqwest::Method::POST, "/v1/admin/shadow/violent-intent/promote").await;
     assert_eq!(status, 404);
+}
+
+const EVERYDAY: [&str; 4] =
+    ["see you at lunch tomorrow", "great game last night", "can you send me the notes", "happy birthday!"];
+
+/// A candidate classifier that sees SEXUAL content everywhere (its threshold at 0):
+/// measured on live screening without changing a verdict, backtested as a job over
+/// labelled rows, refused by the gate, then promoted (the old one kept in
+/// CLASSIFIER_DIR.previous and loaded for rollback) and rolled back; all audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_classifier_is_shadowed_backtested_gated_promoted_and_rolled_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let active_dir = tmp.path().join("classifier");
+    copy_dir(&palisade_tests::default_classifier(), &active_dir);
+    let s = Service::both(&[("CLASSIFIER_DIR", active_dir.to_str().unwrap())]).await;
+    let (_, report) = admin(&s, reqwest::Method::GET, "/v1/admin/shadow").await;
+    assert_eq!(report["classifier"]["version"], Value::Null, "no candidate yet: {report}");
+    let (status, _) = admin(&s, reqwest::Method::POST, "/v1/admin/classifier/shadow/promote").await;
+    assert_eq!(status, 404, "nothing to promote");
+
+    let candidate_dir = tmp.path().join("classifier.shadow");
+    copy_dir(&active_dir, &candidate_dir);
+    let meta = candidate_dir.join("classifier.json");
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    m["thresholds"]["SEXUAL"] = json!(0.0);
+    std::fs::write(&meta, m.to_string()).unwrap();
+    let (status, reloaded) = admin(&s, reqwest::Method::POST, "/v1/admin/shadow/reload").await;
+    assert_eq!((status, reloaded["classifier"]["version"].is_string()), (200, true), "{reloaded}");
+
+    // Live screening: the verdicts stay the active classifier's.
+    for (i, text) in EVERYDAY.iter().enumerate() {
+        let p = screen(&s, &format!("ev-{i}"), text).await;
+        assert_eq!(p["category"], "LOW_RISK", "{p}");
+    }
+    let (_, report) = admin(&s, reqwest::Method::GET, "/v1/admin/shadow").await;
+    let tally = report["shadows"].as_array().unwrap().iter().find(|t| t["kind"] == "classifier").expect("tallied");
+    assert_eq!((tally["plugin"].as_str(), tally["source"].as_str()), (Some("classifier"), Some("classifier_dir")));
+    assert_eq!((tally["compared"].as_u64(), tally["flips"]["LOW_RISK→SEXUAL"].as_u64()), (Some(4), Some(4)), "{tally}");
+    // Each flip is also in the capped stream events:shadow.
+    let mut redis = s.redis();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while redis::cmd("XLEN").arg(&s.keys.shadow).query::<u64>(&mut redis).unwrap() < 4 {
+        assert!(Instant::now() < deadline, "flips not in {}", s.keys.shadow);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let entries: redis::streams::StreamRangeReply =
+        redis::cmd("XRANGE").arg(&s.keys.shadow).arg("-").arg("+").query(&mut redis).unwrap();
+    let entry: Value = serde_json::from_str(&entries.ids[0].get::<String>("entry").unwrap()).unwrap();
+    assert_eq!((entry["shadow"].as_str(), entry["event_id"].as_str()), (Some("classifier"), Some("ev-0")), "{entry}");
+    assert_eq!(
+        (entry["active"]["category"].as_str(), entry["candidate"]["category"].as_str()),
+        (Some("LOW_RISK"), Some("SEXUAL"))
+    );
+
+    // A backtest job over labelled rows: the candidate's F1 is lower and the changed rows are listed.
+    let rows: Vec<Value> = EVERYDAY
+        .iter()
+        .map(|t| json!({"text": t, "label": "LOW_RISK"}))
+        .chain([json!({"text": "I will kill you", "label": "VIOLENCE"})])
+        .collect();
+    let job = backtest_job(&s, json!({"candidate": {"kind": "classifier"}, "rows": rows})).await;
+    let result = &job["result"];
+    assert!(result["candidate"]["weighted_f1"].as_f64() < result["active"]["weighted_f1"].as_f64(), "{job}");
+    assert_eq!(result["changed_total"], 4, "{job}");
+    assert_eq!(job["progress"], json!({"done": 10, "total": 10}), "{job}");
+
+    // The gate refuses it, saying which category falls and by how much; nothing changes.
+    let gate = json!({"gate": {"rows": rows, "max_f1_drop": 0.05}});
+    let (status, refused) =
+        admin_with(&s, reqwest::Method::POST, "/v1/admin/classifier/shadow/promote", Some(gate)).await;
+    assert_eq!((status, refused["error"].as_str()), (422, Some("gate_refused")), "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("F1 of LOW_RISK drops"), "{refused}");
+    assert!(candidate_dir.exists());
+    assert_eq!(screen(&s, "g", EVERYDAY[0]).await["category"], "LOW_RISK");
+
+    // Promoted without a gate: the candidate decides, the old one is kept on disk and loaded.
+    let (status, promoted) = admin(&s, reqwest::Method::POST, "/v1/admin/classifier/shadow/promote").await;
+    assert_eq!((status, promoted["swap"]["outcome"].as_str()), (200, Some("reloaded")), "{promoted}");
+    assert!(!candidate_dir.exists() && tmp.path().join("classifier.previous/classifier.json").is_file());
+    let thresholds: Value =
+        serde_json::from_slice(&std::fs::read(active_dir.join("classifier.json")).unwrap()).unwrap();
+    assert_eq!(thresholds["thresholds"]["SEXUAL"], 0.0);
+    assert_eq!(screen(&s, "p", EVERYDAY[0]).await["category"], "SEXUAL");
+    let (_, report) = admin(&s, reqwest::Method::GET, "/v1/admin/shadow").await;
+    assert!(report["shadows"].as_array().unwrap().iter().all(|t| t["kind"] != "classifier"), "{report}");
+    let (status, _) = admin(&s, reqwest::Method::POST, "/v1/admin/classifier/rollback").await;
+    assert_eq!(status, 200);
+    assert_eq!(screen(&s, "r", EVERYDAY[0]).await["category"], "LOW_RISK");
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, audit) = admin(&s, reqwest::Method::GET, "/v1/admin/audit?count=50").await;
+    let actions: Vec<(&str, &str)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["subject"].as_str().unwrap()))
+        .collect();
+    for expected in [
+        ("backtest", "classifier"),
+        ("promote_refused", "classifier"),
+        ("promote", "classifier"),
+        ("classifier_rollback", "classifier"),
+    ] {
+        assert!(actions.contains(&expected), "{expected:?} not in {actions:?}");
+    }
+}
+
+/// A stream backtest job for a plugin candidate reads history only; the gate on
+/// the admin promote route refuses the worse candidate and passes an equal one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_backtest_job_reads_history_only_and_the_promote_route_gates() {
+    let s = Service::both(&[]).await;
+    shadow_threats(&s, "0.1").await;
+    ingest_and_route(&s, "bt", THREATS.iter().chain(&EVERYDAY[..2])).await;
+    let mut redis = s.redis();
+    let state = |r: &mut redis::Connection| -> (u64, String, String) {
+        let len: u64 = redis::cmd("XLEN").arg(&s.keys.raw).query(r).unwrap();
+        let groups: redis::Value = redis::cmd("XINFO").arg("GROUPS").arg(&s.keys.raw).query(r).unwrap();
+        let pending: redis::Value = redis::cmd("XPENDING").arg(&s.keys.raw).arg("screening").query(r).unwrap();
+        (len, format!("{groups:?}"), format!("{pending:?}"))
+    };
+    let before = state(&mut redis);
+
+    let prefix = s.keys.raw.strip_suffix("events:raw").unwrap();
+    assert!(!prefix.is_empty());
+    let job = backtest_job(
+        &s,
+        json!({"candidate": {"kind": "plugin", "name": "threats"}, "stream": {"name": "events:raw", "since": "1h"}}),
+    )
+    .await;
+    let comparison = &job["result"]["comparison"];
+    assert_eq!(comparison["compared"], 5, "{job}");
+    assert!(comparison["flips"]["VIOLENCE→LOW_RISK"].as_u64().unwrap_or(0) >= 1, "{job}");
+    assert_eq!(state(&mut redis), before, "the stream, its group and pending list are untouched");
+
+    // Bad requests are refused before a job starts.
+    let bad = [
+        (json!({"candidate": {"kind": "plugin", "name": "nope"}, "rows": [{"text": "x", "label": "SPAM"}]}), 404),
+        (json!({"candidate": {"kind": "classifier"}, "rows": [{"text": "x", "label": "SPAM"}], "stream": {}}), 422),
+        (json!({"candidate": {"kind": "plugin", "name": "threats"}, "rows": [{"text": "x", "label": "MEH"}]}), 422),
+        (json!({"candidate": "threats"}), 400),
+    ];
+    for (body, code) in bad {
+        let (status, answer) = admin_with(&s, reqwest::Method::POST, "/v1/admin/backtests", Some(body.clone())).await;
+        assert_eq!(status, code, "{body} → {answer}");
+    }
+    let (status, _) = admin(&s, reqwest::Method::GET, "/v1/admin/backtests/bt-0-0").await;
+    assert_eq!(status, 404);
+
+    // The gate on promote: the worse candidate is refused (it stays a candidate) …
+    let rows: Vec<Value> = THREATS
+        .iter()
+        .map(|t| json!({"text": t, "label": "VIOLENCE"}))
+        .chain(EVERYDAY.iter().map(|t| json!({"text": t, "label": "LOW_RISK"})))
+        .collect();
+    let gate = json!({"gate": {"rows": rows, "max_f1_drop": 0.01}});
+    let (status, refused) =
+        admin_with(&s, reqwest::Method::POST, "/v1/admin/shadow/threats/promote", Some(gate.clone())).await;
+    assert_eq!((status, refused["error"].as_str()), (422, Some("gate_refused")), "{refused}");
+    assert_eq!(refused["details"]["drops"][0]["category"], "VIOLENCE", "{refused}");
+    assert_eq!(s.core.plugins.get("threats").unwrap().current().unwrap().manifest.weight, 1.0);
+    // … an equal one passes, and the figures go with the promotion.
+    shadow_threats(&s, "1.0").await;
+    let (status, promoted) =
+        admin_with(&s, reqwest::Method::POST, "/v1/admin/shadow/threats/promote", Some(gate)).await;
+    assert_eq!(status, 200, "{promoted}");
+    assert_eq!((promoted["gate"]["rows"].as_u64(), promoted["gate"]["drops"].clone()), (Some(7), json!([])));
 }

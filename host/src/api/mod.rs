@@ -304,7 +304,7 @@ const OPENAPI: &str = include_str!("openapi.json");
 pub fn openapi_for(service: &str) -> Value {
     let mut spec: Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
     let other = if service == "ingest" {
-        ["/v1/risk/", "/v1/admin/classifier", "/v1/admin/labels", "/v1/admin/shadow"].as_slice()
+        ["/v1/risk/", "/v1/admin/classifier", "/v1/admin/labels", "/v1/admin/shadow", "/v1/admin/backtests"].as_slice()
     } else {
         ["/v1/events/", "/v1/platforms/"].as_slice()
     };

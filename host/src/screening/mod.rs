@@ -1,10 +1,12 @@
 //! Risk screening (`:8002`): the rule stage (`rules`), the embedding stage
 //! (`similarity`: nearest labelled examples), the combined prediction
 //! (`predict`), the Redis consumer that screens and routes `events:raw`
-//! (`consumer`), and the synchronous HTTP routes and `GET /v1/metrics` here.
-//! The rule stage itself is `plugins::rules` (pre-post screening shares it).
+//! (`consumer`), shadow candidates compared on live batches (`shadow`, `compare`),
+//! the admin routes (`admin`), and the synchronous HTTP routes and
+//! `GET /v1/metrics` here. The rule stage itself is `plugins::rules` (pre-post screening shares it).
 //! This module must not import another service (`ingest`, `platforms`).
 
+mod admin;
 pub mod compare;
 pub mod consumer;
 pub mod predict;
@@ -16,20 +18,19 @@ use crate::api::{Accept, read_body};
 use crate::classify::slot::Slot;
 use crate::classify::{Classifier, Scored};
 use crate::config::Band;
-use crate::core::audit::{AuditEntry, AuditSink};
+use crate::core::audit::AuditSink;
 use crate::core::schema::{self, BatchBody, IncomingEvent, Limits};
 use crate::core::{ApiError, Event, now_ms};
 use crate::embed::Embedder;
 use crate::embed::cache::EmbeddingCache;
 use crate::plugins::{PluginHost, rules, validators};
 use crate::streams::Backlog;
-use crate::streams::labels::{LabelRow, LabelStream};
+use crate::streams::labels::LabelStream;
 use crate::telemetry::names::*;
 use crate::vectors::{Neighbour, VectorStore};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use predict::{Prediction, Weights};
@@ -353,14 +354,15 @@ impl Screener {
             e
         };
         let mixes: Vec<_> = found.examples.iter().map(|near| similarity::label_mix(near)).collect();
-        let blend = |s: &mut Scored, mix: &Option<([f32; crate::classify::CATEGORIES.len()], f32)>| {
+        // The neighbours' label mix blended into a classifier's scores, then its thresholds decide.
+        let blend = |s: &mut Scored, mix: &Option<([f32; crate::classify::CATEGORIES.len()], f32)>, c: &Classifier| {
             if let Some((mix, trust)) = mix {
                 let a = self.knn_weight * trust;
                 s.scores.iter_mut().zip(mix).for_each(|(p, m)| *p = (1.0 - a) * *p + a * m);
-                s.category = crate::classify::decide(&s.scores, classifier.thresholds());
+                s.category = crate::classify::decide(&s.scores, c.thresholds());
             }
         };
-        scored.iter_mut().zip(&mixes).for_each(|(s, mix)| blend(s, mix));
+        scored.iter_mut().zip(&mixes).for_each(|(s, mix)| blend(s, mix, &classifier));
         if let Some(shadows) = self.shadows.as_ref().filter(|s| s.any()) {
             let bar = self.weights.threshold;
             let verdict = |r: &rules::RuleResult, s: &Scored| {
@@ -369,9 +371,9 @@ impl Screener {
             };
             let active: Vec<_> = rule_results.iter().zip(&scored).map(|(r, s)| verdict(r, s)).collect();
             let _span = crate::span!("shadow", events = events.len()).entered();
-            shadows.observe(&events, &rule_results, &active, |i, r| {
-                let mut s = classifier.score(&events[i].content, r);
-                blend(&mut s, &mixes[i]);
+            shadows.observe(&events, &rule_results, &active, &classifier, |i, r, c| {
+                let mut s = c.score(&events[i].content, r);
+                blend(&mut s, &mixes[i], c);
                 verdict(r, &s)
             });
         }
@@ -422,210 +424,25 @@ pub struct ScreenApi {
     pub labels: Option<LabelStream>,
     /// Where promotions and discards of shadow candidates are recorded.
     pub audit: Option<Arc<dyn AuditSink>>,
+    /// Backtest jobs (`POST /v1/admin/backtests`).
+    pub backtests: Arc<crate::backtest::jobs::Jobs>,
+    /// Where stream backtests read history (REDIS_URL).
+    pub redis_url: String,
+    /// REDIS_KEY_PREFIX, put before a backtest's stream name.
+    pub key_prefix: String,
 }
 
 /// The screening routes (keyed) and `GET /v1/metrics` (open).
 pub fn router(api: Arc<ScreenApi>) -> Router {
     let keyed =
         Router::new().route("/v1/risk/screen", post(screen_one)).route("/v1/risk/screen-batch", post(screen_batch));
-    let admin = Router::new()
-        .route("/v1/admin/classifier", get(classifier_status))
-        .route("/v1/admin/classifier/reload", post(classifier_reload))
-        .route("/v1/admin/classifier/rollback", post(classifier_rollback))
-        .route("/v1/admin/labels", post(add_labels))
-        .route("/v1/admin/shadow", get(shadow_report))
-        .route("/v1/admin/shadow/reload", post(shadow_reload))
-        .route("/v1/admin/shadow/{name}/promote", post(shadow_promote))
-        .route("/v1/admin/shadow/{name}/discard", post(shadow_discard));
     protect(keyed, RequireKey::api(api.api_keys.clone()))
-        .merge(protect(admin, RequireKey::admin(api.admin_api_keys.clone())))
+        .merge(protect(admin::routes(), RequireKey::admin(api.admin_api_keys.clone())))
         .route("/v1/metrics", get(summary))
         .with_state(api)
 }
 
-fn no_classifier() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "no_classifier",
-        "this service scores without a classifier (SCORING=weighted or CLASSIFIER_DIR=none)",
-    )
-}
-
 impl ScreenApi {
-    fn slot(&self) -> Result<&Arc<Slot>, ApiError> {
-        self.screener.classifier.as_ref().ok_or_else(no_classifier)
-    }
-}
-
-/// `GET /v1/admin/classifier`: version, training files, CV figures, thresholds.
-async fn classifier_status(State(s): State<Arc<ScreenApi>>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(s.slot()?.status()))
-}
-
-/// `POST /v1/admin/classifier/reload`: read CLASSIFIER_DIR again; a refused
-/// artifact is a 422 naming why, and the loaded one keeps serving.
-async fn classifier_reload(State(s): State<Arc<ScreenApi>>) -> Result<Json<Value>, ApiError> {
-    let slot = s.slot()?.clone();
-    let outcome = tokio::task::spawn_blocking(move || slot.reload())
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reload_failed", e.to_string()))?;
-    let reloads = &s.screener.metrics.classifier_reloads;
-    match outcome {
-        Ok(swap) => {
-            reloads.with_label_values(&[swap.outcome]).inc();
-            Ok(Json(json!(swap)))
-        }
-        Err(e) => {
-            reloads.with_label_values(&["refused"]).inc();
-            Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "classifier_refused", e.to_string()))
-        }
-    }
-}
-
-/// `GET /v1/admin/shadow`: each candidate's figures against the active rules.
-async fn shadow_report(State(s): State<Arc<ScreenApi>>) -> Result<Json<Value>, ApiError> {
-    let shadows = s.shadows()?;
-    let installed: Vec<Value> = shadows
-        .host
-        .list()
-        .into_iter()
-        .map(|p| json!({ "name": p.name, "version": p.version, "state": p.state, "load_error": p.load_error }))
-        .collect();
-    Ok(Json(json!({ "dir": shadows.host.dir(), "installed": installed, "shadows": shadows.report() })))
-}
-
-/// `POST /v1/admin/shadow/reload`: load what changed in the shadow directory.
-async fn shadow_reload(State(s): State<Arc<ScreenApi>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let host = s.shadows()?.host.clone();
-    let actor = admin_actor(&headers);
-    let outcomes = tokio::task::spawn_blocking(move || host.reload_by(true, &actor))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reload_failed", e.to_string()))?;
-    Ok(Json(json!({ "outcomes": outcomes })))
-}
-
-fn admin_actor(headers: &HeaderMap) -> String {
-    crate::core::audit::key_id(headers.get("api-key").and_then(|v| v.to_str().ok()).unwrap_or_default())
-}
-
-fn shadow_error(e: shadow::ShadowError) -> ApiError {
-    match e {
-        shadow::ShadowError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "shadow_not_found", e.to_string()),
-        shadow::ShadowError::Files(_) => {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "shadow_files", e.to_string())
-        }
-    }
-}
-
-/// `POST /v1/admin/shadow/{name}/promote`: the candidate becomes the active version
-/// (the one it replaces stays for rollback), recorded with its shadow figures.
-async fn shadow_promote(
-    State(s): State<Arc<ScreenApi>>,
-    headers: HeaderMap,
-    axum::extract::Path(name): axum::extract::Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let shadows = s.shadows()?.clone();
-    let actor = admin_actor(&headers);
-    let old = s.screener.plugins.get(&name).and_then(|p| p.current()).map(|v| v.reference());
-    let (n, who) = (name.clone(), actor.clone());
-    let (figures, outcomes) = tokio::task::spawn_blocking(move || shadows.promote(&n, &who))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "promote_failed", e.to_string()))?
-        .map_err(shadow_error)?;
-    let new = s.screener.plugins.get(&name).and_then(|p| p.current()).map(|v| v.reference());
-    s.record(AuditEntry::new("promote", &actor, &name).versions(old, new).detail(json!({ "shadow": figures })));
-    Ok(Json(json!({ "promoted": name, "shadow": figures, "outcomes": outcomes })))
-}
-
-/// `POST /v1/admin/shadow/{name}/discard`: the candidate's files and figures are removed.
-async fn shadow_discard(
-    State(s): State<Arc<ScreenApi>>,
-    headers: HeaderMap,
-    axum::extract::Path(name): axum::extract::Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let shadows = s.shadows()?;
-    let candidate = shadows.host.get(&name).and_then(|p| p.current()).map(|v| v.reference());
-    let figures = shadows.discard(&name).map_err(shadow_error)?;
-    let entry = AuditEntry::new("discard", &admin_actor(&headers), &name).versions(candidate, None);
-    s.record(entry.detail(json!({ "shadow": figures })));
-    Ok(Json(json!({ "discarded": name, "shadow": figures })))
-}
-
-/// Most rows one `POST /v1/admin/labels` takes.
-const MAX_LABEL_ROWS: usize = 1000;
-
-/// `POST /v1/admin/labels` (`{"labels": [{"id", "text", "label", "reviewer"}]}`):
-/// append reviewer labels to `events:labels` for `palisade train --from-stream`.
-/// Every row is checked first (a known category, text within the event limits);
-/// one bad row refuses the request (422, `details.index`) and nothing is appended.
-async fn add_labels(State(s): State<Arc<ScreenApi>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Body_ {
-        labels: Vec<LabelRow>,
-    }
-    let (_, bytes) = s.body(&headers, body).await?;
-    let parsed: Body_ = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("{{\"labels\": [...]}} expected: {e}"))
-    })?;
-    if parsed.labels.is_empty() || parsed.labels.len() > MAX_LABEL_ROWS {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            format!("`labels` must hold 1 to {MAX_LABEL_ROWS} rows, not {}", parsed.labels.len()),
-        ));
-    }
-    for (index, row) in parsed.labels.iter().enumerate() {
-        let problem = if crate::classify::category_index(&row.label).is_none() {
-            Some(format!("label {:?} is not one of {:?}", row.label, crate::classify::CATEGORIES))
-        } else if row.id.is_empty() || row.id.len() > 256 {
-            Some("id must be 1 to 256 bytes".to_string())
-        } else if row.text.trim().is_empty() || row.text.chars().count() > s.limits.max_content_length {
-            Some(format!("text must be 1 to {} characters", s.limits.max_content_length))
-        } else {
-            None
-        };
-        if let Some(message) = problem {
-            let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message);
-            e.details = Some(json!({ "index": index }));
-            return Err(e);
-        }
-    }
-    let stream = s.labels.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "labels_unavailable",
-            "this service has no Redis to keep labels in",
-        )
-    })?;
-    let ids = stream.append(&parsed.labels, now_ms()).await.map_err(|e| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable", format!("labels not stored: {e}"))
-    })?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "appended": ids.len(), "stream": stream.key, "ids": ids }))).into_response())
-}
-
-/// `POST /v1/admin/classifier/rollback`: back to the version before (409 when there is none).
-async fn classifier_rollback(State(s): State<Arc<ScreenApi>>) -> Result<Json<Value>, ApiError> {
-    let swap = s.slot()?.rollback().ok_or_else(|| {
-        ApiError::new(StatusCode::CONFLICT, "no_previous_version", "no earlier classifier was loaded in this process")
-    })?;
-    s.screener.metrics.classifier_reloads.with_label_values(&[swap.outcome]).inc();
-    Ok(Json(json!(swap)))
-}
-
-impl ScreenApi {
-    fn shadows(&self) -> Result<&Arc<shadow::Shadows>, ApiError> {
-        self.screener.shadows.as_ref().ok_or_else(|| {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_shadows", "this screener runs without shadow candidates")
-        })
-    }
-
-    fn record(&self, entry: AuditEntry) {
-        if let Some(audit) = &self.audit {
-            audit.record(entry);
-        }
-    }
-
     async fn body(&self, headers: &HeaderMap, body: Body) -> Result<(bool, axum::body::Bytes), ApiError> {
         let checked = read_body(headers, body, Accept::JsonOrForm, self.body).await?;
         Ok((checked.form, checked.bytes))

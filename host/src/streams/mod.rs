@@ -1,14 +1,16 @@
 //! Redis Streams, the durable log between the services: stream and group names,
 //! connecting (a `ConnectionManager` that reconnects by itself, with bounded
 //! timeouts so a dead Redis answers errors, not hangs), the ingest producer
-//! (`producer`), the backlog monitor (`depth`), reviewer labels (`labels`) and the
-//! audit trail (`audit`). No HTTP here.
+//! (`producer`), the backlog monitor (`depth`), reviewer labels (`labels`), the
+//! audit trail (`audit`) and capped streams written in the background
+//! (`capped`: the audit trail's and the shadow samples'). No HTTP here.
 //!
 //! The services hold the producer and the backlog monitor through the traits
 //! [`EventSink`] and [`Backlog`], so their HTTP layers can be exercised without a
 //! Redis (the tests' in-memory versions); the Redis paths keep real-Redis tests.
 
 pub mod audit;
+pub mod capped;
 pub mod depth;
 pub mod labels;
 pub mod producer;
@@ -55,6 +57,8 @@ pub struct Keys {
     pub labels: String,
     /// The audit trail of plugin changes (`events:audit`).
     pub audit: String,
+    /// Events a shadow candidate would have decided differently (`events:shadow`).
+    pub shadow: String,
 }
 
 impl Keys {
@@ -68,6 +72,7 @@ impl Keys {
             embedding_cache: format!("{prefix}emb:"),
             labels: format!("{prefix}events:labels"),
             audit: format!("{prefix}events:audit"),
+            shadow: format!("{prefix}events:shadow"),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 /// One labelled row.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct Labelled {
+    #[serde(default)]
     pub id: String,
     pub text: String,
     pub label: String,

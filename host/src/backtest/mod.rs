@@ -5,7 +5,11 @@
 //! category and risk deltas, read with `XRANGE` only (no consumer group, no
 //! acknowledgement, nothing written). A verdict is screening's without the
 //! embedding stage: the rule plugins, then the classifier when one is configured
-//! (with its rule override), else the weighted rule score.
+//! (with its rule override), else the weighted rule score. Long work reports to a
+//! [`Progress`]: a bar on the command line, a job's counters behind
+//! `POST /v1/admin/backtests` (`jobs`).
+
+pub mod jobs;
 
 use crate::classify::Classifier;
 use crate::core::Event;
@@ -24,6 +28,30 @@ pub struct Side {
     pub plugins: Arc<PluginHost>,
     pub classifier: Option<Arc<Classifier>>,
     pub weights: Weights,
+}
+
+/// Where long work reports how far it got.
+pub trait Progress: Sync {
+    /// The work's size, when known.
+    fn total(&self, n: u64);
+    fn advance(&self, n: u64);
+}
+
+/// No progress shown (the gate, tests).
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn total(&self, _: u64) {}
+    fn advance(&self, _: u64) {}
+}
+
+impl Progress for indicatif::ProgressBar {
+    fn total(&self, n: u64) {
+        self.set_length(n);
+    }
+    fn advance(&self, n: u64) {
+        self.inc(n);
+    }
 }
 
 impl Side {
@@ -141,14 +169,19 @@ impl LabelledReport {
 }
 
 /// Both sides over labelled rows (scored against the labels each data set has).
-pub fn labelled(active: &Side, candidate: &Side, rows: &[Labelled], show: usize) -> LabelledReport {
+pub fn labelled(
+    active: &Side,
+    candidate: &Side,
+    rows: &[Labelled],
+    show: usize,
+    progress: &dyn Progress,
+) -> LabelledReport {
     let events: Vec<Event> = rows.iter().map(|r| Event::sample(&r.text)).collect();
-    let progress = crate::progress::bar("active", rows.len() as u64 * 2);
+    progress.total(rows.len() as u64 * 2);
     let a = active.verdicts(&events);
-    progress.inc(rows.len() as u64);
-    progress.set_message("candidate");
+    progress.advance(rows.len() as u64);
     let c = candidate.verdicts(&events);
-    progress.finish_and_clear();
+    progress.advance(rows.len() as u64);
     let truth: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
     let labels = |v: &[Verdict]| to_data_labels(&truth, v.iter().map(|v| v.category.to_string()).collect());
     let changed: Vec<ChangedRow> = rows
@@ -209,6 +242,65 @@ pub fn gate(report: &LabelledReport, max_drop: f64) -> Vec<F1Drop> {
     drops
 }
 
+/// The gate's verdict on a candidate: the figures it rests on (kept in the audit
+/// trail) and the categories that fell too far (none: it passes).
+#[derive(Debug, Clone, Serialize)]
+pub struct GateOutcome {
+    /// The gate set: a file, or `request` (rows sent to the admin API).
+    pub source: String,
+    pub rows: usize,
+    pub max_f1_drop: f64,
+    pub weighted_f1: BothSides,
+    pub changed_rows: usize,
+    pub drops: Vec<F1Drop>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct BothSides {
+    pub active: f64,
+    pub candidate: f64,
+}
+
+impl GateOutcome {
+    /// Both sides over the gate set.
+    pub fn check(active: &Side, candidate: &Side, rows: &[Labelled], source: &str, max_drop: f64) -> Self {
+        let report = labelled(active, candidate, rows, 0, &Quiet);
+        GateOutcome {
+            source: source.into(),
+            rows: rows.len(),
+            max_f1_drop: max_drop,
+            weighted_f1: BothSides { active: report.active.weighted_f1, candidate: report.candidate.weighted_f1 },
+            changed_rows: report.changed_total,
+            drops: gate(&report, max_drop),
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        self.drops.is_empty()
+    }
+
+    /// One line: why it was refused (worst category first), or what it passed on.
+    pub fn summary(&self) -> String {
+        let (a, c) = (self.weighted_f1.active, self.weighted_f1.candidate);
+        match self.drops.split_first() {
+            Some((worst, more)) => format!(
+                "refused by the gate ({}, {} rows): {worst} — more than the allowed {}{}; nothing was changed",
+                self.source,
+                self.rows,
+                self.max_f1_drop,
+                match more {
+                    [] => String::new(),
+                    more => format!(" (also {})", more.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")),
+                }
+            ),
+            None => format!(
+                "gate passed ({}, {} rows): weighted F1 {a:.3} → {c:.3}, no category down more than {}; {} rows changed",
+                self.source, self.rows, self.max_f1_drop, self.changed_rows
+            ),
+        }
+    }
+}
+
 /// A range of stream history: `XRANGE stream from to`, at most `limit` entries.
 pub struct StreamRange {
     pub stream: String,
@@ -239,9 +331,12 @@ pub async fn stream(
     active: &Side,
     candidate: &Side,
     sample: usize,
+    progress: &dyn Progress,
 ) -> anyhow::Result<Comparison> {
     let mut out = Comparison::default();
-    let progress = crate::progress::bar("entries", range.limit.unwrap_or(0));
+    if let Some(limit) = range.limit {
+        progress.total(limit);
+    }
     let mut from = range.from.clone();
     let mut read = 0u64;
     loop {
@@ -275,14 +370,13 @@ pub async fn stream(
         for ((id, e), (a, c)) in ids.iter().zip(&events).zip(a.into_iter().zip(c)) {
             out.add(id, &e.event_id, a, c, sample);
         }
-        progress.inc(reply.ids.len() as u64);
+        progress.advance(reply.ids.len() as u64);
         // The next page starts after the last id read (`(` excludes it).
         from = format!("({last}");
         if (reply.ids.len() as u64) < count {
             break;
         }
     }
-    progress.finish_and_clear();
     Ok(out)
 }
 
