@@ -14,6 +14,7 @@ use crate::ingest::{self, Ingest};
 use crate::platforms::metrics::AdapterMetrics;
 use crate::platforms::sender::Sender;
 use crate::platforms::{self, Platforms};
+use crate::plugins::signing::Trust;
 use crate::plugins::watcher::{DirWatcher, watch};
 use crate::plugins::{PluginHost, PluginMetrics, Runtime};
 use crate::screening::consumer::Consumer;
@@ -67,8 +68,10 @@ impl Core {
         std::fs::create_dir_all(&shadow_dir).with_context(|| format!("{} cannot be created", shadow_dir.display()))?;
         // Candidates' metrics stay out of the service's registry (their names are the active plugins').
         let shadow_metrics = PluginMetrics::register(&prometheus::Registry::new())?;
-        let shadow_host = PluginHost::open(runtime.clone(), &shadow_dir, shadow_metrics);
-        let plugins = PluginHost::open(runtime, &config.plugins.dir, metrics);
+        let trust = Trust::from_entries(&config.plugins.trusted_keys, config.plugins.require_signature)
+            .map_err(anyhow::Error::msg)?;
+        let shadow_host = PluginHost::open_trusting(runtime.clone(), &shadow_dir, shadow_metrics, trust.clone());
+        let plugins = PluginHost::open_trusting(runtime, &config.plugins.dir, metrics, trust);
         let shadows = Arc::new(Shadows::new(shadow_host.clone(), plugins.clone()));
         let debounce = Duration::from_millis(config.plugins.watch_debounce_ms);
         let (watcher, shadow_watcher) = if config.plugins.watch {

@@ -330,6 +330,10 @@ section! {
         cache_dir_override: Option<PathBuf> = ("PLUGIN_CACHE_DIR", "", "compiled-component cache (default: PLUGIN_DIR/.cache)"),
         watch: bool = ("PLUGIN_WATCH", "true", "hot-reload plugins when their files change"),
         watch_debounce_ms: u64 = ("PLUGIN_WATCH_DEBOUNCE_MS", "20", "quiet time after a file change before reloading"),
+        trusted_keys: Vec<String> = ("PLUGIN_TRUSTED_KEYS", "",
+            "comma-separated Ed25519 public keys (hex) or .pub files whose signatures (NAME.sig) are trusted"),
+        require_signature: bool = ("PLUGIN_REQUIRE_SIGNATURE", "false",
+            "refuse a component that is unsigned, signed by an untrusted key, or changed after signing"),
     }
 }
 

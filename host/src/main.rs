@@ -7,6 +7,7 @@ use palisade::config::Config;
 use palisade::core::Event;
 use palisade::plugins::install;
 use palisade::plugins::runtime::{CompileSource, sha256_hex};
+use palisade::plugins::signing::{self, Trust};
 use palisade::plugins::{Manifest, PluginHost, PluginKind, PluginMetrics, PluginVersion, Runtime, to_wit};
 use palisade::telemetry::{TraceExport, init_logging};
 use std::path::{Path, PathBuf};
@@ -232,6 +233,23 @@ enum PluginsCommand {
         #[arg(long, default_value_t = 0.01, requires = "gate")]
         max_f1_drop: f64,
     },
+    /// Make an Ed25519 key pair for signing plugins: OUT.key (secret, mode 0600) and
+    /// OUT.pub (for PLUGIN_TRUSTED_KEYS).
+    Keygen {
+        /// Path without extension, e.g. var/keys/trust-and-safety.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a component and its manifest (name, version, kind, the component's
+    /// sha256): writes FILE.sig beside FILE.wasm, which `plugins install` takes along.
+    Sign {
+        file: PathBuf,
+        #[arg(long)]
+        manifest: PathBuf,
+        /// The secret key file from `plugins keygen`.
+        #[arg(long)]
+        key: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -273,6 +291,8 @@ fn main() -> anyhow::Result<()> {
             PluginsCommand::Promote { name, dir, gate, max_f1_drop } => {
                 promote(&config, &name, dir, gate.map(|g| (g, max_f1_drop)))
             }
+            PluginsCommand::Keygen { out } => keygen(&out),
+            PluginsCommand::Sign { file, manifest, key } => sign(&file, &manifest, &key),
         },
         Command::Screen { text } => screen(config, &text),
         Command::Load { args, no_stream_check } => {
@@ -369,20 +389,70 @@ fn open(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<std::sync::Arc<
         bail!("plugin directory {} does not exist (run scripts/setup, or pass --dir)", dir.display());
     }
     let runtime = Runtime::new(Some(install::cache_dir(&dir)))?;
-    Ok(PluginHost::open(runtime, dir, PluginMetrics::register(&prometheus::Registry::new())?))
+    let trust = Trust::from_entries(&config.plugins.trusted_keys, config.plugins.require_signature)
+        .map_err(anyhow::Error::msg)?;
+    Ok(PluginHost::open_trusting(runtime, dir, PluginMetrics::register(&prometheus::Registry::new())?, trust))
+}
+
+fn keygen(out: &Path) -> anyhow::Result<()> {
+    let (secret, public) = (out.with_extension("key"), out.with_extension("pub"));
+    if secret.exists() {
+        bail!("{} exists: not overwriting a key", secret.display());
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let key = signing::generate().context("no random bytes from /dev/urandom")?;
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&secret)?;
+        writeln!(f, "{}", hex::encode(key.to_bytes()))?;
+    }
+    std::fs::write(&public, format!("{}\n", hex::encode(key.verifying_key().as_bytes())))?;
+    println!(
+        "key {}: secret {} (keep it private), public {} (add it to PLUGIN_TRUSTED_KEYS)",
+        signing::key_id(&key.verifying_key()),
+        secret.display(),
+        public.display()
+    );
+    Ok(())
+}
+
+fn sign(file: &Path, manifest: &Path, key: &Path) -> anyhow::Result<()> {
+    let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let text = std::fs::read_to_string(manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
+    let parsed = Manifest::parse(&text)?;
+    let key = signing::read_signing_key(key).map_err(anyhow::Error::msg)?;
+    let signature = signing::sign(&key, &parsed, &wasm);
+    let out = file.with_extension("sig");
+    std::fs::write(&out, serde_json::to_string_pretty(&signature)? + "\n")?;
+    println!(
+        "signed {} {} ({}) with {} -> {}",
+        parsed.name,
+        parsed.version,
+        parsed.kind.as_str(),
+        signing::key_id(&key.verifying_key()),
+        out.display()
+    );
+    Ok(())
 }
 
 fn list(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<()> {
     let host = open(config, dir)?;
-    println!("{:<22} {:<17} {:<9} {:<12} {:>8}  error", "NAME", "KIND", "VERSION", "STATE", "LOAD ms");
+    println!(
+        "{:<22} {:<17} {:<9} {:<12} {:>8}  {:<20}  error",
+        "NAME", "KIND", "VERSION", "STATE", "LOAD ms", "SIGNER"
+    );
     for p in host.list() {
         println!(
-            "{:<22} {:<17} {:<9} {:<12} {:>8.1}  {}",
+            "{:<22} {:<17} {:<9} {:<12} {:>8.1}  {:<20}  {}",
             p.name,
             p.kind.map_or("-", |k| k.as_str()),
             p.version.as_deref().unwrap_or("-"),
-            p.state,
+            p.state.to_string(),
             p.load_ms.unwrap_or(0.0),
+            p.signer.as_deref().unwrap_or("-"),
             p.load_error.as_deref().unwrap_or("")
         );
     }
@@ -456,8 +526,10 @@ fn install(
     let before = open(config, Some(target.clone()))
         .ok()
         .and_then(|h| h.get(&palisade::plugins::Manifest::parse(&text).ok()?.name)?.current().map(|v| v.reference()));
-    let version =
-        install::install(&runtime, &target, &wasm, &text).with_context(|| format!("installing {}", file.display()))?;
+    // A signature beside the component (`plugins sign`) goes with it.
+    let signature = std::fs::read(file.with_extension("sig")).ok();
+    let version = install::install_signed(&runtime, &target, &wasm, &text, signature.as_deref())
+        .with_context(|| format!("installing {}", file.display()))?;
     println!(
         "installed {} {} ({}) into {} [{}, {:.1} ms]",
         version.manifest.name,
@@ -490,10 +562,13 @@ fn promote(config: &Config, name: &str, dir: Option<PathBuf>, gate: Option<(Path
         None => serde_json::Value::Null,
     };
     let before = open(config, Some(dir.clone())).ok().and_then(|h| h.get(name)?.current().map(|v| v.reference()));
+    let signature = std::fs::read(wasm_path.with_extension("sig")).ok();
+    install::write_signature(&dir, name, signature.as_deref())?;
     install::write_atomically(&dir.join(format!("{name}.wasm")), &wasm)?;
     install::write_atomically(&dir.join(format!("{name}.toml")), text.as_bytes())?;
     std::fs::remove_file(&toml_path)?;
     std::fs::remove_file(&wasm_path)?;
+    let _ = std::fs::remove_file(wasm_path.with_extension("sig"));
     let version = Manifest::parse(&text)?.version;
     println!("promoted {name} {version} into {} (the version it replaces stays for rollback)", dir.display());
     let new = palisade::core::audit::VersionRef { version, sha256: sha256_hex(&wasm) };

@@ -182,3 +182,51 @@ fn the_install_gate_refuses_a_worse_rule_and_backtest_shows_why() {
     assert!(ok && out.contains("promoted threats"), "{out}");
     assert!(!dir.join("shadow/threats.toml").exists());
 }
+
+/// `plugins keygen`, `plugins sign` and `plugins install` (which takes FILE.sig
+/// along): with signatures required, `plugins list` shows the signer; a component
+/// copied in without its signature is listed as refused.
+#[test]
+fn keygen_sign_install_and_list_a_signed_plugin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wasm = tmp.path().join("threats.wasm");
+    std::fs::copy(root().join("plugins/target/wasm32-wasip2/release/threats.wasm"), &wasm)
+        .expect("run scripts/setup first (it builds the plugins)");
+    let (key, dir) = (tmp.path().join("keys/team"), tmp.path().join("plugins"));
+    let (ok, out) = palisade(&["plugins", "keygen", "--out", key.to_str().unwrap()]);
+    assert!(ok && out.contains("ed25519:"), "{out}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(key.with_extension("key")).unwrap().permissions().mode() & 0o777, 0o600);
+    let (ok, out) = palisade(&["plugins", "keygen", "--out", key.to_str().unwrap()]);
+    assert!(!ok && out.contains("not overwriting"), "{out}");
+    let manifest = "plugins/heuristics/threats/plugin.toml";
+    let key_file = key.with_extension("key");
+    let (ok, out) = palisade(&[
+        "plugins",
+        "sign",
+        wasm.to_str().unwrap(),
+        "--manifest",
+        manifest,
+        "--key",
+        key_file.to_str().unwrap(),
+    ]);
+    assert!(ok && wasm.with_extension("sig").is_file(), "{out}");
+    let (ok, out) = palisade(&[
+        "plugins",
+        "install",
+        wasm.to_str().unwrap(),
+        "--manifest",
+        manifest,
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(ok && dir.join("threats.sig").is_file(), "{out}");
+    let public = key.with_extension("pub");
+    let env = [("PLUGIN_TRUSTED_KEYS", public.to_str().unwrap()), ("PLUGIN_REQUIRE_SIGNATURE", "true")];
+    let (ok, out) = palisade_env(&["plugins", "list", "--dir", dir.to_str().unwrap()], &env);
+    let id = out.split("ed25519:").nth(1).map(|s| &s[..12]).unwrap_or_default().to_string();
+    assert!(ok && out.contains("active") && !id.is_empty(), "{out}");
+    std::fs::remove_file(dir.join("threats.sig")).unwrap();
+    let (_, out) = palisade_env(&["plugins", "list", "--dir", dir.to_str().unwrap()], &env);
+    assert!(out.contains("unsigned: no threats.sig"), "{out}");
+}

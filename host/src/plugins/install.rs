@@ -37,15 +37,41 @@ pub fn install(
     wasm: &[u8],
     manifest: &str,
 ) -> Result<Arc<PluginVersion>, InstallError> {
+    install_signed(runtime, dir, wasm, manifest, None)
+}
+
+/// [`install`] with its signature (`palisade plugins sign`) as `NAME.sig`; an
+/// install without one removes a stale `NAME.sig`. The signature is written first,
+/// so the component and manifest that complete the install meet it.
+pub fn install_signed(
+    runtime: &Arc<Runtime>,
+    dir: &Path,
+    wasm: &[u8],
+    manifest: &str,
+    signature: Option<&[u8]>,
+) -> Result<Arc<PluginVersion>, InstallError> {
     std::fs::create_dir_all(dir).map_err(|e| InstallError::Io(dir.into(), e))?;
     let text = stamp_manifest(manifest, wasm);
     let parsed = Manifest::parse(&text)?;
     let name = parsed.name.clone();
     let version = PluginVersion::load(runtime, parsed, wasm, true)
         .map_err(|e| InstallError::Load(dir.join(format!("{name}.wasm")), e))?;
+    write_signature(dir, &name, signature)?;
     write_atomically(&dir.join(format!("{name}.wasm")), wasm)?;
     write_atomically(&dir.join(format!("{name}.toml")), text.as_bytes())?;
     Ok(version)
+}
+
+/// `NAME.sig` in `dir`: written atomically, or removed when there is none.
+pub fn write_signature(dir: &Path, name: &str, signature: Option<&[u8]>) -> Result<(), InstallError> {
+    let path = dir.join(format!("{name}.sig"));
+    match signature {
+        Some(bytes) => write_atomically(&path, bytes),
+        None => match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(InstallError::Io(path, e)),
+            _ => Ok(()),
+        },
+    }
 }
 
 /// Write to a hidden temporary beside `target`, then rename over it.

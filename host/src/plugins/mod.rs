@@ -7,6 +7,7 @@
 //! - `runtime`: the engine, epoch deadlines, compile cache, linker, sandbox limits.
 //! - `version`: one loaded version and its pool of reusable instances.
 //! - `registry`: plugins by name; reload, rollback, enable/disable, quarantine.
+//! - `signing`: Ed25519 signatures over a component and its manifest (`NAME.sig`), trusted keys.
 //! - `rules`: the rule stage — every heuristic plugin over a batch, verdicts combined.
 //! - `validators`: the validator stage — every validator plugin over a batch.
 //! - `watcher`: hot reload on file changes.
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod registry;
 pub mod rules;
 pub mod runtime;
+pub mod signing;
 pub mod validators;
 pub mod version;
 pub mod watcher;

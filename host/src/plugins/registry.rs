@@ -17,6 +17,7 @@ use super::bindings::{Verdict, Violation, WitEvent};
 use super::manifest::{Manifest, Mode, PluginKind};
 use super::metrics::PluginMetrics;
 use super::runtime::{CompileSource, Runtime, sha256_hex};
+use super::signing::Trust;
 use super::version::{Fault, PluginVersion};
 use crate::core::audit::{AuditEntry, AuditSink, VersionRef};
 use serde::Serialize;
@@ -256,6 +257,7 @@ impl Plugin {
             kind: current.as_ref().map(|v| v.manifest.kind),
             version: current.as_ref().map(|v| v.manifest.version.clone()),
             sha256: current.as_ref().map(|v| v.sha256.clone()),
+            signer: current.as_ref().and_then(|v| v.signer.get().cloned()),
             mode: current.as_ref().map(|v| v.manifest.mode),
             weight: current.as_ref().map(|v| v.manifest.weight),
             enabled: state.enabled,
@@ -291,6 +293,8 @@ pub struct PluginInfo {
     pub kind: Option<PluginKind>,
     pub version: Option<String>,
     pub sha256: Option<String>,
+    /// The trusted key that signed the serving version (`ed25519:…`), if any.
+    pub signer: Option<String>,
     pub mode: Option<Mode>,
     pub weight: Option<f32>,
     pub enabled: bool,
@@ -327,12 +331,24 @@ pub struct PluginHost {
     reload_lock: Mutex<()>,
     metrics: PluginMetrics,
     audit: Audit,
+    /// Whose signatures count, and whether one is required.
+    trust: Trust,
 }
 
 impl PluginHost {
     /// Open a plugin directory and load what is in it (failures are reported per
-    /// plugin in the listing, not fatal).
+    /// plugin in the listing, not fatal); signatures are optional.
     pub fn open(runtime: Arc<Runtime>, dir: impl Into<PathBuf>, metrics: PluginMetrics) -> Arc<Self> {
+        Self::open_trusting(runtime, dir, metrics, Trust::default())
+    }
+
+    /// [`PluginHost::open`], checking each component's signature against `trust` before it loads.
+    pub fn open_trusting(
+        runtime: Arc<Runtime>,
+        dir: impl Into<PathBuf>,
+        metrics: PluginMetrics,
+        trust: Trust,
+    ) -> Arc<Self> {
         let host = Arc::new(PluginHost {
             runtime,
             dir: dir.into(),
@@ -340,6 +356,7 @@ impl PluginHost {
             reload_lock: Mutex::new(()),
             metrics,
             audit: Default::default(),
+            trust,
         });
         for outcome in host.reload(true) {
             match &outcome.error {
@@ -421,8 +438,8 @@ impl PluginHost {
             let plugin = self.slot(name);
             let outcome = match files {
                 Err(error) => self.fail(&plugin, None, error.clone(), actor),
-                Ok((manifest_text, wasm)) => {
-                    let fingerprint = sha256_hex(&[manifest_text.as_slice(), wasm.as_slice()].concat());
+                Ok(files) => {
+                    let fingerprint = files.fingerprint();
                     if plugin.state.lock().expect("plugin lock").fingerprint == fingerprint {
                         if !force {
                             continue;
@@ -440,7 +457,7 @@ impl PluginHost {
                             continue;
                         }
                     }
-                    self.load(&plugin, manifest_text, wasm, fingerprint, actor)
+                    self.load(&plugin, files, fingerprint, actor)
                 }
             };
             outcomes.push(outcome);
@@ -469,15 +486,9 @@ impl PluginHost {
             .clone()
     }
 
-    fn load(
-        &self,
-        plugin: &Plugin,
-        manifest_text: &[u8],
-        wasm: &[u8],
-        fingerprint: String,
-        actor: &str,
-    ) -> ReloadOutcome {
-        let manifest = match std::str::from_utf8(manifest_text)
+    fn load(&self, plugin: &Plugin, files: &PluginFiles, fingerprint: String, actor: &str) -> ReloadOutcome {
+        let wasm = files.wasm.as_slice();
+        let manifest = match std::str::from_utf8(&files.manifest)
             .map_err(|e| format!("manifest is not UTF-8: {e}"))
             .and_then(|t| Manifest::parse(t).map_err(|e| e.to_string()))
         {
@@ -486,8 +497,14 @@ impl PluginHost {
             }
             other => other,
         };
-        let loaded =
-            manifest.and_then(|m| PluginVersion::load(&self.runtime, m, wasm, true).map_err(|e| e.to_string()));
+        let loaded = manifest.and_then(|m| {
+            let signer = self.trust.check(&m, &sha256_hex(wasm), files.signature.as_deref())?;
+            let version = PluginVersion::load(&self.runtime, m, wasm, true).map_err(|e| e.to_string())?;
+            if let Some(signer) = signer {
+                let _ = version.signer.set(signer);
+            }
+            Ok(version)
+        });
         match loaded {
             Ok(version) => {
                 let v = version.manifest.version.clone();
@@ -559,11 +576,24 @@ impl PluginHost {
     }
 }
 
-/// A plugin's manifest and Wasm bytes, as read from the directory.
-type PluginFiles = (Vec<u8>, Vec<u8>);
+/// A plugin's manifest, Wasm bytes and signature (when there is a `NAME.sig`), as
+/// read from the directory.
+struct PluginFiles {
+    manifest: Vec<u8>,
+    wasm: Vec<u8>,
+    signature: Option<Vec<u8>>,
+}
 
-/// `NAME.toml` + `NAME.wasm` pairs in a directory, by name. Hidden files (such as
-/// an installer's temporaries) and other files are ignored.
+impl PluginFiles {
+    /// What changed since the last load is told by this.
+    fn fingerprint(&self) -> String {
+        let sig = self.signature.as_deref().unwrap_or_default();
+        sha256_hex(&[self.manifest.as_slice(), self.wasm.as_slice(), sig].concat())
+    }
+}
+
+/// `NAME.toml` + `NAME.wasm` (+ `NAME.sig`) in a directory, by name. Hidden files
+/// (such as an installer's temporaries) and other files are ignored.
 fn scan(dir: &Path) -> BTreeMap<String, Result<PluginFiles, String>> {
     let mut found = BTreeMap::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -581,8 +611,10 @@ fn scan(dir: &Path) -> BTreeMap<String, Result<PluginFiles, String>> {
             continue;
         }
         let wasm_path = path.with_extension("wasm");
+        let signature = std::fs::read(path.with_extension("sig")).ok();
         let files = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display())).and_then(|m| {
-            Ok((m, std::fs::read(&wasm_path).map_err(|e| format!("cannot read {}: {e}", wasm_path.display()))?))
+            let wasm = std::fs::read(&wasm_path).map_err(|e| format!("cannot read {}: {e}", wasm_path.display()))?;
+            Ok(PluginFiles { manifest: m, wasm, signature })
         });
         found.insert(stem.to_string(), files);
     }

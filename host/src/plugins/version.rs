@@ -78,6 +78,8 @@ pub struct PluginVersion {
     idle: Mutex<Vec<Instance>>,
     /// An adapter's platform name, asked once per version (it is fixed per component).
     platform: OnceLock<String>,
+    /// The trusted key that signed it (`ed25519:…`), when it was checked and signed.
+    pub signer: OnceLock<String>,
 }
 
 impl PluginVersion {
@@ -115,6 +117,7 @@ impl PluginVersion {
             prepared,
             idle: Mutex::new(Vec::new()),
             platform: OnceLock::new(),
+            signer: OnceLock::new(),
         };
         // Instantiate once now: a version that cannot start never replaces a working one.
         let first = version.instantiate().map_err(|f| LoadError::Instantiate(f.to_string()))?;

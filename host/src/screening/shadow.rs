@@ -283,10 +283,16 @@ impl Shadows {
         let (wasm, toml) = self.files(name)?;
         let io = |e: std::io::Error| ShadowError::Files(e.to_string());
         let (wasm_bytes, toml_bytes) = (std::fs::read(&wasm).map_err(io)?, std::fs::read(&toml).map_err(io)?);
+        let sig = wasm.with_extension("sig");
+        let signature = std::fs::read(&sig).ok();
         let dir = self.active.dir();
-        let installed = install::write_atomically(&dir.join(format!("{name}.wasm")), &wasm_bytes)
+        let installed = install::write_signature(dir, name, signature.as_deref())
+            .and_then(|_| install::write_atomically(&dir.join(format!("{name}.wasm")), &wasm_bytes))
             .and_then(|_| install::write_atomically(&dir.join(format!("{name}.toml")), &toml_bytes));
         installed.map_err(|e| ShadowError::Files(e.to_string()))?;
+        if signature.is_some() {
+            std::fs::remove_file(&sig).map_err(|e| ShadowError::Files(format!("{}: {e}", sig.display())))?;
+        }
         let figures = self.forget(name, &wasm, &toml)?;
         let outcomes = self.active.reload_by(false, actor);
         Ok((figures, outcomes))
@@ -302,6 +308,7 @@ impl Shadows {
         for f in [toml, wasm] {
             std::fs::remove_file(f).map_err(|e| ShadowError::Files(format!("{}: {e}", f.display())))?;
         }
+        let _ = std::fs::remove_file(wasm.with_extension("sig"));
         self.host.reload(false);
         Ok(self.tallies.lock().expect("shadow lock").remove(name))
     }
