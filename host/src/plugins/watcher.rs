@@ -18,7 +18,7 @@ pub struct DirWatcher {
 fn relevant(path: &Path) -> bool {
     let hidden = path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
     let ext = path.extension().and_then(|e| e.to_str());
-    !hidden && matches!(ext, Some("toml" | "wasm"))
+    !hidden && matches!(ext, Some("toml" | "wasm" | "sig"))
 }
 
 /// Watch `host.dir()`; reload `debounce` after the last change (at most 10× that
