@@ -256,8 +256,8 @@ impl Core {
                             audit.record(entry.detail(serde_json::json!({ "from": swap.from, "to": swap.to })));
                         }
                     })?;
-                    self.watchers.lock().expect("watchers lock").push(watcher);
-                    self.watchers.lock().expect("watchers lock").push(self.watch_classifier_candidate(debounce)?);
+                    let candidate = self.watch_classifier_candidate(debounce)?;
+                    self.watchers.lock().expect("watchers lock").extend([watcher, candidate]);
                 }
                 Some(slot)
             }

@@ -682,18 +682,15 @@ fn backtest(config: &Config, a: BacktestArgs) -> anyhow::Result<()> {
             show(serde_json::to_string_pretty(&report)?, report.render());
         }
         Some(stream) => {
-            let now = palisade::core::now_ms();
-            let from = match (&a.since, &a.from) {
-                (Some(since), _) => backtest::since_id(since, now).map_err(anyhow::Error::msg)?,
-                (None, Some(from)) => from.clone(),
-                (None, None) => "-".into(),
-            };
-            let range = backtest::StreamRange {
-                stream: format!("{}{stream}", config.redis.key_prefix),
-                from,
-                to: a.to.clone().unwrap_or_else(|| "+".into()),
-                limit: a.limit,
-            };
+            let range = backtest::StreamRange::new(
+                format!("{}{stream}", config.redis.key_prefix),
+                a.since.as_deref(),
+                a.from.as_deref(),
+                a.to.as_deref(),
+                a.limit,
+                palisade::core::now_ms(),
+            )
+            .map_err(anyhow::Error::msg)?;
             let bar = palisade::progress::bar("entries", 0);
             let report = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
                 let mut conn =

@@ -24,7 +24,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Who is acting: the admin key's id (the auth layer has checked the key).
-fn actor(headers: &HeaderMap) -> String {
+pub(crate) fn actor(headers: &HeaderMap) -> String {
     key_id(headers.get("api-key").and_then(|v| v.to_str().ok()).unwrap_or_default())
 }
 

@@ -309,6 +309,27 @@ pub struct StreamRange {
     pub limit: Option<u64>,
 }
 
+impl StreamRange {
+    /// `stream` from `since` ago (`24h`) or from id `from` (not both; neither: the
+    /// start) to id `to` (default: the end).
+    pub fn new(
+        stream: String,
+        since: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+        limit: Option<u64>,
+        now_ms: u64,
+    ) -> Result<Self, String> {
+        let from = match (since, from) {
+            (Some(_), Some(_)) => return Err("give `since` or `from`, not both".into()),
+            (Some(since), None) => since_id(since, now_ms)?,
+            (None, Some(from)) => from.to_string(),
+            (None, None) => "-".into(),
+        };
+        Ok(StreamRange { stream, from, to: to.unwrap_or("+").to_string(), limit })
+    }
+}
+
 /// The start of a range `since` ago (`90s`, `30m`, `24h`, `7d`) as a stream id.
 pub fn since_id(since: &str, now_ms: u64) -> Result<String, String> {
     let (n, unit) = since.split_at(since.find(|c: char| !c.is_ascii_digit()).unwrap_or(since.len()));

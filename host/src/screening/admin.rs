@@ -6,6 +6,7 @@
 
 use super::ScreenApi;
 use super::shadow::{self, ShadowError, version_of};
+use crate::api::admin::actor as admin_actor;
 use crate::backtest::jobs::Job;
 use crate::backtest::{self, GateOutcome, Side, StreamRange};
 use crate::classify::slot::Slot;
@@ -54,10 +55,6 @@ fn no_classifier() -> ApiError {
 
 fn internal(code: &'static str) -> impl Fn(tokio::task::JoinError) -> ApiError {
     move |e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code, e.to_string())
-}
-
-fn admin_actor(headers: &HeaderMap) -> String {
-    crate::core::audit::key_id(headers.get("api-key").and_then(|v| v.to_str().ok()).unwrap_or_default())
 }
 
 impl ScreenApi {
@@ -468,29 +465,25 @@ async fn start_backtest(State(s): State<Arc<ScreenApi>>, headers: HeaderMap, bod
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("{expected} expected")))?;
     let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", m);
-    let rows = match (b.rows, &b.stream) {
-        (Some(rows), None) => Some(labelled_rows(rows, &s, "rows")?),
-        (None, Some(_)) => None,
+    /// What a job runs over.
+    enum Data {
+        Rows(Vec<Labelled>),
+        Stream(StreamRange),
+    }
+    let data = match (b.rows, &b.stream) {
+        (Some(rows), None) => Data::Rows(labelled_rows(rows, &s, "rows")?),
+        (None, Some(st)) => Data::Stream(
+            StreamRange::new(
+                format!("{}{}", s.key_prefix, st.name),
+                st.since.as_deref(),
+                st.from.as_deref(),
+                st.to.as_deref(),
+                st.limit,
+                now_ms(),
+            )
+            .map_err(invalid)?,
+        ),
         _ => return Err(invalid("give either `rows` (labelled) or `stream` (a range of history)".into())),
-    };
-    let range = match &b.stream {
-        None => None,
-        Some(st) => {
-            let from = match (&st.since, &st.from) {
-                (Some(_), Some(_)) => return Err(invalid("give `since` or `from`, not both".into())),
-                (Some(since), None) => backtest::since_id(since, now_ms()).map_err(invalid)?,
-                (None, Some(from)) => from.clone(),
-                (None, None) => "-".into(),
-            };
-            let url = s.redis_url.clone();
-            let range = StreamRange {
-                stream: format!("{}{}", s.key_prefix, st.name),
-                from,
-                to: st.to.clone().unwrap_or_else(|| "+".into()),
-                limit: st.limit,
-            };
-            Some((url, range))
-        }
     };
     // The candidate is loaded before answering, so a bad name is this request's 404.
     let api = s.clone();
@@ -498,22 +491,25 @@ async fn start_backtest(State(s): State<Arc<ScreenApi>>, headers: HeaderMap, bod
     let (side, tmp) = tokio::task::spawn_blocking(move || api.candidate_side(&candidate))
         .await
         .map_err(internal("backtest_failed"))??;
-    let request =
-        json!({ "candidate": b.candidate, "rows": rows.as_ref().map(Vec::len), "stream": b.stream, "show": b.show });
+    let rows = match &data {
+        Data::Rows(rows) => Some(rows.len()),
+        Data::Stream(_) => None,
+    };
+    let request = json!({ "candidate": b.candidate, "rows": rows, "stream": b.stream, "show": b.show });
     let (active, show, audit, actor) = (s.active_side(), b.show, s.audit.clone(), admin_actor(&headers));
+    let url = s.redis_url.clone();
     let subject = b.candidate.subject().to_string();
     let work = move |job: &Job| -> anyhow::Result<Value> {
         let _tmp = tmp;
-        let result = match (rows, range) {
-            (Some(rows), _) => serde_json::to_value(backtest::labelled(&active, &side, &rows, show, job))?,
-            (None, Some((url, range))) => {
+        let result = match data {
+            Data::Rows(rows) => serde_json::to_value(backtest::labelled(&active, &side, &rows, show, job))?,
+            Data::Stream(range) => {
                 let report = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
                     let mut conn = redis::Client::open(url.as_str())?.get_multiplexed_async_connection().await?;
                     backtest::stream(&mut conn, &range, &active, &side, show, job).await
                 })?;
                 json!({ "stream": range.stream, "from": range.from, "to": range.to, "comparison": report })
             }
-            (None, None) => unreachable!("checked above"),
         };
         if let Some(audit) = audit {
             let summary = json!({ "job": job.id, "request": job.request, "compared": result["comparison"]["compared"], "agreed": result["comparison"]["agreed"],

@@ -258,11 +258,6 @@ impl Shadows {
         self.tallies.lock().expect("shadow lock").values().cloned().collect()
     }
 
-    /// One plugin candidate's figures (`None` before it has seen a batch).
-    pub fn tally(&self, name: &str) -> Option<Tally> {
-        self.tallies.lock().expect("shadow lock").get(name).cloned()
-    }
-
     /// The candidate plugin's files in the shadow directory.
     pub fn files(&self, name: &str) -> Result<(PathBuf, PathBuf), ShadowError> {
         let (wasm, toml) = (self.host.dir().join(format!("{name}.wasm")), self.host.dir().join(format!("{name}.toml")));
