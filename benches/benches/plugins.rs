@@ -9,6 +9,15 @@
 //!   precompiled it, so the reload deserializes), while 2 threads keep calling; any
 //!   failed call aborts the benchmark.
 //!
+//! - `host_functions/<case>`: one batched `score` call of 100 events by 100
+//!   different authors, with the host lending a real classifier, example bank and
+//!   label store (Redis on 127.0.0.1:6379): `threats` (no host function, the
+//!   baseline), `repeat-offender/unlabelled` (one `labels` call: 100 entities
+//!   in one pipelined round trip), `repeat-offender/all_labelled` (`labels`, then
+//!   `classify` on all 100 texts), `lend-echo` (`similar` k=2 + `classify` +
+//!   `labels` on all 100; the 5 distinct texts' embeddings come from the cache
+//!   after the first call, so `similar` here is cache + kNN, not the model).
+//!
 //! Run: `cargo bench -p palisade-benches --bench plugins`
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -106,9 +115,63 @@ fn reload(c: &mut Criterion) {
     println!("reload: {} background calls, 0 failed, across {n} reloads", calls.load(Ordering::Relaxed));
 }
 
+fn host_functions(c: &mut Criterion) {
+    let dir = PluginDir::new();
+    for name in ["threats", "repeat-offender", "lend-echo"] {
+        dir.install(name);
+    }
+    let (model, lib) = palisade_tests::model_files();
+    let bank = palisade_tests::bank(&[
+        ("ex-threat", "VIOLENCE", "I will find you and make you regret it"),
+        ("ex-spam", "SPAM", "claim your cash prize now"),
+        ("ex-hello", "LOW_RISK", "see you all tomorrow at standup"),
+    ]);
+    let prefix = palisade_tests::unique_prefix();
+    let raw = std::collections::BTreeMap::from([
+        ("PLUGIN_DIR".to_string(), dir.path().display().to_string()),
+        ("SCREENING_MODEL".into(), model.display().to_string()),
+        ("ORT_DYLIB_PATH".into(), lib.display().to_string()),
+        ("VECTOR_DIR".into(), bank.path().display().to_string()),
+        ("CLASSIFIER_DIR".into(), palisade_tests::default_classifier().display().to_string()),
+        ("CLASSIFIER_WATCH".into(), "false".into()),
+        ("PLUGIN_WATCH".into(), "false".into()),
+        ("REDIS_KEY_PREFIX".into(), prefix),
+    ]);
+    let core = palisade::app::Core::start(palisade::config::Config::from_map(&raw).unwrap()).unwrap();
+    let screener = Arc::new(core.screener().unwrap());
+    screener.lend_to_plugins();
+    let batch: Vec<Event> = (0..100)
+        .map(|i| Event { user_id: format!("u{i}"), author_id: None, ..Event::sample(TEXTS[i % TEXTS.len()]) })
+        .collect();
+    let wit = &to_wit(&batch);
+    let mut group = c.benchmark_group("host_functions");
+    group.throughput(Throughput::Elements(batch.len() as u64));
+    let call = |name: &str| {
+        let plugin = core.plugins.get(name).unwrap();
+        move || plugin.score(wit).expect("call ok")
+    };
+    group.bench_function("threats", |b| b.iter(call("threats")));
+    group.bench_function("repeat-offender/unlabelled", |b| b.iter(call("repeat-offender")));
+    for e in &batch {
+        let label = palisade::entity_labels::EntityLabel {
+            entity: format!("user:{}", e.user_id),
+            label: "repeat-offender".into(),
+            source: "bulk".into(),
+            reason: "benchmark".into(),
+            expires_at_ms: Some(palisade::core::now_ms() + 600_000),
+            set_at_ms: 0,
+            set_by: "bench".into(),
+        };
+        core.entity_labels.set(&label).unwrap();
+    }
+    group.bench_function("repeat-offender/all_labelled", |b| b.iter(call("repeat-offender")));
+    group.bench_function("lend-echo", |b| b.iter(call("lend-echo")));
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = call_path, reload
+    targets = call_path, reload, host_functions
 }
 criterion_main!(benches);

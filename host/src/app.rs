@@ -9,6 +9,7 @@ use crate::config::Scoring;
 use crate::core::schema::Limits;
 use crate::embed::Embedder;
 use crate::embed::cache::EmbeddingCache;
+use crate::entity_labels::LabelStore;
 use crate::ingest::metrics::IngestMetrics;
 use crate::ingest::{self, Ingest};
 use crate::platforms::metrics::AdapterMetrics;
@@ -55,6 +56,8 @@ pub struct Core {
     audit: std::sync::OnceLock<Arc<AuditStream>>,
     /// Shadow candidates (`PLUGIN_DIR/shadow/`), scored beside the active rules.
     pub shadows: Arc<Shadows>,
+    /// Entity labels (`/v1/labels`, the plugins' `labels` host function).
+    pub entity_labels: Arc<LabelStore>,
 }
 
 impl Core {
@@ -71,6 +74,9 @@ impl Core {
         let trust = Trust::from_entries(&config.plugins.trusted_keys, config.plugins.require_signature)
             .map_err(anyhow::Error::msg)?;
         let shadow_host = PluginHost::open_trusting(runtime.clone(), &shadow_dir, shadow_metrics, trust.clone());
+        // Plugins granted `labels` read entity labels from Redis (connected on first use).
+        let entity_labels = Arc::new(LabelStore::new(&config.redis.url, &config.redis.key_prefix)?);
+        runtime.lending.set_labels(entity_labels.clone());
         let plugins = PluginHost::open_trusting(runtime, &config.plugins.dir, metrics, trust);
         let shadows = Arc::new(Shadows::new(shadow_host.clone(), plugins.clone()));
         let debounce = Duration::from_millis(config.plugins.watch_debounce_ms);
@@ -91,6 +97,7 @@ impl Core {
             watchers: std::sync::Mutex::new(shadow_watcher.into_iter().collect()),
             audit: Default::default(),
             shadows,
+            entity_labels,
         })
     }
 
@@ -102,6 +109,8 @@ impl Core {
             gauges: self.gauges.clone(),
             audit: self.audit.get().cloned(),
             admin_api_keys: Arc::new(self.config.server.admin_api_keys.clone()),
+            entity_labels: Some(self.entity_labels.clone()),
+            body: self.config.server.body_limits(),
             depth,
             swagger_ui_dir: Arc::new(self.config.server.swagger_ui_dir.clone()),
         }
@@ -291,6 +300,7 @@ impl Core {
         labels: Option<LabelStream>,
     ) -> anyhow::Result<Router> {
         let c = &self.config;
+        screener.lend_to_plugins();
         let api = Arc::new(ScreenApi {
             screener,
             api_keys: Arc::new(c.server.api_keys.clone()),

@@ -11,11 +11,12 @@
 //! - `screening`, `embed`, `vectors`, `classify`, `eval`: risk screening,
 //!   embeddings, vector search, the trained classifier, offline evaluation.
 //! - `api`: HTTP plumbing: auth layer, request context, common and admin routes.
+//! - `entity_labels`: labels on users and channels (`/v1/labels`), read by plugins.
 //! - `app`: assembling and serving it all; `loadgen`: the load generator.
 //!
 //! Layers (arrows point at what a module may use; `host/tests/layering.rs` checks them):
 //! services (`ingest`, `screening`, `platforms`) → `api`, `plugins`, `streams`,
-//! `embed`, `vectors`, `classify` → `core`. No service imports another: they meet only
+//! `embed`, `vectors`, `classify`, `entity_labels` → `core`. No service imports another: they meet only
 //! through the stream (and platforms hand events to ingestion through `core::intake`).
 
 pub mod api;
@@ -25,6 +26,7 @@ pub mod classify;
 pub mod config;
 pub mod core;
 pub mod embed;
+pub mod entity_labels;
 pub mod eval;
 pub mod ingest;
 pub mod loadgen;

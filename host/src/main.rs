@@ -441,18 +441,20 @@ fn sign(file: &Path, manifest: &Path, key: &Path) -> anyhow::Result<()> {
 fn list(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<()> {
     let host = open(config, dir)?;
     println!(
-        "{:<22} {:<17} {:<9} {:<12} {:>8}  {:<20}  error",
-        "NAME", "KIND", "VERSION", "STATE", "LOAD ms", "SIGNER"
+        "{:<22} {:<17} {:<9} {:<12} {:>8}  {:<20}  {:<26}  error",
+        "NAME", "KIND", "VERSION", "STATE", "LOAD ms", "SIGNER", "CAPABILITIES"
     );
     for p in host.list() {
+        let caps: Vec<&str> = p.capabilities.iter().map(|c| c.as_str()).collect();
         println!(
-            "{:<22} {:<17} {:<9} {:<12} {:>8.1}  {:<20}  {}",
+            "{:<22} {:<17} {:<9} {:<12} {:>8.1}  {:<20}  {:<26}  {}",
             p.name,
             p.kind.map_or("-", |k| k.as_str()),
             p.version.as_deref().unwrap_or("-"),
             p.state.to_string(),
             p.load_ms.unwrap_or(0.0),
             p.signer.as_deref().unwrap_or("-"),
+            if caps.is_empty() { "-".to_string() } else { caps.join(",") },
             p.load_error.as_deref().unwrap_or("")
         );
     }
@@ -470,6 +472,13 @@ fn check(file: &Path, manifest: Option<&Path>, text: &str) -> anyhow::Result<()>
     let exports: Vec<String> = ty.exports(runtime.engine()).map(|(n, _)| n.to_string()).collect();
     println!("imports:  {}", imports.join(", "));
     println!("          (only palisade:plugin/host is provided; any other import traps if called)");
+    let mut needs: Vec<&str> = palisade::plugins::capabilities::imported(runtime.engine(), &component)
+        .into_iter()
+        .filter_map(|(_, c)| c.map(|c| c.as_str()))
+        .collect();
+    needs.sort();
+    needs.dedup();
+    println!("needs:    capabilities = {needs:?} (its manifest must grant these)");
     println!("exports:  {}", exports.join(", "));
     let detected = runtime.detect_kind(&component);
     println!("world:    {}", detected.map_or("none of heuristic, validator, platform-adapter", |k| k.as_str()));
@@ -487,14 +496,18 @@ fn check(file: &Path, manifest: Option<&Path>, text: &str) -> anyhow::Result<()>
         }
         None => {
             let Some(kind) = detected else { bail!("not a Palisade plugin: it implements none of the worlds") };
-            Manifest::parse(&format!("name = \"check\"\nversion = \"0\"\nkind = \"{}\"\n", kind.as_str()))?
+            let all = palisade::plugins::capabilities::ALL.map(|c| format!("{:?}", c.as_str())).join(", ");
+            Manifest::parse(&format!(
+                "name = \"check\"\nversion = \"0\"\nkind = \"{}\"\ncapabilities = [{all}]\n",
+                kind.as_str()
+            ))?
         }
     };
     let version = PluginVersion::load(&runtime, manifest, &wasm, false)?;
     let events = to_wit(&[Event::sample(text)]);
     let started = Instant::now();
     let result = match version.kind() {
-        PluginKind::Heuristic => version.score(&events).map(|v| format!("{v:?}")),
+        PluginKind::Heuristic => version.score(&events).map(|s| format!("{:?}", s.verdicts)),
         PluginKind::Validator => version.validate(&events).map(|v| format!("{v:?}")),
         PluginKind::PlatformAdapter => version.platform().map(|p| format!("platform = {p:?}")),
     };

@@ -59,6 +59,7 @@ fn no_service_imports_another_and_core_stands_alone() {
         "classify",
         "config",
         "embed",
+        "entity_labels",
         "eval",
         "ingest",
         "loadgen",
@@ -72,7 +73,7 @@ fn no_service_imports_another_and_core_stands_alone() {
     ];
     problems.extend(forbid("core", &everything));
     // The storage, model and plugin layers serve the services, never the reverse.
-    for lower in ["plugins", "streams", "embed", "vectors", "api", "classify", "telemetry"] {
+    for lower in ["plugins", "streams", "embed", "vectors", "api", "classify", "telemetry", "entity_labels"] {
         problems.extend(forbid(lower, &["ingest", "screening", "platforms", "app", "eval", "loadgen", "backtest"]));
     }
     for own_config in ["embed", "vectors", "classify"] {

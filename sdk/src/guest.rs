@@ -62,6 +62,19 @@ macro_rules! conversions {
                 }
             }
         }
+        impl From<wit::Category> for sdk::Category {
+            fn from(c: wit::Category) -> Self {
+                match c {
+                    wit::Category::LowRisk => sdk::Category::LowRisk,
+                    wit::Category::Spam => sdk::Category::Spam,
+                    wit::Category::Toxic => sdk::Category::Toxic,
+                    wit::Category::TargetedHarassment => sdk::Category::TargetedHarassment,
+                    wit::Category::HateSpeech => sdk::Category::HateSpeech,
+                    wit::Category::Violence => sdk::Category::Violence,
+                    wit::Category::Sexual => sdk::Category::Sexual,
+                }
+            }
+        }
         impl From<sdk::Verdict> for wit::Verdict {
             fn from(v: sdk::Verdict) -> Self {
                 wit::Verdict {
@@ -155,6 +168,45 @@ macro_rules! conversions {
         pub(crate) fn host_now_ms() -> u64 {
             host::now_ms()
         }
+
+        pub(crate) fn host_similar(texts: &[String], k: u32) -> Vec<Vec<crate::lend::Neighbour>> {
+            host::similar(texts, k)
+                .into_iter()
+                .map(|ns| {
+                    ns.into_iter()
+                        .map(|n| crate::lend::Neighbour { id: n.id, label: n.label, similarity: n.similarity })
+                        .collect()
+                })
+                .collect()
+        }
+
+        pub(crate) fn host_classify(texts: &[String]) -> Vec<crate::lend::CategoryScores> {
+            host::classify(texts)
+                .into_iter()
+                .map(|scores| {
+                    crate::lend::CategoryScores(
+                        scores.into_iter().map(|s| (sdk::Category::from(s.category), s.score)).collect(),
+                    )
+                })
+                .collect()
+        }
+
+        pub(crate) fn host_labels(entities: &[String]) -> Vec<Vec<crate::lend::EntityLabel>> {
+            host::labels(entities)
+                .into_iter()
+                .map(|ls| {
+                    ls.into_iter()
+                        .map(|l| crate::lend::EntityLabel {
+                            entity: l.entity,
+                            label: l.label,
+                            source: l.source,
+                            reason: l.reason,
+                            expires_at_ms: l.expires_at_ms,
+                        })
+                        .collect()
+                })
+                .collect()
+        }
     };
 }
 
@@ -165,7 +217,7 @@ pub mod heuristic {
     pub mod bindings {
         wit_bindgen::generate!({
             path: "../wit",
-            world: "palisade:plugin/heuristic@0.1.0",
+            world: "palisade:plugin/heuristic@0.1.1",
             pub_export_macro: true,
             export_macro_name: "__export_heuristic_world",
             runtime_path: "palisade_sdk::guest::rt",
@@ -181,7 +233,7 @@ pub mod heuristic {
     }
 }
 #[cfg(feature = "heuristic")]
-pub(crate) use heuristic::{host_config, host_log, host_now_ms};
+pub(crate) use heuristic::{host_classify, host_config, host_labels, host_log, host_now_ms, host_similar};
 
 #[cfg(feature = "validator")]
 pub mod validator {
@@ -190,7 +242,7 @@ pub mod validator {
     pub mod bindings {
         wit_bindgen::generate!({
             path: "../wit",
-            world: "palisade:plugin/validator@0.1.0",
+            world: "palisade:plugin/validator@0.1.1",
             pub_export_macro: true,
             export_macro_name: "__export_validator_world",
             runtime_path: "palisade_sdk::guest::rt",
@@ -206,7 +258,7 @@ pub mod validator {
     }
 }
 #[cfg(feature = "validator")]
-pub(crate) use validator::{host_config, host_log, host_now_ms};
+pub(crate) use validator::{host_classify, host_config, host_labels, host_log, host_now_ms, host_similar};
 
 #[cfg(feature = "adapter")]
 pub mod adapter {
@@ -215,7 +267,7 @@ pub mod adapter {
     pub mod bindings {
         wit_bindgen::generate!({
             path: "../wit",
-            world: "palisade:plugin/platform-adapter@0.1.0",
+            world: "palisade:plugin/platform-adapter@0.1.1",
             pub_export_macro: true,
             export_macro_name: "__export_adapter_world",
             runtime_path: "palisade_sdk::guest::rt",
@@ -242,7 +294,7 @@ pub mod adapter {
     }
 }
 #[cfg(feature = "adapter")]
-pub(crate) use adapter::{host_config, host_log, host_now_ms};
+pub(crate) use adapter::{host_classify, host_config, host_labels, host_log, host_now_ms, host_similar};
 
 /// The wit-bindgen runtime, re-exported so plugin crates need not depend on wit-bindgen.
 pub use wit_bindgen::rt;

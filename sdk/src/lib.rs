@@ -13,6 +13,8 @@
 //! - [`rules`]: a configurable keyword rule shared by rule families.
 //! - [`Settings`], [`log`] and [`now_ms`]: the host interface (`[settings]` of the
 //!   manifest, host log, wall clock).
+//! - [`lend`]: what the host lends a plugin granted it — nearest labelled
+//!   examples, the classifier's scores, entity labels (WIT 0.1.1).
 //! - [`signing`] (adapters): HMAC-SHA256, constant-time comparison, header lookup and
 //!   timestamp windows for webhook signatures.
 //! - [`testing`]: a native harness so a rule is unit-tested with plain `cargo test`.
@@ -21,6 +23,7 @@
 
 extern crate self as palisade_sdk;
 
+pub mod lend;
 #[cfg(feature = "manifest")]
 pub mod manifest;
 pub mod rules;

@@ -35,6 +35,33 @@ pub fn set_now_ms(ms: Option<u64>) {
     crate::settings::set_native_now_ms(ms);
 }
 
+/// Lend, on this thread, a label to an entity (what [`crate::lend::labels`] answers natively).
+pub fn lend_label(entity: &str, label: &str, reason: &str) {
+    let l = crate::lend::EntityLabel {
+        entity: entity.into(),
+        label: label.into(),
+        source: "reviewer".into(),
+        reason: reason.into(),
+        expires_at_ms: None,
+    };
+    crate::lend::NATIVE.with(|n| n.borrow_mut().labels.entry(entity.into()).or_default().push(l));
+}
+
+/// Lend, on this thread, the classifier's scores of a text ([`crate::lend::classify`]).
+pub fn lend_classify(text: &str, scores: crate::lend::CategoryScores) {
+    crate::lend::NATIVE.with(|n| n.borrow_mut().classify.insert(text.into(), scores));
+}
+
+/// Lend, on this thread, the neighbours of a text ([`crate::lend::similar`]).
+pub fn lend_similar(text: &str, neighbours: Vec<crate::lend::Neighbour>) {
+    crate::lend::NATIVE.with(|n| n.borrow_mut().similar.insert(text.into(), neighbours));
+}
+
+/// Forget everything lent on this thread.
+pub fn lend_nothing() {
+    crate::lend::NATIVE.with(|n| *n.borrow_mut() = Default::default());
+}
+
 fn settings(pairs: &[(&str, &str)]) -> Settings {
     Settings::from_pairs(pairs.iter().copied())
 }

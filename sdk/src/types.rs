@@ -16,6 +16,25 @@ pub struct Event {
 }
 
 impl Event {
+    /// Who wrote it, as labels name entities: `user:<author_id>`, or
+    /// `user:<user_id>` when the event has no separate author.
+    pub fn author_entity(&self) -> String {
+        format!("user:{}", self.author_id.as_deref().unwrap_or(&self.user_id))
+    }
+
+    /// The entities it is about, as the host names them for labels:
+    /// `user:<user_id>`, `user:<author_id>` (when another), `channel:<channel_id>`.
+    pub fn entities(&self) -> Vec<String> {
+        let mut out = vec![format!("user:{}", self.user_id)];
+        if let Some(a) = self.author_id.as_deref().filter(|a| *a != self.user_id) {
+            out.push(format!("user:{a}"));
+        }
+        if let Some(c) = &self.channel_id {
+            out.push(format!("channel:{c}"));
+        }
+        out
+    }
+
     /// A message event with only its content set (handy in tests).
     pub fn message(content: impl Into<String>) -> Self {
         Event {

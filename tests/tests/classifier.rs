@@ -61,13 +61,7 @@ fn training_is_deterministic_and_a_reloaded_artifact_predicts_the_same() {
     assert!(cv.categories["SPAM"].f1 > 0.85, "out-of-fold spam F1 {}", cv.categories["SPAM"].f1);
     let in_memory = Classifier::new(a);
     let reloaded = Classifier::new(Artifact::load(&dir.path().join("one"), None).unwrap());
-    let rules = palisade::plugins::rules::RuleResult {
-        score: 0.0,
-        category: "LOW_RISK",
-        verdicts: vec![],
-        failed: vec![],
-        degraded: vec![],
-    };
+    let rules = palisade::plugins::rules::RuleResult::none();
     for text in ["WINNER!! Claim your free prize now, text WIN to 80082", "see you at lunch", "Send me nudes right now"]
     {
         let (x, y) = (in_memory.score(text, &rules), reloaded.score(text, &rules));

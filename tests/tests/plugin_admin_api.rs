@@ -15,6 +15,8 @@ async fn serve(dir: &PluginDir) -> (String, Arc<palisade::plugins::PluginHost>) 
         audit: None,
         registry,
         admin_api_keys: Arc::new(vec!["admin-key".into()]),
+        entity_labels: None,
+        body: palisade::core::BodyLimits { max_bytes: 1 << 20, timeout: std::time::Duration::from_secs(5) },
         depth: None,
         swagger_ui_dir: Arc::new(std::path::PathBuf::from("/nonexistent")),
     };

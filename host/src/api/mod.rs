@@ -31,6 +31,10 @@ pub struct AppState {
     /// The audit trail, where the service has Redis (`None`: `/v1/admin/audit` answers 503).
     pub audit: Option<Arc<crate::streams::audit::AuditStream>>,
     pub admin_api_keys: Arc<Vec<String>>,
+    /// Entity labels (`/v1/labels`; `None`: 503).
+    pub entity_labels: Option<Arc<crate::entity_labels::LabelStore>>,
+    /// Request body limits (`MAX_BODY_BYTES`, `BODY_TIMEOUT_MS`).
+    pub body: crate::core::BodyLimits,
     /// Redis reachability, for services that need Redis to be ready.
     pub depth: Option<Arc<dyn Backlog>>,
     /// Where Swagger UI's assets are (`SWAGGER_UI_DIR`).
@@ -262,7 +266,10 @@ pub fn common_routes(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/docs", get(docs))
         .route("/docs/{asset}", get(docs_asset))
-        .merge(auth::protect(admin::routes(), auth::RequireKey::admin(state.admin_api_keys.clone())))
+        .merge(auth::protect(
+            admin::routes().merge(crate::entity_labels::api::routes()),
+            auth::RequireKey::admin(state.admin_api_keys.clone()),
+        ))
         .with_state(state)
 }
 

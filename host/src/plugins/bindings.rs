@@ -9,35 +9,61 @@ use crate::core::Event;
 mod heuristic_world {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "palisade:plugin/heuristic@0.1.0",
+        world: "palisade:plugin/heuristic@0.1.1",
     });
 }
 mod validator_world {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "palisade:plugin/validator@0.1.0",
+        world: "palisade:plugin/validator@0.1.1",
         with: {
-            "palisade:plugin/types@0.1.0": super::heuristic_world::palisade::plugin::types,
-            "palisade:plugin/host@0.1.0": super::heuristic_world::palisade::plugin::host,
+            "palisade:plugin/types@0.1.1": super::heuristic_world::palisade::plugin::types,
+            "palisade:plugin/host@0.1.1": super::heuristic_world::palisade::plugin::host,
         },
     });
 }
 mod adapter_world {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "palisade:plugin/platform-adapter@0.1.0",
+        world: "palisade:plugin/platform-adapter@0.1.1",
         with: {
-            "palisade:plugin/types@0.1.0": super::heuristic_world::palisade::plugin::types,
-            "palisade:plugin/host@0.1.0": super::heuristic_world::palisade::plugin::host,
+            "palisade:plugin/types@0.1.1": super::heuristic_world::palisade::plugin::types,
+            "palisade:plugin/host@0.1.1": super::heuristic_world::palisade::plugin::host,
         },
     });
+}
+
+/// The `host` interface as published in 0.1.0 (`wit/published/0.1.0`): linked under
+/// its own name so components built against it find it. (wasmtime's semver
+/// matching would link their `host@0.1.0` imports to `host@0.1.1`, but stubbing
+/// the unknown WASI imports as traps defines an exact `host@0.1.0` first.)
+mod published_0_1_0 {
+    wasmtime::component::bindgen!({
+        path: "../wit/published/0.1.0",
+        world: "palisade:plugin/heuristic@0.1.0",
+    });
+}
+pub use published_0_1_0::palisade::plugin::host as host_iface_0_1_0;
+
+impl From<host_iface_0_1_0::Level> for Level {
+    fn from(l: host_iface_0_1_0::Level) -> Self {
+        use host_iface_0_1_0::Level as Old;
+        match l {
+            Old::Trace => Level::Trace,
+            Old::Debug => Level::Debug,
+            Old::Info => Level::Info,
+            Old::Warn => Level::Warn,
+            Old::Error => Level::Error,
+        }
+    }
 }
 
 pub use adapter_world::{PlatformAdapter, PlatformAdapterPre};
 pub use heuristic_world::palisade::plugin::host::{self as host_iface, Level};
 pub use heuristic_world::palisade::plugin::types::{
-    AdapterError, Category, Delivery, Event as WitEvent, HttpReply, HttpRequest, Inbound, Moderation, Outbound,
-    OutboundAction, OutboundPost, PlatformResponse, RuleHit, Verdict, Violation,
+    AdapterError, Category, CategoryScore, Delivery, EntityLabel as WitEntityLabel, Event as WitEvent, HttpReply,
+    HttpRequest, Inbound, Moderation, Neighbour as WitNeighbour, Outbound, OutboundAction, OutboundPost,
+    PlatformResponse, RuleHit, Verdict, Violation,
 };
 pub use heuristic_world::{Heuristic, HeuristicPre};
 pub use validator_world::{Validator, ValidatorPre};
@@ -80,6 +106,38 @@ impl From<WitEvent> for Event {
 /// Events in the WIT shape, converted once per batch and shared by every plugin call.
 pub fn to_wit(events: &[Event]) -> Vec<WitEvent> {
     events.iter().map(WitEvent::from).collect()
+}
+
+impl From<super::lending::LentNeighbour> for WitNeighbour {
+    fn from(n: super::lending::LentNeighbour) -> Self {
+        WitNeighbour { id: n.id, label: n.label, similarity: n.similarity }
+    }
+}
+
+impl From<super::lending::LentLabel> for WitEntityLabel {
+    fn from(l: super::lending::LentLabel) -> Self {
+        WitEntityLabel {
+            entity: l.entity,
+            label: l.label,
+            source: l.source,
+            reason: l.reason,
+            expires_at_ms: l.expires_at_ms,
+        }
+    }
+}
+
+/// Probabilities in category order (the WIT's, the classifier's) as WIT scores.
+pub fn category_scores(probabilities: &[f32]) -> Vec<CategoryScore> {
+    const ALL: [Category; 7] = [
+        Category::LowRisk,
+        Category::Spam,
+        Category::Toxic,
+        Category::TargetedHarassment,
+        Category::HateSpeech,
+        Category::Violence,
+        Category::Sexual,
+    ];
+    ALL.iter().zip(probabilities).map(|(c, p)| CategoryScore { category: *c, score: *p }).collect()
 }
 
 impl Category {

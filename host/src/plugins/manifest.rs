@@ -10,6 +10,8 @@
 //! weight = 1.0              # a heuristic's weight in the combined rule score
 //! mode = "enforce"          # enforce | shadow (scored and reported, not counted)
 //! enabled = true
+//! capabilities = ["log", "config", "clock"]  # host functions it may import (this is
+//!                           # the default; also "similar", "classify", "labels")
 //! [limits]
 //! deadline_ms = 10          # epoch deadline per call of up to deadline_bytes of events
 //! deadline_bytes = 32768    # a larger call gets deadline_ms per started deadline_bytes
@@ -27,6 +29,7 @@
 //! Settings may hold secrets: they reach only the plugin (never the admin listing,
 //! logs or metrics).
 
+use super::capabilities::{ALL, Capability, DEFAULT};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -112,6 +115,8 @@ struct RawManifest {
     #[serde(default = "yes")]
     enabled: bool,
     #[serde(default)]
+    capabilities: Option<Vec<String>>,
+    #[serde(default)]
     limits: Limits,
     #[serde(default)]
     settings: toml::Table,
@@ -135,6 +140,8 @@ pub struct Manifest {
     pub weight: f32,
     pub mode: Mode,
     pub enabled: bool,
+    /// The host functions it may import (sorted, no repeats).
+    pub capabilities: Vec<Capability>,
     pub limits: Limits,
     /// Settings as the plugin reads them through `host.config`.
     #[serde(skip)]
@@ -190,6 +197,23 @@ impl Manifest {
         if l.recycle_after_calls == 0 {
             return invalid("limits.recycle_after_calls", "must be at least 1");
         }
+        let mut capabilities = match &raw.capabilities {
+            None => DEFAULT.to_vec(),
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    Capability::parse(n).ok_or_else(|| ManifestError::Invalid {
+                        key: "capabilities",
+                        problem: format!(
+                            "unknown capability `{n}` (known: {})",
+                            ALL.map(Capability::as_str).join(", ")
+                        ),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        capabilities.sort();
+        capabilities.dedup();
         let settings = raw
             .settings
             .iter()
@@ -208,6 +232,7 @@ impl Manifest {
             weight: raw.weight,
             mode: raw.mode,
             enabled: raw.enabled,
+            capabilities,
             limits: raw.limits,
             settings: Arc::new(settings),
         })
@@ -249,6 +274,12 @@ mod tests {
         assert_eq!(m.settings["home"], std::env::var("HOME").unwrap());
         assert!(!m.settings.contains_key("none"));
         assert!(m.enabled && m.mode == Mode::Enforce);
+        assert_eq!(m.capabilities, DEFAULT, "log, config and clock unless the manifest says otherwise");
+        let m = Manifest::parse(
+            "name = \"r\"\nversion = \"1\"\nkind = \"heuristic\"\ncapabilities = [\"labels\", \"log\", \"labels\"]\n",
+        )
+        .unwrap();
+        assert_eq!(m.capabilities, [Capability::Log, Capability::Labels]);
     }
 
     #[test]
@@ -260,5 +291,9 @@ mod tests {
         let err = Manifest::parse("name = \"r\"\nversion = \"1\"\nkind = \"heuristic\"\n[limits]\nmemory_mib = 0\n")
             .unwrap_err();
         assert!(err.to_string().contains("limits.memory_mib"), "{err}");
+        let err =
+            Manifest::parse("name = \"r\"\nversion = \"1\"\nkind = \"heuristic\"\ncapabilities = [\"network\"]\n")
+                .unwrap_err();
+        assert!(err.to_string().contains("unknown capability `network`"), "{err}");
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! - `bindings`: the WIT worlds and the only conversions to/from generated types.
 //! - `manifest`: the `NAME.toml` beside each `NAME.wasm`.
+//! - `capabilities`: which host functions a manifest grants; ungranted imports refused at load.
+//! - `lending`: what the host lends plugins (`similar`, `classify`, `labels`) and where from.
 //! - `install`: verify, precompile and atomically write a plugin into a directory.
 //! - `runtime`: the engine, epoch deadlines, compile cache, linker, sandbox limits.
 //! - `version`: one loaded version and its pool of reusable instances.
@@ -16,7 +18,9 @@
 //! Plugin logic (rules, platform formats) lives in `plugins/`, never here.
 
 pub mod bindings;
+pub mod capabilities;
 pub mod install;
+pub mod lending;
 pub mod manifest;
 pub mod metrics;
 pub mod registry;

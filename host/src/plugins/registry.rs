@@ -229,6 +229,11 @@ impl Plugin {
 
     /// Heuristic call: one verdict per event.
     pub fn score(&self, events: &[WitEvent]) -> Result<Vec<Verdict>, CallError> {
+        self.scores(events).map(|s| s.verdicts)
+    }
+
+    /// Heuristic call: one verdict per event, and the entity labels it read.
+    pub fn scores(&self, events: &[WitEvent]) -> Result<super::version::Scores, CallError> {
         self.run(events.len(), |v| v.score(events))
     }
 
@@ -258,6 +263,7 @@ impl Plugin {
             version: current.as_ref().map(|v| v.manifest.version.clone()),
             sha256: current.as_ref().map(|v| v.sha256.clone()),
             signer: current.as_ref().and_then(|v| v.signer.get().cloned()),
+            capabilities: current.as_ref().map(|v| v.manifest.capabilities.clone()).unwrap_or_default(),
             mode: current.as_ref().map(|v| v.manifest.mode),
             weight: current.as_ref().map(|v| v.manifest.weight),
             enabled: state.enabled,
@@ -295,6 +301,8 @@ pub struct PluginInfo {
     pub sha256: Option<String>,
     /// The trusted key that signed the serving version (`ed25519:…`), if any.
     pub signer: Option<String>,
+    /// The host functions the serving version's manifest grants.
+    pub capabilities: Vec<super::capabilities::Capability>,
     pub mode: Option<Mode>,
     pub weight: Option<f32>,
     pub enabled: bool,

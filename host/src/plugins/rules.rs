@@ -8,6 +8,7 @@
 //! of the largest contribution with a category. Shadow-mode plugins are scored and
 //! reported but not combined. A plugin that faults costs only its own verdict.
 
+use super::lending::{LentLabel, entities_of};
 use super::{Mode, Plugin, PluginHost, PluginKind, PluginVersion, Verdict, to_wit};
 use crate::core::Event;
 use rayon::prelude::*;
@@ -46,32 +47,41 @@ pub struct RuleResult {
     /// (quarantined, failed to load, or faulted on this batch): the score is
     /// missing their part. Empty when every rule ran.
     pub degraded: Vec<String>,
+    /// Entity labels of this event's user, author or channel that a plugin read
+    /// and then gave the event a verdict: the labels that affected it.
+    pub labels: Vec<LentLabel>,
+}
+
+impl RuleResult {
+    /// No rule said anything (score 0, `LOW_RISK`).
+    pub fn none() -> Self {
+        RuleResult {
+            score: 0.0,
+            category: "LOW_RISK",
+            verdicts: Vec::new(),
+            failed: Vec::new(),
+            degraded: Vec::new(),
+            labels: Vec::new(),
+        }
+    }
 }
 
 /// Score a batch with every active heuristic plugin (one call each, on the rayon
 /// pool; verdicts in plugin order, so ties break the same way every time).
 pub fn score(host: &PluginHost, events: &[Event]) -> Vec<RuleResult> {
     let wit = to_wit(events);
-    let mut results: Vec<RuleResult> = events
-        .iter()
-        .map(|_| RuleResult {
-            score: 0.0,
-            category: "LOW_RISK",
-            verdicts: Vec::new(),
-            failed: Vec::new(),
-            degraded: Vec::new(),
-        })
-        .collect();
+    let mut results: Vec<RuleResult> = events.iter().map(|_| RuleResult::none()).collect();
     // Plugins are independent (each has its own instances): the pool's threads take
     // the next unscored one until none is left, so a slow plugin leaves no thread idle.
     let active = host.active(PluginKind::Heuristic);
-    let outcomes: Vec<_> = active.par_iter().map(|(p, v)| (p, v, p.score(&wit))).collect();
+    let outcomes: Vec<_> = active.par_iter().map(|(p, v)| (p, v, p.scores(&wit))).collect();
     for (plugin, version, outcome) in outcomes {
         match outcome {
-            Ok(verdicts) => {
-                for (result, v) in results.iter_mut().zip(verdicts) {
+            Ok(scores) => {
+                for ((result, v), event) in results.iter_mut().zip(scores.verdicts).zip(events) {
                     if v.score > 0.0 || !v.hits.is_empty() {
                         result.verdicts.push(plugin_verdict(&version.manifest, v));
+                        lent_to(result, event, &scores.labels);
                     }
                 }
             }
@@ -88,6 +98,19 @@ pub fn score(host: &PluginHost, events: &[Event]) -> Vec<RuleResult> {
         r.degraded.clone_from(&degraded);
     }
     results
+}
+
+/// Add the labels of `event`'s entities among those a plugin read.
+fn lent_to(result: &mut RuleResult, event: &Event, lent: &[LentLabel]) {
+    if lent.is_empty() {
+        return;
+    }
+    let entities = entities_of(event);
+    for l in lent.iter().filter(|l| entities.contains(&l.entity)) {
+        if !result.labels.contains(l) {
+            result.labels.push(l.clone());
+        }
+    }
 }
 
 /// `r` as it would be with `plugin`'s verdict replaced by `with` (enforcing), or

@@ -1,10 +1,18 @@
 //! The wasmtime side of the plugin platform: the one `Engine` of the process, its
 //! epoch ticker (per-call deadlines), the on-disk cache of compiled components, the
 //! linker (the `host` interface; every other import — WASI included — is a trap, so
-//! plugins get no filesystem, network or entropy; wall-clock time comes from `host.now-ms`), and the per-instance store
-//! state with its memory cap. It knows nothing of plugin directories or reloads.
+//! plugins get no filesystem, network or entropy; wall-clock time comes from
+//! `host.now-ms`), the capability check at link time (`capabilities`), and the
+//! per-instance store state with its memory cap and what the host lends it
+//! (`lending`). Time spent in host functions does not count against a call's
+//! deadline. It knows nothing of plugin directories or reloads.
 
-use super::bindings::{HeuristicPre, Level, PlatformAdapterPre, ValidatorPre, host_iface};
+use super::bindings::{
+    CategoryScore, HeuristicPre, Level, PlatformAdapterPre, ValidatorPre, WitEntityLabel, WitNeighbour,
+    category_scores, host_iface, host_iface_0_1_0,
+};
+use super::capabilities::{self, Capability};
+use super::lending::{Lending, LentLabel};
 use super::manifest::PluginKind;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -25,6 +33,8 @@ pub enum RuntimeError {
     Compile(String),
     #[error("does not implement the `{kind}` world: {reason}")]
     World { kind: &'static str, reason: String },
+    #[error("{0}")]
+    Ungranted(String),
 }
 
 /// How a component was obtained.
@@ -51,6 +61,8 @@ pub struct Runtime {
     linker: Linker<GuestState>,
     cache_dir: Option<PathBuf>,
     cache_key: String,
+    /// What the host lends plugins (`similar`, `classify`, `labels`).
+    pub lending: Arc<Lending>,
 }
 
 impl Runtime {
@@ -76,6 +88,8 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         host_iface::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        host_iface_0_1_0::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let cache_key = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -86,7 +100,7 @@ impl Runtime {
             std::fs::create_dir_all(dir)
                 .map_err(|e| RuntimeError::Engine(format!("cannot create cache dir {}: {e}", dir.display())))?;
         }
-        Ok(Arc::new(Runtime { engine, linker, cache_dir, cache_key }))
+        Ok(Arc::new(Runtime { engine, linker, cache_dir, cache_key, lending: Arc::default() }))
     }
 
     pub fn engine(&self) -> &Engine {
@@ -132,9 +146,16 @@ impl Runtime {
         }
     }
 
-    /// Link the component as the world of `kind`: the `host` interface is provided,
+    /// Link the component as the world of `kind`: the `host` functions `granted`
+    /// covers are provided (a component importing another is refused, naming it),
     /// any other import becomes a trap; the exports must match the world.
-    pub fn prepare(&self, component: &Component, kind: PluginKind) -> Result<Prepared, RuntimeError> {
+    pub fn prepare(
+        &self,
+        component: &Component,
+        kind: PluginKind,
+        granted: &[Capability],
+    ) -> Result<Prepared, RuntimeError> {
+        capabilities::check(&self.engine, component, granted).map_err(RuntimeError::Ungranted)?;
         let world = |e: wasmtime::Error| RuntimeError::World { kind: kind.as_str(), reason: format!("{e:#}") };
         let mut linker = self.linker.clone();
         linker.define_unknown_imports_as_traps(component).map_err(world)?;
@@ -150,7 +171,7 @@ impl Runtime {
     pub fn detect_kind(&self, component: &Component) -> Option<PluginKind> {
         [PluginKind::Heuristic, PluginKind::Validator, PluginKind::PlatformAdapter]
             .into_iter()
-            .find(|k| self.prepare(component, *k).is_ok())
+            .find(|k| self.prepare(component, *k, &capabilities::ALL).is_ok())
     }
 
     /// Compile time of these bytes from scratch (for `plugins check`).
@@ -171,13 +192,39 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// What one plugin instance's store holds: who it is, its settings, its memory cap.
+/// What one plugin instance's store holds: who it is, its settings, its memory
+/// cap, what the host lends it, and what the current call borrowed.
 pub struct GuestState {
     pub plugin: Arc<str>,
     pub settings: Arc<BTreeMap<String, String>>,
     pub memory_cap: usize,
     /// Set when the guest asked for memory past its cap (tells memory faults from traps).
     pub memory_denied: bool,
+    pub lending: Arc<Lending>,
+    /// Epoch ticks spent in host functions during the current call: the deadline
+    /// is extended by them (the guest is not charged for the host's work).
+    pub host_ticks: u64,
+    /// Labels handed to the guest during the current call (non-empty answers).
+    pub labels_lent: Vec<LentLabel>,
+}
+
+impl GuestState {
+    /// Run a host function, adding its time to `host_ticks`.
+    fn lend<R>(&mut self, f: impl FnOnce(&Lending) -> R) -> R {
+        let started = Instant::now();
+        let out = f(&self.lending);
+        self.host_ticks += (started.elapsed().as_nanos() / EPOCH_TICK.as_nanos()) as u64 + 1;
+        out
+    }
+}
+
+/// The epoch-deadline callback: a call past its deadline is extended once by the
+/// time its host functions took, and interrupted when none is left.
+pub fn on_deadline(state: &mut GuestState) -> wasmtime::UpdateDeadline {
+    match std::mem::take(&mut state.host_ticks) {
+        0 => wasmtime::UpdateDeadline::Interrupt,
+        ticks => wasmtime::UpdateDeadline::Continue(ticks),
+    }
 }
 
 impl ResourceLimiter for GuestState {
@@ -220,5 +267,38 @@ impl host_iface::Host for GuestState {
 
     fn now_ms(&mut self) -> u64 {
         crate::core::now_ms()
+    }
+
+    fn similar(&mut self, texts: Vec<String>, k: u32) -> Vec<Vec<WitNeighbour>> {
+        let found = self.lend(|l| l.similar(&texts, k as usize));
+        found.into_iter().map(|ns| ns.into_iter().map(Into::into).collect()).collect()
+    }
+
+    fn classify(&mut self, texts: Vec<String>) -> Vec<Vec<CategoryScore>> {
+        match self.lend(|l| l.classify(&texts)) {
+            Some(all) => all.iter().map(|p| category_scores(p)).collect(),
+            None => vec![Vec::new(); texts.len()],
+        }
+    }
+
+    fn labels(&mut self, entities: Vec<String>) -> Vec<Vec<WitEntityLabel>> {
+        let found = self.lend(|l| l.labels(&entities));
+        self.labels_lent.extend(found.iter().flatten().cloned());
+        found.into_iter().map(|ls| ls.into_iter().map(Into::into).collect()).collect()
+    }
+}
+
+/// The host as published in 0.1.0 (log, config, clock): the same functions.
+impl host_iface_0_1_0::Host for GuestState {
+    fn log(&mut self, level: host_iface_0_1_0::Level, message: String) {
+        host_iface::Host::log(self, level.into(), message)
+    }
+
+    fn config(&mut self, key: String) -> Option<String> {
+        host_iface::Host::config(self, key)
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        host_iface::Host::now_ms(self)
     }
 }

@@ -1,11 +1,14 @@
 //! Signed components: an Ed25519 signature over a component's sha256 and the
-//! manifest fields that say what it is (name, version, kind), kept beside it as
-//! `NAME.sig`. `palisade plugins keygen` makes a key pair, `palisade plugins sign`
+//! manifest fields that say what it is and may do (name, version, kind,
+//! capabilities), kept beside it as `NAME.sig`. `palisade plugins keygen` makes a key pair, `palisade plugins sign`
 //! the signature; a host given [`Trust`] (`PLUGIN_TRUSTED_KEYS`,
 //! `PLUGIN_REQUIRE_SIGNATURE`) refuses, at load, an unsigned component, one
 //! signed by a key it does not trust, or one whose component or manifest fields
 //! changed after signing — the registry then keeps the old version serving.
 //! A signature that does not verify is refused even when signatures are optional.
+//! Format 1 (before capabilities) signed name, version and kind only: it is still
+//! accepted for a manifest that grants no more than the default capabilities, and
+//! refused (re-sign) for one that grants more.
 
 use super::Manifest;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
@@ -13,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
-/// The signature file's format version.
-const FORMAT: u32 = 1;
+/// The signature file's format version (2: capabilities are signed).
+const FORMAT: u32 = 2;
 
 /// `NAME.sig`: who signed and the signature (hex).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,14 +32,22 @@ pub struct SignatureFile {
     pub signed: String,
 }
 
-/// What is signed: the component's sha256 and the manifest's identity.
-pub fn payload(manifest: &Manifest, wasm_sha256: &str) -> String {
-    format!(
-        "palisade-plugin-signature-v1\nname={}\nversion={}\nkind={}\nsha256={wasm_sha256}\n",
+/// What is signed: the component's sha256, the manifest's identity and (format
+/// 2) its capabilities.
+pub fn payload(manifest: &Manifest, wasm_sha256: &str, format: u32) -> String {
+    let identity = format!(
+        "name={}\nversion={}\nkind={}\nsha256={wasm_sha256}\n",
         manifest.name,
         manifest.version,
         manifest.kind.as_str()
-    )
+    );
+    match format {
+        1 => format!("palisade-plugin-signature-v1\n{identity}"),
+        _ => {
+            let caps: Vec<&str> = manifest.capabilities.iter().map(|c| c.as_str()).collect();
+            format!("palisade-plugin-signature-v2\n{identity}capabilities={}\n", caps.join(","))
+        }
+    }
 }
 
 /// A key's short id: `ed25519:` and the first 12 hex digits of the sha256 of its bytes.
@@ -54,7 +65,7 @@ pub fn generate() -> std::io::Result<SigningKey> {
 
 /// Sign a component (its bytes' sha256) and its manifest.
 pub fn sign(key: &SigningKey, manifest: &Manifest, wasm: &[u8]) -> SignatureFile {
-    let signed = payload(manifest, &hex::encode(Sha256::digest(wasm)));
+    let signed = payload(manifest, &hex::encode(Sha256::digest(wasm)), FORMAT);
     SignatureFile {
         format: FORMAT,
         key: hex::encode(key.verifying_key().as_bytes()),
@@ -117,8 +128,15 @@ impl Trust {
         };
         let file: SignatureFile =
             serde_json::from_slice(sig).map_err(|e| format!("{}.sig is not a signature file: {e}", manifest.name))?;
-        if file.format != FORMAT {
-            return Err(format!("{}.sig has format {} (this build reads {FORMAT})", manifest.name, file.format));
+        if !(1..=FORMAT).contains(&file.format) {
+            return Err(format!("{}.sig has format {} (this build reads 1 to {FORMAT})", manifest.name, file.format));
+        }
+        if file.format == 1 && manifest.capabilities.iter().any(|c| !super::capabilities::DEFAULT.contains(c)) {
+            return Err(format!(
+                "{}.sig is format 1, which does not cover capabilities, and the manifest grants more than the \
+                 default: re-sign it with `palisade plugins sign`",
+                manifest.name
+            ));
         }
         let bad = |what: String| format!("{}.sig: {what}", manifest.name);
         let key =
@@ -128,9 +146,10 @@ impl Trust {
             .and_then(|b| Signature::from_slice(&b).map_err(|e| e.to_string()))
             .map_err(bad)?;
         let id = key_id(&key);
-        if key.verify(payload(manifest, wasm_sha256).as_bytes(), &signature).is_err() {
+        if key.verify(payload(manifest, wasm_sha256, file.format).as_bytes(), &signature).is_err() {
             return Err(format!(
-                "the signature by {id} does not match: the component or its manifest (name, version, kind) changed after signing"
+                "the signature by {id} does not match: the component or its manifest (name, version, kind, \
+                 capabilities) changed after signing"
             ));
         }
         if !self.keys.contains(&key) {
@@ -149,6 +168,35 @@ mod tests {
 
     fn manifest(version: &str) -> Manifest {
         Manifest::parse(&format!("name = \"r\"\nversion = \"{version}\"\nkind = \"heuristic\"\n")).unwrap()
+    }
+
+    fn granting(caps: &str) -> Manifest {
+        Manifest::parse(&format!("name = \"r\"\nversion = \"1.0.0\"\nkind = \"heuristic\"\ncapabilities = [{caps}]\n"))
+            .unwrap()
+    }
+
+    #[test]
+    fn capabilities_are_signed_and_format_1_covers_only_the_default_grant() {
+        let key = generate().unwrap();
+        let wasm = b"component bytes";
+        let sha = hex::encode(Sha256::digest(wasm));
+        let trust = Trust { keys: vec![key.verifying_key()], require: true };
+        let sig = serde_json::to_vec(&sign(&key, &granting("\"log\""), wasm)).unwrap();
+        assert!(trust.check(&granting("\"log\""), &sha, Some(&sig)).is_ok());
+        let widened = trust.check(&granting("\"log\", \"labels\""), &sha, Some(&sig)).unwrap_err();
+        assert!(widened.contains("capabilities) changed after signing"), "{widened}");
+        // A format-1 signature (name, version, kind) from before capabilities existed.
+        let m = manifest("1.0.0");
+        let v1 = SignatureFile {
+            format: 1,
+            key: hex::encode(key.verifying_key().as_bytes()),
+            signature: hex::encode(key.sign(payload(&m, &sha, 1).as_bytes()).to_bytes()),
+            signed: payload(&m, &sha, 1),
+        };
+        let v1 = serde_json::to_vec(&v1).unwrap();
+        assert!(trust.check(&m, &sha, Some(&v1)).is_ok(), "the default grant: format 1 still verifies");
+        let more = trust.check(&granting("\"log\", \"classify\""), &sha, Some(&v1)).unwrap_err();
+        assert!(more.contains("re-sign"), "{more}");
     }
 
     #[test]

@@ -55,6 +55,13 @@ pub enum LoadError {
     Instantiate(String),
 }
 
+/// What a heuristic call returns: a verdict per event, and the labels it read.
+#[derive(Debug)]
+pub struct Scores {
+    pub verdicts: Vec<Verdict>,
+    pub labels: Vec<super::lending::LentLabel>,
+}
+
 enum Bound {
     Heuristic(Heuristic),
     Validator(Validator),
@@ -106,7 +113,7 @@ impl PluginVersion {
             _ => {}
         }
         let (component, compile) = runtime.component(wasm, &actual)?;
-        let prepared = runtime.prepare(&component, manifest.kind)?;
+        let prepared = runtime.prepare(&component, manifest.kind, &manifest.capabilities)?;
         let version = PluginVersion {
             manifest,
             sha256: actual,
@@ -136,9 +143,13 @@ impl PluginVersion {
             settings: self.manifest.settings.clone(),
             memory_cap: (limits.memory_mib as usize) << 20,
             memory_denied: false,
+            lending: self.runtime.lending.clone(),
+            host_ticks: 0,
+            labels_lent: Vec::new(),
         };
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
+        store.epoch_deadline_callback(|mut cx| Ok(super::runtime::on_deadline(cx.data_mut())));
         // Instantiation runs guest start-up code: give it a deadline too.
         store.set_epoch_deadline(limits.deadline_ms.max(1) * 10);
         let bound = match &self.prepared {
@@ -165,7 +176,9 @@ impl PluginVersion {
         let limits = &self.manifest.limits;
         let deadline_ms = limits.deadline_for(bytes);
         instance.store.set_epoch_deadline(deadline_ms);
-        instance.store.data_mut().memory_denied = false;
+        let state = instance.store.data_mut();
+        (state.memory_denied, state.host_ticks) = (false, 0);
+        state.labels_lent.clear();
         match f(&mut instance.store, &instance.bound) {
             Ok(result) => {
                 instance.calls += 1;
@@ -185,10 +198,14 @@ impl PluginVersion {
         }
     }
 
-    /// Heuristic: one verdict per event, scores clamped to [0, 1].
-    pub fn score(&self, events: &[WitEvent]) -> Result<Vec<Verdict>, Fault> {
-        let mut verdicts = self.call(event_bytes(events), |store, bound| match bound {
-            Bound::Heuristic(h) => h.call_score(store, events),
+    /// Heuristic: one verdict per event, scores clamped to [0, 1], and the entity
+    /// labels the plugin was handed while scoring.
+    pub fn score(&self, events: &[WitEvent]) -> Result<Scores, Fault> {
+        let (mut verdicts, labels) = self.call(event_bytes(events), |store, bound| match bound {
+            Bound::Heuristic(h) => {
+                let verdicts = h.call_score(&mut *store, events)?;
+                Ok((verdicts, std::mem::take(&mut store.data_mut().labels_lent)))
+            }
             _ => Err(wrong_kind(PluginKind::Heuristic)),
         })?;
         expect_len(verdicts.len(), events.len())?;
@@ -198,7 +215,7 @@ impl PluginVersion {
             }
             v.score = v.score.clamp(0.0, 1.0);
         }
-        Ok(verdicts)
+        Ok(Scores { verdicts, labels })
     }
 
     /// Validator: one list of violations per event.

@@ -409,6 +409,52 @@ impl Screener {
     }
 }
 
+/// What screening lends plugins granted `similar` or `classify`: its example bank
+/// and classifier (held weakly: the plugin runtime must not keep a screener alive).
+struct Lent(std::sync::Weak<Screener>);
+
+impl crate::plugins::lending::Semantic for Lent {
+    fn similar(&self, texts: &[String], k: usize) -> Vec<Vec<crate::plugins::lending::LentNeighbour>> {
+        let found = self.0.upgrade().and_then(|s| {
+            let sim = s.similarity.as_ref().filter(|sim| !sim.exemplars.is_empty())?;
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let vectors = sim
+                .vectors(&refs, &s.metrics)
+                .map_err(|e| tracing::warn!(error = %e, "similar: embedding failed"))
+                .ok()?;
+            Some(sim.exemplars.search_many(&vectors, k))
+        });
+        let Some(found) = found else { return vec![Vec::new(); texts.len()] };
+        found
+            .into_iter()
+            .map(|ns| {
+                ns.into_iter()
+                    .map(|n| crate::plugins::lending::LentNeighbour {
+                        id: n.id.to_string(),
+                        label: n.label.to_string(),
+                        similarity: n.similarity,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn classify(&self, texts: &[String]) -> Option<Vec<Vec<f32>>> {
+        let screener = self.0.upgrade()?;
+        let classifier = screener.classifier.as_ref()?.get();
+        let none = rules::RuleResult::none();
+        Some(texts.iter().map(|t| classifier.score(t, &none).scores.to_vec()).collect())
+    }
+}
+
+impl Screener {
+    /// Lend this screener's example bank and classifier to the plugins
+    /// (`host.similar`, `host.classify`), in place of any earlier screener's.
+    pub fn lend_to_plugins(self: &Arc<Self>) {
+        self.plugins.runtime().lending.set_semantic(Arc::new(Lent(Arc::downgrade(self))));
+    }
+}
+
 /// State of the synchronous screening routes and the JSON summary.
 pub struct ScreenApi {
     pub screener: Arc<Screener>,

@@ -79,6 +79,10 @@ pub struct Prediction {
     /// Word n-grams that pulled hardest toward the category (flagged events only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub top_ngrams: Vec<crate::classify::Contribution>,
+    /// Entity labels (of its user, author or channel) a rule read and then gave
+    /// the event a verdict: the labels that affected it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<crate::plugins::lending::LentLabel>,
     pub latency_ms: f64,
 }
 
@@ -199,6 +203,7 @@ fn from_rules(event: Event, rules: RuleResult, mut flags: Vec<String>) -> Predic
         high_risk: false,
         flags,
         degraded: rules.degraded,
+        labels: rules.labels,
         explanation,
         plugin_versions,
         similar: Vec::new(),
@@ -220,9 +225,9 @@ mod tests {
         RuleResult {
             score,
             category,
-            verdicts: Vec::new(),
             failed: vec![("broken".into(), "trapped".into())],
             degraded: vec!["broken".into()],
+            ..RuleResult::none()
         }
     }
 

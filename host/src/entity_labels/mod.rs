@@ -1,0 +1,197 @@
+//! Entity labels (Osprey-style): what the platform knows about a user or a
+//! channel — `repeat-offender`, `trusted-reviewer`, `spam-wave-2026-11` — set by
+//! rules, reviewers or bulk jobs, each with a reason, a source and an optional
+//! expiry, and read by plugins through the `labels` host function.
+//!
+//! Layout: one Redis hash per entity, `[prefix]labels:<entity>`, a field per
+//! label holding the label as JSON. One Lua script changes a hash and sets its
+//! TTL to the latest expiry of what it holds (none when a label never expires),
+//! dropping expired labels, so a hash lives as long as its longest label; reads
+//! also skip labels past their expiry. Entities are free text; the convention
+//! plugins and the prediction use is `user:<id>` and `channel:<id>`
+//! (`plugins::lending::entities_of`). The routes (`api`) audit every change.
+//! Synchronous (plugins read it from the rule stage's threads); it must not
+//! import a service module.
+
+pub mod api;
+
+use crate::plugins::lending::{LabelSource, LentLabel};
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// A stored label: what plugins see, and who set it when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntityLabel {
+    pub entity: String,
+    pub label: String,
+    /// `rule`, `reviewer` or `bulk`.
+    pub source: String,
+    pub reason: String,
+    pub expires_at_ms: Option<u64>,
+    pub set_at_ms: u64,
+    /// The admin key's id (`key:…`) that set it.
+    pub set_by: String,
+}
+
+impl EntityLabel {
+    pub fn lent(&self) -> LentLabel {
+        LentLabel {
+            entity: self.entity.clone(),
+            label: self.label.clone(),
+            source: self.source.clone(),
+            reason: self.reason.clone(),
+            expires_at_ms: self.expires_at_ms,
+        }
+    }
+}
+
+/// The sources a label may name.
+pub const SOURCES: [&str; 3] = ["rule", "reviewer", "bulk"];
+
+/// Change one label and reset the hash's TTL to its latest expiry.
+/// KEYS[1] the hash; ARGV: now_ms, `set`|`del`, label, label JSON (set).
+/// Returns the label's previous JSON (or nil).
+const CHANGE: &str = r#"
+local old = redis.call('HGET', KEYS[1], ARGV[3])
+if ARGV[2] == 'set' then redis.call('HSET', KEYS[1], ARGV[3], ARGV[4]) else redis.call('HDEL', KEYS[1], ARGV[3]) end
+local now = tonumber(ARGV[1])
+local latest, forever = 0, false
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local ok, l = pcall(cjson.decode, all[i + 1])
+  local e = ok and l['expires_at_ms'] or nil
+  if e == nil or e == cjson.null then forever = true
+  elseif e <= now then redis.call('HDEL', KEYS[1], all[i])
+  elseif e > latest then latest = e end
+end
+if forever then redis.call('PERSIST', KEYS[1]) elseif latest > 0 then redis.call('PEXPIREAT', KEYS[1], latest) end
+return old
+"#;
+
+/// How long after a failed connect calls fail without trying.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+struct Conn {
+    conn: Option<redis::Connection>,
+    failed_at: Option<std::time::Instant>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("label store: {0}")]
+pub struct StoreError(String);
+
+/// Entity labels in Redis, over one synchronous connection (reconnected after an
+/// error; after a failed connect, calls fail at once for a second, so a Redis
+/// outage does not hold every plugin call for the connect timeout).
+pub struct LabelStore {
+    client: redis::Client,
+    conn: Mutex<Conn>,
+    /// `[prefix]labels:`
+    key_prefix: String,
+    script: redis::Script,
+}
+
+impl LabelStore {
+    pub fn new(redis_url: &str, prefix: &str) -> Result<Self, StoreError> {
+        Ok(LabelStore {
+            client: redis::Client::open(redis_url).map_err(|e| StoreError(e.to_string()))?,
+            conn: Mutex::new(Conn::default()),
+            key_prefix: format!("{prefix}labels:"),
+            script: redis::Script::new(CHANGE),
+        })
+    }
+
+    fn key(&self, entity: &str) -> String {
+        format!("{}{entity}", self.key_prefix)
+    }
+
+    fn with_conn<T>(&self, f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T, StoreError> {
+        let mut lock = self.conn.lock().map_err(|_| StoreError("lock poisoned".into()))?;
+        let state = &mut *lock;
+        if let Some(at) = state.failed_at.filter(|at| at.elapsed() < RETRY_AFTER) {
+            return Err(StoreError(format!("Redis unreachable {} ms ago; retrying shortly", at.elapsed().as_millis())));
+        }
+        if state.conn.is_none() {
+            let timeout = Some(Duration::from_millis(500));
+            let conn = self
+                .client
+                .get_connection_with_timeout(Duration::from_millis(500))
+                .and_then(|c| c.set_read_timeout(timeout).and(c.set_write_timeout(timeout)).map(|_| c));
+            match conn {
+                Ok(c) => (state.conn, state.failed_at) = (Some(c), None),
+                Err(e) => {
+                    state.failed_at = Some(std::time::Instant::now());
+                    return Err(StoreError(e.to_string()));
+                }
+            }
+        }
+        let result = f(state.conn.as_mut().expect("connected above"));
+        if result.is_err() {
+            state.conn = None;
+        }
+        result.map_err(|e| StoreError(e.to_string()))
+    }
+
+    fn change(&self, entity: &str, label: &str, new: Option<&EntityLabel>) -> Result<Option<EntityLabel>, StoreError> {
+        let json = new.map(|l| serde_json::to_string(l).expect("a label serialises")).unwrap_or_default();
+        let old: Option<String> = self.with_conn(|c| {
+            self.script
+                .key(self.key(entity))
+                .arg(crate::core::now_ms())
+                .arg(if new.is_some() { "set" } else { "del" })
+                .arg(label)
+                .arg(json)
+                .invoke(c)
+        })?;
+        Ok(old.and_then(|j| serde_json::from_str(&j).ok()))
+    }
+
+    /// Set (or replace) a label; returns the one it replaced.
+    pub fn set(&self, label: &EntityLabel) -> Result<Option<EntityLabel>, StoreError> {
+        self.change(&label.entity, &label.label, Some(label))
+    }
+
+    /// Remove a label; returns it (`None`: the entity did not hold it).
+    pub fn remove(&self, entity: &str, label: &str) -> Result<Option<EntityLabel>, StoreError> {
+        self.change(entity, label, None)
+    }
+
+    /// The unexpired labels of each entity, one pipelined round trip.
+    pub fn get_many(&self, entities: &[String]) -> Result<Vec<Vec<EntityLabel>>, StoreError> {
+        if entities.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for e in entities {
+            pipe.cmd("HVALS").arg(self.key(e));
+        }
+        let values: Vec<Vec<String>> = self.with_conn(|c| pipe.query(c))?;
+        let now = crate::core::now_ms();
+        Ok(values
+            .into_iter()
+            .map(|vs| {
+                let mut labels: Vec<EntityLabel> = vs
+                    .iter()
+                    .filter_map(|v| serde_json::from_str::<EntityLabel>(v).ok())
+                    .filter(|l| l.expires_at_ms.is_none_or(|t| t > now))
+                    .collect();
+                labels.sort_by(|a, b| a.label.cmp(&b.label));
+                labels
+            })
+            .collect())
+    }
+}
+
+impl LabelSource for LabelStore {
+    fn labels(&self, entities: &[String]) -> Vec<Vec<LentLabel>> {
+        match self.get_many(entities) {
+            Ok(all) => all.into_iter().map(|ls| ls.iter().map(EntityLabel::lent).collect()).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "entity labels unavailable; plugins see none");
+                vec![Vec::new(); entities.len()]
+            }
+        }
+    }
+}
