@@ -155,6 +155,24 @@ fn similar_classify_and_labels_answer_what_the_host_holds_and_labels_expire() {
     drop(screener);
 }
 
+#[test]
+fn time_in_host_functions_is_not_charged_to_the_plugins_deadline() {
+    // A 5 ms deadline, and a batch whose `similar` call embeds 24 new texts
+    // (tens of milliseconds of model time on two cores).
+    let dir = PluginDir::new();
+    dir.install_with("lend-echo", |m| set_key(&m, "deadline_ms", "5"));
+    let vectors = bank(&[("ex-hello", "LOW_RISK", "good morning everyone")]);
+    let (core, _screener) = core_with(&dir, vectors.path());
+    let events: Vec<Event> =
+        (0..24).map(|i| event(&format!("u{i}"), &format!("message number {i} about topic {}", i * 7))).collect();
+    let started = std::time::Instant::now();
+    let results = rules::score(&core.plugins, &events);
+    let took = started.elapsed();
+    assert!(took > Duration::from_millis(10), "the host work is longer than the deadline: {took:?}");
+    assert!(results[0].failed.is_empty(), "not a timeout: {:?}", results[0].failed);
+    assert!(results.iter().all(|r| hit(r, "similar").starts_with("ex-hello=LOW_RISK=")));
+}
+
 async fn call(http: &reqwest::Client, method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
     let mut r = http.request(method, url).header("api-key", "admin-key");
     if let Some(b) = body {
