@@ -157,9 +157,7 @@ async fn set(
         .collect::<Result<_, _>>()?;
     let store = store(&s)?;
     let to_set = labels.clone();
-    let replaced = blocking(move || to_set.iter().map(|l| store.set(l)).collect::<Result<Vec<_>, _>>())
-        .await?
-        .map_err(unavailable)?;
+    let replaced = blocking(move || store.set_many(&to_set)).await?.map_err(unavailable)?;
     for (l, old) in labels.iter().zip(&replaced) {
         let detail = json!({ "label": l, "replaced": old });
         audit(&s, AuditEntry::new("label_set", &by, &l.entity).detail(detail));

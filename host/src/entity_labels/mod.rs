@@ -134,28 +134,42 @@ impl LabelStore {
         result.map_err(|e| StoreError(e.to_string()))
     }
 
-    fn change(&self, entity: &str, label: &str, new: Option<&EntityLabel>) -> Result<Option<EntityLabel>, StoreError> {
-        let json = new.map(|l| serde_json::to_string(l).expect("a label serialises")).unwrap_or_default();
-        let old: Option<String> = self.with_conn(|c| {
-            self.script
-                .key(self.key(entity))
-                .arg(crate::core::now_ms())
-                .arg(if new.is_some() { "set" } else { "del" })
-                .arg(label)
-                .arg(json)
-                .invoke(c)
-        })?;
-        Ok(old.and_then(|j| serde_json::from_str(&j).ok()))
+    /// Apply `(entity, label, new)` changes (`None`: remove) in one pipelined
+    /// round trip (each change atomic by itself); the labels they replaced.
+    fn change(&self, changes: &[(&str, &str, Option<&EntityLabel>)]) -> Result<Vec<Option<EntityLabel>>, StoreError> {
+        let now = crate::core::now_ms();
+        let invocations: Vec<_> = changes
+            .iter()
+            .map(|(entity, label, new)| {
+                let json = new.map(|l| serde_json::to_string(l).expect("a label serialises")).unwrap_or_default();
+                let mut invocation = self.script.key(self.key(entity));
+                invocation.arg(now).arg(if new.is_some() { "set" } else { "del" }).arg(*label).arg(json);
+                invocation
+            })
+            .collect();
+        let mut pipe = redis::pipe();
+        pipe.load_script(&self.script).ignore();
+        for invocation in &invocations {
+            pipe.invoke_script(invocation);
+        }
+        let old: Vec<Option<String>> = self.with_conn(|c| pipe.query(c))?;
+        Ok(old.into_iter().map(|j| j.and_then(|j| serde_json::from_str(&j).ok())).collect())
+    }
+
+    /// Set (or replace) labels; returns the ones they replaced, in order.
+    pub fn set_many(&self, labels: &[EntityLabel]) -> Result<Vec<Option<EntityLabel>>, StoreError> {
+        let changes: Vec<_> = labels.iter().map(|l| (l.entity.as_str(), l.label.as_str(), Some(l))).collect();
+        self.change(&changes)
     }
 
     /// Set (or replace) a label; returns the one it replaced.
     pub fn set(&self, label: &EntityLabel) -> Result<Option<EntityLabel>, StoreError> {
-        self.change(&label.entity, &label.label, Some(label))
+        Ok(self.set_many(std::slice::from_ref(label))?.pop().flatten())
     }
 
     /// Remove a label; returns it (`None`: the entity did not hold it).
     pub fn remove(&self, entity: &str, label: &str) -> Result<Option<EntityLabel>, StoreError> {
-        self.change(entity, label, None)
+        Ok(self.change(&[(entity, label, None)])?.pop().flatten())
     }
 
     /// The unexpired labels of each entity, one pipelined round trip.

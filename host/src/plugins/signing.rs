@@ -1,7 +1,7 @@
 //! Signed components: an Ed25519 signature over a component's sha256 and the
 //! manifest fields that say what it is and may do (name, version, kind,
-//! capabilities), kept beside it as `NAME.sig`. `palisade plugins keygen` makes a key pair, `palisade plugins sign`
-//! the signature; a host given [`Trust`] (`PLUGIN_TRUSTED_KEYS`,
+//! capabilities), kept beside it as `NAME.sig`. `palisade plugins keygen` makes a
+//! key pair, `palisade plugins sign` the signature; a host given [`Trust`] (`PLUGIN_TRUSTED_KEYS`,
 //! `PLUGIN_REQUIRE_SIGNATURE`) refuses, at load, an unsigned component, one
 //! signed by a key it does not trust, or one whose component or manifest fields
 //! changed after signing — the registry then keeps the old version serving.
