@@ -18,6 +18,13 @@
 //!   `labels` on all 100; the 5 distinct texts' embeddings come from the cache
 //!   after the first call, so `similar` here is cache + kNN, not the model).
 //!
+//! - `languages/<plugin>`: the same rule in Rust (`caps-shouting`), Python
+//!   (`caps-shouting-py`, componentize-py) and JavaScript (`caps-shouting-js`,
+//!   componentize-js): one batched `score` call of 100 events on a pooled
+//!   instance. Before it, one line per plugin on stdout: component size, compile
+//!   time, load time from the compile cache (deserialize + link + instantiate),
+//!   the first call on a new instance, and the peak linear memory.
+//!
 //! Run: `cargo bench -p palisade-benches --bench plugins`
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -169,9 +176,61 @@ fn host_functions(c: &mut Criterion) {
     group.finish();
 }
 
+fn languages(c: &mut Criterion) {
+    let ports = ["caps-shouting", "caps-shouting-py", "caps-shouting-js"];
+    let dir = PluginDir::new();
+    let batch = to_wit(&events(100));
+    for name in ports {
+        let wasm = palisade_tests::wasm(name);
+        let (_, compile) = dir.runtime.time_compile(&wasm).expect("compiles");
+        dir.install(name); // compiles into the directory's cache
+        let (host, _) = dir.open(); // loads from the cache: deserialize, link, one instance
+        let plugin = host.get(name).expect("loaded");
+        let info = plugin.info();
+        let limits = palisade::plugins::manifest::Manifest::parse(&palisade_tests::manifest(name)).unwrap().limits;
+        // The first call on a fresh instance (a Python or JS rule is built in it).
+        let reloaded = dir.open().0;
+        let fresh = reloaded.get(name).unwrap();
+        let first = Instant::now();
+        fresh.score(&batch[..1]).expect("call ok");
+        let first_call = first.elapsed();
+        let mut times: Vec<f64> = (0..300)
+            .map(|_| {
+                let t = Instant::now();
+                plugin.score(&batch).expect("call ok");
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        println!(
+            "DIST {name}: p50 {:.2} p90 {:.2} p99 {:.2} max {:.2} ms",
+            times[150], times[270], times[297], times[299]
+        );
+        println!(
+            "languages/{name}: component {:.1} MB, compile {:.0} ms, cached load {:.1} ms, \
+             first call {:.2} ms, peak memory {:.1} MiB (cap {} MiB, deadline {} ms)",
+            wasm.len() as f64 / 1e6,
+            compile.as_secs_f64() * 1e3,
+            info.load_ms.unwrap_or(0.0),
+            first_call.as_secs_f64() * 1e3,
+            plugin.info().memory_peak_mib.unwrap_or(0.0),
+            limits.memory_mib,
+            limits.deadline_ms,
+        );
+    }
+    let (host, _) = dir.open();
+    let mut group = c.benchmark_group("languages");
+    group.throughput(Throughput::Elements(batch.len() as u64));
+    for name in ports {
+        let plugin = host.get(name).unwrap();
+        group.bench_function(name, |b| b.iter(|| plugin.score(&batch).expect("call ok")));
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = call_path, reload, host_functions
+    targets = call_path, reload, host_functions, languages
 }
 criterion_main!(benches);

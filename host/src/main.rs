@@ -441,16 +441,17 @@ fn sign(file: &Path, manifest: &Path, key: &Path) -> anyhow::Result<()> {
 fn list(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<()> {
     let host = open(config, dir)?;
     println!(
-        "{:<22} {:<17} {:<9} {:<12} {:>8}  {:<20}  {:<26}  error",
-        "NAME", "KIND", "VERSION", "STATE", "LOAD ms", "SIGNER", "CAPABILITIES"
+        "{:<22} {:<17} {:<9} {:<10} {:<12} {:>8}  {:<20}  {:<26}  error",
+        "NAME", "KIND", "VERSION", "LANGUAGE", "STATE", "LOAD ms", "SIGNER", "CAPABILITIES"
     );
     for p in host.list() {
         let caps: Vec<&str> = p.capabilities.iter().map(|c| c.as_str()).collect();
         println!(
-            "{:<22} {:<17} {:<9} {:<12} {:>8.1}  {:<20}  {:<26}  {}",
+            "{:<22} {:<17} {:<9} {:<10} {:<12} {:>8.1}  {:<20}  {:<26}  {}",
             p.name,
             p.kind.map_or("-", |k| k.as_str()),
             p.version.as_deref().unwrap_or("-"),
+            p.language.map_or("-", |l| l.as_str()),
             p.state.to_string(),
             p.load_ms.unwrap_or(0.0),
             p.signer.as_deref().unwrap_or("-"),

@@ -12,13 +12,19 @@ use std::sync::Arc;
 /// The built component of a plugin crate (`hate-terms` → `hate_terms.wasm`).
 pub fn wasm(crate_name: &str) -> Vec<u8> {
     let path = Path::new(env!("PALISADE_PLUGIN_WASM_DIR")).join(format!("{}.wasm", crate_name.replace('-', "_")));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (Python and JavaScript plugins are built only when scripts/setup has installed \
+             their toolchains: run it)",
+            path.display()
+        )
+    })
 }
 
 /// The source manifest of a plugin crate, found under plugins/*/NAME/plugin.toml.
 pub fn manifest(crate_name: &str) -> String {
     let src = Path::new(env!("PALISADE_PLUGIN_SRC_DIR"));
-    for family in ["heuristics", "validators", "platform-adapters", "testing"] {
+    for family in ["heuristics", "validators", "platform-adapters", "testing", "examples"] {
         let path = src.join(family).join(crate_name).join("plugin.toml");
         if let Ok(text) = std::fs::read_to_string(&path) {
             return text;

@@ -12,7 +12,9 @@
 //! enabled = true
 //! capabilities = ["log", "config", "clock"]  # host functions it may import (this is
 //!                           # the default; also "similar", "classify", "labels")
-//! [limits]
+//! language = "rust"         # rust (any compiled guest) | python | javascript: a guest
+//!                           # that carries its interpreter gets larger default limits
+//! [limits]                  # each key defaults per language (`Limits::for_language`)
 //! deadline_ms = 10          # epoch deadline per call of up to deadline_bytes of events
 //! deadline_bytes = 32768    # a larger call gets deadline_ms per started deadline_bytes
 //! memory_mib = 64           # linear memory cap per instance
@@ -60,8 +62,30 @@ pub enum Mode {
     Shadow,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// The language a component was written in. It only sets default limits: a guest
+/// that carries its interpreter (componentize-py, componentize-js) has a larger
+/// memory image and is slower per event than a compiled one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    /// Rust, or any language compiled to Wasm.
+    #[default]
+    Rust,
+    Python,
+    Javascript,
+}
+
+impl Language {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Rust => "rust",
+            Language::Python => "python",
+            Language::Javascript => "javascript",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Limits {
     pub deadline_ms: u64,
     pub deadline_bytes: u64,
@@ -74,7 +98,40 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
+        Limits::for_language(Language::Rust)
+    }
+}
+
+/// `[limits]` as written: each key left out takes the language's default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    deadline_ms: Option<u64>,
+    deadline_bytes: Option<u64>,
+    memory_mib: Option<u64>,
+    max_faults: Option<u32>,
+    fault_window_ms: Option<u64>,
+    retry_after_ms: Option<u64>,
+    recycle_after_calls: Option<u64>,
+}
+
+// Python and JavaScript defaults (see `Limits::for_language`): about ten times
+// what the example port of caps-shouting needs for 100 events (≈14 KB) at p99
+// (Python 4.4 ms, JS 15 ms, Rust 0.3 ms) and its peak memory (13.6 / 17.1 MiB).
+const PY_DEADLINE_MS: u64 = 50;
+const PY_MEMORY_MIB: u64 = 128;
+const JS_DEADLINE_MS: u64 = 100;
+const JS_MEMORY_MIB: u64 = 128;
+
+/// The longest deadline any call gets, however large its batch.
+pub const MAX_DEADLINE_MS: u64 = 60_000;
+
+impl Limits {
+    /// The defaults for a guest written in `language` (measured in
+    /// docs/BENCHMARKS.md, "Python and JavaScript plugins"): an interpreted guest's
+    /// memory image starts at tens of MiB and it spends several times longer per event.
+    pub fn for_language(language: Language) -> Self {
+        let rust = Limits {
             deadline_ms: 10,
             deadline_bytes: 32 * 1024,
             memory_mib: 64,
@@ -82,14 +139,26 @@ impl Default for Limits {
             fault_window_ms: 60_000,
             retry_after_ms: 30_000,
             recycle_after_calls: 100_000,
+        };
+        match language {
+            Language::Rust => rust,
+            Language::Python => Limits { deadline_ms: PY_DEADLINE_MS, memory_mib: PY_MEMORY_MIB, ..rust },
+            Language::Javascript => Limits { deadline_ms: JS_DEADLINE_MS, memory_mib: JS_MEMORY_MIB, ..rust },
         }
     }
-}
 
-/// The longest deadline any call gets, however large its batch.
-pub const MAX_DEADLINE_MS: u64 = 60_000;
+    fn overlay(self, raw: RawLimits) -> Self {
+        Limits {
+            deadline_ms: raw.deadline_ms.unwrap_or(self.deadline_ms),
+            deadline_bytes: raw.deadline_bytes.unwrap_or(self.deadline_bytes),
+            memory_mib: raw.memory_mib.unwrap_or(self.memory_mib),
+            max_faults: raw.max_faults.unwrap_or(self.max_faults),
+            fault_window_ms: raw.fault_window_ms.unwrap_or(self.fault_window_ms),
+            retry_after_ms: raw.retry_after_ms.unwrap_or(self.retry_after_ms),
+            recycle_after_calls: raw.recycle_after_calls.unwrap_or(self.recycle_after_calls),
+        }
+    }
 
-impl Limits {
     /// The deadline of a call handed `bytes` of events: `deadline_ms` for each
     /// started `deadline_bytes`, so a batch of long (valid) texts gets the time its
     /// size needs and a timeout means the plugin, not the input, was slow.
@@ -117,7 +186,9 @@ struct RawManifest {
     #[serde(default)]
     capabilities: Option<Vec<String>>,
     #[serde(default)]
-    limits: Limits,
+    language: Language,
+    #[serde(default)]
+    limits: RawLimits,
     #[serde(default)]
     settings: toml::Table,
 }
@@ -142,6 +213,7 @@ pub struct Manifest {
     pub enabled: bool,
     /// The host functions it may import (sorted, no repeats).
     pub capabilities: Vec<Capability>,
+    pub language: Language,
     pub limits: Limits,
     /// Settings as the plugin reads them through `host.config`.
     #[serde(skip)]
@@ -178,7 +250,8 @@ impl Manifest {
         if !(0.0..=10.0).contains(&raw.weight) || raw.weight.is_nan() {
             return invalid("weight", "must be between 0 and 10");
         }
-        let l = &raw.limits;
+        let limits = Limits::for_language(raw.language).overlay(raw.limits);
+        let l = &limits;
         if !(1..=60_000).contains(&l.deadline_ms) {
             return invalid("limits.deadline_ms", "must be between 1 and 60000");
         }
@@ -233,7 +306,8 @@ impl Manifest {
             mode: raw.mode,
             enabled: raw.enabled,
             capabilities,
-            limits: raw.limits,
+            language: raw.language,
+            limits,
             settings: Arc::new(settings),
         })
     }
@@ -280,6 +354,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.capabilities, [Capability::Log, Capability::Labels]);
+    }
+
+    #[test]
+    fn a_language_sets_default_limits_and_a_written_limit_wins() {
+        let head = "name = \"r\"\nversion = \"1\"\nkind = \"heuristic\"\n";
+        let rust = Manifest::parse(head).unwrap();
+        assert_eq!((rust.language, rust.limits.clone()), (Language::Rust, Limits::default()));
+        let py = Manifest::parse(&format!("{head}language = \"python\"\n")).unwrap();
+        assert_eq!((py.limits.deadline_ms, py.limits.memory_mib), (PY_DEADLINE_MS, PY_MEMORY_MIB));
+        assert_eq!(py.limits.max_faults, rust.limits.max_faults, "only time and memory differ");
+        let js = Manifest::parse(&format!("{head}language = \"javascript\"\n[limits]\nmemory_mib = 32\n")).unwrap();
+        assert_eq!((js.limits.deadline_ms, js.limits.memory_mib), (JS_DEADLINE_MS, 32));
+        let err = Manifest::parse(&format!("{head}language = \"cobol\"\n")).unwrap_err().to_string();
+        assert!(err.contains("language") || err.contains("cobol"), "{err}");
     }
 
     #[test]

@@ -264,6 +264,7 @@ impl Plugin {
             sha256: current.as_ref().map(|v| v.sha256.clone()),
             signer: current.as_ref().and_then(|v| v.signer.get().cloned()),
             capabilities: current.as_ref().map(|v| v.manifest.capabilities.clone()).unwrap_or_default(),
+            language: current.as_ref().map(|v| v.manifest.language),
             mode: current.as_ref().map(|v| v.manifest.mode),
             weight: current.as_ref().map(|v| v.manifest.weight),
             enabled: state.enabled,
@@ -276,6 +277,9 @@ impl Plugin {
                 .map(|at| at.saturating_duration_since(Instant::now()).as_millis() as u64),
             loaded_at: current.as_ref().and_then(|v| v.loaded_at.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs()),
             load_ms: current.as_ref().map(|v| v.load_time.as_secs_f64() * 1e3),
+            memory_peak_mib: current
+                .as_ref()
+                .map(|v| v.peak_memory.load(std::sync::atomic::Ordering::Relaxed) as f64 / (1 << 20) as f64),
             compile: current.as_ref().map(|v| v.compile),
             previous_version: previous.map(|v| v.manifest.version.clone()),
             calls: count,
@@ -303,6 +307,8 @@ pub struct PluginInfo {
     pub signer: Option<String>,
     /// The host functions the serving version's manifest grants.
     pub capabilities: Vec<super::capabilities::Capability>,
+    /// The language the serving version was written in (it set the default limits).
+    pub language: Option<super::manifest::Language>,
     pub mode: Option<Mode>,
     pub weight: Option<f32>,
     pub enabled: bool,
@@ -312,6 +318,9 @@ pub struct PluginInfo {
     pub retry_in_ms: Option<u64>,
     pub loaded_at: Option<u64>,
     pub load_ms: Option<f64>,
+    /// The largest linear memory any instance of the serving version has used
+    /// (its cap is the manifest's `limits.memory_mib`).
+    pub memory_peak_mib: Option<f64>,
     pub compile: Option<CompileSource>,
     pub previous_version: Option<String>,
     pub calls: u64,

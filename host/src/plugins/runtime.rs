@@ -200,12 +200,18 @@ pub struct GuestState {
     pub memory_cap: usize,
     /// Set when the guest asked for memory past its cap (tells memory faults from traps).
     pub memory_denied: bool,
+    /// The largest linear memory this instance has grown to, in bytes.
+    pub memory_bytes: usize,
     pub lending: Arc<Lending>,
     /// Epoch ticks spent in host functions during the current call: the deadline
     /// is extended by them (the guest is not charged for the host's work).
     pub host_ticks: u64,
     /// Labels handed to the guest during the current call (non-empty answers).
     pub labels_lent: Vec<LentLabel>,
+    /// The last line of the last warn/error message the guest logged during the
+    /// current call: a trap's fault quotes it (the Python and JS SDKs log a rule's
+    /// exception before the call traps).
+    pub last_warning: Option<String>,
 }
 
 impl GuestState {
@@ -233,6 +239,7 @@ impl ResourceLimiter for GuestState {
             self.memory_denied = true;
             return Ok(false);
         }
+        self.memory_bytes = self.memory_bytes.max(desired);
         Ok(true)
     }
 
@@ -252,6 +259,11 @@ impl host_iface::Host for GuestState {
             message.truncate(cut);
         }
         let plugin = &*self.plugin;
+        if matches!(level, Level::Warn | Level::Error)
+            && let Some(last) = message.lines().map(str::trim).filter(|l| !l.is_empty()).last()
+        {
+            self.last_warning = Some(last.to_string());
+        }
         match level {
             Level::Trace => tracing::trace!(plugin, "{message}"),
             Level::Debug => tracing::debug!(plugin, "{message}"),

@@ -10,6 +10,7 @@ use super::bindings::{
 };
 use super::manifest::{Manifest, PluginKind};
 use super::runtime::{CompileSource, GuestState, Prepared, Runtime, RuntimeError, sha256_hex};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use wasmtime::Store;
@@ -87,6 +88,9 @@ pub struct PluginVersion {
     platform: OnceLock<String>,
     /// The trusted key that signed it (`ed25519:…`), when it was checked and signed.
     pub signer: OnceLock<String>,
+    /// The largest linear memory any of its instances has grown to, in bytes
+    /// (beside `limits.memory_mib`, it tells how close the cap is).
+    pub peak_memory: AtomicUsize,
 }
 
 impl PluginVersion {
@@ -125,9 +129,11 @@ impl PluginVersion {
             idle: Mutex::new(Vec::new()),
             platform: OnceLock::new(),
             signer: OnceLock::new(),
+            peak_memory: AtomicUsize::new(0),
         };
         // Instantiate once now: a version that cannot start never replaces a working one.
         let first = version.instantiate().map_err(|f| LoadError::Instantiate(f.to_string()))?;
+        version.peak_memory.store(first.store.data().memory_bytes, Ordering::Relaxed);
         version.idle.lock().expect("pool lock").push(first);
         Ok(Arc::new(PluginVersion { load_time: started.elapsed(), ..version }))
     }
@@ -143,9 +149,11 @@ impl PluginVersion {
             settings: self.manifest.settings.clone(),
             memory_cap: (limits.memory_mib as usize) << 20,
             memory_denied: false,
+            memory_bytes: 0,
             lending: self.runtime.lending.clone(),
             host_ticks: 0,
             labels_lent: Vec::new(),
+            last_warning: None,
         };
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
@@ -177,9 +185,11 @@ impl PluginVersion {
         let deadline_ms = limits.deadline_for(bytes);
         instance.store.set_epoch_deadline(deadline_ms);
         let state = instance.store.data_mut();
-        (state.memory_denied, state.host_ticks) = (false, 0);
+        (state.memory_denied, state.host_ticks, state.last_warning) = (false, 0, None);
         state.labels_lent.clear();
-        match f(&mut instance.store, &instance.bound) {
+        let outcome = f(&mut instance.store, &instance.bound);
+        self.peak_memory.fetch_max(instance.store.data().memory_bytes, Ordering::Relaxed);
+        match outcome {
             Ok(result) => {
                 instance.calls += 1;
                 if instance.calls < limits.recycle_after_calls {
@@ -193,7 +203,10 @@ impl PluginVersion {
             } else if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
                 Fault::Timeout(deadline_ms)
             } else {
-                Fault::Trap(root_message(&e))
+                match &instance.store.data().last_warning {
+                    Some(logged) => Fault::Trap(format!("{} (it last logged: {logged})", root_message(&e))),
+                    None => Fault::Trap(root_message(&e)),
+                }
             }),
         }
     }
