@@ -127,9 +127,9 @@ const JS_MEMORY_MIB: u64 = 128;
 pub const MAX_DEADLINE_MS: u64 = 60_000;
 
 impl Limits {
-    /// The defaults for a guest written in `language` (measured in
-    /// docs/BENCHMARKS.md, "Python and JavaScript plugins"): an interpreted guest's
-    /// memory image starts at tens of MiB and it spends several times longer per event.
+    /// The defaults for a guest written in `language` (measured by the `languages`
+    /// group of benches/benches/plugins.rs): an interpreted guest's memory image
+    /// starts at tens of MiB and it spends ten to fifty times longer per event.
     pub fn for_language(language: Language) -> Self {
         let rust = Limits {
             deadline_ms: 10,
