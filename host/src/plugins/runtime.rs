@@ -260,7 +260,7 @@ impl host_iface::Host for GuestState {
         }
         let plugin = &*self.plugin;
         if matches!(level, Level::Warn | Level::Error)
-            && let Some(last) = message.lines().map(str::trim).filter(|l| !l.is_empty()).last()
+            && let Some(last) = message.lines().map(str::trim).rfind(|l| !l.is_empty())
         {
             self.last_warning = Some(last.to_string());
         }
