@@ -105,8 +105,8 @@ fn consumer(name: &str, screener: Screener, texts: &[String], copies: usize) {
     rt.block_on(async {
         let prefix = format!("bench:consumer:{}:{name}:", std::process::id());
         let keys = palisade::streams::Keys::new(&prefix);
-        let mut conn =
-            palisade::streams::connect("redis://127.0.0.1:6379", std::time::Duration::from_secs(1)).await.unwrap();
+        let target = palisade::streams::Target::new("redis://127.0.0.1:6379", &[]);
+        let mut conn = palisade::streams::RedisConn::connect(&target, std::time::Duration::from_secs(1)).await.unwrap();
         let total = texts.len() * copies;
         for (c, chunk) in (0..total).collect::<Vec<_>>().chunks(1000).enumerate() {
             let mut pipe = redis::pipe();
@@ -120,7 +120,7 @@ fn consumer(name: &str, screener: Screener, texts: &[String], copies: usize) {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let run = palisade::screening::consumer::Consumer {
             conn: conn.clone(),
-            keys: keys.clone(),
+            keys: keys.shards[0].clone(),
             name: "bench".into(),
             screener: Arc::new(screener),
             batch_size: 100,

@@ -25,13 +25,12 @@ use crate::screening::{self, ScreenApi, ScreenMetrics, Screener, Similarity};
 use crate::streams::audit::AuditStream;
 use crate::streams::depth::Depth;
 use crate::streams::labels::LabelStream;
-use crate::streams::producer::Producer;
-use crate::streams::{self, Backlog, EventSink, Keys};
+use crate::streams::producer::{ProduceOptions, Producer};
+use crate::streams::{self, Backlog, EventSink, Keys, RedisConn};
 use crate::telemetry::gauges::Gauges;
 use crate::vectors;
 use anyhow::Context;
 use axum::Router;
-use redis::aio::ConnectionManager;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,7 +87,7 @@ impl Core {
         Ok(Core {
             http: HttpMetrics::register(&registry)?,
             gauges: Gauges::register(&registry)?,
-            keys: Keys::new(&config.redis.key_prefix),
+            keys: config.redis.keys(),
             config,
             plugins,
             registry,
@@ -118,19 +117,19 @@ impl Core {
 
     /// The ingestion service (`:8001`) on Redis: starts the producer and the
     /// backlog watcher, then [`Core::ingest_router`]. Must run inside a Tokio runtime.
-    pub async fn ingest_app(&self, conn: ConnectionManager) -> anyhow::Result<Router> {
+    pub async fn ingest_app(&self, conn: RedisConn) -> anyhow::Result<Router> {
         self.start_audit(&conn);
         let c = &self.config;
-        let depth = Depth::new(&self.keys.raw);
-        depth.refresh(&mut conn.clone()).await;
-        depth.watch(conn.clone(), Duration::from_millis(200));
-        let producer = Producer::start(
-            conn,
-            &self.keys.raw,
-            c.ingest.dedup_window_seconds,
-            c.redis.batch_size,
-            Duration::from_millis(c.ingest.batch_timeout_ms),
-        );
+        let depth = self.raw_depth(&conn, Duration::from_millis(200)).await;
+        let options = ProduceOptions {
+            ttl_seconds: c.ingest.dedup_window_seconds,
+            batch_size: c.redis.batch_size,
+            batch_timeout: Duration::from_millis(c.ingest.batch_timeout_ms),
+            wait_replicas: c.redis.wait_replicas,
+            // Under REDIS_TIMEOUT_MS, so a slow replica reads "not confirmed", not a dead Redis.
+            wait_timeout: c.redis.timeout() / 2,
+        };
+        let producer = Producer::start(conn, self.keys.shards.clone(), options);
         self.ingest_router(Arc::new(producer), depth)
     }
 
@@ -151,7 +150,6 @@ impl Core {
         let api_keys = Arc::new(c.server.api_keys.clone());
         let ingest = Arc::new(Ingest {
             sink,
-            dedup_prefix: self.keys.dedup.clone(),
             backlog: backlog.clone(),
             metrics: IngestMetrics::register(&self.registry, http.clone(), self.gauges.queue_depth.clone())?,
             plugins: self.plugins.clone(),
@@ -180,7 +178,7 @@ impl Core {
     /// The screening service (`:8002`) on Redis: the `events:raw` consumer
     /// (started here, stopped when `shutdown` turns true), then
     /// [`Core::screen_router`]. Must run inside a Tokio runtime.
-    pub async fn screen_app(&self, conn: ConnectionManager, shutdown: watch::Receiver<bool>) -> anyhow::Result<Router> {
+    pub async fn screen_app(&self, conn: RedisConn, shutdown: watch::Receiver<bool>) -> anyhow::Result<Router> {
         self.start_audit(&conn);
         self.shadows.sample_into(streams::capped::CappedStream::start(
             conn.clone(),
@@ -188,29 +186,27 @@ impl Core {
             crate::screening::shadow::STREAM_KEEP,
             10_000,
         ));
-        // The consumer's blocking reads get a connection of their own: a blocked
-        // connection holds every command queued behind it.
-        // Its reads block for up to 500 ms: it waits longer than REDIS_TIMEOUT_MS for an answer.
-        let timeout = self.config.redis.timeout().max(Duration::from_secs(1));
-        let consumer_conn =
-            streams::connect_with_retry(&self.config.redis.url, Duration::from_secs(10), timeout).await?;
         let c = &self.config;
         let screener = Arc::new(self.screener()?);
-        let depth = Depth::new(&self.keys.raw);
-        depth.refresh(&mut conn.clone()).await;
-        depth.watch(conn.clone(), Duration::from_millis(500));
-        let consumer = Consumer {
-            conn: consumer_conn,
-            keys: self.keys.clone(),
-            name: c.screening.consumer_name(),
-            screener: screener.clone(),
-            batch_size: c.redis.batch_size,
-            max_deliveries: c.screening.max_deliveries,
-            claim_idle: Duration::from_millis(c.screening.claim_idle_ms),
-            claim_interval: Duration::from_millis(c.screening.claim_interval_ms),
-            claim_batch: c.screening.claim_batch,
-        };
-        self.background.lock().expect("background lock").push(tokio::spawn(consumer.run(shutdown)));
+        let depth = self.raw_depth(&conn, Duration::from_millis(500)).await;
+        // One consumer per shard screened. Each one's blocking reads get a connection
+        // of their own (a blocked connection holds every command queued behind it);
+        // they block for up to 500 ms, so they wait longer than REDIS_TIMEOUT_MS for an answer.
+        let timeout = c.redis.timeout().max(Duration::from_secs(1));
+        for shard in c.screening.shards_of(&c.redis) {
+            let consumer = Consumer {
+                conn: streams::connect_with_retry(&c.redis.target(), Duration::from_secs(10), timeout).await?,
+                keys: self.keys.shards[shard].clone(),
+                name: c.screening.consumer_name(),
+                screener: screener.clone(),
+                batch_size: c.redis.batch_size,
+                max_deliveries: c.screening.max_deliveries,
+                claim_idle: Duration::from_millis(c.screening.claim_idle_ms),
+                claim_interval: Duration::from_millis(c.screening.claim_interval_ms),
+                claim_batch: c.screening.claim_batch,
+            };
+            self.background.lock().expect("background lock").push(tokio::spawn(consumer.run(shutdown.clone())));
+        }
         let labels = LabelStream { conn, key: self.keys.labels.clone() };
         self.screen_router(screener, depth, Some(labels))
     }
@@ -234,8 +230,16 @@ impl Core {
         })?)
     }
 
+    /// The backlog of every shard of `events:raw`, read now and then every `every`.
+    async fn raw_depth(&self, conn: &RedisConn, every: Duration) -> Arc<Depth> {
+        let depth = Depth::new(self.keys.shards.iter().map(|s| s.raw.clone()).collect());
+        depth.refresh(&mut conn.clone()).await;
+        depth.watch(conn.clone(), every);
+        depth
+    }
+
     /// Record plugin changes in `events:audit` from now on (once per process).
-    fn start_audit(&self, conn: &ConnectionManager) {
+    fn start_audit(&self, conn: &RedisConn) {
         let audit = self.audit.get_or_init(|| Arc::new(AuditStream::start(conn.clone(), &self.keys.audit)));
         self.plugins.set_audit(audit.clone());
     }
@@ -383,10 +387,16 @@ pub enum Services {
 
 /// Serve until Ctrl-C or SIGTERM.
 pub async fn serve(core: Core, which: Services) -> anyhow::Result<()> {
-    let conn =
-        streams::connect_with_retry(&core.config.redis.url, Duration::from_secs(10), core.config.redis.timeout())
-            .await
-            .with_context(|| format!("REDIS_URL {}", core.config.redis.url))?;
+    let target = core.config.redis.target();
+    let conn = streams::connect_with_retry(&target, Duration::from_secs(10), core.config.redis.timeout())
+        .await
+        .with_context(|| format!("Redis at {target} (REDIS_URL, REDIS_CLUSTER_NODES)"))?;
+    let shards: Vec<&str> = core.keys.shards.iter().map(|s| s.raw.as_str()).collect();
+    tracing::info!(redis = %target, ?shards, "event streams");
+    if target.is_cluster() {
+        tracing::warn!(url = %core.config.redis.url, "cluster mode: the event path uses REDIS_CLUSTER_NODES; the embedding \
+            cache and entity labels still use REDIS_URL (one Redis)");
+    }
     let (stop, stopped) = watch::channel(false);
     let mut apps = Vec::new();
     if which != Services::Screen {

@@ -86,6 +86,13 @@ impl Setting for Vec<String> {
     }
 }
 
+impl Setting for Vec<usize> {
+    const EXPECTED: &'static str = "a comma-separated list of whole numbers";
+    fn parse_setting(text: &str) -> Result<Self, String> {
+        Vec::<String>::parse_setting(text)?.iter().map(|n| n.parse().map_err(|e| format!("{n}: {e}"))).collect()
+    }
+}
+
 /// Empty, `none` or `off` is `None`.
 impl<T: Setting> Setting for Option<T> {
     const EXPECTED: &'static str = T::EXPECTED;
@@ -353,12 +360,31 @@ section! {
              a screening batch's latency low on two cores", positive),
         timeout_ms: u64 = ("REDIS_TIMEOUT_MS", "500",
             "longest wait for Redis to answer one call; past it ingest answers 503 `outcome_unknown`", positive),
+        cluster_nodes: Vec<String> = ("REDIS_CLUSTER_NODES", "",
+            "comma-separated host:port of Redis Cluster nodes (any few; the rest are discovered): cluster mode, \
+             REDIS_URL unused for the event path"),
+        stream_shards: usize = ("STREAM_SHARDS", "1",
+            "events:raw shards (hash-tagged streams, each with its dedup keys and outputs in one slot); every \
+             process of a deployment must agree", positive),
+        wait_replicas: u32 = ("REDIS_WAIT_REPLICAS", "0",
+            "replicas that must confirm an accepted event's write (WAIT) before ingest answers 202; 0: the master's \
+             answer suffices"),
     }
 }
 
 impl RedisConfig {
     pub fn timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.timeout_ms)
+    }
+
+    /// Where the event path's Redis is: `REDIS_CLUSTER_NODES` when set, else `REDIS_URL`.
+    pub fn target(&self) -> crate::streams::Target {
+        crate::streams::Target::new(&self.url, &self.cluster_nodes)
+    }
+
+    /// The key layout: `STREAM_SHARDS` shards, hash-tagged in a cluster.
+    pub fn keys(&self) -> crate::streams::Keys {
+        crate::streams::Keys::layout(&self.key_prefix, self.stream_shards, !self.cluster_nodes.is_empty())
     }
 }
 
@@ -423,6 +449,9 @@ section! {
         similar_events_max: usize = ("SIMILAR_EVENTS_MAX", "100000",
             "past events kept for SIMILAR_EVENTS_K (embedded store; the oldest half is dropped at once when full)", positive),
         embedding_cache_ttl: u64 = ("EMBEDDING_CACHE_TTL", "604800", "seconds an embedding stays cached in Redis (0: no cache)"),
+        shards: Vec<usize> = ("SCREENING_SHARDS", "",
+            "the stream shards this process screens, e.g. 0,1 (default: all of STREAM_SHARDS); several processes may \
+             share a shard (one consumer group)"),
     }
 }
 
@@ -598,7 +627,7 @@ impl Config {
 
     /// From explicit values (missing keys take their defaults).
     pub fn from_map(raw: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
-        Ok(Config {
+        let config = Config {
             server: ServerConfig::from_raw(raw)?,
             plugins: PluginsConfig::from_raw(raw)?,
             redis: RedisConfig::from_raw(raw)?,
@@ -611,7 +640,21 @@ impl Config {
             outbound: OutboundConfig::from_raw(raw)?,
             tracing: TracingConfig::from_raw(raw)?,
             platform_apis: platform_apis(raw),
-        })
+        };
+        if let Some(shard) = config.screening.shards.iter().find(|&&s| s >= config.redis.stream_shards) {
+            return Err(ConfigError::Value {
+                key: "SCREENING_SHARDS",
+                message: format!("shard {shard} does not exist: STREAM_SHARDS is {}", config.redis.stream_shards),
+            });
+        }
+        Ok(config)
+    }
+}
+
+impl ScreeningConfig {
+    /// The shards this process screens (`SCREENING_SHARDS`, default all).
+    pub fn shards_of(&self, redis: &RedisConfig) -> Vec<usize> {
+        if self.shards.is_empty() { (0..redis.stream_shards).collect() } else { self.shards.clone() }
     }
 }
 

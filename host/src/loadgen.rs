@@ -65,8 +65,13 @@ struct BatchAnswer {
     rejected: u64,
 }
 
-/// Run the load and print the report. `stream` is (Redis URL, stream key) for the growth check.
-pub async fn run(args: LoadArgs, api_key: String, stream: Option<(String, String)>) -> anyhow::Result<()> {
+/// Run the load and print the report. `stream` is (where Redis is, the raw
+/// stream's shards) for the growth check.
+pub async fn run(
+    args: LoadArgs,
+    api_key: String,
+    stream: Option<(crate::streams::Target, Vec<String>)>,
+) -> anyhow::Result<()> {
     let per_request = if args.mode == Mode::Batch { args.batch_size.max(1) } else { 1 } as u64;
     let limit = match (args.count, args.duration) {
         (Some(c), _) => Some(c),
@@ -75,7 +80,7 @@ pub async fn run(args: LoadArgs, api_key: String, stream: Option<(String, String
     };
     let deadline = args.duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
     let before = match &stream {
-        Some((url, key)) => Some(xlen(url, key).await.context("reading the stream length before the run")?),
+        Some((target, keys)) => Some(xlen(target, keys).await.context("reading the stream length before the run")?),
         None => None,
     };
     let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
@@ -231,12 +236,13 @@ pub async fn run(args: LoadArgs, api_key: String, stream: Option<(String, String
     // Every accepted event is in the stream; an event whose outcome was unknown may
     // be too (a client retries it unchanged, and dedup answers `duplicate`).
     let unknown = c.unknown.load(Ordering::Relaxed);
-    if let (Some((url, key)), Some(before)) = (&stream, before) {
-        let after = xlen(url, key).await?;
+    if let (Some((target, keys)), Some(before)) = (&stream, before) {
+        let after = xlen(target, keys).await?;
         let grown = after - before;
         let fits = (accepted..=accepted + unknown).contains(&grown);
         println!(
-            "stream:      {key} grew by {grown}; accepted {accepted}, outcome unknown {unknown}: {}",
+            "stream:      {} grew by {grown}; accepted {accepted}, outcome unknown {unknown}: {}",
+            keys.join(" + "),
             if !fits {
                 "MISMATCH".to_string()
             } else if unknown == 0 {
@@ -255,7 +261,12 @@ pub async fn run(args: LoadArgs, api_key: String, stream: Option<(String, String
     Ok(())
 }
 
-async fn xlen(url: &str, key: &str) -> anyhow::Result<u64> {
-    let mut conn = redis::Client::open(url)?.get_multiplexed_async_connection().await?;
-    Ok(redis::cmd("XLEN").arg(key).query_async(&mut conn).await?)
+/// The length of the raw stream, summed over its shards.
+async fn xlen(target: &crate::streams::Target, keys: &[String]) -> anyhow::Result<u64> {
+    let mut conn = crate::streams::RedisConn::connect(target, std::time::Duration::from_secs(2)).await?;
+    let mut sum = 0;
+    for key in keys {
+        sum += redis::cmd("XLEN").arg(key).query_async::<u64>(&mut conn).await?;
+    }
+    Ok(sum)
 }

@@ -298,7 +298,7 @@ fn main() -> anyhow::Result<()> {
         Command::Load { args, no_stream_check } => {
             let key = args.api_key.clone().or_else(|| config.server.api_keys.first().cloned()).unwrap_or_default();
             let stream = (!no_stream_check)
-                .then(|| (config.redis.url.clone(), palisade::streams::Keys::new(&config.redis.key_prefix).raw));
+                .then(|| (config.redis.target(), config.redis.keys().shards.into_iter().map(|s| s.raw).collect()));
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?

@@ -1,6 +1,7 @@
 //! Helpers for the integration tests in `tests/`: the real plugins that
 //! `build.rs` built, installed into throw-away plugin directories; services on
-//! real Redis ([`Service`]) or over in-memory storage seams ([`memory`], [`Routers`]).
+//! real Redis ([`Service`]) or over in-memory storage seams ([`memory`], [`Routers`]);
+//! Redis servers and clusters of a test's own ([`OwnRedis`], [`OwnCluster`]).
 
 pub mod memory;
 
@@ -8,6 +9,7 @@ use palisade::plugins::install::{cache_dir, install};
 use palisade::plugins::{PluginHost, PluginMetrics, PluginVersion, Runtime};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The built component of a plugin crate (`hate-terms` → `hate_terms.wasm`).
 pub fn wasm(crate_name: &str) -> Vec<u8> {
@@ -220,11 +222,10 @@ impl Service {
             raw.insert(k.to_string(), v.to_string());
         }
         let config = palisade::config::Config::from_map(&raw).expect("config");
-        let (redis_url, timeout) = (config.redis.url.clone(), config.redis.timeout());
+        let (redis_url, target, timeout) = (config.redis.url.clone(), config.redis.target(), config.redis.timeout());
         let core = Arc::new(palisade::app::Core::start(config).expect("core"));
-        let conn = palisade::streams::connect_with_retry(&redis_url, std::time::Duration::from_secs(10), timeout)
-            .await
-            .expect("redis");
+        let conn =
+            palisade::streams::connect_with_retry(&target, Duration::from_secs(10), timeout).await.expect("redis");
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let limits = core.config.server.listener_limits();
         let base = serve(core.ingest_app(conn.clone()).await.expect("ingest app"), limits, stopped.clone()).await;
@@ -363,8 +364,8 @@ impl OwnRedis {
         self.child = Some(child);
         let started = std::time::Instant::now();
         while redis::Client::open(self.url().as_str()).unwrap().get_connection().is_err() {
-            assert!(started.elapsed() < std::time::Duration::from_secs(10), "redis-server did not start");
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            assert!(started.elapsed() < Duration::from_secs(10), "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -396,6 +397,152 @@ impl OwnRedis {
 impl Drop for OwnRedis {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A Redis Cluster of the test's own on spare ports: `masters` masters with
+/// `replicas` replicas each (`redis-cli --cluster create`; a second node timeout,
+/// so a failover takes ~2 s), no persistence.
+pub struct OwnCluster {
+    pub ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+    children: Vec<Option<std::process::Child>>,
+}
+
+impl OwnCluster {
+    pub fn start(masters: usize, replicas: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = cluster_ports(masters * (1 + replicas));
+        let children = ports
+            .iter()
+            .map(|port| {
+                let child = std::process::Command::new("redis-server")
+                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                    .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+                    .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                    .args(["--dir", &dir.path().display().to_string()])
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .expect("redis-server on PATH");
+                Some(child)
+            })
+            .collect();
+        let cluster = OwnCluster { ports, _dir: dir, children };
+        for port in &cluster.ports {
+            wait_until(Duration::from_secs(10), || cluster.node(*port).is_ok(), "a cluster node to start");
+        }
+        let created = std::process::Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")))
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("redis-cli on PATH");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// `REDIS_CLUSTER_NODES` for it.
+    pub fn nodes(&self) -> String {
+        self.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",")
+    }
+
+    /// A cluster connection for assertions.
+    pub fn conn(&self) -> redis::cluster::ClusterConnection {
+        let nodes: Vec<String> = self.running().map(|p| format!("redis://127.0.0.1:{p}")).collect();
+        redis::cluster::ClusterClient::new(nodes).unwrap().get_connection().unwrap()
+    }
+
+    /// A plain connection to one node.
+    pub fn node(&self, port: u16) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(format!("redis://127.0.0.1:{port}"))?.get_connection_with_timeout(Duration::from_secs(1))
+    }
+
+    /// The port of the master serving `key` now.
+    pub fn master_of(&self, key: &str) -> u16 {
+        let port = self.running().next().expect("a node runs");
+        let mut node = self.node(port).unwrap();
+        let slot: u16 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(&mut node).unwrap();
+        // CLUSTER SLOTS: [[start, end, [ip, port, id], replicas…], …]
+        let ranges: Vec<(u16, u16, (String, u16))> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query::<Vec<redis::Value>>(&mut node)
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let r: Vec<redis::Value> = redis::from_redis_value(r).unwrap();
+                let master: Vec<redis::Value> = redis::from_redis_value(r[2].clone()).unwrap();
+                let (ip, port) = (
+                    redis::from_redis_value(master[0].clone()).unwrap(),
+                    redis::from_redis_value(master[1].clone()).unwrap(),
+                );
+                (
+                    redis::from_redis_value(r[0].clone()).unwrap(),
+                    redis::from_redis_value(r[1].clone()).unwrap(),
+                    (ip, port),
+                )
+            })
+            .collect();
+        ranges.iter().find(|(start, end, _)| (*start..=*end).contains(&slot)).expect("slot served").2.1
+    }
+
+    /// Stop one node hard (SIGKILL).
+    pub fn kill(&mut self, port: u16) {
+        let at = self.ports.iter().position(|&p| p == port).expect("a node of this cluster");
+        if let Some(mut c) = self.children[at].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Wait until every running node reports `cluster_state:ok` (after a failover too).
+    pub fn wait_ok(&self) {
+        wait_until(
+            Duration::from_secs(20),
+            || {
+                self.running().all(|p| {
+                    self.node(p)
+                        .and_then(|mut n| redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut n))
+                        .is_ok_and(|info| info.contains("cluster_state:ok"))
+                })
+            },
+            "the cluster to report cluster_state:ok",
+        );
+    }
+
+    fn running(&self) -> impl Iterator<Item = u16> + '_ {
+        self.ports.iter().zip(&self.children).filter(|(_, c)| c.is_some()).map(|(p, _)| *p)
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        for port in self.ports.clone() {
+            self.kill(port);
+        }
+    }
+}
+
+/// `n` free ports whose cluster bus ports (+10000) are free too.
+fn cluster_ports(n: usize) -> Vec<u16> {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Two clusters of one test binary never look at the same ports.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    let start = 20_000 + (std::process::id() % 200) as u16 * 40 + NEXT.fetch_add(20, Ordering::Relaxed);
+    let ports: Vec<u16> = (start..start + 20).filter(|&p| free(p) && free(p + 10_000)).take(n).collect();
+    assert_eq!(ports.len(), n, "{n} free ports from {start}");
+    ports
+}
+
+/// Poll `done` every 20 ms until it holds; panic naming `what` after `limit`.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool, what: &str) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -29,11 +29,11 @@ impl EventSink for MemorySink {
             let mut first = self.first_by_key.lock().unwrap();
             Ok(entries
                 .into_iter()
-                .map(|e| match first.get(&e.dedup_key) {
+                .map(|e| match first.get(&e.dedup_hash) {
                     Some(id) => Produced::Duplicate { duplicate_of: id.clone() },
                     None => {
                         let stream_id = format!("{}-0", stored.len() + 1);
-                        first.insert(e.dedup_key.clone(), stream_id.clone());
+                        first.insert(e.dedup_hash.clone(), stream_id.clone());
                         stored.push(e);
                         Produced::Accepted { stream_id }
                     }

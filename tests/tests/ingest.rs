@@ -249,7 +249,13 @@ async fn the_load_generator_reports_and_checks_the_stream_growth() {
             content_bytes: 50,
         };
         // Fails if the stream did not grow by exactly the number of accepted events.
-        palisade::loadgen::run(args, "test-key".into(), Some((s.redis_url.clone(), s.keys.raw.clone()))).await.unwrap();
+        palisade::loadgen::run(
+            args,
+            "test-key".into(),
+            Some((palisade::streams::Target::new(&s.redis_url, &[]), vec![s.keys.raw.clone()])),
+        )
+        .await
+        .unwrap();
     }
     assert_eq!(entries(&s, &s.keys.raw).len(), 800);
 }

@@ -32,8 +32,6 @@ use std::sync::Arc;
 pub struct Ingest {
     /// Where accepted events go (the Redis producer in a service).
     pub sink: Arc<dyn EventSink>,
-    /// Prefix of dedup keys (`Keys::dedup`).
-    pub dedup_prefix: String,
     pub backlog: Arc<dyn Backlog>,
     pub metrics: IngestMetrics,
     pub plugins: Arc<PluginHost>,
@@ -115,7 +113,7 @@ impl Ingest {
     fn entry(&self, event: &Event, request_id: &str, received_at_ms: u64, traceparent: &Option<String>) -> Entry {
         Entry {
             traceparent: traceparent.clone(),
-            dedup_key: format!("{}{}", self.dedup_prefix, schema::dedup_key(event)),
+            dedup_hash: schema::dedup_key(event),
             event_id: event.event_id.clone(),
             received_at_ms,
             request_id: request_id.to_string(),

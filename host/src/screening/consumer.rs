@@ -1,7 +1,9 @@
-//! The screening consumer: reads `events:raw` in the `screening` group, screens
+//! The screening consumer of one stream shard (a process runs one per shard it
+//! reads, `SCREENING_SHARDS`): reads the shard's `events:raw` in the `screening` group, screens
 //! each batch, and writes every prediction to `events:reasoning_queue` (risk above
 //! the threshold) or `events:low_risk`, with the XACK of the batch in the same
-//! MULTI/EXEC — at-least-once, nothing acknowledged that was not routed.
+//! MULTI/EXEC — at-least-once, nothing acknowledged that was not routed. (The
+//! shard's output streams share its hash tag, so the transaction is one slot.)
 //!
 //! - On start it re-reads its own pending entries (ID `0`), then new ones (`>`).
 //! - Batches overlap: while one is screened (on a blocking thread) the one before
@@ -22,16 +24,16 @@
 
 use super::Screener;
 use crate::core::Event;
-use crate::streams::{Keys, SCREENING_GROUP};
-use redis::aio::ConnectionManager;
+use crate::streams::{RedisConn, SCREENING_GROUP, ShardKeys};
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 pub struct Consumer {
-    pub conn: ConnectionManager,
-    pub keys: Keys,
+    pub conn: RedisConn,
+    /// The shard it reads and routes to.
+    pub keys: ShardKeys,
     pub name: String,
     pub screener: Arc<Screener>,
     pub batch_size: usize,

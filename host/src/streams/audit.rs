@@ -4,9 +4,9 @@
 //! written (up to 10,000 waiting; past that the oldest news is the reload log
 //! line). Read back newest first by `GET /v1/admin/audit`.
 
+use super::RedisConn;
 use super::capped::{self, CappedStream};
 use crate::core::audit::{AuditEntry, AuditSink};
-use redis::aio::ConnectionManager;
 use std::time::Duration;
 
 /// Entries kept in the stream (approximately: Redis trims whole nodes).
@@ -15,13 +15,13 @@ const KEEP: usize = 100_000;
 const QUEUE: usize = 10_000;
 
 pub struct AuditStream {
-    conn: ConnectionManager,
+    conn: RedisConn,
     stream: CappedStream,
 }
 
 impl AuditStream {
     /// Start the writer on the current runtime.
-    pub fn start(conn: ConnectionManager, key: &str) -> Self {
+    pub fn start(conn: RedisConn, key: &str) -> Self {
         AuditStream { stream: CappedStream::start(conn.clone(), key, KEEP, QUEUE), conn }
     }
 

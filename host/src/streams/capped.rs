@@ -4,7 +4,7 @@
 //! `queue` waiting entries new ones are dropped (and logged). The audit trail
 //! (`events:audit`) and the shadow samples (`events:shadow`) are written so.
 
-use redis::aio::ConnectionManager;
+use super::RedisConn;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -18,7 +18,7 @@ pub struct CappedStream {
 
 impl CappedStream {
     /// Start the writer on the current runtime.
-    pub fn start(conn: ConnectionManager, key: &str, keep: usize, queue: usize) -> Self {
+    pub fn start(conn: RedisConn, key: &str, keep: usize, queue: usize) -> Self {
         let (tx, mut rx) = mpsc::channel::<Fields>(queue);
         let (mut writer, stream) = (conn, key.to_string());
         tokio::spawn(async move {
@@ -58,7 +58,7 @@ pub fn xadd(key: &str, keep: usize, fields: &Fields) -> redis::Cmd {
 /// The newest `count` entries of `key`, newest first, each the JSON of its
 /// `field` with the stream id added as `id` (entries without it are skipped).
 pub async fn recent_json(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     key: &str,
     field: &str,
     count: usize,

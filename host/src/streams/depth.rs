@@ -1,29 +1,28 @@
-//! The backlog of `events:raw` and whether Redis answers, refreshed in the
-//! background (not per request). Backlog = the screening group's lag (entries not
-//! yet delivered) plus its pending entries (delivered, not acknowledged); where no
-//! group exists yet, the stream's length.
+//! The backlog of `events:raw` (summed over its shards) and whether Redis
+//! answers, refreshed in the background (not per request). Backlog = the
+//! screening group's lag (entries not yet delivered) plus its pending entries
+//! (delivered, not acknowledged); where no group exists yet, the stream's length.
 
-use super::SCREENING_GROUP;
-use redis::aio::ConnectionManager;
+use super::{RedisConn, SCREENING_GROUP};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 pub struct Depth {
-    stream: String,
+    streams: Vec<String>,
     backlog: AtomicU64,
     redis_ok: AtomicBool,
 }
 
 impl Depth {
-    /// Watch the backlog of `stream`.
-    pub fn new(stream: &str) -> Arc<Self> {
-        Arc::new(Depth { stream: stream.into(), backlog: AtomicU64::new(0), redis_ok: AtomicBool::new(false) })
+    /// Watch the backlog of these streams (the raw stream's shards), summed.
+    pub fn new(streams: Vec<String>) -> Arc<Self> {
+        Arc::new(Depth { streams, backlog: AtomicU64::new(0), redis_ok: AtomicBool::new(false) })
     }
 
     /// Refresh now (also what the background task runs).
-    pub async fn refresh(&self, conn: &mut ConnectionManager) {
-        match backlog(conn, &self.stream).await {
+    pub async fn refresh(&self, conn: &mut RedisConn) {
+        match self.total(conn).await {
             Ok(n) => {
                 self.backlog.store(n, Ordering::Relaxed);
                 self.redis_ok.store(true, Ordering::Relaxed);
@@ -36,8 +35,16 @@ impl Depth {
         }
     }
 
+    async fn total(&self, conn: &mut RedisConn) -> redis::RedisResult<u64> {
+        let mut sum = 0;
+        for stream in &self.streams {
+            sum += backlog(conn, stream).await?;
+        }
+        Ok(sum)
+    }
+
     /// Refresh every `every` on the current runtime.
-    pub fn watch(self: &Arc<Self>, mut conn: ConnectionManager, every: Duration) {
+    pub fn watch(self: &Arc<Self>, mut conn: RedisConn, every: Duration) {
         let depth = self.clone();
         tokio::spawn(async move {
             loop {
@@ -48,7 +55,7 @@ impl Depth {
     }
 }
 
-async fn backlog(conn: &mut ConnectionManager, stream: &str) -> redis::RedisResult<u64> {
+async fn backlog(conn: &mut RedisConn, stream: &str) -> redis::RedisResult<u64> {
     let groups: redis::Value = redis::cmd("XINFO").arg("GROUPS").arg(stream).query_async(conn).await.or_else(|e| {
         // No stream yet: nothing is waiting.
         if e.to_string().contains("no such key") { Ok(redis::Value::Array(Vec::new())) } else { Err(e) }

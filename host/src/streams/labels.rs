@@ -3,8 +3,8 @@
 //! `palisade train --from-stream`. The stream only grows; trimming it is the
 //! operator's choice (`XTRIM`), never Palisade's.
 
+use super::RedisConn;
 use super::StreamError;
-use redis::aio::ConnectionManager;
 
 /// One labelled row as a reviewer sent it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -21,7 +21,7 @@ pub struct LabelRow {
 /// Where reviewer labels go: the stream and a connection to it.
 #[derive(Clone)]
 pub struct LabelStream {
-    pub conn: ConnectionManager,
+    pub conn: RedisConn,
     pub key: String,
 }
 

@@ -8,6 +8,14 @@
 //! An entry carries the event, its id, when and in which request it arrived, and
 //! (traces on) the request's `traceparent`, so screening's span joins its trace.
 //!
+//! Events are spread over the stream shards by their dedup hash
+//! ([`super::shard_of`]): a flush makes one script call per shard it holds events
+//! for, concurrently. With `REDIS_WAIT_REPLICAS` set, each call is followed by
+//! `WAIT` on the shard's master, and an event is answered accepted only once that
+//! many replicas hold it; a write the replicas did not confirm in time is answered
+//! "outcome unknown" (it is in the master, and may be lost if the master fails
+//! before it replicates), so a client retries it and dedup answers for it.
+//!
 //! The script, per event: `SET key event_id NX GET EX ttl` — if the key existed,
 //! report the event it belongs to; else XADD, and if the XADD fails (out of
 //! memory, say), delete the key again and report that event as failed, then go
@@ -17,8 +25,7 @@
 //! into a "not stored" answer. (Two calls per event: GET-then-SET after the XADD
 //! cost a third, ~20 % more Redis time.)
 
-use super::StreamError;
-use redis::aio::ConnectionManager;
+use super::{RedisConn, ShardKeys, StreamError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -29,21 +36,22 @@ const IN_FLIGHT: usize = 8;
 const SCRIPT: &str = r#"
 local ttl = ARGV[1]
 local out = {}
-for i = 2, #ARGV, 6 do
-  local key = ARGV[i]
-  local prev = redis.pcall('SET', key, ARGV[i + 1], 'NX', 'GET', 'EX', ttl)
+for n = 2, #KEYS do
+  local key = KEYS[n]
+  local i = 2 + (n - 2) * 5
+  local prev = redis.pcall('SET', key, ARGV[i], 'NX', 'GET', 'EX', ttl)
   if type(prev) == 'table' and prev.err then
     out[#out + 1] = '!' .. prev.err
   elseif prev then
     out[#out + 1] = '=' .. prev
   else
     local id
-    if ARGV[i + 5] == '' then
-      id = redis.pcall('XADD', KEYS[1], '*', 'event_id', ARGV[i + 1], 'received_at_ms', ARGV[i + 2],
-        'request_id', ARGV[i + 3], 'event', ARGV[i + 4])
+    if ARGV[i + 4] == '' then
+      id = redis.pcall('XADD', KEYS[1], '*', 'event_id', ARGV[i], 'received_at_ms', ARGV[i + 1],
+        'request_id', ARGV[i + 2], 'event', ARGV[i + 3])
     else
-      id = redis.pcall('XADD', KEYS[1], '*', 'event_id', ARGV[i + 1], 'received_at_ms', ARGV[i + 2],
-        'request_id', ARGV[i + 3], 'event', ARGV[i + 4], 'traceparent', ARGV[i + 5])
+      id = redis.pcall('XADD', KEYS[1], '*', 'event_id', ARGV[i], 'received_at_ms', ARGV[i + 1],
+        'request_id', ARGV[i + 2], 'event', ARGV[i + 3], 'traceparent', ARGV[i + 4])
     end
     if type(id) == 'table' and id.err then
       redis.call('DEL', key)
@@ -59,8 +67,9 @@ return out
 /// One event to produce.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// `[prefix]dedup:<sha256>`.
-    pub dedup_key: String,
+    /// The event's dedup hash (hex SHA-256): it picks the shard, and under the
+    /// shard's dedup prefix it is the dedup key.
+    pub dedup_hash: String,
     pub event_id: String,
     pub received_at_ms: u64,
     pub request_id: String,
@@ -97,21 +106,19 @@ pub struct Producer {
 
 impl Producer {
     /// Start the coalescing task on the current runtime.
-    pub fn start(
-        conn: ConnectionManager,
-        stream: &str,
-        ttl_seconds: u64,
-        batch_size: usize,
-        batch_timeout: Duration,
-    ) -> Self {
+    pub fn start(conn: RedisConn, shards: Vec<ShardKeys>, options: ProduceOptions) -> Self {
         let (tx, rx) = mpsc::channel(16_384);
         let run = Coalescer {
             conn,
-            stream: stream.to_string(),
-            ttl: ttl_seconds.to_string(),
-            script: Arc::new(redis::Script::new(SCRIPT)),
-            batch_size,
-            batch_timeout,
+            flush: Arc::new(Flush {
+                shards,
+                ttl: options.ttl_seconds.to_string(),
+                script: redis::Script::new(SCRIPT),
+                wait_replicas: options.wait_replicas,
+                wait_timeout: options.wait_timeout,
+            }),
+            batch_size: options.batch_size,
+            batch_timeout: options.batch_timeout,
         };
         tokio::spawn(run.run(rx));
         Producer { tx }
@@ -128,13 +135,33 @@ impl Producer {
     }
 }
 
+/// How the producer batches and how durable an answer is.
+#[derive(Debug, Clone)]
+pub struct ProduceOptions {
+    /// The dedup window (`DEDUP_WINDOW_SECONDS`).
+    pub ttl_seconds: u64,
+    pub batch_size: usize,
+    pub batch_timeout: Duration,
+    /// Replicas that must hold a write before it is answered (`REDIS_WAIT_REPLICAS`; 0: none).
+    pub wait_replicas: u32,
+    /// How long `WAIT` waits for them.
+    pub wait_timeout: Duration,
+}
+
 struct Coalescer {
-    conn: ConnectionManager,
-    stream: String,
-    ttl: String,
-    script: Arc<redis::Script>,
+    conn: RedisConn,
+    flush: Arc<Flush>,
     batch_size: usize,
     batch_timeout: Duration,
+}
+
+/// What one flush needs besides the connection and the jobs.
+struct Flush {
+    shards: Vec<ShardKeys>,
+    ttl: String,
+    script: redis::Script,
+    wait_replicas: u32,
+    wait_timeout: Duration,
 }
 
 impl Coalescer {
@@ -160,28 +187,67 @@ impl Coalescer {
                 size += next.entries.len();
                 jobs.push(next);
             }
-            let (conn, stream, ttl, script) =
-                (self.conn.clone(), self.stream.clone(), self.ttl.clone(), self.script.clone());
+            let (conn, flush) = (self.conn.clone(), self.flush.clone());
             tokio::spawn(async move {
-                flush(conn, &stream, &ttl, &script, jobs).await;
+                flush.run(conn, jobs).await;
                 drop(permit);
             });
         }
     }
 }
 
-async fn flush(mut conn: ConnectionManager, stream: &str, ttl: &str, script: &redis::Script, jobs: Vec<Job>) {
-    let mut invocation = script.key(stream);
-    invocation.arg(ttl);
-    for e in jobs.iter().flat_map(|j| &j.entries) {
-        invocation.arg(&e.dedup_key).arg(&e.event_id).arg(e.received_at_ms).arg(&e.request_id).arg(&e.event_json);
-        invocation.arg(e.traceparent.as_deref().unwrap_or(""));
+impl Flush {
+    /// One script call per shard the jobs have events for, concurrently; each job
+    /// answered from its events' results, in order.
+    async fn run(&self, conn: RedisConn, jobs: Vec<Job>) {
+        let entries: Vec<&Entry> = jobs.iter().flat_map(|j| &j.entries).collect();
+        let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); self.shards.len()];
+        for (i, e) in entries.iter().enumerate() {
+            by_shard[super::shard_of(&e.dedup_hash, self.shards.len())].push(i);
+        }
+        let calls = by_shard.iter().enumerate().filter(|(_, at)| !at.is_empty()).map(|(shard, at)| {
+            let shard = &self.shards[shard];
+            let batch: Vec<&Entry> = at.iter().map(|&i| entries[i]).collect();
+            self.produce_shard(conn.clone(), shard, batch)
+        });
+        let answers = futures_util::future::join_all(calls).await;
+        // Each entry's answer: its row, or its shard's error.
+        let mut rows: Vec<Option<Result<Produced, StreamError>>> = vec![None; entries.len()];
+        for (at, answer) in by_shard.iter().filter(|at| !at.is_empty()).zip(answers) {
+            match answer {
+                Ok(produced) => at.iter().zip(produced).for_each(|(&i, p)| rows[i] = Some(Ok(p))),
+                Err(e) => at.iter().for_each(|&i| rows[i] = Some(Err(e.clone()))),
+            }
+        }
+        let mut rows = rows.into_iter().map(|r| r.expect("every entry has a shard"));
+        for job in jobs {
+            let answers: Vec<Result<Produced, StreamError>> = rows.by_ref().take(job.entries.len()).collect();
+            let _ = job.reply.send(job_answer(answers));
+        }
     }
-    // One string per entry: a stream id, `=` and the event id it duplicates, or `!` and an error.
-    let result: Result<Vec<String>, StreamError> = invocation.invoke_async(&mut conn).await.map_err(StreamError::from);
-    match result {
-        Ok(rows) => {
-            let mut rows = rows.into_iter().map(|value| {
+
+    /// Dedup + XADD of one shard's entries in one script call (then `WAIT`, when asked).
+    async fn produce_shard(
+        &self,
+        mut conn: RedisConn,
+        shard: &ShardKeys,
+        entries: Vec<&Entry>,
+    ) -> Result<Vec<Produced>, StreamError> {
+        let mut invocation = self.script.key(&shard.raw);
+        invocation.arg(&self.ttl);
+        for e in &entries {
+            invocation.key(format!("{}{}", shard.dedup, e.dedup_hash));
+            invocation.arg(&e.event_id).arg(e.received_at_ms).arg(&e.request_id).arg(&e.event_json);
+            invocation.arg(e.traceparent.as_deref().unwrap_or(""));
+        }
+        // One string per entry: a stream id, `=` and the event id it duplicates, or `!` and an error.
+        let rows: Vec<String> = invocation.invoke_async(&mut conn).await?;
+        if rows.len() != entries.len() {
+            return Err(StreamError::Protocol("the produce script returned too few results".into()));
+        }
+        let produced: Vec<Produced> = rows
+            .into_iter()
+            .map(|value| {
                 if let Some(original) = value.strip_prefix('=') {
                     Produced::Duplicate { duplicate_of: original.to_string() }
                 } else if let Some(reason) = value.strip_prefix('!') {
@@ -189,23 +255,35 @@ async fn flush(mut conn: ConnectionManager, stream: &str, ttl: &str, script: &re
                 } else {
                     Produced::Accepted { stream_id: value }
                 }
-            });
-            for job in jobs {
-                let answer: Vec<Produced> = rows.by_ref().take(job.entries.len()).collect();
-                let answer = if answer.len() == job.entries.len() {
-                    Ok(answer)
-                } else {
-                    Err(StreamError::Protocol("the produce script returned too few results".into()))
-                };
-                let _ = job.reply.send(answer);
+            })
+            .collect();
+        if self.wait_replicas > 0 && produced.iter().any(|p| matches!(p, Produced::Accepted { .. })) {
+            let acked = conn.wait_replicas(&shard.raw, self.wait_replicas, self.wait_timeout).await?;
+            if acked < self.wait_replicas {
+                return Err(StreamError::Unknown(format!(
+                    "written to the master of {}, but {acked} of {} replicas confirmed it within {:?}",
+                    shard.raw, self.wait_replicas, self.wait_timeout
+                )));
             }
         }
-        Err(e) => {
-            for job in jobs {
-                let _ = job.reply.send(Err(e.clone()));
-            }
-        }
+        Ok(produced)
     }
+}
+
+/// A job's answer from its entries' answers. If some of its shards answered and
+/// another failed, the failure becomes "outcome unknown": part of the job was
+/// written, so no answer may say that nothing was.
+fn job_answer(answers: Vec<Result<Produced, StreamError>>) -> Result<Vec<Produced>, StreamError> {
+    let written = answers.iter().any(|a| a.is_ok());
+    answers
+        .into_iter()
+        .map(|a| match a {
+            Err(StreamError::Unavailable(e)) | Err(StreamError::Protocol(e)) if written => {
+                Err(StreamError::Unknown(format!("part of the request was written; another shard: {e}")))
+            }
+            other => other,
+        })
+        .collect()
 }
 
 impl super::EventSink for Producer {

@@ -1,0 +1,129 @@
+//! The connection the async Redis paths share: one Redis (a `ConnectionManager`,
+//! which reconnects by itself) or a Redis Cluster (`REDIS_CLUSTER_NODES`: the
+//! `redis` crate's cluster connection, which keeps one multiplexed connection per
+//! node, follows `MOVED`/`ASK` and re-reads the slot map after a failover). Both
+//! are `redis::aio::ConnectionLike`, so the stream code is written once; it must
+//! send only commands and pipelines whose keys share one slot (see
+//! [`super::Keys`]: a shard's keys carry one hash tag).
+//!
+//! This module owns connecting and routing by key; it knows no key names.
+
+use super::StreamError;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+use std::time::Duration;
+
+/// Where Redis is: one server, or the seed nodes of a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Single(String),
+    Cluster(Vec<String>),
+}
+
+impl Target {
+    /// `REDIS_CLUSTER_NODES` (comma-separated `host:port` or URLs) when set, else `REDIS_URL`.
+    pub fn new(url: &str, cluster_nodes: &[String]) -> Self {
+        if cluster_nodes.is_empty() {
+            Target::Single(url.to_string())
+        } else {
+            let url = |n: &String| if n.contains("://") { n.clone() } else { format!("redis://{n}") };
+            Target::Cluster(cluster_nodes.iter().map(url).collect())
+        }
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Target::Cluster(_))
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Single(url) => f.write_str(url),
+            Target::Cluster(nodes) => write!(f, "the cluster at {}", nodes.join(",")),
+        }
+    }
+}
+
+/// A connection to one Redis or to a cluster; cheap to clone (clones share it).
+#[derive(Clone)]
+pub enum RedisConn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl RedisConn {
+    /// Connect, failing fast (within `timeout`) while Redis is down or hung.
+    pub async fn connect(target: &Target, timeout: Duration) -> Result<Self, StreamError> {
+        match target {
+            Target::Single(url) => {
+                let client = redis::Client::open(url.as_str())
+                    .map_err(|e| StreamError::Unavailable(format!("bad REDIS_URL: {e}")))?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_millis(500));
+                Ok(RedisConn::Single(ConnectionManager::new_with_config(client, config).await?))
+            }
+            Target::Cluster(nodes) => {
+                let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .retries(2)
+                    .min_retry_wait(50)
+                    .max_retry_wait(500)
+                    .build()
+                    .map_err(|e| StreamError::Unavailable(format!("bad REDIS_CLUSTER_NODES: {e}")))?;
+                Ok(RedisConn::Cluster(client.get_async_connection().await?))
+            }
+        }
+    }
+
+    /// `WAIT replicas timeout` on the node that holds `key` (in a cluster: the
+    /// master of its slot, over the connection that wrote to it): how many
+    /// replicas acknowledged every write this connection made there.
+    pub async fn wait_replicas(&mut self, key: &str, replicas: u32, timeout: Duration) -> redis::RedisResult<u32> {
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(replicas).arg(timeout.as_millis() as u64);
+        match self {
+            RedisConn::Single(c) => cmd.query_async(c).await,
+            RedisConn::Cluster(c) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let route = Route::with_key(key.as_bytes(), SlotAddr::Master);
+                let value =
+                    c.route_command(cmd, RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route))).await?;
+                redis::from_redis_value(value).map_err(Into::into)
+            }
+        }
+    }
+}
+
+impl ConnectionLike for RedisConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            RedisConn::Single(c) => c.req_packed_command(cmd),
+            RedisConn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            RedisConn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisConn::Single(c) => c.get_db(),
+            RedisConn::Cluster(c) => c.get_db(),
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Palisade on a Redis Cluster of the test's own (spare ports, `redis-cli
+//! --cluster create`): several ingest and screening services in one consumer
+//! group over `STREAM_SHARDS` hash-tagged shards, and a master killed under load.
+//!
+//! The services run in this process (each with its own core, connections and
+//! consumer name), the way `palisade serve` runs them.
+
+use palisade_tests::{OwnCluster, Service, unique_prefix, wait_until};
+use redis::Commands;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::Duration;
+
+fn event(id: &str, content: &str) -> Value {
+    json!({"event_id": id, "event_type": "message", "platform": "web", "user_id": "u-1", "content": content})
+}
+
+async fn post_batch(base: &str, events: &[Value]) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/events/ingest-batch"))
+        .header("api-key", "test-key")
+        .json(&json!({ "events": events }))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// Event id → how many times it was routed, over every shard's output streams.
+fn routed(conn: &mut redis::cluster::ClusterConnection, keys: &palisade::streams::Keys) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    for shard in &keys.shards {
+        for stream in [&shard.reasoning, &shard.low_risk] {
+            let reply: redis::streams::StreamRangeReply = conn.xrange_all(stream).unwrap();
+            for entry in reply.ids {
+                let id: String = entry.get("event_id").unwrap();
+                *seen.entry(id).or_default() += 1;
+            }
+        }
+    }
+    seen
+}
+
+/// Services sharing one cluster, prefix and shard count, each with its own consumer name.
+async fn services(cluster: &OwnCluster, prefix: &str, names: &[&str], extra: &[(&str, &str)]) -> Vec<Service> {
+    let nodes = cluster.nodes();
+    let mut out = Vec::new();
+    for name in names {
+        let mut overrides = vec![
+            ("REDIS_CLUSTER_NODES", nodes.as_str()),
+            ("STREAM_SHARDS", "3"),
+            ("REDIS_KEY_PREFIX", prefix),
+            ("SCREENING_MODEL", "none"),
+            ("CONSUMER_NAME", name),
+        ];
+        overrides.extend_from_slice(extra);
+        out.push(Service::both(&overrides).await);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_ingest_and_three_screening_services_route_every_accepted_event_once_across_shards() {
+    let cluster = OwnCluster::start(3, 0);
+    let prefix = unique_prefix();
+    let s = services(&cluster, &prefix, &["screen-a", "screen-b", "screen-c"], &[]).await;
+    let keys = s[0].keys.clone();
+
+    // The three shards live on three different masters.
+    let masters: std::collections::BTreeSet<u16> = keys.shards.iter().map(|k| cluster.master_of(&k.raw)).collect();
+    assert_eq!(masters.len(), 3, "{:?}", keys.shards);
+
+    // 600 events in batches of 50, alternating between two ingest services; then the
+    // first 100 again through the other service: each is caught as a duplicate.
+    let events: Vec<Value> =
+        (0..600).map(|i| event(&format!("e{i}"), &format!("message number {i} for the cluster"))).collect();
+    let mut accepted = 0;
+    for (n, batch) in events.chunks(50).enumerate() {
+        let (status, body) = post_batch(&s[n % 2].base, batch).await;
+        assert_eq!(status, 202, "{body}");
+        accepted += body["accepted"].as_u64().unwrap();
+    }
+    assert_eq!(accepted, 600);
+    for (n, batch) in events[..100].chunks(50).enumerate() {
+        let (status, body) = post_batch(&s[1 - n % 2].base, batch).await;
+        // Nothing new was accepted: 200, not 202.
+        assert_eq!(
+            (status, body["accepted"].as_u64(), body["duplicates"].as_u64()),
+            (200, Some(0), Some(50)),
+            "{body}"
+        );
+    }
+
+    // Every accepted event routed exactly once, over all shards, by all three consumers.
+    let mut conn = cluster.conn();
+    wait_until(Duration::from_secs(30), || routed(&mut conn, &keys).len() == 600, "600 events routed");
+    std::thread::sleep(Duration::from_millis(500)); // a second routing would land by now
+    let seen = routed(&mut conn, &keys);
+    assert!(
+        seen.len() == 600 && seen.values().all(|&n| n == 1),
+        "routed twice: {:?}",
+        seen.iter().filter(|e| *e.1 > 1).collect::<Vec<_>>()
+    );
+    let mut consumers = std::collections::BTreeSet::new();
+    for shard in &keys.shards {
+        let len: usize = conn.xlen(&shard.raw).unwrap();
+        assert!(len > 100, "{} holds {len} of 600: the shards share the load", shard.raw);
+        let info: redis::streams::StreamInfoConsumersReply =
+            conn.xinfo_consumers(&shard.raw, palisade::streams::SCREENING_GROUP).unwrap();
+        consumers.extend(info.consumers.into_iter().map(|c| c.name));
+        let pending: redis::streams::StreamPendingReply =
+            conn.xpending(&shard.raw, palisade::streams::SCREENING_GROUP).unwrap();
+        assert_eq!(pending.count(), 0, "{} has entries pending", shard.raw);
+    }
+    assert_eq!(consumers.len(), 3, "all three services read every shard: {consumers:?}");
+    for service in &s {
+        service.stop.send(true).unwrap();
+    }
+}
+
+async fn queue_depth(s: &Service) -> u64 {
+    let r = reqwest::Client::new().get(format!("{}/v1/metrics", s.base)).header("api-key", "test-key").send().await;
+    r.unwrap().json::<Value>().await.unwrap()["queue_depth"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_service_screens_only_its_shards_and_the_backlog_sums_the_others() {
+    let cluster = OwnCluster::start(3, 0);
+    let prefix = unique_prefix();
+    let first = services(&cluster, &prefix, &["shard-0"], &[("SCREENING_SHARDS", "0")]).await.remove(0);
+    let keys = first.keys.clone();
+    let events: Vec<Value> = (0..300).map(|i| event(&format!("s{i}"), &format!("sharded message {i}"))).collect();
+    for batch in events.chunks(100) {
+        assert_eq!(post_batch(&first.base, batch).await.0, 202);
+    }
+    let mut conn = cluster.conn();
+    let lens: Vec<usize> = keys.shards.iter().map(|k| conn.xlen(&k.raw).unwrap()).collect();
+    assert_eq!(lens.iter().sum::<usize>(), 300, "{lens:?}");
+    wait_until(Duration::from_secs(20), || routed(&mut conn, &keys).len() == lens[0], "shard 0 routed");
+    // Shards 1 and 2 wait: ingest's backlog (backpressure, /v1/metrics) counts them.
+    let mut depth = 0;
+    for _ in 0..50 {
+        depth = queue_depth(&first).await;
+        if depth == (lens[1] + lens[2]) as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(depth, (lens[1] + lens[2]) as u64, "the backlog is the unscreened shards' {lens:?}");
+    // A second service takes the other two shards.
+    let _rest = services(&cluster, &prefix, &["shards-1-2"], &[("SCREENING_SHARDS", "1,2")]).await;
+    wait_until(Duration::from_secs(20), || routed(&mut conn, &keys).len() == 300, "all 300 routed");
+    assert!(routed(&mut conn, &keys).values().all(|&n| n == 1));
+}
+
+/// Load two ingest services for `secs` seconds, killing the master of shard 0
+/// after a second; answers: (event ids answered 202 accepted, requests not answered 202).
+async fn load_through_a_failover(cluster: &mut OwnCluster, s: &[Service], secs: u64) -> (Vec<String>, usize) {
+    let victim = cluster.master_of(&s[0].keys.shards[0].raw);
+    let started = std::time::Instant::now();
+    let (mut accepted, mut refused, mut killed) = (Vec::new(), 0, false);
+    let mut n = 0;
+    while started.elapsed() < Duration::from_secs(secs) {
+        if !killed && started.elapsed() > Duration::from_secs(1) {
+            cluster.kill(victim);
+            killed = true;
+        }
+        let batch: Vec<Value> =
+            (n..n + 20).map(|i| event(&format!("f{i}"), &format!("failover message {i}"))).collect();
+        n += 20;
+        let (status, body) = post_batch(&s[(n / 20) % 2].base, &batch).await;
+        if status != 202 {
+            refused += 1;
+            continue;
+        }
+        for item in body["items"].as_array().unwrap() {
+            if item["status"] == "accepted" {
+                accepted.push(item["event_id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    (accepted, refused)
+}
+
+/// Event ids that reached an output stream or the dead letters, over every shard.
+fn routed_or_dead(
+    conn: &mut redis::cluster::ClusterConnection,
+    keys: &palisade::streams::Keys,
+) -> std::collections::HashSet<String> {
+    let mut out: std::collections::HashSet<String> = routed(conn, keys).into_keys().collect();
+    for shard in &keys.shards {
+        let reply: redis::streams::StreamRangeReply = conn.xrange_all(&shard.dead_letter).unwrap();
+        for entry in reply.ids {
+            let event: String = entry.get("event").unwrap_or_default();
+            if let Ok(e) = serde_json::from_str::<Value>(&event) {
+                out.insert(e["event_id"].as_str().unwrap_or_default().to_string());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_wait_replicas_a_master_killed_under_load_loses_no_answered_event() {
+    let mut cluster = OwnCluster::start(3, 1);
+    let prefix = unique_prefix();
+    let extra = [("REDIS_WAIT_REPLICAS", "1"), ("CLAIM_IDLE_MS", "1000"), ("CLAIM_INTERVAL_MS", "250")];
+    let s = services(&cluster, &prefix, &["fail-a", "fail-b"], &extra).await;
+    let keys = s[0].keys.clone();
+    let (accepted, refused) = load_through_a_failover(&mut cluster, &s, 6).await;
+    cluster.wait_ok();
+    eprintln!("{} events answered accepted, {refused} requests refused during the failover", accepted.len());
+    assert!(accepted.len() > 1000, "the load ran: {}", accepted.len());
+    let mut conn = cluster.conn();
+    let missing = |conn: &mut redis::cluster::ClusterConnection| {
+        let done = routed_or_dead(conn, &keys);
+        accepted.iter().filter(|id| !done.contains(*id)).count()
+    };
+    wait_until(Duration::from_secs(60), || missing(&mut conn) == 0, "every answered event routed or dead-lettered");
+    for service in &s {
+        service.stop.send(true).unwrap();
+    }
+}
