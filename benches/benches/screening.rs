@@ -97,6 +97,11 @@ fn stages(screener: &Screener, texts: &[String], passes: usize) {
     );
 }
 
+/// The Redis on this machine.
+fn local_redis() -> palisade::streams::Target {
+    palisade::streams::Target::new("redis://127.0.0.1:6379", &[])
+}
+
 /// The screening consumer draining `copies × texts` events from a fresh stream:
 /// events/s from its start to the last routed prediction; checks nothing is left
 /// pending.
@@ -105,8 +110,8 @@ fn consumer(name: &str, screener: Screener, texts: &[String], copies: usize) {
     rt.block_on(async {
         let prefix = format!("bench:consumer:{}:{name}:", std::process::id());
         let keys = palisade::streams::Keys::new(&prefix);
-        let target = palisade::streams::Target::new("redis://127.0.0.1:6379", &[]);
-        let mut conn = palisade::streams::RedisConn::connect(&target, std::time::Duration::from_secs(1)).await.unwrap();
+        let mut conn =
+            palisade::streams::RedisConn::connect(&local_redis(), std::time::Duration::from_secs(1)).await.unwrap();
         let total = texts.len() * copies;
         for (c, chunk) in (0..total).collect::<Vec<_>>().chunks(1000).enumerate() {
             let mut pipe = redis::pipe();
@@ -295,13 +300,12 @@ fn main() {
         consumer("classifier, cascade off", classified(None), &texts, 1);
     }
     let prefix = format!("bench:emb:{}:", std::process::id());
-    let cached =
-        screener(Some(similarity(Some(EmbeddingCache::new("redis://127.0.0.1:6379", prefix.clone(), 600).unwrap()))));
+    let cached = screener(Some(similarity(Some(EmbeddingCache::new(local_redis(), prefix.clone(), 600)))));
     cached.screen(texts.iter().map(|t| Event::sample(t)).collect()); // warm the cache
     run("cache-hit (rules+cache+kNN)", &cached, &texts, passes);
     stages(&cached, &texts, passes);
     run("heuristics-only (rules)", &screener(None), &texts, passes);
-    let cache = || Some(EmbeddingCache::new("redis://127.0.0.1:6379", prefix.clone(), 600).unwrap());
+    let cache = || Some(EmbeddingCache::new(local_redis(), prefix.clone(), 600));
     for pass in 1..=2 {
         consumer(&format!("cache-hit, pass {pass}"), screener(Some(similarity(cache()))), &texts, 20);
     }

@@ -74,7 +74,7 @@ impl Core {
             .map_err(anyhow::Error::msg)?;
         let shadow_host = PluginHost::open_trusting(runtime.clone(), &shadow_dir, shadow_metrics, trust.clone());
         // Plugins granted `labels` read entity labels from Redis (connected on first use).
-        let entity_labels = Arc::new(LabelStore::new(&config.redis.url, &config.redis.key_prefix)?);
+        let entity_labels = Arc::new(LabelStore::new(config.redis.target(), &config.redis.key_prefix));
         runtime.lending.set_labels(entity_labels.clone());
         let plugins = PluginHost::open_trusting(runtime, &config.plugins.dir, metrics, trust);
         let shadows = Arc::new(Shadows::new(shadow_host.clone(), plugins.clone()));
@@ -336,13 +336,10 @@ impl Core {
         if exemplars.is_empty() {
             tracing::warn!(%bank, "the example bank is empty: embedding scores need `palisade bank import`");
         }
-        let cache = (c.screening.embedding_cache_ttl > 0)
-            .then(|| {
-                let prefix = format!("{}{}:", self.keys.embedding_cache, embedder.model_id);
-                EmbeddingCache::new(&c.redis.url, prefix, c.screening.embedding_cache_ttl)
-            })
-            .transpose()
-            .context("REDIS_URL")?;
+        let cache = (c.screening.embedding_cache_ttl > 0).then(|| {
+            let prefix = format!("{}{}:", self.keys.embedding_cache, embedder.model_id);
+            EmbeddingCache::new(c.redis.target(), prefix, c.screening.embedding_cache_ttl)
+        });
         let events = match c.screening.similar_events_k {
             0 => None,
             _ => Some(
@@ -393,10 +390,6 @@ pub async fn serve(core: Core, which: Services) -> anyhow::Result<()> {
         .with_context(|| format!("Redis at {target} (REDIS_URL, REDIS_CLUSTER_NODES)"))?;
     let shards: Vec<&str> = core.keys.shards.iter().map(|s| s.raw.as_str()).collect();
     tracing::info!(redis = %target, ?shards, "event streams");
-    if target.is_cluster() {
-        tracing::warn!(url = %core.config.redis.url, "cluster mode: the event path uses REDIS_CLUSTER_NODES; the embedding \
-            cache and entity labels still use REDIS_URL (one Redis)");
-    }
     let (stop, stopped) = watch::channel(false);
     let mut apps = Vec::new();
     if which != Services::Screen {

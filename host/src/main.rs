@@ -596,7 +596,7 @@ fn promote(config: &Config, name: &str, dir: Option<PathBuf>, gate: Option<(Path
 /// own reload too); a Redis that does not answer only costs a note.
 fn audit_now(config: &Config, entry: &palisade::core::audit::AuditEntry) {
     let key = palisade::streams::Keys::new(&config.redis.key_prefix).audit;
-    if let Err(e) = palisade::streams::audit::append_now(&config.redis.url, &key, entry) {
+    if let Err(e) = palisade::streams::audit::append_now(&config.redis.target(), &key, entry) {
         eprintln!("note: not recorded in {key} ({e}); the service's reload will be");
     }
 }
@@ -767,7 +767,7 @@ fn screen(config: Config, text: &str) -> anyhow::Result<()> {
 /// The reviewer labels stream as labelled JSONL beside `out` (`OUT.labels.jsonl`).
 fn export_labels(config: &Config, out: &Path) -> anyhow::Result<PathBuf> {
     let key = palisade::streams::Keys::new(&config.redis.key_prefix).labels;
-    let rows = palisade::streams::labels::read_all(&config.redis.url, &key)
+    let rows = palisade::streams::labels::read_all(&config.redis.target(), &key)
         .with_context(|| format!("reading {key} from REDIS_URL {}", config.redis.url))?;
     if rows.is_empty() {
         bail!("{key} holds no labels (POST /v1/admin/labels adds them)");

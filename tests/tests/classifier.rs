@@ -376,7 +376,8 @@ async fn reviewer_labels_reach_the_stream_that_training_reads() {
         .unwrap();
     assert_eq!(r.status(), 401);
     // What `palisade train --from-stream` reads: two rows, the later label of r-1 winning.
-    let read = palisade::streams::labels::read_all(&s.redis_url, &s.keys.labels).unwrap();
+    let read = palisade::streams::labels::read_all(&palisade::streams::Target::new(&s.redis_url, &[]), &s.keys.labels)
+        .unwrap();
     let got: Vec<(&str, &str, &str)> =
         read.iter().map(|r| (r.id.as_str(), r.label.as_str(), r.reviewer.as_str())).collect();
     assert_eq!(got, [("r-1", "LOW_RISK", "carol"), ("r-2", "LOW_RISK", "bob")]);

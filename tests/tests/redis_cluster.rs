@@ -221,3 +221,44 @@ async fn with_wait_replicas_a_master_killed_under_load_loses_no_answered_event()
         service.stop.send(true).unwrap();
     }
 }
+
+#[test]
+fn entity_labels_and_the_embedding_cache_work_across_the_cluster_slots() {
+    use palisade::entity_labels::{EntityLabel, LabelStore};
+    let cluster = OwnCluster::start(3, 0);
+    let nodes: Vec<String> = cluster.nodes().split(',').map(String::from).collect();
+    let target = palisade::streams::Target::new("", &nodes);
+    let prefix = unique_prefix();
+    // Labels of 30 entities: their hashes lie on all three masters.
+    let store = LabelStore::new(target.clone(), &prefix);
+    let entities: Vec<String> = (0..30).map(|i| format!("user:u{i}")).collect();
+    let label = |entity: &str| EntityLabel {
+        entity: entity.into(),
+        label: "repeat-offender".into(),
+        source: "reviewer".into(),
+        reason: "test".into(),
+        expires_at_ms: None,
+        set_at_ms: 1,
+        set_by: "key:test".into(),
+    };
+    let labels: Vec<EntityLabel> = entities.iter().map(|e| label(e)).collect();
+    assert!(store.set_many(&labels).unwrap().iter().all(Option::is_none));
+    let masters: std::collections::BTreeSet<u16> =
+        entities.iter().map(|e| cluster.master_of(&format!("{prefix}labels:{e}"))).collect();
+    assert_eq!(masters.len(), 3);
+    let read = store.get_many(&entities).unwrap();
+    assert!(read.iter().zip(&entities).all(|(ls, e)| ls.len() == 1 && &ls[0].entity == e), "{read:?}");
+    assert_eq!(store.remove("user:u7", "repeat-offender").unwrap().map(|l| l.entity), Some("user:u7".into()));
+    assert!(store.get_many(&entities).unwrap()[7].is_empty());
+    // The embedding cache: a batch written and read back over many slots.
+    let cache = palisade::embed::cache::EmbeddingCache::new(target, format!("{prefix}emb:"), 60);
+    let texts: Vec<String> = (0..40).map(|i| format!("text {i}")).collect();
+    let vectors: Vec<Vec<f32>> = (0..40).map(|i| vec![i as f32, 0.5]).collect();
+    let items: Vec<(&str, &[f32])> = texts.iter().map(String::as_str).zip(vectors.iter().map(Vec::as_slice)).collect();
+    cache.put(&items);
+    let mut asked: Vec<&str> = texts.iter().map(String::as_str).collect();
+    asked.push("never cached");
+    let got = cache.get(&asked);
+    assert_eq!(got[..40].iter().cloned().map(Option::unwrap).collect::<Vec<_>>(), vectors);
+    assert_eq!(got[40], None);
+}

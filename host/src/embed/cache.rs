@@ -1,36 +1,35 @@
 //! Embedding cache in Redis: `[prefix]emb:<model>:<sha256(text)>` → the vector as
 //! little-endian f32 bytes, with a TTL (`EMBEDDING_CACHE_TTL`). One MGET and one
-//! pipelined SET per batch. Synchronous (it runs on the screening worker thread
+//! pipelined SET per batch (on a Redis Cluster, a pipelined GET per text instead
+//! of the MGET: the keys lie in many slots). Synchronous (it runs on the screening worker thread
 //! next to the model); any Redis error counts as a miss and never fails screening.
 
+use crate::streams::{SyncConn, Target};
 use sha2::{Digest, Sha256};
 use std::sync::Mutex;
 use std::time::Duration;
 
 pub struct EmbeddingCache {
-    client: redis::Client,
-    conn: Mutex<Option<redis::Connection>>,
+    target: Target,
+    conn: Mutex<Option<SyncConn>>,
     /// `[prefix]emb:<model>:`
     key_prefix: String,
     ttl_seconds: u64,
 }
 
 impl EmbeddingCache {
-    pub fn new(redis_url: &str, key_prefix: String, ttl_seconds: u64) -> Result<Self, redis::RedisError> {
-        Ok(EmbeddingCache { client: redis::Client::open(redis_url)?, conn: Mutex::new(None), key_prefix, ttl_seconds })
+    pub fn new(target: Target, key_prefix: String, ttl_seconds: u64) -> Self {
+        EmbeddingCache { target, conn: Mutex::new(None), key_prefix, ttl_seconds }
     }
 
     fn key(&self, text: &str) -> String {
         format!("{}{}", self.key_prefix, hex::encode(Sha256::digest(text.as_bytes())))
     }
 
-    fn with_conn<T>(&self, f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Option<T> {
+    fn with_conn<T>(&self, f: impl FnOnce(&mut SyncConn) -> redis::RedisResult<T>) -> Option<T> {
         let mut guard = self.conn.lock().ok()?;
         if guard.is_none() {
-            let conn = self.client.get_connection_with_timeout(Duration::from_millis(200)).ok()?;
-            conn.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
-            conn.set_write_timeout(Some(Duration::from_millis(500))).ok()?;
-            *guard = Some(conn);
+            *guard = Some(self.target.connect_sync(Duration::from_millis(500)).ok()?);
         }
         let result = f(guard.as_mut()?);
         if result.is_err() {
@@ -45,7 +44,10 @@ impl EmbeddingCache {
             return Vec::new();
         }
         let keys: Vec<String> = texts.iter().map(|t| self.key(t)).collect();
-        let found: Option<Vec<Option<Vec<u8>>>> = self.with_conn(|c| redis::cmd("MGET").arg(&keys).query(c));
+        let found: Option<Vec<Option<Vec<u8>>>> = self.with_conn(|c| match c {
+            SyncConn::Single(_) => c.query(redis::cmd("MGET").arg(&keys)),
+            SyncConn::Cluster(_) => c.pipeline(keys.iter().map(|k| redis::cmd("GET").arg(k).to_owned()).collect()),
+        });
         match found {
             Some(values) => values
                 .into_iter()
@@ -63,11 +65,13 @@ impl EmbeddingCache {
         if items.is_empty() {
             return;
         }
-        let mut pipe = redis::pipe();
-        for (text, vector) in items {
-            let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
-            pipe.cmd("SET").arg(self.key(text)).arg(bytes).arg("EX").arg(self.ttl_seconds).ignore();
-        }
-        let _ = self.with_conn(|c| pipe.query::<()>(c));
+        let sets = items
+            .iter()
+            .map(|(text, vector)| {
+                let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+                redis::cmd("SET").arg(self.key(text)).arg(bytes).arg("EX").arg(self.ttl_seconds).to_owned()
+            })
+            .collect();
+        let _ = self.with_conn(|c| c.pipeline::<()>(sets));
     }
 }

@@ -16,6 +16,7 @@
 pub mod api;
 
 use crate::plugins::lending::{LabelSource, LentLabel};
+use crate::streams::{SyncConn, Target};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -74,7 +75,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct Conn {
-    conn: Option<redis::Connection>,
+    conn: Option<SyncConn>,
     failed_at: Option<std::time::Instant>,
 }
 
@@ -86,7 +87,7 @@ pub struct StoreError(String);
 /// error; after a failed connect, calls fail at once for a second, so a Redis
 /// outage does not hold every plugin call for the connect timeout).
 pub struct LabelStore {
-    client: redis::Client,
+    target: Target,
     conn: Mutex<Conn>,
     /// `[prefix]labels:`
     key_prefix: String,
@@ -94,32 +95,27 @@ pub struct LabelStore {
 }
 
 impl LabelStore {
-    pub fn new(redis_url: &str, prefix: &str) -> Result<Self, StoreError> {
-        Ok(LabelStore {
-            client: redis::Client::open(redis_url).map_err(|e| StoreError(e.to_string()))?,
+    pub fn new(target: Target, prefix: &str) -> Self {
+        LabelStore {
+            target,
             conn: Mutex::new(Conn::default()),
             key_prefix: format!("{prefix}labels:"),
             script: redis::Script::new(CHANGE),
-        })
+        }
     }
 
     fn key(&self, entity: &str) -> String {
         format!("{}{entity}", self.key_prefix)
     }
 
-    fn with_conn<T>(&self, f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T, StoreError> {
+    fn with_conn<T>(&self, f: impl FnOnce(&mut SyncConn) -> redis::RedisResult<T>) -> Result<T, StoreError> {
         let mut lock = self.conn.lock().map_err(|_| StoreError("lock poisoned".into()))?;
         let state = &mut *lock;
         if let Some(at) = state.failed_at.filter(|at| at.elapsed() < RETRY_AFTER) {
             return Err(StoreError(format!("Redis unreachable {} ms ago; retrying shortly", at.elapsed().as_millis())));
         }
         if state.conn.is_none() {
-            let timeout = Some(Duration::from_millis(500));
-            let conn = self
-                .client
-                .get_connection_with_timeout(Duration::from_millis(500))
-                .and_then(|c| c.set_read_timeout(timeout).and(c.set_write_timeout(timeout)).map(|_| c));
-            match conn {
+            match self.target.connect_sync(Duration::from_millis(500)) {
                 Ok(c) => (state.conn, state.failed_at) = (Some(c), None),
                 Err(e) => {
                     state.failed_at = Some(std::time::Instant::now());
@@ -135,24 +131,35 @@ impl LabelStore {
     }
 
     /// Apply `(entity, label, new)` changes (`None`: remove) in one pipelined
-    /// round trip (each change atomic by itself); the labels they replaced.
+    /// round trip (each change atomic by itself); the labels they replaced. On a
+    /// cluster each change is an `EVAL` (a cluster pipeline cannot load a script).
     fn change(&self, changes: &[(&str, &str, Option<&EntityLabel>)]) -> Result<Vec<Option<EntityLabel>>, StoreError> {
         let now = crate::core::now_ms();
-        let invocations: Vec<_> = changes
+        // Each change: its key and the script's arguments.
+        let calls: Vec<(String, [String; 4])> = changes
             .iter()
             .map(|(entity, label, new)| {
                 let json = new.map(|l| serde_json::to_string(l).expect("a label serialises")).unwrap_or_default();
-                let mut invocation = self.script.key(self.key(entity));
-                invocation.arg(now).arg(if new.is_some() { "set" } else { "del" }).arg(*label).arg(json);
-                invocation
+                let op = if new.is_some() { "set" } else { "del" };
+                (self.key(entity), [now.to_string(), op.to_string(), label.to_string(), json])
             })
             .collect();
-        let mut pipe = redis::pipe();
-        pipe.load_script(&self.script).ignore();
-        for invocation in &invocations {
-            pipe.invoke_script(invocation);
-        }
-        let old: Vec<Option<String>> = self.with_conn(|c| pipe.query(c))?;
+        let old: Vec<Option<String>> = self.with_conn(|c| match c {
+            SyncConn::Single(c) => {
+                let mut pipe = redis::pipe();
+                pipe.load_script(&self.script).ignore();
+                for (key, args) in &calls {
+                    pipe.invoke_script(self.script.key(key).arg(args));
+                }
+                pipe.query(c)
+            }
+            cluster => cluster.pipeline(
+                calls
+                    .iter()
+                    .map(|(key, args)| redis::cmd("EVAL").arg(CHANGE).arg(1).arg(key).arg(args).to_owned())
+                    .collect(),
+            ),
+        })?;
         Ok(old.into_iter().map(|j| j.and_then(|j| serde_json::from_str(&j).ok())).collect())
     }
 
@@ -177,11 +184,8 @@ impl LabelStore {
         if entities.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for e in entities {
-            pipe.cmd("HVALS").arg(self.key(e));
-        }
-        let values: Vec<Vec<String>> = self.with_conn(|c| pipe.query(c))?;
+        let hvals = entities.iter().map(|e| redis::cmd("HVALS").arg(self.key(e)).to_owned()).collect();
+        let values: Vec<Vec<String>> = self.with_conn(|c| c.pipeline(hvals))?;
         let now = crate::core::now_ms();
         Ok(values
             .into_iter()

@@ -33,11 +33,8 @@ impl AuditStream {
 
 /// Append one entry now, from a command-line tool (no runtime needed); fails fast
 /// when Redis does not answer.
-pub fn append_now(url: &str, key: &str, entry: &AuditEntry) -> redis::RedisResult<()> {
-    let client = redis::Client::open(url)?;
-    let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
-    conn.set_read_timeout(Some(Duration::from_secs(2)))?;
-    capped::xadd(key, KEEP, &fields(entry)).query(&mut conn)
+pub fn append_now(target: &super::Target, key: &str, entry: &AuditEntry) -> redis::RedisResult<()> {
+    target.connect_sync(Duration::from_secs(2))?.query(&capped::xadd(key, KEEP, &fields(entry)))
 }
 
 /// The entry's stream fields: action and subject (to filter by eye), and the whole entry as JSON.

@@ -6,6 +6,11 @@
 //! send only commands and pipelines whose keys share one slot (see
 //! [`super::Keys`]: a shard's keys carry one hash tag).
 //!
+//! The embedding cache and the entity labels run on worker threads and use a
+//! synchronous [`SyncConn`] to the same Redis: there a batch's commands touch many
+//! slots, so they go as a plain pipeline on one Redis and as a cluster pipeline
+//! (one round trip per master touched) on a cluster.
+//!
 //! This module owns connecting and routing by key; it knows no key names.
 
 use super::StreamError;
@@ -34,6 +39,64 @@ impl Target {
 
     pub fn is_cluster(&self) -> bool {
         matches!(self, Target::Cluster(_))
+    }
+
+    /// A synchronous connection whose connect, reads and writes each give up after `timeout`.
+    pub fn connect_sync(&self, timeout: Duration) -> redis::RedisResult<SyncConn> {
+        match self {
+            Target::Single(url) => {
+                let conn = redis::Client::open(url.as_str())?.get_connection_with_timeout(timeout)?;
+                conn.set_read_timeout(Some(timeout))?;
+                conn.set_write_timeout(Some(timeout))?;
+                Ok(SyncConn::Single(conn))
+            }
+            Target::Cluster(nodes) => {
+                let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .retries(1)
+                    .build()?;
+                Ok(SyncConn::Cluster(Box::new(client.get_connection()?)))
+            }
+        }
+    }
+}
+
+/// A synchronous connection to one Redis or to a cluster.
+pub enum SyncConn {
+    Single(redis::Connection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl SyncConn {
+    /// Send `cmds` in one pipeline (on a cluster: one per master touched; never a
+    /// transaction) and read their answers. On a cluster a command must name its
+    /// key (`GET`, `EVAL`; not `MGET`, `EVALSHA` or `SCRIPT LOAD`).
+    pub fn pipeline<T: redis::FromRedisValue>(&mut self, cmds: Vec<Cmd>) -> redis::RedisResult<T> {
+        match self {
+            SyncConn::Single(c) => {
+                let mut pipe = redis::pipe();
+                for cmd in cmds {
+                    pipe.add_command(cmd);
+                }
+                pipe.query(c)
+            }
+            SyncConn::Cluster(c) => {
+                let mut pipe = redis::cluster::cluster_pipe();
+                for cmd in cmds {
+                    pipe.add_command(cmd);
+                }
+                pipe.query(c.as_mut())
+            }
+        }
+    }
+
+    /// One command (routed by its key on a cluster).
+    pub fn query<T: redis::FromRedisValue>(&mut self, cmd: &Cmd) -> redis::RedisResult<T> {
+        match self {
+            SyncConn::Single(c) => cmd.query(c),
+            SyncConn::Cluster(c) => cmd.query(c.as_mut()),
+        }
     }
 }
 

@@ -46,14 +46,14 @@ impl LabelStream {
 
 /// Every row of the stream at `key`, oldest first; a later row replaces an
 /// earlier one with the same id (a reviewer corrected it).
-pub fn read_all(redis_url: &str, key: &str) -> anyhow::Result<Vec<LabelRow>> {
-    let mut conn = redis::Client::open(redis_url)?.get_connection()?;
+pub fn read_all(target: &super::Target, key: &str) -> anyhow::Result<Vec<LabelRow>> {
+    let mut conn = target.connect_sync(std::time::Duration::from_secs(5))?;
     let mut rows: Vec<LabelRow> = Vec::new();
     let mut index = std::collections::HashMap::<String, usize>::new();
     let mut from = "-".to_string();
     loop {
         let reply: redis::streams::StreamRangeReply =
-            redis::cmd("XRANGE").arg(key).arg(&from).arg("+").arg("COUNT").arg(1000).query(&mut conn)?;
+            conn.query(redis::cmd("XRANGE").arg(key).arg(&from).arg("+").arg("COUNT").arg(1000))?;
         let Some(last) = reply.ids.last().map(|e| e.id.clone()) else { break };
         for e in &reply.ids {
             let field = |name: &str| e.get::<String>(name).unwrap_or_default();

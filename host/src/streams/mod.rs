@@ -18,7 +18,7 @@ pub mod labels;
 pub mod producer;
 
 use crate::core::BoxFuture;
-pub use conn::{RedisConn, Target};
+pub use conn::{RedisConn, SyncConn, Target};
 use producer::{Entry, Produced};
 use std::time::Duration;
 
