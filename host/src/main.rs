@@ -767,8 +767,9 @@ fn screen(config: Config, text: &str) -> anyhow::Result<()> {
 /// The reviewer labels stream as labelled JSONL beside `out` (`OUT.labels.jsonl`).
 fn export_labels(config: &Config, out: &Path) -> anyhow::Result<PathBuf> {
     let key = palisade::streams::Keys::new(&config.redis.key_prefix).labels;
-    let rows = palisade::streams::labels::read_all(&config.redis.target(), &key)
-        .with_context(|| format!("reading {key} from REDIS_URL {}", config.redis.url))?;
+    let target = config.redis.target();
+    let rows = palisade::streams::labels::read_all(&target, &key)
+        .with_context(|| format!("reading {key} from {target} (REDIS_URL, REDIS_CLUSTER_NODES)"))?;
     if rows.is_empty() {
         bail!("{key} holds no labels (POST /v1/admin/labels adds them)");
     }

@@ -362,11 +362,12 @@ impl OwnRedis {
             .spawn()
             .expect("redis-server on PATH");
         self.child = Some(child);
-        let started = std::time::Instant::now();
-        while redis::Client::open(self.url().as_str()).unwrap().get_connection().is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let url = self.url();
+        wait_until(
+            Duration::from_secs(10),
+            || redis::Client::open(url.as_str()).unwrap().get_connection().is_ok(),
+            "redis-server to start",
+        );
     }
 
     /// Freeze it (SIGSTOP): connections stay open, nothing is answered — a hung Redis.

@@ -51,13 +51,29 @@ impl Target {
                 Ok(SyncConn::Single(conn))
             }
             Target::Cluster(nodes) => {
-                let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
-                    .connection_timeout(timeout)
-                    .response_timeout(timeout)
-                    .retries(1)
-                    .build()?;
-                Ok(SyncConn::Cluster(Box::new(client.get_connection()?)))
+                Ok(SyncConn::Cluster(Box::new(cluster_client(nodes, timeout)?.get_connection()?)))
             }
+        }
+    }
+}
+
+/// A cluster client whose connects and answers each give up after `timeout`,
+/// retrying a command twice (50–500 ms apart) across a `MOVED` or a failover.
+fn cluster_client(nodes: &[String], timeout: Duration) -> redis::RedisResult<redis::cluster::ClusterClient> {
+    redis::cluster::ClusterClientBuilder::new(nodes.to_vec())
+        .connection_timeout(timeout)
+        .response_timeout(timeout)
+        .retries(2)
+        .min_retry_wait(50)
+        .max_retry_wait(500)
+        .build()
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Single(url) => f.write_str(url),
+            Target::Cluster(nodes) => write!(f, "the cluster at {}", nodes.join(",")),
         }
     }
 }
@@ -100,15 +116,6 @@ impl SyncConn {
     }
 }
 
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Single(url) => f.write_str(url),
-            Target::Cluster(nodes) => write!(f, "the cluster at {}", nodes.join(",")),
-        }
-    }
-}
-
 /// A connection to one Redis or to a cluster; cheap to clone (clones share it).
 #[derive(Clone)]
 pub enum RedisConn {
@@ -131,13 +138,7 @@ impl RedisConn {
                 Ok(RedisConn::Single(ConnectionManager::new_with_config(client, config).await?))
             }
             Target::Cluster(nodes) => {
-                let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
-                    .connection_timeout(timeout)
-                    .response_timeout(timeout)
-                    .retries(2)
-                    .min_retry_wait(50)
-                    .max_retry_wait(500)
-                    .build()
+                let client = cluster_client(nodes, timeout)
                     .map_err(|e| StreamError::Unavailable(format!("bad REDIS_CLUSTER_NODES: {e}")))?;
                 Ok(RedisConn::Cluster(client.get_async_connection().await?))
             }
