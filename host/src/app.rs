@@ -316,8 +316,11 @@ impl Core {
             labels,
             audit: self.audit.get().map(|a| a.clone() as Arc<dyn crate::core::audit::AuditSink>),
             backtests: Default::default(),
-            redis_url: c.redis.url.clone(),
-            key_prefix: c.redis.key_prefix.clone(),
+            history: crate::backtest::History {
+                target: c.redis.target(),
+                keys: self.keys.clone(),
+                timeout: c.redis.timeout(),
+            },
         });
         let routes = common_routes(self.state("screening", Some(backlog))).merge(screening::router(api));
         Ok(self.guarded(routes, self.http.for_service("screening")))

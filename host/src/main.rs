@@ -32,7 +32,8 @@ struct BacktestArgs {
     /// A candidate classifier folder (from `palisade train`) in place of CLASSIFIER_DIR's.
     #[arg(long)]
     classifier: Option<PathBuf>,
-    /// Backtest over this stream's history instead (e.g. events:raw; REDIS_KEY_PREFIX applies).
+    /// Backtest over this stream's history instead (e.g. events:raw: every shard of
+    /// it when STREAM_SHARDS > 1 or on a cluster; REDIS_KEY_PREFIX applies).
     #[arg(long, conflicts_with = "files")]
     stream: Option<String>,
     /// With --stream: entries from this long ago (90s, 30m, 24h, 7d).
@@ -44,7 +45,7 @@ struct BacktestArgs {
     /// With --stream: the last entry id (default: the end).
     #[arg(long, requires = "stream")]
     to: Option<String>,
-    /// With --stream: at most this many entries.
+    /// With --stream: at most this many entries (shared evenly over shards).
     #[arg(long, requires = "stream")]
     limit: Option<u64>,
     /// Changed rows or flipped events to list.
@@ -697,7 +698,7 @@ fn backtest(config: &Config, a: BacktestArgs) -> anyhow::Result<()> {
         }
         Some(stream) => {
             let range = backtest::StreamRange::new(
-                format!("{}{stream}", config.redis.key_prefix),
+                config.redis.keys().streams_named(stream),
                 a.since.as_deref(),
                 a.from.as_deref(),
                 a.to.as_deref(),
@@ -708,12 +709,11 @@ fn backtest(config: &Config, a: BacktestArgs) -> anyhow::Result<()> {
             let bar = palisade::progress::bar("entries", 0);
             let report = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
                 let mut conn =
-                    redis::Client::open(config.redis.url.as_str())?.get_multiplexed_async_connection().await?;
+                    palisade::streams::RedisConn::connect(&config.redis.target(), config.redis.timeout()).await?;
                 backtest::stream(&mut conn, &range, &active, &candidate, a.show, &bar).await
             })?;
             bar.finish_and_clear();
-            let title = format!("{} {}..{}", range.stream, range.from, range.to);
-            show(serde_json::to_string_pretty(&report)?, report.render(&title));
+            show(serde_json::to_string_pretty(&report)?, report.render(&range.title()));
         }
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! Helpers for the integration tests in `tests/`: the real plugins that
 //! `build.rs` built, installed into throw-away plugin directories; services on
 //! real Redis ([`Service`]) or over in-memory storage seams ([`memory`], [`Routers`]);
+//! `palisade serve` processes of the built binary ([`ServeProcess`]);
 //! Redis servers and clusters of a test's own ([`OwnRedis`], [`OwnCluster`]).
 
 pub mod memory;
@@ -243,6 +244,68 @@ impl Service {
     }
 }
 
+/// A `palisade serve ingest|screen` process of the built binary (the one
+/// `cargo test --release` builds beside the test executables), configured by
+/// its environment alone, killed when dropped; its log in a file of its own.
+pub struct ServeProcess {
+    pub base: String,
+    child: std::process::Child,
+    log: tempfile::NamedTempFile,
+}
+
+impl ServeProcess {
+    /// Start `palisade serve WHICH` on a free port with the shipped plugins,
+    /// test keys and these variables; wait until `/ready` answers 200.
+    pub async fn start(which: &str, plugins: &PluginDir, env: &[(&str, &str)]) -> ServeProcess {
+        let bin = std::env::current_exe().unwrap().parent().and_then(Path::parent).unwrap().join("palisade");
+        assert!(bin.is_file(), "no {}: build it with cargo build --release -p palisade", bin.display());
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut cmd = std::process::Command::new(bin);
+        cmd.args(["serve", which]).stdout(std::process::Stdio::null()).stderr(log.reopen().unwrap());
+        cmd.env(if which == "ingest" { "INGEST_ADDR" } else { "SCREENING_ADDR" }, &addr)
+            .env("PLUGIN_DIR", plugins.path())
+            .env("PLUGIN_WATCH", "false")
+            .env("CLASSIFIER_DIR", default_classifier())
+            .env("CLASSIFIER_WATCH", "false")
+            .env("API_KEYS", "test-key")
+            .env("ADMIN_API_KEYS", "admin-key")
+            .envs(env.iter().copied());
+        let mut process = ServeProcess { base: format!("http://{addr}"), child: cmd.spawn().unwrap(), log };
+        let ready = format!("{}/ready", process.base);
+        let started = std::time::Instant::now();
+        loop {
+            if let Ok(r) = reqwest::get(&ready).await
+                && r.status() == 200
+            {
+                return process;
+            }
+            if let Some(status) = process.child.try_wait().unwrap() {
+                panic!("palisade serve {which} exited ({status}): {}", process.log_text());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "palisade serve {which} not ready: {}",
+                process.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// What it logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Serve on a free loopback port through the services' own listener (its limits included).
 async fn serve(
     app: axum::Router,
@@ -407,7 +470,8 @@ impl Drop for OwnRedis {
 pub struct OwnCluster {
     pub ports: Vec<u16>,
     _dir: tempfile::TempDir,
-    children: Vec<Option<std::process::Child>>,
+    /// One per port; `None` once killed.
+    children: std::sync::Mutex<Vec<Option<std::process::Child>>>,
 }
 
 impl OwnCluster {
@@ -428,7 +492,7 @@ impl OwnCluster {
                 Some(child)
             })
             .collect();
-        let cluster = OwnCluster { ports, _dir: dir, children };
+        let cluster = OwnCluster { ports, _dir: dir, children: std::sync::Mutex::new(children) };
         for port in &cluster.ports {
             wait_until(Duration::from_secs(10), || cluster.node(*port).is_ok(), "a cluster node to start");
         }
@@ -463,9 +527,13 @@ impl OwnCluster {
 
     /// The port of the master serving `key` now.
     pub fn master_of(&self, key: &str) -> u16 {
+        self.master_of_slot(palisade::streams::slot(key))
+    }
+
+    /// The port of the master serving `slot` now.
+    pub fn master_of_slot(&self, slot: u16) -> u16 {
         let port = self.running().next().expect("a node runs");
         let mut node = self.node(port).unwrap();
-        let slot: u16 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(&mut node).unwrap();
         // CLUSTER SLOTS: [[start, end, [ip, port, id], replicas…], …]
         let ranges: Vec<(u16, u16, (String, u16))> = redis::cmd("CLUSTER")
             .arg("SLOTS")
@@ -489,10 +557,59 @@ impl OwnCluster {
         ranges.iter().find(|(start, end, _)| (*start..=*end).contains(&slot)).expect("slot served").2.1
     }
 
+    /// Move `slot` to the master on port `to` while clients keep using it, the
+    /// way `redis-cli --cluster reshard` does: IMPORTING on `to`, MIGRATING on
+    /// its master, `MIGRATE` `keys_per_step` keys at a time with `pause` between
+    /// (clients meet `ASK` and `TRYAGAIN` meanwhile), then `SETSLOT … NODE` on
+    /// every master (`MOVED` from then on). Answers how many keys moved.
+    pub fn move_slot(&self, slot: u16, to: u16, keys_per_step: usize, pause: Duration) -> usize {
+        let from = self.master_of_slot(slot);
+        assert_ne!(from, to, "slot {slot} is on {to} already");
+        let id =
+            |port: u16| -> String { redis::cmd("CLUSTER").arg("MYID").query(&mut self.node(port).unwrap()).unwrap() };
+        let (from_id, to_id) = (id(from), id(to));
+        let (mut source, mut target) = (self.node(from).unwrap(), self.node(to).unwrap());
+        let setslot = |conn: &mut redis::Connection, state: &str, node: &str| {
+            redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg(state).arg(node).query::<()>(conn).unwrap()
+        };
+        setslot(&mut target, "IMPORTING", &from_id);
+        setslot(&mut source, "MIGRATING", &to_id);
+        let mut moved = 0;
+        loop {
+            let keys: Vec<String> =
+                redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(keys_per_step).query(&mut source).unwrap();
+            if keys.is_empty() {
+                break;
+            }
+            redis::cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(to)
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("KEYS")
+                .arg(&keys)
+                .query::<()>(&mut source)
+                .unwrap();
+            moved += keys.len();
+            std::thread::sleep(pause);
+        }
+        // The new owner first, then the old one, then the rest (as redis-cli does).
+        setslot(&mut target, "NODE", &to_id);
+        setslot(&mut source, "NODE", &to_id);
+        for port in self.running().filter(|p| ![from, to].contains(p)) {
+            // A replica answers with an error; its master's gossip tells it.
+            let _ = self.node(port).map(|mut n| {
+                redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("NODE").arg(&to_id).query::<()>(&mut n)
+            });
+        }
+        moved
+    }
+
     /// Stop one node hard (SIGKILL).
-    pub fn kill(&mut self, port: u16) {
+    pub fn kill(&self, port: u16) {
         let at = self.ports.iter().position(|&p| p == port).expect("a node of this cluster");
-        if let Some(mut c) = self.children[at].take() {
+        if let Some(mut c) = self.children.lock().unwrap()[at].take() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -513,8 +630,12 @@ impl OwnCluster {
         );
     }
 
-    fn running(&self) -> impl Iterator<Item = u16> + '_ {
-        self.ports.iter().zip(&self.children).filter(|(_, c)| c.is_some()).map(|(p, _)| *p)
+    /// The ports of the nodes not killed.
+    fn running(&self) -> impl Iterator<Item = u16> {
+        let children = self.children.lock().unwrap();
+        let up: Vec<u16> =
+            self.ports.iter().zip(children.iter()).filter(|(_, c)| c.is_some()).map(|(p, _)| *p).collect();
+        up.into_iter()
     }
 }
 

@@ -119,7 +119,7 @@ async fn a_stream_backtest_reads_history_and_leaves_stream_group_and_pending_unt
     let before = look(&mut conn);
 
     let (_tmp, worse) = candidate(&dir, |m| set_key(&m, "weight", "0.1"));
-    let range = StreamRange { stream: key.clone(), from: "-".into(), to: "+".into(), limit: None };
+    let range = StreamRange { streams: vec![key.clone()], from: "-".into(), to: "+".into(), limit: None };
     let mut aconn =
         redis::Client::open("redis://127.0.0.1:6379").unwrap().get_multiplexed_async_connection().await.unwrap();
     let report = backtest::stream(&mut aconn, &range, &active(&dir), &worse, 10, &backtest::Quiet).await.unwrap();

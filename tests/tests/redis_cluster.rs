@@ -1,14 +1,16 @@
 //! Palisade on a Redis Cluster of the test's own (spare ports, `redis-cli
-//! --cluster create`): several ingest and screening services in one consumer
-//! group over `STREAM_SHARDS` hash-tagged shards, and a master killed under load.
+//! --cluster create`): ingest and screening processes in one consumer group over
+//! `STREAM_SHARDS` hash-tagged shards; a master killed and a shard's slot moved
+//! to another master under load.
 //!
-//! The services run in this process (each with its own core, connections and
-//! consumer name), the way `palisade serve` runs them.
+//! The first test runs `palisade serve` processes; the others run the services
+//! in this process (each with its own core, connections and consumer name), the
+//! way `palisade serve` runs them, to reach their keys and stop them.
 
-use palisade_tests::{OwnCluster, Service, unique_prefix, wait_until};
+use palisade_tests::{OwnCluster, PluginDir, ServeProcess, Service, shipped, unique_prefix, wait_until};
 use redis::Commands;
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 fn event(id: &str, content: &str) -> Value {
@@ -60,11 +62,30 @@ async fn services(cluster: &OwnCluster, prefix: &str, names: &[&str], extra: &[(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_ingest_and_three_screening_services_route_every_accepted_event_once_across_shards() {
+async fn two_ingest_and_three_screening_processes_route_every_accepted_event_once_across_shards() {
     let cluster = OwnCluster::start(3, 0);
     let prefix = unique_prefix();
-    let s = services(&cluster, &prefix, &["screen-a", "screen-b", "screen-c"], &[]).await;
-    let keys = s[0].keys.clone();
+    let nodes = cluster.nodes();
+    let plugins = PluginDir::new();
+    for p in shipped() {
+        plugins.install(&p);
+    }
+    let common = [
+        ("REDIS_CLUSTER_NODES", nodes.as_str()),
+        ("STREAM_SHARDS", "3"),
+        ("REDIS_KEY_PREFIX", prefix.as_str()),
+        ("SCREENING_MODEL", "none"),
+    ];
+    let mut ingest = Vec::new();
+    for _ in 0..2 {
+        ingest.push(ServeProcess::start("ingest", &plugins, &common).await);
+    }
+    let mut screening = Vec::new();
+    for name in ["screen-a", "screen-b", "screen-c"] {
+        let env = [&common[..], &[("CONSUMER_NAME", name)]].concat();
+        screening.push(ServeProcess::start("screen", &plugins, &env).await);
+    }
+    let keys = palisade::streams::Keys::layout(&prefix, 3, true);
 
     // The three shards live on three different masters.
     let masters: std::collections::BTreeSet<u16> = keys.shards.iter().map(|k| cluster.master_of(&k.raw)).collect();
@@ -76,13 +97,13 @@ async fn two_ingest_and_three_screening_services_route_every_accepted_event_once
         (0..600).map(|i| event(&format!("e{i}"), &format!("message number {i} for the cluster"))).collect();
     let mut accepted = 0;
     for (n, batch) in events.chunks(50).enumerate() {
-        let (status, body) = post_batch(&s[n % 2].base, batch).await;
+        let (status, body) = post_batch(&ingest[n % 2].base, batch).await;
         assert_eq!(status, 202, "{body}");
         accepted += body["accepted"].as_u64().unwrap();
     }
     assert_eq!(accepted, 600);
     for (n, batch) in events[..100].chunks(50).enumerate() {
-        let (status, body) = post_batch(&s[1 - n % 2].base, batch).await;
+        let (status, body) = post_batch(&ingest[1 - n % 2].base, batch).await;
         // Nothing new was accepted: 200, not 202.
         assert_eq!(
             (status, body["accepted"].as_u64(), body["duplicates"].as_u64()),
@@ -112,10 +133,7 @@ async fn two_ingest_and_three_screening_services_route_every_accepted_event_once
             conn.xpending(&shard.raw, palisade::streams::SCREENING_GROUP).unwrap();
         assert_eq!(pending.count(), 0, "{} has entries pending", shard.raw);
     }
-    assert_eq!(consumers.len(), 3, "all three services read every shard: {consumers:?}");
-    for service in &s {
-        service.stop.send(true).unwrap();
-    }
+    assert_eq!(consumers.len(), 3, "all three processes read every shard: {consumers:?}");
 }
 
 async fn queue_depth(s: &Service) -> u64 {
@@ -151,26 +169,74 @@ async fn a_service_screens_only_its_shards_and_the_backlog_sums_the_others() {
     let _rest = services(&cluster, &prefix, &["shards-1-2"], &[("SCREENING_SHARDS", "1,2")]).await;
     wait_until(Duration::from_secs(20), || routed(&mut conn, &keys).len() == 300, "all 300 routed");
     assert!(routed(&mut conn, &keys).values().all(|&n| n == 1));
+
+    // A backtest job over `events:raw` reads every shard of it on the cluster,
+    // sharing a limit between them.
+    let manifest = palisade_tests::set_key(&palisade_tests::manifest("threats"), "weight", "0.1");
+    let shadow = first.plugins.path().join("shadow");
+    palisade::plugins::install::install(&first.plugins.runtime, &shadow, &palisade_tests::wasm("threats"), &manifest)
+        .unwrap();
+    assert_eq!(admin(&first, "POST", "/v1/admin/shadow/reload", None).await.0, 200);
+    for (limit, compared) in [(None, 300), (Some(100), 100)] {
+        let stream = json!({"name": "events:raw", "limit": limit});
+        let job =
+            backtest_job(&first, json!({"candidate": {"kind": "plugin", "name": "threats"}, "stream": stream})).await;
+        assert_eq!(job["result"]["comparison"]["compared"], compared, "{job}");
+        let streams: Vec<&str> =
+            job["result"]["streams"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+        assert_eq!(streams, keys.shards.iter().map(|k| k.raw.as_str()).collect::<Vec<_>>());
+    }
 }
 
-/// Load two ingest services for `secs` seconds, killing the master of shard 0
-/// after a second; answers: (event ids answered 202 accepted, requests not answered 202).
-async fn load_through_a_failover(cluster: &mut OwnCluster, s: &[Service], secs: u64) -> (Vec<String>, usize) {
-    let victim = cluster.master_of(&s[0].keys.shards[0].raw);
-    let started = std::time::Instant::now();
-    let (mut accepted, mut refused, mut killed) = (Vec::new(), 0, false);
-    let mut n = 0;
-    while started.elapsed() < Duration::from_secs(secs) {
-        if !killed && started.elapsed() > Duration::from_secs(1) {
-            cluster.kill(victim);
-            killed = true;
+/// An admin request to the screening service: (status, body).
+async fn admin(s: &Service, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request =
+        reqwest::Client::new().request(method, format!("{}{path}", s.screen_base)).header("api-key", "admin-key");
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+/// Start a backtest job and wait for it to end; its final view.
+async fn backtest_job(s: &Service, body: Value) -> Value {
+    let (status, job) = admin(s, "POST", "/v1/admin/backtests", Some(body)).await;
+    assert_eq!(status, 202, "{job}");
+    let path = format!("/v1/admin/backtests/{}", job["id"].as_str().unwrap());
+    for _ in 0..600 {
+        let (_, view) = admin(s, "GET", &path, None).await;
+        if view["state"] != "running" {
+            assert_eq!(view["state"], "done", "{view}");
+            return view;
         }
-        let batch: Vec<Value> =
-            (n..n + 20).map(|i| event(&format!("f{i}"), &format!("failover message {i}"))).collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the backtest still runs after 30 s");
+}
+
+/// Load two ingest services with batches of 20 for `secs` seconds while
+/// `disrupt` runs on a thread of its own from the first second on; answers:
+/// (event ids answered 202 accepted, requests not answered 202 by status and error code).
+async fn load_while<T: Send + 'static>(
+    s: &[Service],
+    secs: u64,
+    disrupt: impl FnOnce() -> T + Send + 'static,
+) -> (Vec<String>, BTreeMap<String, usize>, T) {
+    let disruption = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(1));
+        disrupt()
+    });
+    let started = std::time::Instant::now();
+    let (mut accepted, mut refused) = (Vec::new(), BTreeMap::new());
+    let mut n = 0;
+    while started.elapsed() < Duration::from_secs(secs) || !disruption.is_finished() {
+        let batch: Vec<Value> = (n..n + 20).map(|i| event(&format!("f{i}"), &format!("loaded message {i}"))).collect();
         n += 20;
         let (status, body) = post_batch(&s[(n / 20) % 2].base, &batch).await;
         if status != 202 {
-            refused += 1;
+            *refused.entry(format!("{status} {}", body["error"].as_str().unwrap_or("?"))).or_default() += 1;
             continue;
         }
         for item in body["items"].as_array().unwrap() {
@@ -179,7 +245,7 @@ async fn load_through_a_failover(cluster: &mut OwnCluster, s: &[Service], secs: 
             }
         }
     }
-    (accepted, refused)
+    (accepted, refused, disruption.join().unwrap())
 }
 
 /// Event ids that reached an output stream or the dead letters, over every shard.
@@ -202,14 +268,16 @@ fn routed_or_dead(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_wait_replicas_a_master_killed_under_load_loses_no_answered_event() {
-    let mut cluster = OwnCluster::start(3, 1);
+    let cluster = std::sync::Arc::new(OwnCluster::start(3, 1));
     let prefix = unique_prefix();
     let extra = [("REDIS_WAIT_REPLICAS", "1"), ("CLAIM_IDLE_MS", "1000"), ("CLAIM_INTERVAL_MS", "250")];
     let s = services(&cluster, &prefix, &["fail-a", "fail-b"], &extra).await;
     let keys = s[0].keys.clone();
-    let (accepted, refused) = load_through_a_failover(&mut cluster, &s, 6).await;
+    let victim = cluster.master_of(&keys.shards[0].raw);
+    let killer = cluster.clone();
+    let (accepted, refused, ()) = load_while(&s, 6, move || killer.kill(victim)).await;
     cluster.wait_ok();
-    eprintln!("{} events answered accepted, {refused} requests refused during the failover", accepted.len());
+    eprintln!("{} events answered accepted; refused during the failover: {refused:?}", accepted.len());
     assert!(accepted.len() > 1000, "the load ran: {}", accepted.len());
     let mut conn = cluster.conn();
     let missing = |conn: &mut redis::cluster::ClusterConnection| {
@@ -217,6 +285,57 @@ async fn with_wait_replicas_a_master_killed_under_load_loses_no_answered_event()
         accepted.iter().filter(|id| !done.contains(*id)).count()
     };
     wait_until(Duration::from_secs(60), || missing(&mut conn) == 0, "every answered event routed or dead-lettered");
+    for service in &s {
+        service.stop.send(true).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shard_moved_to_another_master_under_load_loses_nothing_and_needs_no_restart() {
+    let cluster = std::sync::Arc::new(OwnCluster::start(3, 0));
+    let prefix = unique_prefix();
+    let extra = [("CLAIM_IDLE_MS", "1000"), ("CLAIM_INTERVAL_MS", "250")];
+    let s = services(&cluster, &prefix, &["move-a", "move-b"], &extra).await;
+    let keys = s[0].keys.clone();
+    let slot = palisade::streams::slot(&keys.shards[0].raw);
+    let from = cluster.master_of_slot(slot);
+    let to = *cluster.ports.iter().find(|&&p| p != from).unwrap();
+    // Shard 0's stream, outputs and dedup keys move 20 keys at a time while both
+    // ingest services keep producing to it and the consumers keep reading it.
+    let mover = cluster.clone();
+    let (accepted, refused, moved) =
+        load_while(&s, 4, move || mover.move_slot(slot, to, 20, Duration::from_millis(5))).await;
+    eprintln!("{} events answered accepted; refused while {moved} keys moved: {refused:?}", accepted.len());
+    assert_eq!(cluster.master_of(&keys.shards[0].raw), to, "the slot moved");
+    assert!(moved > 100 && accepted.len() > 1000, "the load ran while {moved} keys moved: {}", accepted.len());
+
+    // Nothing answered is lost, nothing is routed twice.
+    let mut conn = cluster.conn();
+    let missing = |conn: &mut redis::cluster::ClusterConnection| {
+        let done = routed_or_dead(conn, &keys);
+        accepted.iter().filter(|id| !done.contains(*id)).count()
+    };
+    wait_until(Duration::from_secs(60), || missing(&mut conn) == 0, "every answered event routed or dead-lettered");
+    let twice: Vec<_> = routed(&mut conn, &keys).into_iter().filter(|(_, n)| *n > 1).collect();
+    assert!(twice.is_empty(), "routed twice: {twice:?}");
+
+    // The same services, not restarted, produce to and screen the moved shard.
+    let before: usize = conn.xlen(&keys.shards[0].raw).unwrap();
+    let events: Vec<Value> = (0..60).map(|i| event(&format!("after{i}"), &format!("after the move {i}"))).collect();
+    for (n, batch) in events.chunks(20).enumerate() {
+        let (status, body) = post_batch(&s[n % 2].base, batch).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let after: usize = conn.xlen(&keys.shards[0].raw).unwrap();
+    assert!(after > before, "new events reach the moved shard ({before} → {after})");
+    wait_until(
+        Duration::from_secs(20),
+        || {
+            let done = routed(&mut conn, &keys);
+            (0..60).all(|i| done.contains_key(&format!("after{i}")))
+        },
+        "the events sent after the move routed",
+    );
     for service in &s {
         service.stop.send(true).unwrap();
     }

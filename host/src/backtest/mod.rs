@@ -301,19 +301,30 @@ impl GateOutcome {
     }
 }
 
-/// A range of stream history: `XRANGE stream from to`, at most `limit` entries.
+/// Where stream history is read: the Redis (one, or a cluster), the key layout
+/// that names a stream's shards, and the answer timeout.
+#[derive(Clone)]
+pub struct History {
+    pub target: crate::streams::Target,
+    pub keys: crate::streams::Keys,
+    pub timeout: std::time::Duration,
+}
+
+/// A range of stream history: `XRANGE stream from to` over each of `streams`
+/// (one, or a stream's shards: [`crate::streams::Keys::streams_named`]), at most
+/// `limit` entries in all, shared evenly (a shard's unused share passes on).
 pub struct StreamRange {
-    pub stream: String,
+    pub streams: Vec<String>,
     pub from: String,
     pub to: String,
     pub limit: Option<u64>,
 }
 
 impl StreamRange {
-    /// `stream` from `since` ago (`24h`) or from id `from` (not both; neither: the
+    /// `streams` from `since` ago (`24h`) or from id `from` (not both; neither: the
     /// start) to id `to` (default: the end).
     pub fn new(
-        stream: String,
+        streams: Vec<String>,
         since: Option<&str>,
         from: Option<&str>,
         to: Option<&str>,
@@ -326,7 +337,16 @@ impl StreamRange {
             (None, Some(from)) => from.to_string(),
             (None, None) => "-".into(),
         };
-        Ok(StreamRange { stream, from, to: to.unwrap_or("+").to_string(), limit })
+        Ok(StreamRange { streams, from, to: to.unwrap_or("+").to_string(), limit })
+    }
+
+    /// `events:raw -..+`, or `events:raw:{0} + 2 more shards -..+`.
+    pub fn title(&self) -> String {
+        let more = match self.streams.len() {
+            0 | 1 => String::new(),
+            n => format!(" + {} more shards", n - 1),
+        };
+        format!("{}{more} {}..{}", self.streams.first().map_or("", String::as_str), self.from, self.to)
     }
 }
 
@@ -344,10 +364,11 @@ pub fn since_id(since: &str, now_ms: u64) -> Result<String, String> {
     Ok(format!("{}-0", now_ms.saturating_sub(n * ms)))
 }
 
-/// Both sides over a range of stream history, 500 entries per `XRANGE`.
-/// Reads only: the stream, its groups and their pending lists stay as they were.
+/// Both sides over a range of stream history, shard after shard, 500 entries
+/// per `XRANGE`. Reads only: the streams, their groups and their pending lists
+/// stay as they were.
 pub async fn stream(
-    conn: &mut redis::aio::MultiplexedConnection,
+    conn: &mut impl redis::aio::ConnectionLike,
     range: &StreamRange,
     active: &Side,
     candidate: &Side,
@@ -358,45 +379,50 @@ pub async fn stream(
     if let Some(limit) = range.limit {
         progress.total(limit);
     }
-    let mut from = range.from.clone();
     let mut read = 0u64;
-    loop {
-        let count = range.limit.map_or(500, |l| (l - read).min(500));
-        if count == 0 {
-            break;
-        }
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(&range.stream)
-            .arg(&from)
-            .arg(&range.to)
-            .arg("COUNT")
-            .arg(count)
-            .query_async(conn)
-            .await?;
-        let Some(last) = reply.ids.last().map(|e| e.id.clone()) else { break };
-        read += reply.ids.len() as u64;
-        let mut ids = Vec::new();
-        let mut events = Vec::new();
-        for entry in &reply.ids {
-            let raw: Option<String> = entry.get("event");
-            match raw.as_deref().map(serde_json::from_str::<Event>) {
-                Some(Ok(e)) => {
-                    ids.push(entry.id.clone());
-                    events.push(e);
+    for (i, stream) in range.streams.iter().enumerate() {
+        // This stream's share of what the limit leaves: an even split, rounded up.
+        let share = range.limit.map(|l| (l - read).div_ceil((range.streams.len() - i) as u64));
+        let (mut from, mut got) = (range.from.clone(), 0u64);
+        loop {
+            let count = share.map_or(500, |l| (l - got).min(500));
+            if count == 0 {
+                break;
+            }
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(stream)
+                .arg(&from)
+                .arg(&range.to)
+                .arg("COUNT")
+                .arg(count)
+                .query_async(conn)
+                .await?;
+            let Some(last) = reply.ids.last().map(|e| e.id.clone()) else { break };
+            got += reply.ids.len() as u64;
+            let mut ids = Vec::new();
+            let mut events = Vec::new();
+            for entry in &reply.ids {
+                let raw: Option<String> = entry.get("event");
+                match raw.as_deref().map(serde_json::from_str::<Event>) {
+                    Some(Ok(e)) => {
+                        ids.push(entry.id.clone());
+                        events.push(e);
+                    }
+                    _ => out.unparseable += 1,
                 }
-                _ => out.unparseable += 1,
+            }
+            let (a, c) = (active.verdicts(&events), candidate.verdicts(&events));
+            for ((id, e), (a, c)) in ids.iter().zip(&events).zip(a.into_iter().zip(c)) {
+                out.add(id, &e.event_id, a, c, sample);
+            }
+            progress.advance(reply.ids.len() as u64);
+            // The next page starts after the last id read (`(` excludes it).
+            from = format!("({last}");
+            if (reply.ids.len() as u64) < count {
+                break;
             }
         }
-        let (a, c) = (active.verdicts(&events), candidate.verdicts(&events));
-        for ((id, e), (a, c)) in ids.iter().zip(&events).zip(a.into_iter().zip(c)) {
-            out.add(id, &e.event_id, a, c, sample);
-        }
-        progress.advance(reply.ids.len() as u64);
-        // The next page starts after the last id read (`(` excludes it).
-        from = format!("({last}");
-        if (reply.ids.len() as u64) < count {
-            break;
-        }
+        read += got;
     }
     Ok(out)
 }

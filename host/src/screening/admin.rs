@@ -12,6 +12,7 @@ use crate::backtest::{self, GateOutcome, Side, StreamRange};
 use crate::classify::slot::Slot;
 use crate::core::audit::{AuditEntry, VersionRef};
 use crate::core::{ApiError, now_ms};
+use crate::streams::RedisConn;
 use crate::streams::labels::LabelRow;
 use crate::vectors::bank::Labelled;
 use axum::body::Body;
@@ -474,7 +475,7 @@ async fn start_backtest(State(s): State<Arc<ScreenApi>>, headers: HeaderMap, bod
         (Some(rows), None) => Data::Rows(labelled_rows(rows, &s, "rows")?),
         (None, Some(st)) => Data::Stream(
             StreamRange::new(
-                format!("{}{}", s.key_prefix, st.name),
+                s.history.keys.streams_named(&st.name),
                 st.since.as_deref(),
                 st.from.as_deref(),
                 st.to.as_deref(),
@@ -497,7 +498,7 @@ async fn start_backtest(State(s): State<Arc<ScreenApi>>, headers: HeaderMap, bod
     };
     let request = json!({ "candidate": b.candidate, "rows": rows, "stream": b.stream, "show": b.show });
     let (active, show, audit, actor) = (s.active_side(), b.show, s.audit.clone(), admin_actor(&headers));
-    let url = s.redis_url.clone();
+    let history = s.history.clone();
     let subject = b.candidate.subject().to_string();
     let work = move |job: &Job| -> anyhow::Result<Value> {
         let _tmp = tmp;
@@ -505,10 +506,10 @@ async fn start_backtest(State(s): State<Arc<ScreenApi>>, headers: HeaderMap, bod
             Data::Rows(rows) => serde_json::to_value(backtest::labelled(&active, &side, &rows, show, job))?,
             Data::Stream(range) => {
                 let report = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-                    let mut conn = redis::Client::open(url.as_str())?.get_multiplexed_async_connection().await?;
+                    let mut conn = RedisConn::connect(&history.target, history.timeout).await?;
                     backtest::stream(&mut conn, &range, &active, &side, show, job).await
                 })?;
-                json!({ "stream": range.stream, "from": range.from, "to": range.to, "comparison": report })
+                json!({ "streams": range.streams, "from": range.from, "to": range.to, "comparison": report })
             }
         };
         if let Some(audit) = audit {

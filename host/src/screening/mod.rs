@@ -472,10 +472,8 @@ pub struct ScreenApi {
     pub audit: Option<Arc<dyn AuditSink>>,
     /// Backtest jobs (`POST /v1/admin/backtests`).
     pub backtests: Arc<crate::backtest::jobs::Jobs>,
-    /// Where stream backtests read history (REDIS_URL).
-    pub redis_url: String,
-    /// REDIS_KEY_PREFIX, put before a backtest's stream name.
-    pub key_prefix: String,
+    /// Where stream backtests read history.
+    pub history: crate::backtest::History,
 }
 
 /// The screening routes (keyed) and `GET /v1/metrics` (open).

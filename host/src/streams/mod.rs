@@ -68,6 +68,8 @@ pub struct Keys {
     pub shadow: String,
     /// Every shard's keys, the first one's included.
     pub shards: Vec<ShardKeys>,
+    /// `REDIS_KEY_PREFIX`.
+    pub prefix: String,
 }
 
 /// The keys of one stream shard: raw events, the outputs and dead letters of
@@ -126,7 +128,23 @@ impl Keys {
             audit: format!("{prefix}events:audit"),
             shadow: format!("{prefix}events:shadow"),
             shards,
+            prefix: prefix.to_string(),
         }
+    }
+
+    /// The streams a user means by a stream's one-Redis name (`events:raw`,
+    /// `events:low_risk`, …): every shard's (`events:raw:{0}`, …) in a sharded
+    /// layout. Any other name is that one stream, under the prefix.
+    pub fn streams_named(&self, name: &str) -> Vec<String> {
+        let plain = ShardKeys::new("", None);
+        let field: fn(&ShardKeys) -> &String = match name {
+            n if n == plain.raw => |k| &k.raw,
+            n if n == plain.reasoning => |k| &k.reasoning,
+            n if n == plain.low_risk => |k| &k.low_risk,
+            n if n == plain.dead_letter => |k| &k.dead_letter,
+            _ => return vec![format!("{}{name}", self.prefix)],
+        };
+        self.shards.iter().map(|k| field(k).clone()).collect()
     }
 }
 
@@ -247,5 +265,15 @@ mod tests {
         let mut counts = [0; 3];
         hashes.iter().for_each(|h| counts[shard_of(h, 3)] += 1);
         assert!(counts.iter().all(|&c| c > 60), "{counts:?}");
+    }
+    #[test]
+    fn a_stream_named_by_its_one_redis_name_is_every_shard_of_it() {
+        assert_eq!(Keys::new("p:").streams_named("events:raw"), ["p:events:raw"]);
+        let sharded = Keys::layout("p:", 3, true);
+        let low_risk = sharded.streams_named("events:low_risk");
+        assert_eq!(low_risk, sharded.shards.iter().map(|k| k.low_risk.clone()).collect::<Vec<_>>());
+        assert!(low_risk.len() == 3 && low_risk[0].starts_with("p:events:low_risk:{"), "{low_risk:?}");
+        assert_eq!(sharded.streams_named("events:raw:{1}"), ["p:events:raw:{1}"], "one shard by its own name");
+        assert_eq!(sharded.streams_named("my:stream"), ["p:my:stream"]);
     }
 }
