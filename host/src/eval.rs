@@ -5,10 +5,12 @@
 //! Reports per-category precision / recall / F1, macro and weighted F1,
 //! accuracy and a confusion matrix, for rules only, embeddings only, the
 //! weighted combination, and — with `--classifier` (one not trained on the
-//! evaluated rows) — the classifier alone and with the kNN blend in the cascade
-//! band or on every event.
+//! evaluated rows), or `--train` (one classifier trained per fold on the other
+//! folds) — the classifier alone and with the kNN blend in the cascade band or
+//! on every event, with each category's PR-AUC and threshold.
 
-use crate::classify::{Classifier, decide, row_hash};
+use crate::classify::train::{Example, TrainSettings, average_precision};
+use crate::classify::{CATEGORIES, Classifier, Scored, category_index, decide, row_hash, rule_features};
 use crate::config::Band;
 use crate::core::Event;
 use crate::embed::Embedder;
@@ -33,6 +35,9 @@ pub struct EvalInput<'a> {
     pub embedder: Option<&'a Embedder>,
     /// A trained classifier (not trained on these rows!) and its cascade settings.
     pub classifier: Option<&'a Classifier>,
+    /// Instead of `classifier`: train one per fold (`folds`) on the other folds'
+    /// rows with these settings, and score each row with the one that never saw it.
+    pub train_per_fold: Option<TrainSettings>,
     pub cascade_band: Band,
     pub knn_weight: f32,
     /// The vector index screening uses (`ANN_MIN_ROWS`, `ANN_PROBES`), so the figures are its own.
@@ -43,6 +48,23 @@ pub struct EvalInput<'a> {
 pub struct EvalOutput {
     pub truth: Vec<String>,
     pub variants: Vec<(&'static str, Vec<String>)>,
+    /// With a classifier: how well its scores rank each category the rows have.
+    pub categories: Vec<CategoryRanking>,
+}
+
+/// One category's ranking by the classifier's score.
+pub struct CategoryRanking {
+    pub category: &'static str,
+    /// Average precision of the category's probability over the rows.
+    pub pr_auc: f64,
+    /// The threshold the classifier decides with (one per fold with `--train`).
+    pub thresholds: Vec<f32>,
+}
+
+/// The classifier's scores of every row, and the thresholds each row was decided with.
+struct ClassifierScores {
+    scored: Vec<Scored>,
+    thresholds: Vec<[f32; CATEGORIES.len()]>,
 }
 
 pub fn run(input: EvalInput<'_>) -> anyhow::Result<EvalOutput> {
@@ -79,28 +101,38 @@ pub fn run(input: EvalInput<'_>) -> anyhow::Result<EvalOutput> {
         variants.push(("embeddings only (kNN)", knn));
         variants.push(("combined (SCORING=weighted)", combined));
     }
-    if let Some(classifier) = input.classifier {
-        let scored: Vec<crate::classify::Scored> =
-            rows.iter().zip(&rule_results).map(|(row, r)| classifier.score(&row.text, r)).collect();
+    let classifier = match (&input.train_per_fold, input.classifier) {
+        (Some(settings), _) => Some(trained_per_fold(rows, &rule_results, settings, input.folds)?),
+        (None, Some(c)) => Some(ClassifierScores {
+            scored: rows.iter().zip(&rule_results).map(|(row, r)| c.score(&row.text, r)).collect(),
+            thresholds: vec![*c.thresholds(); rows.len()],
+        }),
+        (None, None) => None,
+    };
+    let mut categories = Vec::new();
+    if let Some(ClassifierScores { scored, thresholds }) = &classifier {
+        categories = rankings(rows, scored, thresholds);
         let bar = input.weights.threshold;
         let category = |s: &crate::classify::Scored, r: &RuleResult| -> String {
             let p = crate::screening::predict::classified(event(&Labelled::default()), r.clone(), s, "", None, bar);
             p.category.to_string()
         };
-        variants.push(("classifier", scored.iter().zip(&rule_results).map(|(s, r)| category(s, r)).collect()));
+        let name = if input.train_per_fold.is_some() { "classifier (one trained per fold)" } else { "classifier" };
+        variants.push((name, scored.iter().zip(&rule_results).map(|(s, r)| category(s, r)).collect()));
         if let Some(near) = &neighbours {
             let blend = |only_band: bool| -> Vec<String> {
                 scored
                     .iter()
                     .zip(&rule_results)
                     .zip(near)
-                    .map(|((s, r), near)| {
+                    .zip(thresholds)
+                    .map(|(((s, r), near), thresholds)| {
                         let mut s = s.clone();
                         let in_band = !only_band || input.cascade_band.contains(s.risk());
                         if let (true, Some((mix, trust))) = (in_band, similarity::label_mix(near)) {
                             let a = input.knn_weight * trust;
                             s.scores.iter_mut().zip(mix).for_each(|(p, m)| *p = (1.0 - a) * *p + a * m);
-                            s.category = decide(&s.scores, classifier.thresholds());
+                            s.category = decide(&s.scores, thresholds);
                         }
                         category(&s, r)
                     })
@@ -112,7 +144,70 @@ pub fn run(input: EvalInput<'_>) -> anyhow::Result<EvalOutput> {
     }
     let truth: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
     let variants = variants.into_iter().map(|(n, p)| (n, to_data_labels(&truth, p))).collect();
-    Ok(EvalOutput { truth, variants })
+    Ok(EvalOutput { truth, variants, categories })
+}
+
+/// A row's fold for `--train`: salted, so it is independent of the folds
+/// `palisade train` cross-validates by inside each fold's training rows.
+fn outer_fold(id: &str, folds: usize) -> usize {
+    (row_hash(&format!("{id}#outer")) % folds as u64) as usize
+}
+
+/// Train a classifier on every fold's complement and score the fold with it.
+fn trained_per_fold(
+    rows: &[Labelled],
+    rule_results: &[RuleResult],
+    settings: &TrainSettings,
+    folds: usize,
+) -> anyhow::Result<ClassifierScores> {
+    let folds = folds.max(2);
+    let mut examples = Vec::with_capacity(rows.len());
+    for (row, r) in rows.iter().zip(rule_results) {
+        let Some(label) = category_index(&row.label) else {
+            anyhow::bail!("row {} has label {:?}, not one of {CATEGORIES:?}", row.id, row.label);
+        };
+        let source = row.source.clone();
+        examples.push(Example {
+            id: row.id.clone(),
+            text: row.text.clone(),
+            label: label as u8,
+            source,
+            rules: rule_features(r),
+        });
+    }
+    let mut scored = vec![None; rows.len()];
+    let mut thresholds = vec![[0f32; CATEGORIES.len()]; rows.len()];
+    for f in 0..folds {
+        eprintln!("fold {} of {folds}: training on the other folds", f + 1);
+        let (held, inside): (Vec<usize>, Vec<usize>) =
+            (0..rows.len()).partition(|i| outer_fold(&rows[*i].id, folds) == f);
+        let training: Vec<Example> = inside.iter().map(|i| examples[*i].clone()).collect();
+        let classifier =
+            Classifier::new(crate::classify::train::train(&training, settings, Vec::new(), true)?.artifact);
+        for i in held {
+            scored[i] = Some(classifier.score(&rows[i].text, &rule_results[i]));
+            thresholds[i] = *classifier.thresholds();
+        }
+    }
+    Ok(ClassifierScores {
+        scored: scored.into_iter().map(|s| s.expect("every row is in a fold")).collect(),
+        thresholds,
+    })
+}
+
+/// PR-AUC and thresholds of each category the rows are labelled with.
+fn rankings(rows: &[Labelled], scored: &[Scored], thresholds: &[[f32; CATEGORIES.len()]]) -> Vec<CategoryRanking> {
+    (1..CATEGORIES.len())
+        .filter(|k| rows.iter().any(|r| category_index(&r.label) == Some(*k)))
+        .map(|k| {
+            let positive: Vec<bool> = rows.iter().map(|r| category_index(&r.label) == Some(k)).collect();
+            let scores: Vec<f32> = scored.iter().map(|s| s.scores[k]).collect();
+            let mut used: Vec<f32> = thresholds.iter().map(|t| t[k]).collect();
+            used.sort_by(f32::total_cmp);
+            used.dedup();
+            CategoryRanking { category: CATEGORIES[k], pr_auc: average_precision(&scores, &positive), thresholds: used }
+        })
+        .collect()
 }
 
 /// Each row's nearest labelled examples from a bank that never holds the row itself.

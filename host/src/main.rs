@@ -21,6 +21,31 @@ struct Cli {
 }
 
 #[derive(clap::Args)]
+struct EvalArgs {
+    /// Labelled files to evaluate.
+    files: Vec<PathBuf>,
+    /// Build the example bank from these files instead of k-fold over the evaluated ones.
+    #[arg(long)]
+    bank: Vec<PathBuf>,
+    /// Folds (k-fold: each row is compared only with the other folds).
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Evaluate only the first N rows (after a deterministic shuffle).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Also score with this trained classifier (one not trained on FILES).
+    #[arg(long, conflicts_with = "train")]
+    classifier: Option<PathBuf>,
+    /// Also train a classifier per fold on the other folds (palisade train's
+    /// defaults) and score each row with the one that never saw it.
+    #[arg(long)]
+    train: bool,
+    /// Skip the embedding stage (rules and classifier only; fast).
+    #[arg(long)]
+    no_embedding: bool,
+}
+
+#[derive(clap::Args)]
 struct BacktestArgs {
     /// Labelled JSONL files ({"id","text","label"}); not with --stream.
     files: Vec<PathBuf>,
@@ -91,25 +116,7 @@ enum Command {
         command: BankCommand,
     },
     /// Evaluate screening on labelled JSONL ({"id","text","label"}): per-category P/R/F1, confusion matrix.
-    Eval {
-        /// Labelled files to evaluate.
-        files: Vec<PathBuf>,
-        /// Build the example bank from these files instead of k-fold over the evaluated ones.
-        #[arg(long)]
-        bank: Vec<PathBuf>,
-        /// Folds (k-fold: each row is compared only with the other folds).
-        #[arg(long, default_value_t = 5)]
-        folds: usize,
-        /// Evaluate only the first N rows (after a deterministic shuffle).
-        #[arg(long)]
-        limit: Option<usize>,
-        /// Also score with this trained classifier (one not trained on FILES).
-        #[arg(long)]
-        classifier: Option<PathBuf>,
-        /// Skip the embedding stage (rules and classifier only; fast).
-        #[arg(long)]
-        no_embedding: bool,
-    },
+    Eval(EvalArgs),
     /// Train the classifier on labelled JSONL ({"id","text","label"}) and write its artifact folder.
     Train {
         /// Labelled files to train on.
@@ -345,9 +352,7 @@ fn main() -> anyhow::Result<()> {
             }
             train(&config, files, &out, settings, !no_rules)
         }
-        Command::Eval { files, bank, folds, limit, classifier, no_embedding } => {
-            eval(&config, files, bank, folds, limit, classifier, no_embedding)
-        }
+        Command::Eval(args) => eval(&config, args),
         Command::Health => health(&config),
         Command::Backtest(args) => backtest(&config, args),
         Command::Config => {
@@ -860,15 +865,8 @@ fn bank(config: &Config, command: BankCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn eval(
-    config: &Config,
-    files: Vec<PathBuf>,
-    bank: Vec<PathBuf>,
-    folds: usize,
-    limit: Option<usize>,
-    classifier: Option<PathBuf>,
-    no_embedding: bool,
-) -> anyhow::Result<()> {
+fn eval(config: &Config, args: EvalArgs) -> anyhow::Result<()> {
+    let EvalArgs { files, bank, folds, limit, classifier, train, no_embedding } = args;
     if files.is_empty() {
         bail!("name one or more labelled JSONL files");
     }
@@ -905,12 +903,20 @@ fn eval(
         plugins: &host,
         embedder: embedder.as_ref(),
         classifier: classifier.as_ref(),
+        train_per_fold: train.then(palisade::classify::train::TrainSettings::default),
         cascade_band: config.classifier.band,
         knn_weight: config.classifier.knn_weight,
         ann: config.vectors.ann(),
     })?;
     for (name, predicted) in &out.variants {
         println!("{}", palisade::eval::report(name, &out.truth, predicted));
+    }
+    if !out.categories.is_empty() {
+        println!("the classifier's ranking per category (PR-AUC of its probability; the threshold it decides with)");
+        for c in &out.categories {
+            let t: Vec<String> = c.thresholds.iter().map(|t| format!("{t:.3}")).collect();
+            println!("  {:<20} PR-AUC {:.3}   threshold {}", c.category, c.pr_auc, t.join(" / "));
+        }
     }
     Ok(())
 }

@@ -382,3 +382,68 @@ async fn reviewer_labels_reach_the_stream_that_training_reads() {
         read.iter().map(|r| (r.id.as_str(), r.label.as_str(), r.reviewer.as_str())).collect();
     assert_eq!(got, [("r-1", "LOW_RISK", "carol"), ("r-2", "LOW_RISK", "bob")]);
 }
+
+/// `palisade eval --train`: each row is scored by a classifier trained on the other
+/// folds only. Every row has a made-up word of its own and a label drawn at random:
+/// a model trained on the row ranks it by its label, one that never saw it does no
+/// better than chance (PR-AUC, as thresholds fitted on chance-level data say little).
+#[test]
+fn eval_with_train_scores_every_row_by_a_model_that_never_saw_it() {
+    // Word and label from SHA-256 of different strings: unrelated to each other.
+    let digest = |s: String| -> [u8; 32] { <sha2::Sha256 as sha2::Digest>::digest(s.as_bytes()).into() };
+    let word =
+        |i: u64| -> String { digest(format!("word {i}"))[..7].iter().map(|b| (b'a' + b % 26) as char).collect() };
+    let rows: Vec<palisade::vectors::bank::Labelled> = (0..300u64)
+        .map(|i| {
+            let label = if digest(format!("label {i}"))[0] % 2 == 0 { "SPAM" } else { "LOW_RISK" };
+            palisade::vectors::bank::Labelled {
+                id: format!("r{i}"),
+                text: format!("a note about {} for you", word(i)),
+                label: label.into(),
+                source: "random".into(),
+            }
+        })
+        .collect();
+    let plugins = palisade_tests::PluginDir::new();
+    let (host, _) = plugins.open();
+    let settings =
+        TrainSettings { c_grid: vec![10.0], class_weights: vec![ClassWeight::Balanced], ..Default::default() };
+    let input = |classifier, train_per_fold| palisade::eval::EvalInput {
+        rows: rows.clone(),
+        bank: None,
+        folds: 3,
+        k: 5,
+        weights: palisade::screening::predict::Weights { rules: 0.6, embedding: 0.4, threshold: 0.7 },
+        plugins: &host,
+        embedder: None,
+        classifier,
+        train_per_fold,
+        cascade_band: palisade::config::Band { low: 0.25, high: 0.75 },
+        knn_weight: 0.3,
+        ann: None,
+    };
+    // How well the classifier's SPAM probability ranks the rows (chance: the share of SPAM).
+    let spam = |out: &palisade::eval::EvalOutput| {
+        out.categories.iter().find(|c| c.category == "SPAM").map(|c| (c.pr_auc, c.thresholds.len())).expect("SPAM")
+    };
+    let per_fold = palisade::eval::run(input(None, Some(settings.clone()))).unwrap();
+    assert!(per_fold.variants.iter().any(|(n, _)| *n == "classifier (one trained per fold)"));
+    let (held_out, models) = spam(&per_fold);
+    let examples: Vec<train::Example> = rows
+        .iter()
+        .map(|r| train::Example {
+            id: r.id.clone(),
+            text: r.text.clone(),
+            label: palisade::classify::category_index(&r.label).unwrap() as u8,
+            source: r.source.clone(),
+            rules: [0.0; palisade::classify::RULE_FEATURES],
+        })
+        .collect();
+    let everything = Classifier::new(train::train(&examples, &settings, Vec::new(), true).unwrap().artifact);
+    let (in_sample, _) = spam(&palisade::eval::run(input(Some(&everything), None)).unwrap());
+    let share = rows.iter().filter(|r| r.label == "SPAM").count() as f64 / rows.len() as f64;
+    eprintln!("SPAM share {share:.3}; PR-AUC in sample {in_sample:.3}, held out {held_out:.3}");
+    assert!(in_sample > 0.9, "a model trained on the rows fits them: {in_sample:.3}");
+    assert!(held_out < share + 0.15, "held-out rows are ranked no better than chance ({share:.3}): {held_out:.3}");
+    assert!((1..=3).contains(&models), "one threshold per fold's model at most: {models}");
+}
