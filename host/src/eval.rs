@@ -166,12 +166,11 @@ fn trained_per_fold(
         let Some(label) = category_index(&row.label) else {
             anyhow::bail!("row {} has label {:?}, not one of {CATEGORIES:?}", row.id, row.label);
         };
-        let source = row.source.clone();
         examples.push(Example {
             id: row.id.clone(),
             text: row.text.clone(),
             label: label as u8,
-            source,
+            source: row.source.clone(),
             rules: rule_features(r),
         });
     }
