@@ -238,6 +238,41 @@ impl Service {
         Service { base, screen_base, stop, keys: core.keys.clone(), redis_url, plugins, core }
     }
 
+    /// An admin request (key `admin-key`) to the screening service: (status, JSON body or null).
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.screen_base))
+            .header("api-key", "admin-key");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Start a backtest job (`POST /v1/admin/backtests`) and wait for it to end; its final view.
+    pub async fn backtest_job(&self, body: serde_json::Value) -> serde_json::Value {
+        let (status, job) = self.admin(reqwest::Method::POST, "/v1/admin/backtests", Some(body)).await;
+        assert_eq!(status, 202, "{job}");
+        let path = format!("/v1/admin/backtests/{}", job["id"].as_str().unwrap());
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, view) = self.admin(reqwest::Method::GET, &path, None).await;
+            assert_eq!(status, 200, "{view}");
+            if view["state"] != "running" {
+                assert_eq!(view["state"], "done", "{view}");
+                return view;
+            }
+            assert!(std::time::Instant::now() < deadline, "backtest still running: {view}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// A direct Redis connection for assertions.
     pub fn redis(&self) -> redis::Connection {
         redis::Client::open(self.redis_url.as_str()).unwrap().get_connection().unwrap()

@@ -176,44 +176,16 @@ async fn a_service_screens_only_its_shards_and_the_backlog_sums_the_others() {
     let shadow = first.plugins.path().join("shadow");
     palisade::plugins::install::install(&first.plugins.runtime, &shadow, &palisade_tests::wasm("threats"), &manifest)
         .unwrap();
-    assert_eq!(admin(&first, "POST", "/v1/admin/shadow/reload", None).await.0, 200);
+    assert_eq!(first.admin(reqwest::Method::POST, "/v1/admin/shadow/reload", None).await.0, 200);
     for (limit, compared) in [(None, 300), (Some(100), 100)] {
         let stream = json!({"name": "events:raw", "limit": limit});
         let job =
-            backtest_job(&first, json!({"candidate": {"kind": "plugin", "name": "threats"}, "stream": stream})).await;
+            first.backtest_job(json!({"candidate": {"kind": "plugin", "name": "threats"}, "stream": stream})).await;
         assert_eq!(job["result"]["comparison"]["compared"], compared, "{job}");
         let streams: Vec<&str> =
             job["result"]["streams"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
         assert_eq!(streams, keys.shards.iter().map(|k| k.raw.as_str()).collect::<Vec<_>>());
     }
-}
-
-/// An admin request to the screening service: (status, body).
-async fn admin(s: &Service, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut request =
-        reqwest::Client::new().request(method, format!("{}{path}", s.screen_base)).header("api-key", "admin-key");
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
-}
-
-/// Start a backtest job and wait for it to end; its final view.
-async fn backtest_job(s: &Service, body: Value) -> Value {
-    let (status, job) = admin(s, "POST", "/v1/admin/backtests", Some(body)).await;
-    assert_eq!(status, 202, "{job}");
-    let path = format!("/v1/admin/backtests/{}", job["id"].as_str().unwrap());
-    for _ in 0..600 {
-        let (_, view) = admin(s, "GET", &path, None).await;
-        if view["state"] != "running" {
-            assert_eq!(view["state"], "done", "{view}");
-            return view;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the backtest still runs after 30 s");
 }
 
 /// Load two ingest services with batches of 20 for `secs` seconds while

@@ -13,35 +13,7 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 async fn admin(s: &Service, method: reqwest::Method, path: &str) -> (u16, Value) {
-    admin_with(s, method, path, None).await
-}
-
-async fn admin_with(s: &Service, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request =
-        reqwest::Client::new().request(method, format!("{}{path}", s.screen_base)).header("api-key", "admin-key");
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
-}
-
-/// Start a backtest job and wait for it to end; its final view.
-async fn backtest_job(s: &Service, body: Value) -> Value {
-    let (status, job) = admin_with(s, reqwest::Method::POST, "/v1/admin/backtests", Some(body)).await;
-    assert_eq!(status, 202, "{job}");
-    let id = job["id"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, view) = admin(s, reqwest::Method::GET, &format!("/v1/admin/backtests/{id}")).await;
-        assert_eq!(status, 200, "{view}");
-        if view["state"] != "running" {
-            assert_eq!(view["state"], "done", "{view}");
-            return view;
-        }
-        assert!(Instant::now() < deadline, "backtest still running: {view}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    s.admin(method, path, None).await
 }
 
 async fn screen(s: &Service, id: &str, text: &str) -> Value {
@@ -277,7 +249,7 @@ async fn a_candidate_classifier_is_shadowed_backtested_gated_promoted_and_rolled
         .map(|t| json!({"text": t, "label": "LOW_RISK"}))
         .chain([json!({"text": "I will kill you", "label": "VIOLENCE"})])
         .collect();
-    let job = backtest_job(&s, json!({"candidate": {"kind": "classifier"}, "rows": rows})).await;
+    let job = s.backtest_job(json!({"candidate": {"kind": "classifier"}, "rows": rows})).await;
     let result = &job["result"];
     assert!(result["candidate"]["weighted_f1"].as_f64() < result["active"]["weighted_f1"].as_f64(), "{job}");
     assert_eq!(result["changed_total"], 4, "{job}");
@@ -285,8 +257,7 @@ async fn a_candidate_classifier_is_shadowed_backtested_gated_promoted_and_rolled
 
     // The gate refuses it, saying which category falls and by how much; nothing changes.
     let gate = json!({"gate": {"rows": rows, "max_f1_drop": 0.05}});
-    let (status, refused) =
-        admin_with(&s, reqwest::Method::POST, "/v1/admin/classifier/shadow/promote", Some(gate)).await;
+    let (status, refused) = s.admin(reqwest::Method::POST, "/v1/admin/classifier/shadow/promote", Some(gate)).await;
     assert_eq!((status, refused["error"].as_str()), (422, Some("gate_refused")), "{refused}");
     assert!(refused["message"].as_str().unwrap().contains("F1 of LOW_RISK drops"), "{refused}");
     assert!(candidate_dir.exists());
@@ -342,9 +313,7 @@ async fn a_stream_backtest_job_reads_history_only_and_the_promote_route_gates() 
 
     let prefix = s.keys.raw.strip_suffix("events:raw").unwrap();
     assert!(!prefix.is_empty());
-    let job = backtest_job(
-        &s,
-        json!({"candidate": {"kind": "plugin", "name": "threats"}, "stream": {"name": "events:raw", "since": "1h"}}),
+    let job = s.backtest_job(json!({"candidate": {"kind": "plugin", "name": "threats"}, "stream": {"name": "events:raw", "since": "1h"}}),
     )
     .await;
     let comparison = &job["result"]["comparison"];
@@ -360,7 +329,7 @@ async fn a_stream_backtest_job_reads_history_only_and_the_promote_route_gates() 
         (json!({"candidate": "threats"}), 400),
     ];
     for (body, code) in bad {
-        let (status, answer) = admin_with(&s, reqwest::Method::POST, "/v1/admin/backtests", Some(body.clone())).await;
+        let (status, answer) = s.admin(reqwest::Method::POST, "/v1/admin/backtests", Some(body.clone())).await;
         assert_eq!(status, code, "{body} → {answer}");
     }
     let (status, _) = admin(&s, reqwest::Method::GET, "/v1/admin/backtests/bt-0-0").await;
@@ -374,14 +343,13 @@ async fn a_stream_backtest_job_reads_history_only_and_the_promote_route_gates() 
         .collect();
     let gate = json!({"gate": {"rows": rows, "max_f1_drop": 0.01}});
     let (status, refused) =
-        admin_with(&s, reqwest::Method::POST, "/v1/admin/shadow/threats/promote", Some(gate.clone())).await;
+        s.admin(reqwest::Method::POST, "/v1/admin/shadow/threats/promote", Some(gate.clone())).await;
     assert_eq!((status, refused["error"].as_str()), (422, Some("gate_refused")), "{refused}");
     assert_eq!(refused["details"]["drops"][0]["category"], "VIOLENCE", "{refused}");
     assert_eq!(s.core.plugins.get("threats").unwrap().current().unwrap().manifest.weight, 1.0);
     // … an equal one passes, and the figures go with the promotion.
     shadow_threats(&s, "1.0").await;
-    let (status, promoted) =
-        admin_with(&s, reqwest::Method::POST, "/v1/admin/shadow/threats/promote", Some(gate)).await;
+    let (status, promoted) = s.admin(reqwest::Method::POST, "/v1/admin/shadow/threats/promote", Some(gate)).await;
     assert_eq!(status, 200, "{promoted}");
     assert_eq!((promoted["gate"]["rows"].as_u64(), promoted["gate"]["drops"].clone()), (Some(7), json!([])));
 }
