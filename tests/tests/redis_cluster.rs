@@ -188,22 +188,39 @@ async fn a_service_screens_only_its_shards_and_the_backlog_sums_the_others() {
     }
 }
 
+/// What [`load_while`] saw: event ids answered 202 accepted, how many of them
+/// were sent after the disruption had returned, requests not answered 202 by
+/// status and error code, and what the disruption returned.
+struct Load<T> {
+    accepted: Vec<String>,
+    accepted_after: usize,
+    refused: BTreeMap<String, usize>,
+    disruption: T,
+}
+
 /// Load two ingest services with batches of 20 for `secs` seconds while
-/// `disrupt` runs on a thread of its own from the first second on; answers:
-/// (event ids answered 202 accepted, requests not answered 202 by status and error code).
+/// `disrupt` runs on a thread of its own from the first second on (and until it
+/// returns). Counts depend on the machine's speed (a loaded CI box accepts a
+/// tenth of what an idle one does); the tests assert what a user would notice:
+/// nothing answered is lost.
 async fn load_while<T: Send + 'static>(
     s: &[Service],
     secs: u64,
     disrupt: impl FnOnce() -> T + Send + 'static,
-) -> (Vec<String>, BTreeMap<String, usize>, T) {
+) -> Load<T> {
     let disruption = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(1));
         disrupt()
     });
     let started = std::time::Instant::now();
     let (mut accepted, mut refused) = (Vec::new(), BTreeMap::new());
+    let mut accepted_after = 0;
     let mut n = 0;
-    while started.elapsed() < Duration::from_secs(secs) || !disruption.is_finished() {
+    loop {
+        let finished = disruption.is_finished();
+        if started.elapsed() >= Duration::from_secs(secs) && finished {
+            break;
+        }
         let batch: Vec<Value> = (n..n + 20).map(|i| event(&format!("f{i}"), &format!("loaded message {i}"))).collect();
         n += 20;
         let (status, body) = post_batch(&s[(n / 20) % 2].base, &batch).await;
@@ -214,10 +231,11 @@ async fn load_while<T: Send + 'static>(
         for item in body["items"].as_array().unwrap() {
             if item["status"] == "accepted" {
                 accepted.push(item["event_id"].as_str().unwrap().to_string());
+                accepted_after += usize::from(finished);
             }
         }
     }
-    (accepted, refused, disruption.join().unwrap())
+    Load { accepted, accepted_after, refused, disruption: disruption.join().unwrap() }
 }
 
 /// Event ids that reached an output stream or the dead letters, over every shard.
@@ -247,10 +265,13 @@ async fn with_wait_replicas_a_master_killed_under_load_loses_no_answered_event()
     let keys = s[0].keys.clone();
     let victim = cluster.master_of(&keys.shards[0].raw);
     let killer = cluster.clone();
-    let (accepted, refused, ()) = load_while(&s, 6, move || killer.kill(victim)).await;
+    let Load { accepted, accepted_after, refused, .. } = load_while(&s, 6, move || killer.kill(victim)).await;
     cluster.wait_ok();
-    eprintln!("{} events answered accepted; refused during the failover: {refused:?}", accepted.len());
-    assert!(accepted.len() > 1000, "the load ran: {}", accepted.len());
+    eprintln!(
+        "{} events answered accepted ({accepted_after} after the kill); refused during the failover: {refused:?}",
+        accepted.len()
+    );
+    assert!(accepted.len() > accepted_after, "the load ran before the kill");
     let mut conn = cluster.conn();
     let missing = |conn: &mut redis::cluster::ClusterConnection| {
         let done = routed_or_dead(conn, &keys);
@@ -275,11 +296,15 @@ async fn a_shard_moved_to_another_master_under_load_loses_nothing_and_needs_no_r
     // Shard 0's stream, outputs and dedup keys move 20 keys at a time while both
     // ingest services keep producing to it and the consumers keep reading it.
     let mover = cluster.clone();
-    let (accepted, refused, moved) =
+    let Load { accepted, accepted_after, refused, disruption: moved } =
         load_while(&s, 4, move || mover.move_slot(slot, to, 20, Duration::from_millis(5))).await;
-    eprintln!("{} events answered accepted; refused while {moved} keys moved: {refused:?}", accepted.len());
+    eprintln!(
+        "{} events answered accepted ({accepted_after} after the move); refused while {moved} keys moved: {refused:?}",
+        accepted.len()
+    );
     assert_eq!(cluster.master_of(&keys.shards[0].raw), to, "the slot moved");
-    assert!(moved > 100 && accepted.len() > 1000, "the load ran while {moved} keys moved: {}", accepted.len());
+    let while_moving = accepted.len() - accepted_after;
+    assert!(moved > 100 && while_moving > 0, "the load ran while {moved} keys moved: {while_moving} accepted");
 
     // Nothing answered is lost, nothing is routed twice.
     let mut conn = cluster.conn();
