@@ -8,8 +8,8 @@
 //! - classifier: the n-gram stage's cost per event, then `Screener::screen` and the
 //!   consumer with the trained classifier (`var/classifier`), cascade on
 //!   (`CASCADE_BAND` from the environment, default 0.25,0.75) and off, embedding cache off;
-//! - consumer: the service's loop (`XREADGROUP` → screen → `XADD`s + `XACK` in one
-//!   MULTI/EXEC) draining a raw stream of 20 × N cached-text events, with and
+//! - consumer: the service's loop (`XREADGROUP` of `BATCH_SIZE` entries → screen →
+//!   `XADD`s + `XACK` in one MULTI/EXEC) draining a raw stream of 20 × N cached-text events, with and
 //!   without similar past events (their store grows as the run goes).
 //!
 //! Prints events/s, per-batch latency p50/p99, and peak memory. Needs
@@ -128,7 +128,7 @@ fn consumer(name: &str, screener: Screener, texts: &[String], copies: usize) {
             keys: keys.shards[0].clone(),
             name: "bench".into(),
             screener: Arc::new(screener),
-            batch_size: 100,
+            batch_size: palisade::config::Config::load().unwrap().redis.batch_size, // BATCH_SIZE
             max_deliveries: 5,
             claim_idle: std::time::Duration::from_secs(600),
             claim_interval: std::time::Duration::from_secs(600),
