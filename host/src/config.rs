@@ -475,7 +475,7 @@ section! {
         cascade: Switch = ("CASCADE", "on",
             "on: only events whose classifier risk lies in CASCADE_BAND reach the embedding stage; off: every event does"),
         band: Band = ("CASCADE_BAND", "0.25,0.75", "classifier risk range (low,high) for which the embedding stage runs"),
-        knn_weight: f32 = ("CASCADE_KNN_WEIGHT", "0.3",
+        knn_weight: f32 = ("CASCADE_KNN_WEIGHT", "0.6",
             "share of the nearest labelled examples' label mix in the scores of events the embedding stage sees", unit),
         watch: bool = ("CLASSIFIER_WATCH", "true", "reload the classifier when the files in CLASSIFIER_DIR change"),
     }
