@@ -9,8 +9,8 @@
 //!   consumer with the trained classifier (`var/classifier`), cascade on
 //!   (`CASCADE_BAND` from the environment, default 0.25,0.75) and off, embedding cache off;
 //! - consumer: the service's loop (`XREADGROUP` of `BATCH_SIZE` entries → screen →
-//!   `XADD`s + `XACK` in one MULTI/EXEC) draining a raw stream of 20 × N cached-text events, with and
-//!   without similar past events (their store grows as the run goes).
+//!   `XADD`s + `XACK` in one MULTI/EXEC) draining a raw stream of 20 × N cached-text
+//!   events, with and without similar past events (their store grows as the run goes).
 //!
 //! Prints events/s, per-batch latency p50/p99, and peak memory. Needs
 //! `scripts/setup` (model, plugins, bank) and Redis on 127.0.0.1:6379.

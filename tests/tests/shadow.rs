@@ -12,10 +12,6 @@ use palisade_tests::{Service, set_key};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-async fn admin(s: &Service, method: reqwest::Method, path: &str) -> (u16, Value) {
-    s.admin(method, path, None).await
-}
-
 async fn screen(s: &Service, id: &str, text: &str) -> Value {
     let r = reqwest::Client::new()
         .post(format!("{}/v1/risk/screen", s.screen_base))
@@ -40,7 +36,7 @@ async fn shadow_threats(s: &Service, weight: &str) {
     let manifest = set_key(&palisade_tests::manifest("threats"), "weight", weight);
     let dir = s.plugins.path().join("shadow");
     palisade::plugins::install::install(&s.plugins.runtime, &dir, &palisade_tests::wasm("threats"), &manifest).unwrap();
-    let (status, body) = admin(s, reqwest::Method::POST, "/v1/admin/shadow/reload").await;
+    let (status, body) = s.admin(reqwest::Method::POST, "/v1/admin/shadow/reload", None).await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -82,7 +78,7 @@ const THREATS: [&str; 3] = [
 async fn a_shadow_is_measured_on_live_batches_then_promoted_or_discarded() {
     let s = Service::both(&[]).await;
     shadow_threats(&s, "0.1").await;
-    let (_, listed) = admin(&s, reqwest::Method::GET, "/v1/admin/shadow").await;
+    let (_, listed) = s.admin(reqwest::Method::GET, "/v1/admin/shadow", None).await;
     assert_eq!(listed["installed"][0]["name"], "threats", "{listed}");
 
     // Live traffic through ingest and the consumer.
@@ -90,7 +86,7 @@ async fn a_shadow_is_measured_on_live_batches_then_promoted_or_discarded() {
     // Routing followed the active rule: every threat is in the reasoning queue.
     assert_eq!(routed, (3, 2));
 
-    let (_, report) = admin(&s, reqwest::Method::GET, "/v1/admin/shadow").await;
+    let (_, report) = s.admin(reqwest::Method::GET, "/v1/admin/shadow", None).await;
     let tally = &report["shadows"][0];
     assert_eq!((tally["plugin"].as_str(), tally["source"].as_str()), (Some("threats"), Some("shadow_dir")), "{report}");
     assert_eq!(tally["compared"], 5, "{report}");
@@ -123,7 +119,7 @@ async fn a_shadow_is_measured_on_live_batches_then_promoted_or_discarded() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, promoted) = admin(&s, reqwest::Method::POST, "/v1/admin/shadow/threats/promote").await;
+    let (status, promoted) = s.admin(reqwest::Method::POST, "/v1/admin/shadow/threats/promote", None).await;
     assert_eq!(status, 200, "{promoted}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -134,15 +130,15 @@ async fn a_shadow_is_measured_on_live_batches_then_promoted_or_discarded() {
     let active = s.core.plugins.get("threats").unwrap().current().unwrap();
     assert_eq!(active.manifest.weight, 0.1, "the candidate is active");
     assert!(!s.plugins.path().join("shadow/threats.toml").exists());
-    let (_, report) = admin(&s, reqwest::Method::GET, "/v1/admin/shadow").await;
+    let (_, report) = s.admin(reqwest::Method::GET, "/v1/admin/shadow", None).await;
     assert_eq!(report["shadows"], json!([]), "{report}");
-    let (status, back) = admin(&s, reqwest::Method::POST, "/v1/admin/plugins/threats/rollback").await;
+    let (status, back) = s.admin(reqwest::Method::POST, "/v1/admin/plugins/threats/rollback", None).await;
     assert_eq!((status, back["version"].as_str()), (200, Some("0.1.0")));
     assert_eq!(s.core.plugins.get("threats").unwrap().current().unwrap().manifest.weight, 1.0);
 
     // Discard: files, figures and the loaded candidate are gone.
     shadow_threats(&s, "0.5").await;
-    let (status, _) = admin(&s, reqwest::Method::POST, "/v1/admin/shadow/threats/discard").await;
+    let (status, _) = s.admin(reqwest::Method::POST, "/v1/admin/shadow/threats/discard", None).await;
     assert_eq!(status, 200);
     assert!(
         std::fs::read_dir(s.plugins.path().join("shadow"))
@@ -150,14 +146,14 @@ async fn a_shadow_is_measured_on_live_batches_then_promoted_or_discarded() {
             .flatten()
             .all(|e| e.file_name().to_string_lossy().starts_with('.'))
     );
-    let (_, report) = admin(&s, reqwest::Method::GET, "/v1/admin/shadow").await;
+    let (_, report) = s.admin(reqwest::Method::GET, "/v1/admin/shadow", None).await;
     assert_eq!((report["installed"].clone(), report["shadows"].clone()), (json!([]), json!([])), "{report}");
-    let (status, _) = admin(&s, reqwest::Method::POST, "/v1/admin/shadow/threats/discard").await;
+    let (status, _) = s.admin(reqwest::Method::POST, "/v1/admin/shadow/threats/discard", None).await;
     assert_eq!(status, 404, "nothing left to discard");
 
     // Both decisions are in the audit trail, the promotion with the figures it rested on.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (_, audit) = admin(&s, reqwest::Method::GET, "/v1/admin/audit?count=20").await;
+    let (_, audit) = s.admin(reqwest::Method::GET, "/v1/admin/audit?count=20", None).await;
     let entries = audit["entries"].as_array().unwrap();
     let promote = entries.iter().find(|e| e["action"] == "promote").expect("promote audited");
     assert_eq!(promote["subject"], "threats");
@@ -171,7 +167,7 @@ async fn a_shadow_is_measured_on_live_batches_then_promoted_or_discarded() {
 async fn a_manifest_in_shadow_mode_is_compared_as_if_it_enforced() {
     let s = Service::both(&[]).await;
     s.plugins.install_with("violent-intent", |m| m.replacen("weight = 1.0", "weight = 1.0\nmode = \"shadow\"", 1));
-    let (status, _) = admin(&s, reqwest::Method::POST, "/v1/admin/plugins/reload").await;
+    let (status, _) = s.admin(reqwest::Method::POST, "/v1/admin/plugins/reload", None).await;
     assert_eq!(status, 200);
     let r = reqwest::Client::new()
         .post(format!("{}/v1/risk/screen", s.screen_base))
@@ -182,12 +178,12 @@ async fn a_manifest_in_shadow_mode_is_compared_as_if_it_enforced() {
         .unwrap();
     let p: Value = r.json().await.unwrap();
     assert!(p["flags"].as_array().unwrap().iter().any(|f| f == "shadow:violent-intent"), "{p}");
-    let (_, report) = admin(&s, reqwest::Method::GET, "/v1/admin/shadow").await;
+    let (_, report) = s.admin(reqwest::Method::GET, "/v1/admin/shadow", None).await;
     let tally =
         report["shadows"].as_array().unwrap().iter().find(|t| t["plugin"] == "violent-intent").expect("tallied");
     assert_eq!((tally["source"].as_str(), tally["compared"].as_u64()), (Some("manifest"), Some(1)), "{report}");
     // Not in the shadow directory: nothing to promote there.
-    let (status, _) = admin(&s, reqwest::Method::POST, "/v1/admin/shadow/violent-intent/promote").await;
+    let (status, _) = s.admin(reqwest::Method::POST, "/v1/admin/shadow/violent-intent/promote", None).await;
     assert_eq!(status, 404);
 }
 
@@ -204,9 +200,9 @@ async fn a_candidate_classifier_is_shadowed_backtested_gated_promoted_and_rolled
     let active_dir = tmp.path().join("classifier");
     copy_dir(&palisade_tests::default_classifier(), &active_dir);
     let s = Service::both(&[("CLASSIFIER_DIR", active_dir.to_str().unwrap())]).await;
-    let (_, report) = admin(&s, reqwest::Method::GET, "/v1/admin/shadow").await;
+    let (_, report) = s.admin(reqwest::Method::GET, "/v1/admin/shadow", None).await;
     assert_eq!(report["classifier"]["version"], Value::Null, "no candidate yet: {report}");
-    let (status, _) = admin(&s, reqwest::Method::POST, "/v1/admin/classifier/shadow/promote").await;
+    let (status, _) = s.admin(reqwest::Method::POST, "/v1/admin/classifier/shadow/promote", None).await;
     assert_eq!(status, 404, "nothing to promote");
 
     let candidate_dir = tmp.path().join("classifier.shadow");
@@ -215,7 +211,7 @@ async fn a_candidate_classifier_is_shadowed_backtested_gated_promoted_and_rolled
     let mut m: Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
     m["thresholds"]["SEXUAL"] = json!(0.0);
     std::fs::write(&meta, m.to_string()).unwrap();
-    let (status, reloaded) = admin(&s, reqwest::Method::POST, "/v1/admin/shadow/reload").await;
+    let (status, reloaded) = s.admin(reqwest::Method::POST, "/v1/admin/shadow/reload", None).await;
     assert_eq!((status, reloaded["classifier"]["version"].is_string()), (200, true), "{reloaded}");
 
     // Live screening: the verdicts stay the active classifier's.
@@ -223,7 +219,7 @@ async fn a_candidate_classifier_is_shadowed_backtested_gated_promoted_and_rolled
         let p = screen(&s, &format!("ev-{i}"), text).await;
         assert_eq!(p["category"], "LOW_RISK", "{p}");
     }
-    let (_, report) = admin(&s, reqwest::Method::GET, "/v1/admin/shadow").await;
+    let (_, report) = s.admin(reqwest::Method::GET, "/v1/admin/shadow", None).await;
     let tally = report["shadows"].as_array().unwrap().iter().find(|t| t["kind"] == "classifier").expect("tallied");
     assert_eq!((tally["plugin"].as_str(), tally["source"].as_str()), (Some("classifier"), Some("classifier_dir")));
     assert_eq!((tally["compared"].as_u64(), tally["flips"]["LOW_RISK→SEXUAL"].as_u64()), (Some(4), Some(4)), "{tally}");
@@ -264,21 +260,21 @@ async fn a_candidate_classifier_is_shadowed_backtested_gated_promoted_and_rolled
     assert_eq!(screen(&s, "g", EVERYDAY[0]).await["category"], "LOW_RISK");
 
     // Promoted without a gate: the candidate decides, the old one is kept on disk and loaded.
-    let (status, promoted) = admin(&s, reqwest::Method::POST, "/v1/admin/classifier/shadow/promote").await;
+    let (status, promoted) = s.admin(reqwest::Method::POST, "/v1/admin/classifier/shadow/promote", None).await;
     assert_eq!((status, promoted["swap"]["outcome"].as_str()), (200, Some("reloaded")), "{promoted}");
     assert!(!candidate_dir.exists() && tmp.path().join("classifier.previous/classifier.json").is_file());
     let thresholds: Value =
         serde_json::from_slice(&std::fs::read(active_dir.join("classifier.json")).unwrap()).unwrap();
     assert_eq!(thresholds["thresholds"]["SEXUAL"], 0.0);
     assert_eq!(screen(&s, "p", EVERYDAY[0]).await["category"], "SEXUAL");
-    let (_, report) = admin(&s, reqwest::Method::GET, "/v1/admin/shadow").await;
+    let (_, report) = s.admin(reqwest::Method::GET, "/v1/admin/shadow", None).await;
     assert!(report["shadows"].as_array().unwrap().iter().all(|t| t["kind"] != "classifier"), "{report}");
-    let (status, _) = admin(&s, reqwest::Method::POST, "/v1/admin/classifier/rollback").await;
+    let (status, _) = s.admin(reqwest::Method::POST, "/v1/admin/classifier/rollback", None).await;
     assert_eq!(status, 200);
     assert_eq!(screen(&s, "r", EVERYDAY[0]).await["category"], "LOW_RISK");
 
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (_, audit) = admin(&s, reqwest::Method::GET, "/v1/admin/audit?count=50").await;
+    let (_, audit) = s.admin(reqwest::Method::GET, "/v1/admin/audit?count=50", None).await;
     let actions: Vec<(&str, &str)> = audit["entries"]
         .as_array()
         .unwrap()
@@ -313,9 +309,8 @@ async fn a_stream_backtest_job_reads_history_only_and_the_promote_route_gates() 
 
     let prefix = s.keys.raw.strip_suffix("events:raw").unwrap();
     assert!(!prefix.is_empty());
-    let job = s.backtest_job(json!({"candidate": {"kind": "plugin", "name": "threats"}, "stream": {"name": "events:raw", "since": "1h"}}),
-    )
-    .await;
+    let stream = json!({"name": "events:raw", "since": "1h"});
+    let job = s.backtest_job(json!({"candidate": {"kind": "plugin", "name": "threats"}, "stream": stream})).await;
     let comparison = &job["result"]["comparison"];
     assert_eq!(comparison["compared"], 5, "{job}");
     assert!(comparison["flips"]["VIOLENCE→LOW_RISK"].as_u64().unwrap_or(0) >= 1, "{job}");
@@ -332,7 +327,7 @@ async fn a_stream_backtest_job_reads_history_only_and_the_promote_route_gates() 
         let (status, answer) = s.admin(reqwest::Method::POST, "/v1/admin/backtests", Some(body.clone())).await;
         assert_eq!(status, code, "{body} → {answer}");
     }
-    let (status, _) = admin(&s, reqwest::Method::GET, "/v1/admin/backtests/bt-0-0").await;
+    let (status, _) = s.admin(reqwest::Method::GET, "/v1/admin/backtests/bt-0-0", None).await;
     assert_eq!(status, 404);
 
     // The gate on promote: the worse candidate is refused (it stays a candidate) …
