@@ -6,11 +6,12 @@
 //! accuracy and a confusion matrix, for rules only, embeddings only, the
 //! weighted combination, and — with `--classifier` (one not trained on the
 //! evaluated rows), or `--train` (one classifier trained per fold on the other
-//! folds) — the classifier alone and with the kNN blend in the cascade band or
-//! on every event, with each category's PR-AUC and threshold.
+//! folds) — the classifier alone and with the embedding stage (its embedding
+//! head and the kNN blend) in the cascade band or on every event, with each
+//! category's PR-AUC and threshold.
 
-use crate::classify::train::{Example, TrainSettings, average_precision};
-use crate::classify::{CATEGORIES, Classifier, Scored, category_index, decide, row_hash, rule_features};
+use crate::classify::train::{Embeddings, Example, TrainSettings, average_precision};
+use crate::classify::{CATEGORIES, Classifier, Scored, category_index, row_hash, rule_features};
 use crate::config::Band;
 use crate::core::Event;
 use crate::embed::Embedder;
@@ -61,10 +62,12 @@ pub struct CategoryRanking {
     pub thresholds: Vec<f32>,
 }
 
-/// The classifier's scores of every row, and the thresholds each row was decided with.
+/// The classifier's scores of every row, the classifiers trained per fold
+/// (`--train`; none with `--classifier`) and which of them scored each row.
 struct ClassifierScores {
     scored: Vec<Scored>,
-    thresholds: Vec<[f32; CATEGORIES.len()]>,
+    classifiers: Vec<Classifier>,
+    which: Vec<usize>,
 }
 
 pub fn run(input: EvalInput<'_>) -> anyhow::Result<EvalOutput> {
@@ -77,9 +80,12 @@ pub fn run(input: EvalInput<'_>) -> anyhow::Result<EvalOutput> {
         progress.inc(chunk.len() as u64);
     }
     progress.finish();
-    let neighbours = match input.embedder {
-        Some(embedder) => Some(neighbours(&input, embedder)?),
-        None => None,
+    let (vectors, neighbours) = match input.embedder {
+        Some(embedder) => {
+            let (vectors, near) = neighbours(&input, embedder)?;
+            (Some(vectors), Some(near))
+        }
+        None => (None, None),
     };
     let mut variants: Vec<(&'static str, Vec<String>)> = Vec::new();
     let event = |row: &Labelled| Event::sample(&row.text);
@@ -102,16 +108,29 @@ pub fn run(input: EvalInput<'_>) -> anyhow::Result<EvalOutput> {
         variants.push(("combined (SCORING=weighted)", combined));
     }
     let classifier = match (&input.train_per_fold, input.classifier) {
-        (Some(settings), _) => Some(trained_per_fold(rows, &rule_results, settings, input.folds)?),
+        (Some(settings), _) => {
+            let embeddings = match (input.embedder, &vectors) {
+                (Some(e), Some(v)) => Some(Embeddings { model: e.model_id.clone(), vectors: v }),
+                _ => None,
+            };
+            Some(trained_per_fold(rows, &rule_results, settings, input.folds, embeddings.as_ref())?)
+        }
         (None, Some(c)) => Some(ClassifierScores {
             scored: rows.iter().zip(&rule_results).map(|(row, r)| c.score(&row.text, r)).collect(),
-            thresholds: vec![*c.thresholds(); rows.len()],
+            classifiers: Vec::new(),
+            which: vec![0; rows.len()],
         }),
         (None, None) => None,
     };
     let mut categories = Vec::new();
-    if let Some(ClassifierScores { scored, thresholds }) = &classifier {
-        categories = rankings(rows, scored, thresholds);
+    if let Some(ClassifierScores { scored, classifiers, which }) = &classifier {
+        let classifiers: Vec<&Classifier> = match input.classifier {
+            Some(c) if classifiers.is_empty() => vec![c],
+            _ => classifiers.iter().collect(),
+        };
+        let of = |i: usize| -> &Classifier { classifiers[which[i]] };
+        let thresholds: Vec<[f32; CATEGORIES.len()]> = (0..rows.len()).map(|i| *of(i).thresholds()).collect();
+        categories = rankings(rows, scored, &thresholds);
         let bar = input.weights.threshold;
         let category = |s: &crate::classify::Scored, r: &RuleResult| -> String {
             let p = crate::screening::predict::classified(event(&Labelled::default()), r.clone(), s, "", None, bar);
@@ -119,27 +138,29 @@ pub fn run(input: EvalInput<'_>) -> anyhow::Result<EvalOutput> {
         };
         let name = if input.train_per_fold.is_some() { "classifier (one trained per fold)" } else { "classifier" };
         variants.push((name, scored.iter().zip(&rule_results).map(|(s, r)| category(s, r)).collect()));
-        if let Some(near) = &neighbours {
-            let blend = |only_band: bool| -> Vec<String> {
-                scored
-                    .iter()
-                    .zip(&rule_results)
-                    .zip(near)
-                    .zip(thresholds)
-                    .map(|(((s, r), near), thresholds)| {
-                        let mut s = s.clone();
-                        let in_band = !only_band || input.cascade_band.contains(s.risk());
-                        if let (true, Some((mix, trust))) = (in_band, similarity::label_mix(near)) {
-                            let a = input.knn_weight * trust;
-                            s.scores.iter_mut().zip(mix).for_each(|(p, m)| *p = (1.0 - a) * *p + a * m);
-                            s.category = decide(&s.scores, thresholds);
+        if let (Some(near), Some(vectors)) = (&neighbours, &vectors) {
+            // What screening does to an embedded event: the embedding head, then the neighbours.
+            let blend = |only_band: bool, knn: bool| -> Vec<String> {
+                (0..rows.len())
+                    .map(|i| {
+                        let (c, mut s) = (of(i), scored[i].clone());
+                        if !only_band || input.cascade_band.contains(s.risk()) {
+                            c.add_embedding(&mut s, &vectors[i]);
+                            if let (true, Some((mix, trust))) = (knn, similarity::label_mix(&near[i])) {
+                                let a = input.knn_weight * trust;
+                                s.scores.iter_mut().zip(mix).for_each(|(p, m)| *p = (1.0 - a) * *p + a * m);
+                                c.redecide(&mut s);
+                            }
                         }
-                        category(&s, r)
+                        category(&s, &rule_results[i])
                     })
                     .collect()
             };
-            variants.push(("classifier + kNN in CASCADE_BAND", blend(true)));
-            variants.push(("classifier + kNN on every event", blend(false)));
+            if classifiers.iter().any(|c| c.meta.embedding_head.is_some()) {
+                variants.push(("classifier + embedding head on every event (no kNN)", blend(false, false)));
+            }
+            variants.push(("classifier + embedding stage in CASCADE_BAND", blend(true, true)));
+            variants.push(("classifier + embedding stage on every event", blend(false, true)));
         }
     }
     let truth: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
@@ -159,6 +180,7 @@ fn trained_per_fold(
     rule_results: &[RuleResult],
     settings: &TrainSettings,
     folds: usize,
+    embeddings: Option<&Embeddings<'_>>,
 ) -> anyhow::Result<ClassifierScores> {
     let folds = folds.max(2);
     let mut examples = Vec::with_capacity(rows.len());
@@ -175,22 +197,27 @@ fn trained_per_fold(
         });
     }
     let mut scored = vec![None; rows.len()];
-    let mut thresholds = vec![[0f32; CATEGORIES.len()]; rows.len()];
+    let (mut classifiers, mut which) = (Vec::new(), vec![0; rows.len()]);
     for f in 0..folds {
         eprintln!("fold {} of {folds}: training on the other folds", f + 1);
         let (held, inside): (Vec<usize>, Vec<usize>) =
             (0..rows.len()).partition(|i| outer_fold(&rows[*i].id, folds) == f);
         let training: Vec<Example> = inside.iter().map(|i| examples[*i].clone()).collect();
-        let classifier =
-            Classifier::new(crate::classify::train::train(&training, settings, Vec::new(), true)?.artifact);
+        let vectors: Option<Vec<Vec<f32>>> = embeddings.map(|e| inside.iter().map(|i| e.vectors[*i].clone()).collect());
+        let fold_embeddings =
+            embeddings.zip(vectors.as_deref()).map(|(e, vectors)| Embeddings { model: e.model.clone(), vectors });
+        let trained = crate::classify::train::train(&training, settings, Vec::new(), true, fold_embeddings.as_ref())?;
+        let classifier = Classifier::new(trained.artifact);
         for i in held {
             scored[i] = Some(classifier.score(&rows[i].text, &rule_results[i]));
-            thresholds[i] = *classifier.thresholds();
+            which[i] = f;
         }
+        classifiers.push(classifier);
     }
     Ok(ClassifierScores {
         scored: scored.into_iter().map(|s| s.expect("every row is in a fold")).collect(),
-        thresholds,
+        classifiers,
+        which,
     })
 }
 
@@ -209,8 +236,10 @@ fn rankings(rows: &[Labelled], scored: &[Scored], thresholds: &[[f32; CATEGORIES
         .collect()
 }
 
-/// Each row's nearest labelled examples from a bank that never holds the row itself.
-fn neighbours(input: &EvalInput<'_>, embedder: &Embedder) -> anyhow::Result<Vec<Vec<crate::vectors::Neighbour>>> {
+/// Each row's embedding, and its nearest labelled examples from a bank that never holds the row itself.
+type Neighbours = Vec<Vec<crate::vectors::Neighbour>>;
+
+fn neighbours(input: &EvalInput<'_>, embedder: &Embedder) -> anyhow::Result<(Vec<Vec<f32>>, Neighbours)> {
     let rows = &input.rows;
     let vectors = embed_rows(embedder, rows, "embedding rows")?;
     let mut neighbours = vec![Vec::new(); rows.len()];
@@ -241,15 +270,13 @@ fn neighbours(input: &EvalInput<'_>, embedder: &Embedder) -> anyhow::Result<Vec<
             .collect::<Result<_, _>>()?,
     };
     let progress = crate::progress::bar("nearest examples", rows.len() as u64);
-    let (vectors, k) = (&vectors, input.k);
+    let (all, k) = (&vectors, input.k);
     for (store, members) in &plan {
         // Two threads: the search is exact and CPU-bound.
         let found: Vec<(usize, Vec<crate::vectors::Neighbour>)> = std::thread::scope(|s| {
             let halves: Vec<_> = members
                 .chunks(members.len().div_ceil(2).max(1))
-                .map(|part| {
-                    s.spawn(move || part.iter().map(|i| (*i, store.search(&vectors[*i], k))).collect::<Vec<_>>())
-                })
+                .map(|part| s.spawn(move || part.iter().map(|i| (*i, store.search(&all[*i], k))).collect::<Vec<_>>()))
                 .collect();
             halves.into_iter().flat_map(|h| h.join().expect("search thread")).collect()
         });
@@ -259,7 +286,7 @@ fn neighbours(input: &EvalInput<'_>, embedder: &Embedder) -> anyhow::Result<Vec<
         }
     }
     progress.finish();
-    Ok(neighbours)
+    Ok((vectors, neighbours))
 }
 
 /// Score against the labels the data set has: a risky category the data set does

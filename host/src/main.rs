@@ -149,6 +149,9 @@ enum Command {
         /// Weigh every source's rows as they come (default: small sources are scaled up, sqrt-balanced).
         #[arg(long)]
         no_source_balance: bool,
+        /// Train the n-gram model only: no embedding head, even when SCREENING_MODEL names a model.
+        #[arg(long)]
+        no_embedding: bool,
     },
     /// Inspect a trained classifier.
     Classifier {
@@ -330,6 +333,7 @@ fn main() -> anyhow::Result<()> {
             target_precision,
             no_rules,
             no_source_balance,
+            no_embedding,
         } => {
             let class_weights = class_weight
                 .iter()
@@ -350,7 +354,7 @@ fn main() -> anyhow::Result<()> {
             if from_stream {
                 files.push(export_labels(&config, &out)?);
             }
-            train(&config, files, &out, settings, !no_rules)
+            train(&config, files, &out, settings, !no_rules, !no_embedding)
         }
         Command::Eval(args) => eval(&config, args),
         Command::Health => health(&config),
@@ -796,6 +800,7 @@ fn train(
     out: &Path,
     settings: palisade::classify::train::TrainSettings,
     rules: bool,
+    embedding: bool,
 ) -> anyhow::Result<()> {
     use palisade::classify::train;
     if files.is_empty() {
@@ -804,7 +809,25 @@ fn train(
     let host = if rules { Some(open(config, None)?) } else { None };
     let started = Instant::now();
     let (examples, records) = train::read_examples(&files, host.as_deref())?;
-    let mut trained = train::train(&examples, &settings, records, rules)?;
+    // The embedding head, when a model is configured: every row embedded once.
+    let embedder = match (embedding, &config.model.dir) {
+        (true, Some(_)) => {
+            Some(embedder(config).context("the embedding head needs the model (or train with --no-embedding)")?)
+        }
+        _ => None,
+    };
+    let vectors = match &embedder {
+        Some(e) => {
+            let rows: Vec<palisade::vectors::bank::Labelled> = examples
+                .iter()
+                .map(|x| palisade::vectors::bank::Labelled { text: x.text.clone(), ..Default::default() })
+                .collect();
+            palisade::vectors::bank::embed_rows(e, &rows, "embedding rows")?
+        }
+        None => Vec::new(),
+    };
+    let embeddings = embedder.as_ref().map(|e| train::Embeddings { model: e.model_id.clone(), vectors: &vectors });
+    let mut trained = train::train(&examples, &settings, records, rules, embeddings.as_ref())?;
     trained.artifact.save(out).with_context(|| format!("writing {}", out.display()))?;
     print!("{}", train::report(&trained.artifact.meta));
     // Out-of-fold figures per source: how each data set fares when its rows are held out by fold.

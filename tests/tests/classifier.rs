@@ -1,8 +1,10 @@
 //! The trained classifier as users meet it: `palisade train`'s library path on a
 //! small fixture (deterministic; the same predictions after a reload), its
 //! thresholds changing routing, corrupt and mismatched artifacts refused while the
-//! loaded one keeps serving, a hot swap under concurrent screening, the cascade
-//! (only events in the band reach the embedder, counted), and the default model
+//! loaded one keeps serving, a hot swap under concurrent screening, the embedding
+//! head (trained with the real model, mixed into embedded events only, its file
+//! checked), the cascade (only events in the band reach the embedder, counted),
+//! and the default model
 //! (`scripts/setup` trains it on `data/`) routing hand-written threats and
 //! dehumanising generalisations to `events:reasoning_queue` while everyday
 //! messages stay low.
@@ -26,7 +28,7 @@ fn train_fixture(out: &Path, c: f64) -> Artifact {
         cv_max_iter: 30,
         ..TrainSettings::default()
     };
-    let mut trained = train::train(&examples, &settings, files, false).expect("training");
+    let mut trained = train::train(&examples, &settings, files, false, None).expect("training");
     trained.artifact.save(out).expect("saved");
     trained.artifact
 }
@@ -100,6 +102,76 @@ fn corrupt_and_mismatched_artifacts_are_refused_with_the_old_one_serving() {
     let e = Slot::open(&dir.path().join("nowhere"), None).err().unwrap().to_string();
     assert!(e.contains("palisade train"), "says how to get one: {e}");
     assert_eq!(slot.get().meta.version, first.meta.version);
+}
+
+/// `palisade train` with a model configured also fits the embedding head: the
+/// artifact names the model, the head's say moves an embedded event's scores
+/// (and only when a vector of its model is given), it survives a reload, and a
+/// damaged `embedding.bin` is refused.
+#[test]
+fn the_embedding_head_is_trained_with_the_model_and_speaks_for_embedded_events() {
+    let (examples, files) = train::read_examples(&[repo_data("sms-spam.dev.jsonl")], None).unwrap();
+    // Every fourth row: enough to learn spam from, quick to embed.
+    let examples: Vec<train::Example> = examples.into_iter().step_by(4).collect();
+    let (model, lib) = palisade_tests::model_files();
+    let embedder =
+        palisade::embed::Embedder::load(&model, &lib, palisade::embed::Device::Cpu, 32, "").expect("the model");
+    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+    let vectors = embedder.embed(&texts).unwrap();
+    let settings = TrainSettings {
+        folds: 2,
+        c_grid: vec![3.0],
+        class_weights: vec![ClassWeight::Balanced],
+        max_iter: 60,
+        cv_max_iter: 30,
+        ..TrainSettings::default()
+    };
+    let embeddings = train::Embeddings { model: embedder.model_id.clone(), vectors: &vectors };
+    let with_head = train::train(&examples, &settings, files.clone(), false, Some(&embeddings)).unwrap();
+    let ngrams_only = train::train(&examples, &settings, files, false, None).unwrap();
+    let meta = &with_head.artifact.meta;
+    assert_eq!(meta.embedding_model.as_deref(), Some("all-MiniLM-L6-v2"));
+    let head = meta.embedding_head.as_ref().expect("a head");
+    assert_eq!(head.dim, 384);
+    assert!(head.thresholds.contains_key("SPAM") && head.weighted_f1 > 0.8, "{head:?}");
+    assert!(ngrams_only.artifact.meta.embedding_head.is_none());
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clf");
+    let mut artifact = with_head.artifact.clone();
+    artifact.save(&path).unwrap();
+    assert!(path.join("embedding.bin").is_file());
+    let (mut saved, mut plain) = (with_head.artifact, ngrams_only.artifact);
+    saved.save(&dir.path().join("again")).unwrap();
+    plain.save(&dir.path().join("plain")).unwrap();
+    assert_eq!(saved.meta.version, artifact.meta.version, "deterministic");
+    assert_ne!(saved.meta.version, plain.meta.version, "the head is part of the version");
+
+    let reloaded = Classifier::new(Artifact::load(&path, Some("all-MiniLM-L6-v2")).unwrap());
+    let in_memory = Classifier::new(artifact);
+    let rules = palisade::plugins::rules::RuleResult::none();
+    let text = "Congratulations! You have been chosen for a cash reward, reply YES to collect it";
+    let vector = embedder.embed(&[text]).unwrap().remove(0);
+    let ngram = reloaded.score(text, &rules);
+    let (mut a, mut b) = (ngram.clone(), in_memory.score(text, &rules));
+    reloaded.add_embedding(&mut a, &vector);
+    in_memory.add_embedding(&mut b, &vector);
+    assert_eq!(a.scores, b.scores, "the same after a reload");
+    assert!(a.embedded && a.scores != ngram.scores, "the head moved the scores: {:?} -> {:?}", ngram.scores, a.scores);
+    assert!((a.scores.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    assert_eq!(a.category, "SPAM");
+    let mut c = ngram.clone();
+    reloaded.add_embedding(&mut c, &vector[..100]);
+    assert!(!c.embedded && c.scores == ngram.scores, "a vector of another size is not read");
+
+    let head_file = path.join("embedding.bin");
+    let bytes = std::fs::read(&head_file).unwrap();
+    std::fs::write(&head_file, &bytes[..bytes.len() - 8]).unwrap();
+    let e = Artifact::load(&path, None).unwrap_err().to_string();
+    assert!(e.contains("corrupt") && e.contains("embedding.bin"), "{e}");
+    std::fs::remove_file(&head_file).unwrap();
+    let e = Artifact::load(&path, None).unwrap_err().to_string();
+    assert!(e.contains("embedding.bin"), "{e}");
 }
 
 #[tokio::test]
@@ -439,7 +511,7 @@ fn eval_with_train_scores_every_row_by_a_model_that_never_saw_it() {
             rules: [0.0; palisade::classify::RULE_FEATURES],
         })
         .collect();
-    let everything = Classifier::new(train::train(&examples, &settings, Vec::new(), true).unwrap().artifact);
+    let everything = Classifier::new(train::train(&examples, &settings, Vec::new(), true, None).unwrap().artifact);
     let (in_sample, _) = spam(&palisade::eval::run(input(Some(&everything), None)).unwrap());
     let share = rows.iter().filter(|r| r.label == "SPAM").count() as f64 / rows.len() as f64;
     eprintln!("SPAM share {share:.3}; PR-AUC in sample {in_sample:.3}, held out {held_out:.3}");

@@ -2,12 +2,14 @@
 //! version, categories, feature shape, thresholds, training files with digests
 //! and row counts, cross-validation figures, the embedding model it needs) and
 //! `weights.bin` (the used hash buckets with their IDF, the weight matrix and
-//! intercepts, little-endian). `classifier.json` holds the sha256 of
-//! `weights.bin`: a truncated or altered file is refused, never half-loaded.
+//! intercepts, little-endian) and, when trained with a sentence-embedding model,
+//! `embedding.bin` (the embedding head, `head`). `classifier.json` holds the
+//! sha256 of each: a truncated or altered file is refused, never half-loaded.
 //! Written to a temporary folder then renamed, so a reader sees all or nothing.
 
 use super::CATEGORIES;
 use super::features::FeatureParams;
+use super::head::{HEAD_FILE, Head, HeadMeta};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -63,7 +65,8 @@ pub struct CvFigures {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Meta {
     pub format: u32,
-    /// Content-derived: the first 12 hex digits of the weights' sha256.
+    /// Content-derived: the first 12 hex digits of the weights' sha256 (with the
+    /// embedding head: of the sha256 of both files' bytes).
     pub version: String,
     pub created: String,
     pub categories: Vec<String>,
@@ -81,6 +84,9 @@ pub struct Meta {
     pub cv: Option<CvFigures>,
     pub weights_sha256: String,
     pub columns: usize,
+    /// The embedding head (`embedding_model` names its model); absent: n-grams only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_head: Option<HeadMeta>,
 }
 
 /// An artifact in memory.
@@ -93,6 +99,7 @@ pub struct Artifact {
     /// `w[column * classes + class]` over hashed then dense columns.
     pub w: Vec<f32>,
     pub b: Vec<f32>,
+    pub head: Option<Head>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,14 +137,26 @@ impl Artifact {
     pub fn save(&mut self, dir: &Path) -> anyhow::Result<()> {
         let bytes = self.weights_bytes();
         let digest = hex::encode(Sha256::digest(&bytes));
-        self.meta.version = digest[..12].to_string();
+        let head = self.head.as_ref().map(Head::to_bytes);
+        self.meta.version = match &head {
+            Some(h) => hex::encode(Sha256::new().chain_update(&bytes).chain_update(h).finalize())[..12].to_string(),
+            None => digest[..12].to_string(),
+        };
         self.meta.weights_sha256 = digest;
+        match (&head, self.meta.embedding_head.as_mut()) {
+            (Some(h), Some(m)) => m.sha256 = hex::encode(Sha256::digest(h)),
+            (None, None) => {}
+            _ => anyhow::bail!("an embedding head needs both its weights and its description"),
+        }
         let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent)?;
         let staging = parent.join(format!(".{}.tmp", dir.file_name().and_then(|n| n.to_str()).unwrap_or("classifier")));
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&staging)?;
         std::fs::write(staging.join(WEIGHTS_FILE), &bytes)?;
+        if let Some(h) = &head {
+            std::fs::write(staging.join(HEAD_FILE), h)?;
+        }
         std::fs::write(staging.join(META_FILE), serde_json::to_vec_pretty(&self.meta)?)?;
         if dir.exists() {
             let old = parent.join(format!(".{}.old", dir.file_name().and_then(|n| n.to_str()).unwrap_or("c")));
@@ -200,6 +219,17 @@ impl Artifact {
         if buckets.iter().any(|b| *b as usize >= meta.features.buckets()) {
             return Err(corrupt(&path, "a hash bucket outside the feature space"));
         }
-        Ok(Artifact { meta, buckets, idf, w, b })
+        let head = match &meta.embedding_head {
+            None => None,
+            Some(h) => {
+                let path = dir.join(HEAD_FILE);
+                let bytes = read(HEAD_FILE)?;
+                if hex::encode(Sha256::digest(&bytes)) != h.sha256 {
+                    return Err(corrupt(&path, "sha256 differs from classifier.json's embedding_head.sha256"));
+                }
+                Some(Head::from_bytes(&bytes, h.dim).map_err(|reason| corrupt(&path, reason))?)
+            }
+        };
+        Ok(Artifact { meta, buckets, idf, w, b, head })
     }
 }

@@ -1,8 +1,9 @@
 //! The trained classifier: a multinomial linear model over hashed TF-IDF n-grams
 //! (`features`) and the rule stage's verdicts, fitted by `palisade train`
 //! (`train`, `solver`), stored as an artifact folder (`artifact`), and used by
-//! screening for `category_scores`. Owns the model and its file format; must not
-//! import a service, Redis or the HTTP layer.
+//! screening for `category_scores`; with an embedding head (`head`) the events
+//! that are embedded anyway get its say too. Owns the model and its file format;
+//! must not import a service, Redis or the HTTP layer.
 //!
 //! Decision rule: `category` is the risky category with the highest probability
 //! among those at or over their own threshold (calibrated on out-of-fold
@@ -10,6 +11,7 @@
 
 pub mod artifact;
 pub mod features;
+pub mod head;
 pub mod slot;
 pub mod solver;
 pub mod train;
@@ -61,6 +63,9 @@ pub struct Scored {
     /// Probability per category, in [`CATEGORIES`] order (sums to 1).
     pub scores: [f32; CATEGORIES.len()],
     pub category: &'static str,
+    /// The embedding head's probabilities are mixed in (its thresholds decide).
+    #[serde(skip)]
+    pub embedded: bool,
 }
 
 impl Scored {
@@ -76,6 +81,19 @@ pub struct Classifier {
     w: Vec<f32>,
     b: Vec<f32>,
     thresholds: [f32; CATEGORIES.len()],
+    /// The embedding head, its share and the thresholds for mixed scores.
+    head: Option<(head::Head, f32, [f32; CATEGORIES.len()])>,
+}
+
+fn threshold_array(named: &std::collections::BTreeMap<String, f32>) -> [f32; CATEGORIES.len()] {
+    let mut thresholds = [1.0; CATEGORIES.len()];
+    thresholds[0] = 0.0;
+    for (name, t) in named {
+        if let Some(i) = category_index(name) {
+            thresholds[i] = *t;
+        }
+    }
+    thresholds
 }
 
 /// The hashed columns a model uses (bucket → column, each with its IDF), shared
@@ -122,14 +140,12 @@ impl Vocabulary {
 impl Classifier {
     pub fn new(a: Artifact) -> Self {
         let vocab = Vocabulary::new(a.meta.features, a.buckets, a.idf);
-        let mut thresholds = [1.0; CATEGORIES.len()];
-        thresholds[0] = 0.0;
-        for (name, t) in &a.meta.thresholds {
-            if let Some(i) = category_index(name) {
-                thresholds[i] = *t;
-            }
-        }
-        Classifier { vocab, w: a.w, b: a.b, thresholds, meta: a.meta }
+        let thresholds = threshold_array(&a.meta.thresholds);
+        let head = match (a.head, &a.meta.embedding_head) {
+            (Some(h), Some(m)) => Some((h, m.share, threshold_array(&m.thresholds))),
+            _ => None,
+        };
+        Classifier { vocab, w: a.w, b: a.b, thresholds, head, meta: a.meta }
     }
 
     pub fn params(&self) -> FeatureParams {
@@ -146,7 +162,32 @@ impl Classifier {
         let row = self.row(text, rules);
         let mut scores = [0f32; CATEGORIES.len()];
         solver::probabilities(&row, &self.w, &self.b, &mut scores);
-        Scored { scores, category: decide(&scores, &self.thresholds) }
+        Scored { scores, category: decide(&scores, &self.thresholds), embedded: false }
+    }
+
+    /// Mix the embedding head's probabilities for `vector` into `s` and decide
+    /// again (with the head's thresholds); no head, or a vector of another size: unchanged.
+    pub fn add_embedding(&self, s: &mut Scored, vector: &[f32]) {
+        let Some((head, share, _)) = &self.head else { return };
+        let Some(p) = head.probabilities(vector) else { return };
+        if !s.embedded {
+            s.scores = head::mix(&s.scores, &p, *share);
+            s.embedded = true;
+            self.redecide(s);
+        }
+    }
+
+    /// Decide `s` again after its scores changed.
+    pub fn redecide(&self, s: &mut Scored) {
+        s.category = decide(&s.scores, self.thresholds_of(s));
+    }
+
+    /// The thresholds that decide `s`: the head's when it was mixed in.
+    pub fn thresholds_of(&self, s: &Scored) -> &[f32; CATEGORIES.len()] {
+        match &self.head {
+            Some((_, _, t)) if s.embedded => t,
+            _ => &self.thresholds,
+        }
     }
 
     /// The word n-grams of `text` that pushed hardest toward `category` (at most `n`).

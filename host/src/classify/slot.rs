@@ -119,6 +119,7 @@ impl Slot {
             "columns": m.columns,
             "rule_features": m.rule_features,
             "embedding_model": m.embedding_model,
+            "embedding_head": m.embedding_head,
             "thresholds": m.thresholds,
             "threshold_rule": m.threshold_rule,
             "training": m.training,

@@ -6,6 +6,7 @@
 
 use super::artifact::{Artifact, CategoryFigures, CvFigures, GridPoint, Meta, TrainingFile};
 use super::features::{Counts, FeatureParams, count, normalise};
+use super::head::{Head, HeadMeta};
 use super::solver::{self, Fit, Problem, Row, Settings};
 use super::{CATEGORIES, RULE_FEATURES, Vocabulary, row_hash};
 use rayon::prelude::*;
@@ -135,6 +136,11 @@ fn sample_weights(labels: &[u8], cw: ClassWeight) -> Vec<f32> {
         .collect()
 }
 
+/// Class weights times source factors.
+fn row_weights(labels: &[u8], factors: &[f32], cw: ClassWeight) -> Vec<f32> {
+    sample_weights(labels, cw).iter().zip(factors).map(|(w, f)| w * f).collect()
+}
+
 fn fit_rows(
     rows: &[Row],
     labels: &[u8],
@@ -144,7 +150,7 @@ fn fit_rows(
     s: Settings,
     start: Option<&Fit>,
 ) -> Fit {
-    let weights: Vec<f32> = sample_weights(labels, cw).iter().zip(factors).map(|(w, f)| w * f).collect();
+    let weights = row_weights(labels, factors, cw);
     let problem = Problem { rows, labels, weights: &weights, columns, classes: CATEGORIES.len() };
     solver::fit(&problem, s, start)
 }
@@ -245,11 +251,89 @@ pub fn calibrate(scores: &[f32], positive: &[bool], target: Option<f64>) -> f32 
     lowest_at_target.unwrap_or(best_t)
 }
 
+/// One threshold per risky category from out-of-fold probabilities (LOW_RISK: 0).
+fn calibrate_all(out_of_fold: &[Probs], labels: &[u8], target: Option<f64>) -> Probs {
+    let mut thresholds = [1.0f32; CATEGORIES.len()];
+    thresholds[0] = 0.0;
+    for (k, t) in thresholds.iter_mut().enumerate().skip(1) {
+        let scores: Vec<f32> = out_of_fold.iter().map(|p| p[k]).collect();
+        let positive: Vec<bool> = labels.iter().map(|l| *l as usize == k).collect();
+        *t = calibrate(&scores, &positive, target);
+    }
+    thresholds
+}
+
+fn decide_all(out_of_fold: &[Probs], thresholds: &Probs) -> Vec<u8> {
+    out_of_fold.iter().map(|p| super::category_index(super::decide(p, thresholds)).expect("a category") as u8).collect()
+}
+
+fn named(thresholds: &Probs) -> BTreeMap<String, f32> {
+    CATEGORIES.iter().zip(thresholds).skip(1).map(|(c, t)| (c.to_string(), *t)).collect()
+}
+
+/// Each training row's sentence embedding, from `model`: `palisade train` then
+/// fits the embedding head too.
+pub struct Embeddings<'a> {
+    pub model: String,
+    pub vectors: &'a [Vec<f32>],
+}
+
 /// Everything `palisade train` reports beside the artifact.
 pub struct Trained {
     pub artifact: Artifact,
     /// Out-of-fold probabilities of the chosen grid point, per row.
     pub out_of_fold: Vec<Probs>,
+    /// With an embedding head: the mixed out-of-fold probabilities, per row.
+    pub out_of_fold_mixed: Option<Vec<Probs>>,
+}
+
+/// The embedding head's out-of-fold probabilities mixed with the n-gram model's,
+/// thresholds for them, and the head fitted on every row.
+fn fit_head(
+    e: &Embeddings<'_>,
+    labels: &[u8],
+    weights: &[f32],
+    fold_of: &[usize],
+    folds: usize,
+    ngram_oof: &[Probs],
+    s: &TrainSettings,
+) -> anyhow::Result<(Head, HeadMeta, Vec<Probs>)> {
+    anyhow::ensure!(e.vectors.len() == labels.len(), "{} embeddings for {} rows", e.vectors.len(), labels.len());
+    let dim = e.vectors.first().map_or(0, Vec::len);
+    anyhow::ensure!(dim > 0 && e.vectors.iter().all(|v| v.len() == dim), "embeddings of mixed or empty size");
+    let progress = crate::progress::bar("embedding head fits", folds as u64 + 1);
+    let mut mixed = vec![[0f32; CATEGORIES.len()]; labels.len()];
+    for f in 0..folds {
+        let (inside, outside): (Vec<usize>, Vec<usize>) = (0..labels.len()).partition(|i| fold_of[*i] != f);
+        let pick = |at: &[usize]| -> Vec<&[f32]> { at.iter().map(|i| e.vectors[*i].as_slice()).collect() };
+        let head = Head::fit(
+            &pick(&inside),
+            &inside.iter().map(|i| labels[*i]).collect::<Vec<_>>(),
+            &inside.iter().map(|i| weights[*i]).collect::<Vec<_>>(),
+            s.cv_max_iter,
+        );
+        for i in outside {
+            let p = head.probabilities(&e.vectors[i]).expect("same size");
+            mixed[i] = super::head::mix(&ngram_oof[i], &p, super::head::SHARE);
+        }
+        progress.inc(1);
+    }
+    let all: Vec<&[f32]> = e.vectors.iter().map(Vec::as_slice).collect();
+    let head = Head::fit(&all, labels, weights, s.max_iter);
+    progress.finish();
+    let thresholds = calibrate_all(&mixed, labels, s.target_precision);
+    let (macro_f1, weighted_f1, _) = f1_scores(labels, &decide_all(&mixed, &thresholds));
+    let meta = HeadMeta {
+        model: e.model.clone(),
+        dim,
+        share: super::head::SHARE,
+        c: super::head::C,
+        thresholds: named(&thresholds),
+        macro_f1,
+        weighted_f1,
+        sha256: String::new(),
+    };
+    Ok((head, meta, mixed))
 }
 
 /// Train on `examples`; `training` describes the files they came from.
@@ -258,6 +342,7 @@ pub fn train(
     s: &TrainSettings,
     training: Vec<TrainingFile>,
     rule_features: bool,
+    embeddings: Option<&Embeddings<'_>>,
 ) -> anyhow::Result<Trained> {
     anyhow::ensure!(examples.len() >= 2 * s.folds.max(2), "too few rows to train on ({})", examples.len());
     anyhow::ensure!(!s.c_grid.is_empty() && !s.class_weights.is_empty(), "an empty grid");
@@ -324,18 +409,8 @@ pub fn train(
     let best = (0..grid_len).max_by(|a, b| grid[*a].macro_f1.total_cmp(&grid[*b].macro_f1)).expect("a grid");
     let out_of_fold = std::mem::take(&mut oof[best]);
 
-    let mut thresholds = [1.0f32; CATEGORIES.len()];
-    thresholds[0] = 0.0;
-    for (k, t) in thresholds.iter_mut().enumerate().skip(1) {
-        let scores: Vec<f32> = out_of_fold.iter().map(|p| p[k]).collect();
-        let positive: Vec<bool> = labels.iter().map(|l| *l as usize == k).collect();
-        *t = calibrate(&scores, &positive, s.target_precision);
-    }
-    let decided: Vec<u8> = out_of_fold
-        .iter()
-        .map(|p| super::category_index(super::decide(p, &thresholds)).expect("a category") as u8)
-        .collect();
-    let (macro_f1, weighted_f1, per) = f1_scores(&labels, &decided);
+    let thresholds = calibrate_all(&out_of_fold, &labels, s.target_precision);
+    let (macro_f1, weighted_f1, per) = f1_scores(&labels, &decide_all(&out_of_fold, &thresholds));
     let categories = (1..CATEGORIES.len())
         .chain([0])
         .filter(|k| per[*k].3 > 0)
@@ -363,6 +438,13 @@ pub fn train(
     let cw = ClassWeight::parse(&chosen.class_weight).expect("a grid name");
     let fit = fit_rows(&rows, &labels, &factors, cw, vocab.width(), settings(chosen.c, s.max_iter), None);
     progress.finish();
+    let head = match embeddings {
+        Some(e) => {
+            let weights = row_weights(&labels, &factors, cw);
+            Some(fit_head(e, &labels, &weights, &fold_of, folds, &out_of_fold, s)?)
+        }
+        None => None,
+    };
 
     let mut rows_by_label = BTreeMap::new();
     for l in &labels {
@@ -376,8 +458,8 @@ pub fn train(
         features: s.features,
         min_df: s.min_df,
         rule_features,
-        embedding_model: None,
-        thresholds: CATEGORIES.iter().zip(thresholds).skip(1).map(|(c, t)| (c.to_string(), t)).collect(),
+        embedding_model: head.as_ref().map(|(_, m, _)| m.model.clone()),
+        thresholds: named(&thresholds),
         threshold_rule: match s.target_precision {
             Some(t) => format!("lowest with out-of-fold precision ≥ {t} (F1-optimal where none reaches it)"),
             None => "F1-optimal on out-of-fold probabilities".into(),
@@ -387,9 +469,14 @@ pub fn train(
         cv: Some(cv),
         weights_sha256: String::new(),
         columns: vocab.width(),
+        embedding_head: head.as_ref().map(|(_, m, _)| m.clone()),
     };
-    let artifact = Artifact { meta, buckets: vocab.buckets, idf: vocab.idf, w: fit.w, b: fit.b };
-    Ok(Trained { artifact, out_of_fold })
+    let (head, out_of_fold_mixed) = match head {
+        Some((h, _, mixed)) => (Some(h), Some(mixed)),
+        None => (None, None),
+    };
+    let artifact = Artifact { meta, buckets: vocab.buckets, idf: vocab.idf, w: fit.w, b: fit.b, head };
+    Ok(Trained { artifact, out_of_fold, out_of_fold_mixed })
 }
 
 /// Labelled JSONL files → examples (with the rule stage's verdicts when a plugin
@@ -464,6 +551,12 @@ pub fn report(meta: &Meta) -> String {
         );
     }
     out += &format!("  macro F1 {:.3}   weighted F1 {:.3}\n", cv.macro_f1, cv.weighted_f1);
+    if let Some(h) = &meta.embedding_head {
+        out += &format!(
+            "embedding head ({}, {} dims, share {}): out of fold, mixed with the n-grams at its own thresholds:\n  macro F1 {:.3}   weighted F1 {:.3}\n",
+            h.model, h.dim, h.share, h.macro_f1, h.weighted_f1
+        );
+    }
     out
 }
 

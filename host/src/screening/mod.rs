@@ -329,9 +329,10 @@ impl Screener {
 
 impl Screener {
     /// The cascade: rules, then the classifier on every event, then the embedding
-    /// stage only for events whose risk is in the band; their neighbours' label mix
-    /// is blended into the classifier's scores (`knn_weight`, scaled by how close
-    /// the nearest example is) before the thresholds decide.
+    /// stage only for events whose risk is in the band; the classifier's embedding
+    /// head (when it has one) is mixed into their scores, then their neighbours'
+    /// label mix (`knn_weight`, scaled by how close the nearest example is), before
+    /// the thresholds decide.
     fn screen_classified(&self, classifier: Arc<Classifier>, events: Vec<Event>) -> Vec<Prediction> {
         let started = Instant::now();
         let rule_results =
@@ -354,15 +355,19 @@ impl Screener {
             e
         };
         let mixes: Vec<_> = found.examples.iter().map(|near| similarity::label_mix(near)).collect();
-        // The neighbours' label mix blended into a classifier's scores, then its thresholds decide.
-        let blend = |s: &mut Scored, mix: &Option<([f32; crate::classify::CATEGORIES.len()], f32)>, c: &Classifier| {
-            if let Some((mix, trust)) = mix {
+        let no_vector: &[f32] = &[];
+        let vector = |i: usize| found.vectors.get(i).map_or(no_vector, Vec::as_slice);
+        // The embedding head and the neighbours' label mix blended into a classifier's
+        // scores, then its thresholds decide.
+        let blend = |s: &mut Scored, i: usize, c: &Classifier| {
+            c.add_embedding(s, vector(i));
+            if let Some((mix, trust)) = &mixes[i] {
                 let a = self.knn_weight * trust;
                 s.scores.iter_mut().zip(mix).for_each(|(p, m)| *p = (1.0 - a) * *p + a * m);
-                s.category = crate::classify::decide(&s.scores, c.thresholds());
+                c.redecide(s);
             }
         };
-        scored.iter_mut().zip(&mixes).for_each(|(s, mix)| blend(s, mix, &classifier));
+        scored.iter_mut().enumerate().for_each(|(i, s)| blend(s, i, &classifier));
         if let Some(shadows) = self.shadows.as_ref().filter(|s| s.any()) {
             let bar = self.weights.threshold;
             let verdict = |r: &rules::RuleResult, s: &Scored| {
@@ -373,7 +378,7 @@ impl Screener {
             let _span = crate::span!("shadow", events = events.len()).entered();
             shadows.observe(&events, &rule_results, &active, &classifier, |i, r, c| {
                 let mut s = c.score(&events[i].content, r);
-                blend(&mut s, &mixes[i], c);
+                blend(&mut s, i, c);
                 verdict(r, &s)
             });
         }

@@ -249,7 +249,7 @@ mod tests {
 
     #[test]
     fn classifier_verdicts_and_rule_overrides() {
-        let low = Scored { scores: [0.9, 0.02, 0.05, 0.01, 0.01, 0.01, 0.0], category: "LOW_RISK" };
+        let low = Scored { scores: [0.9, 0.02, 0.05, 0.01, 0.01, 0.01, 0.0], category: "LOW_RISK", embedded: false };
         let p = classified(Event::sample("x"), rules(0.1, "TOXIC"), &low, "v1", None, 0.7);
         assert_eq!((p.category, p.high_risk, p.scoring), ("LOW_RISK", false, "classifier"));
         assert!((p.risk_score - 0.1).abs() < 1e-6 && (p.confidence - 0.9).abs() < 1e-6);
@@ -258,7 +258,7 @@ mod tests {
         let p = classified(Event::sample("x"), rules(0.9, "VIOLENCE"), &low, "v1", None, 0.7);
         assert_eq!((p.category, p.high_risk), ("VIOLENCE", true));
         assert!(p.flags.contains(&"rule_override".to_string()) && p.risk_score >= 0.9);
-        let spam = Scored { scores: [0.3, 0.6, 0.1, 0.0, 0.0, 0.0, 0.0], category: "SPAM" };
+        let spam = Scored { scores: [0.3, 0.6, 0.1, 0.0, 0.0, 0.0, 0.0], category: "SPAM", embedded: false };
         let p = classified(Event::sample("x"), rules(0.9, "VIOLENCE"), &spam, "v1", Some(0.4), 0.7);
         assert_eq!((p.category, p.high_risk), ("SPAM", true), "the classifier's risky verdict stands");
         assert!(p.flags.contains(&"embedded".to_string()) && !p.flags.contains(&"rule_override".to_string()));
