@@ -5,9 +5,10 @@
 //!   prediction) in batches of `BATCH_SIZE` 100, embedding cache off;
 //! - cache-hit: the same with every embedding already in the Redis cache;
 //! - heuristics-only: `SCREENING_MODEL=none` (rule plugins + prediction);
-//! - classifier: the n-gram stage's cost per event, then `Screener::screen` and the
-//!   consumer with the trained classifier (`var/classifier`), cascade on
-//!   (`CASCADE_BAND` from the environment, default 0.25,0.75) and off, embedding cache off;
+//! - classifier: the n-gram stage's cost per event (and the embedding head's),
+//!   then `Screener::screen` and the consumer with the trained classifier
+//!   (`var/classifier`), cascade on (`CASCADE_BAND` from the environment, default
+//!   0.25,0.75) and off, embedding cache off;
 //! - consumer: the service's loop (`XREADGROUP` of `BATCH_SIZE` entries → screen →
 //!   `XADD`s + `XACK` in one MULTI/EXEC) draining a raw stream of 20 × N cached-text
 //!   events, with and without similar past events (their store grows as the run goes).
@@ -258,6 +259,21 @@ fn main() {
         println!("{:<34} {per:>9.1} µs/event (one thread)", "classifier stage (n-grams + score)");
         let share = in_band as f64 * 100.0 / (texts.len() * passes) as f64;
         println!("{:<34} {share:>9.1} % of events", format!("  in CASCADE_BAND {},{}", band.low, band.high));
+        if let Some(head) = &classifier.meta.embedding_head {
+            // The head's own cost on an embedded event (the embedding itself is the model's).
+            let vector = vec![(head.dim as f32).sqrt().recip(); head.dim];
+            let scored: Vec<_> = texts.iter().zip(&rule_results).map(|(t, r)| classifier.score(t, r)).collect();
+            let t = Instant::now();
+            for _ in 0..passes {
+                for s in &scored {
+                    let mut s = s.clone();
+                    classifier.add_embedding(&mut s, &vector);
+                    std::hint::black_box(&s);
+                }
+            }
+            let per = t.elapsed().as_secs_f64() * 1e6 / (texts.len() * passes) as f64;
+            println!("{:<34} {per:>9.2} µs/event (one thread)", "  embedding head (mix + decide)");
+        }
     }
     let classified = |band: Option<palisade::config::Band>| Screener {
         classifier: Some(slot.clone()),

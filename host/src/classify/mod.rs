@@ -183,7 +183,7 @@ impl Classifier {
     }
 
     /// The thresholds that decide `s`: the head's when it was mixed in.
-    pub fn thresholds_of(&self, s: &Scored) -> &[f32; CATEGORIES.len()] {
+    fn thresholds_of(&self, s: &Scored) -> &[f32; CATEGORIES.len()] {
         match &self.head {
             Some((_, _, t)) if s.embedded => t,
             _ => &self.thresholds,

@@ -283,12 +283,10 @@ pub struct Trained {
     pub artifact: Artifact,
     /// Out-of-fold probabilities of the chosen grid point, per row.
     pub out_of_fold: Vec<Probs>,
-    /// With an embedding head: the mixed out-of-fold probabilities, per row.
-    pub out_of_fold_mixed: Option<Vec<Probs>>,
 }
 
-/// The embedding head's out-of-fold probabilities mixed with the n-gram model's,
-/// thresholds for them, and the head fitted on every row.
+/// The head fitted on every row, and its description: thresholds calibrated on
+/// its out-of-fold probabilities mixed with the n-gram model's, and their figures.
 fn fit_head(
     e: &Embeddings<'_>,
     labels: &[u8],
@@ -297,7 +295,7 @@ fn fit_head(
     folds: usize,
     ngram_oof: &[Probs],
     s: &TrainSettings,
-) -> anyhow::Result<(Head, HeadMeta, Vec<Probs>)> {
+) -> anyhow::Result<(Head, HeadMeta)> {
     anyhow::ensure!(e.vectors.len() == labels.len(), "{} embeddings for {} rows", e.vectors.len(), labels.len());
     let dim = e.vectors.first().map_or(0, Vec::len);
     anyhow::ensure!(dim > 0 && e.vectors.iter().all(|v| v.len() == dim), "embeddings of mixed or empty size");
@@ -333,7 +331,7 @@ fn fit_head(
         weighted_f1,
         sha256: String::new(),
     };
-    Ok((head, meta, mixed))
+    Ok((head, meta))
 }
 
 /// Train on `examples`; `training` describes the files they came from.
@@ -458,7 +456,7 @@ pub fn train(
         features: s.features,
         min_df: s.min_df,
         rule_features,
-        embedding_model: head.as_ref().map(|(_, m, _)| m.model.clone()),
+        embedding_model: head.as_ref().map(|(_, m)| m.model.clone()),
         thresholds: named(&thresholds),
         threshold_rule: match s.target_precision {
             Some(t) => format!("lowest with out-of-fold precision ≥ {t} (F1-optimal where none reaches it)"),
@@ -469,14 +467,11 @@ pub fn train(
         cv: Some(cv),
         weights_sha256: String::new(),
         columns: vocab.width(),
-        embedding_head: head.as_ref().map(|(_, m, _)| m.clone()),
+        embedding_head: head.as_ref().map(|(_, m)| m.clone()),
     };
-    let (head, out_of_fold_mixed) = match head {
-        Some((h, _, mixed)) => (Some(h), Some(mixed)),
-        None => (None, None),
-    };
+    let head = head.map(|(h, _)| h);
     let artifact = Artifact { meta, buckets: vocab.buckets, idf: vocab.idf, w: fit.w, b: fit.b, head };
-    Ok(Trained { artifact, out_of_fold, out_of_fold_mixed })
+    Ok(Trained { artifact, out_of_fold })
 }
 
 /// Labelled JSONL files → examples (with the rule stage's verdicts when a plugin
