@@ -236,9 +236,9 @@ fn rankings(rows: &[Labelled], scored: &[Scored], thresholds: &[[f32; CATEGORIES
         .collect()
 }
 
-/// Each row's embedding, and its nearest labelled examples from a bank that never holds the row itself.
 type Neighbours = Vec<Vec<crate::vectors::Neighbour>>;
 
+/// Each row's embedding, and its nearest labelled examples from a bank that never holds the row itself.
 fn neighbours(input: &EvalInput<'_>, embedder: &Embedder) -> anyhow::Result<(Vec<Vec<f32>>, Neighbours)> {
     let rows = &input.rows;
     let vectors = embed_rows(embedder, rows, "embedding rows")?;
