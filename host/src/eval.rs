@@ -110,7 +110,9 @@ pub fn run(input: EvalInput<'_>) -> anyhow::Result<EvalOutput> {
     let classifier = match (&input.train_per_fold, input.classifier) {
         (Some(settings), _) => {
             let embeddings = match (input.embedder, &vectors) {
-                (Some(e), Some(v)) => Some(Embeddings { model: e.model_id.clone(), vectors: v }),
+                (Some(e), Some(v)) => {
+                    Some(Embeddings { model: e.model_id.clone(), vectors: v.iter().map(Vec::as_slice).collect() })
+                }
                 _ => None,
             };
             Some(trained_per_fold(rows, &rule_results, settings, input.folds, embeddings.as_ref())?)
@@ -145,12 +147,8 @@ pub fn run(input: EvalInput<'_>) -> anyhow::Result<EvalOutput> {
                     .map(|i| {
                         let (c, mut s) = (of(i), scored[i].clone());
                         if !only_band || input.cascade_band.contains(s.risk()) {
-                            c.add_embedding(&mut s, &vectors[i]);
-                            if let (true, Some((mix, trust))) = (knn, similarity::label_mix(&near[i])) {
-                                let a = input.knn_weight * trust;
-                                s.scores.iter_mut().zip(mix).for_each(|(p, m)| *p = (1.0 - a) * *p + a * m);
-                                c.redecide(&mut s);
-                            }
+                            let mix = if knn { similarity::label_mix(&near[i]) } else { None };
+                            c.embedding_stage(&mut s, &vectors[i], mix.as_ref(), input.knn_weight);
                         }
                         category(&s, &rule_results[i])
                     })
@@ -203,9 +201,8 @@ fn trained_per_fold(
         let (held, inside): (Vec<usize>, Vec<usize>) =
             (0..rows.len()).partition(|i| outer_fold(&rows[*i].id, folds) == f);
         let training: Vec<Example> = inside.iter().map(|i| examples[*i].clone()).collect();
-        let vectors: Option<Vec<Vec<f32>>> = embeddings.map(|e| inside.iter().map(|i| e.vectors[*i].clone()).collect());
-        let fold_embeddings =
-            embeddings.zip(vectors.as_deref()).map(|(e, vectors)| Embeddings { model: e.model.clone(), vectors });
+        let fold_embeddings = embeddings
+            .map(|e| Embeddings { model: e.model.clone(), vectors: inside.iter().map(|i| e.vectors[*i]).collect() });
         let trained = crate::classify::train::train(&training, settings, Vec::new(), true, fold_embeddings.as_ref())?;
         let classifier = Classifier::new(trained.artifact);
         for i in held {

@@ -818,15 +818,14 @@ fn train(
     };
     let vectors = match &embedder {
         Some(e) => {
-            let rows: Vec<palisade::vectors::bank::Labelled> = examples
-                .iter()
-                .map(|x| palisade::vectors::bank::Labelled { text: x.text.clone(), ..Default::default() })
-                .collect();
-            palisade::vectors::bank::embed_rows(e, &rows, "embedding rows")?
+            let texts: Vec<&str> = examples.iter().map(|x| x.text.as_str()).collect();
+            palisade::vectors::bank::embed_texts(e, &texts, "embedding rows")?
         }
         None => Vec::new(),
     };
-    let embeddings = embedder.as_ref().map(|e| train::Embeddings { model: e.model_id.clone(), vectors: &vectors });
+    let embeddings = embedder
+        .as_ref()
+        .map(|e| train::Embeddings { model: e.model_id.clone(), vectors: vectors.iter().map(Vec::as_slice).collect() });
     let mut trained = train::train(&examples, &settings, records, rules, embeddings.as_ref())?;
     trained.artifact.save(out).with_context(|| format!("writing {}", out.display()))?;
     print!("{}", train::report(&trained.artifact.meta));

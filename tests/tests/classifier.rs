@@ -126,7 +126,8 @@ fn the_embedding_head_is_trained_with_the_model_and_speaks_for_embedded_events()
         cv_max_iter: 30,
         ..TrainSettings::default()
     };
-    let embeddings = train::Embeddings { model: embedder.model_id.clone(), vectors: &vectors };
+    let embeddings =
+        train::Embeddings { model: embedder.model_id.clone(), vectors: vectors.iter().map(Vec::as_slice).collect() };
     let with_head = train::train(&examples, &settings, files.clone(), false, Some(&embeddings)).unwrap();
     let ngrams_only = train::train(&examples, &settings, files, false, None).unwrap();
     let meta = &with_head.artifact.meta;

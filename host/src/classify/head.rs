@@ -67,8 +67,11 @@ impl Head {
         if v.len() != self.dim {
             return None;
         }
-        let mut out = [0f32; CATEGORIES.len()];
-        solver::probabilities(&dense(v), &self.w, &self.b, &mut out);
+        let mut out: Probs = self.b.as_slice().try_into().ok()?;
+        for (x, w) in v.iter().zip(self.w.chunks_exact(CATEGORIES.len())) {
+            out.iter_mut().zip(w).for_each(|(o, w)| *o += w * x);
+        }
+        solver::softmax(&mut out);
         Some(out)
     }
 

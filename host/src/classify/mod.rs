@@ -177,8 +177,26 @@ impl Classifier {
         }
     }
 
+    /// The embedding stage's say on an embedded event: the embedding head's
+    /// probabilities for `vector` (see [`Self::add_embedding`]), then the
+    /// neighbours' label mix with weight `knn_weight × trust`; decided again.
+    pub fn embedding_stage(
+        &self,
+        s: &mut Scored,
+        vector: &[f32],
+        neighbours: Option<&([f32; CATEGORIES.len()], f32)>,
+        knn_weight: f32,
+    ) {
+        self.add_embedding(s, vector);
+        if let Some((mix, trust)) = neighbours {
+            let a = knn_weight * trust;
+            s.scores.iter_mut().zip(mix).for_each(|(p, m)| *p = (1.0 - a) * *p + a * m);
+            self.redecide(s);
+        }
+    }
+
     /// Decide `s` again after its scores changed.
-    pub fn redecide(&self, s: &mut Scored) {
+    fn redecide(&self, s: &mut Scored) {
         s.category = decide(&s.scores, self.thresholds_of(s));
     }
 

@@ -59,7 +59,7 @@ pub fn probabilities(row: &[(u32, f32)], w: &[f32], b: &[f32], out: &mut [f32]) 
     softmax(out);
 }
 
-fn softmax(z: &mut [f32]) {
+pub(crate) fn softmax(z: &mut [f32]) {
     let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
     for v in z.iter_mut() {

@@ -275,7 +275,7 @@ fn named(thresholds: &Probs) -> BTreeMap<String, f32> {
 /// fits the embedding head too.
 pub struct Embeddings<'a> {
     pub model: String,
-    pub vectors: &'a [Vec<f32>],
+    pub vectors: Vec<&'a [f32]>,
 }
 
 /// Everything `palisade train` reports beside the artifact.
@@ -297,27 +297,25 @@ fn fit_head(
     s: &TrainSettings,
 ) -> anyhow::Result<(Head, HeadMeta)> {
     anyhow::ensure!(e.vectors.len() == labels.len(), "{} embeddings for {} rows", e.vectors.len(), labels.len());
-    let dim = e.vectors.first().map_or(0, Vec::len);
+    let dim = e.vectors.first().map_or(0, |v| v.len());
     anyhow::ensure!(dim > 0 && e.vectors.iter().all(|v| v.len() == dim), "embeddings of mixed or empty size");
     let progress = crate::progress::bar("embedding head fits", folds as u64 + 1);
     let mut mixed = vec![[0f32; CATEGORIES.len()]; labels.len()];
     for f in 0..folds {
         let (inside, outside): (Vec<usize>, Vec<usize>) = (0..labels.len()).partition(|i| fold_of[*i] != f);
-        let pick = |at: &[usize]| -> Vec<&[f32]> { at.iter().map(|i| e.vectors[*i].as_slice()).collect() };
         let head = Head::fit(
-            &pick(&inside),
+            &inside.iter().map(|i| e.vectors[*i]).collect::<Vec<_>>(),
             &inside.iter().map(|i| labels[*i]).collect::<Vec<_>>(),
             &inside.iter().map(|i| weights[*i]).collect::<Vec<_>>(),
             s.cv_max_iter,
         );
         for i in outside {
-            let p = head.probabilities(&e.vectors[i]).expect("same size");
+            let p = head.probabilities(e.vectors[i]).expect("same size");
             mixed[i] = super::head::mix(&ngram_oof[i], &p, super::head::SHARE);
         }
         progress.inc(1);
     }
-    let all: Vec<&[f32]> = e.vectors.iter().map(Vec::as_slice).collect();
-    let head = Head::fit(&all, labels, weights, s.max_iter);
+    let head = Head::fit(&e.vectors, labels, weights, s.max_iter);
     progress.finish();
     let thresholds = calibrate_all(&mixed, labels, s.target_precision);
     let (macro_f1, weighted_f1, _) = f1_scores(labels, &decide_all(&mixed, &thresholds));

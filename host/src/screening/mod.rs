@@ -357,15 +357,9 @@ impl Screener {
         let mixes: Vec<_> = found.examples.iter().map(|near| similarity::label_mix(near)).collect();
         let no_vector: &[f32] = &[];
         let vector = |i: usize| found.vectors.get(i).map_or(no_vector, Vec::as_slice);
-        // The embedding head and the neighbours' label mix blended into a classifier's
-        // scores, then its thresholds decide.
+        // Events outside the band have no vector and no neighbours: unchanged.
         let blend = |s: &mut Scored, i: usize, c: &Classifier| {
-            c.add_embedding(s, vector(i));
-            if let Some((mix, trust)) = &mixes[i] {
-                let a = self.knn_weight * trust;
-                s.scores.iter_mut().zip(mix).for_each(|(p, m)| *p = (1.0 - a) * *p + a * m);
-                c.redecide(s);
-            }
+            c.embedding_stage(s, vector(i), mixes[i].as_ref(), self.knn_weight);
         };
         scored.iter_mut().enumerate().for_each(|(i, s)| blend(s, i, &classifier));
         if let Some(shadows) = self.shadows.as_ref().filter(|s| s.any()) {

@@ -34,11 +34,15 @@ pub fn read(files: &[impl AsRef<Path>]) -> anyhow::Result<Vec<Labelled>> {
 
 /// Embed rows (with a progress bar) and return their vectors, in order.
 pub fn embed_rows(embedder: &Embedder, rows: &[Labelled], what: &str) -> anyhow::Result<Vec<Vec<f32>>> {
-    let progress = crate::progress::bar(what, rows.len() as u64);
-    let mut out = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(256) {
-        let texts: Vec<&str> = chunk.iter().map(|r| r.text.as_str()).collect();
-        out.extend(embedder.embed(&texts)?);
+    embed_texts(embedder, &rows.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(), what)
+}
+
+/// Embed texts (with a progress bar) and return their vectors, in order.
+pub fn embed_texts(embedder: &Embedder, texts: &[&str], what: &str) -> anyhow::Result<Vec<Vec<f32>>> {
+    let progress = crate::progress::bar(what, texts.len() as u64);
+    let mut out = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(256) {
+        out.extend(embedder.embed(chunk)?);
         progress.inc(chunk.len() as u64);
     }
     progress.finish();
