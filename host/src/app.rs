@@ -283,11 +283,7 @@ impl Core {
             cascade_band: c.classifier.cascade.0.then_some(c.classifier.band),
             knn_weight: c.classifier.knn_weight,
             shadows: Some(self.shadows.clone()),
-            weights: Weights {
-                rules: c.screening.rule_weight,
-                embedding: c.screening.embedding_weight,
-                threshold: c.screening.threshold,
-            },
+            weights: Weights::from_config(c),
             metrics,
             fast_path: c.screening.fast_path,
         })

@@ -477,6 +477,9 @@ section! {
         band: Band = ("CASCADE_BAND", "0.25,0.75", "classifier risk range (low,high) for which the embedding stage runs"),
         knn_weight: f32 = ("CASCADE_KNN_WEIGHT", "0.6",
             "share of the nearest labelled examples' label mix in the scores of events the embedding stage sees", unit),
+        rule_override_min_risk: f32 = ("RULE_OVERRIDE_MIN_RISK", "0",
+            "a rule score above SCREENING_THRESHOLD overrides the classifier's LOW_RISK verdict only where the \
+             classifier's risk is at least this (0: always; 1: never; docs/classifier.md says when to raise it)", unit),
         watch: bool = ("CLASSIFIER_WATCH", "true", "reload the classifier when the files in CLASSIFIER_DIR change"),
     }
 }

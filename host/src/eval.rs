@@ -17,7 +17,7 @@ use crate::core::Event;
 use crate::embed::Embedder;
 use crate::plugins::PluginHost;
 use crate::plugins::rules::{self, RuleResult};
-use crate::screening::predict::{Weights, predict};
+use crate::screening::predict::{Weights, classified, predict};
 use crate::screening::similarity::{self, embedding_score};
 use crate::vectors::bank::{Labelled, embed_rows};
 use crate::vectors::flat::FlatStore;
@@ -133,10 +133,8 @@ pub fn run(input: EvalInput<'_>) -> anyhow::Result<EvalOutput> {
         let of = |i: usize| -> &Classifier { classifiers[which[i]] };
         let thresholds: Vec<[f32; CATEGORIES.len()]> = (0..rows.len()).map(|i| *of(i).thresholds()).collect();
         categories = rankings(rows, scored, &thresholds);
-        let bar = input.weights.threshold;
-        let category = |s: &crate::classify::Scored, r: &RuleResult| -> String {
-            let p = crate::screening::predict::classified(event(&Labelled::default()), r.clone(), s, "", None, bar);
-            p.category.to_string()
+        let category = |s: &Scored, r: &RuleResult| -> String {
+            classified(event(&Labelled::default()), r.clone(), s, "", None, &input.weights).category.to_string()
         };
         let name = if input.train_per_fold.is_some() { "classifier (one trained per fold)" } else { "classifier" };
         variants.push((name, scored.iter().zip(&rule_results).map(|(s, r)| category(s, r)).collect()));

@@ -654,15 +654,11 @@ fn side(
             anyhow::Ok(std::sync::Arc::new(palisade::classify::Classifier::new(artifact)))
         })
         .transpose()?;
-    Ok(palisade::backtest::Side { plugins, classifier, weights: weights(config) })
-}
-
-fn weights(config: &Config) -> palisade::screening::predict::Weights {
-    palisade::screening::predict::Weights {
-        rules: config.screening.rule_weight,
-        embedding: config.screening.embedding_weight,
-        threshold: config.screening.threshold,
-    }
+    Ok(palisade::backtest::Side {
+        plugins,
+        classifier,
+        weights: palisade::screening::predict::Weights::from_config(config),
+    })
 }
 
 fn backtest(config: &Config, a: BacktestArgs) -> anyhow::Result<()> {
@@ -911,11 +907,7 @@ fn eval(config: &Config, args: EvalArgs) -> anyhow::Result<()> {
             c.meta.training.iter().map(|f| &f.path).collect::<Vec<_>>()
         );
     }
-    let weights = palisade::screening::predict::Weights {
-        rules: config.screening.rule_weight,
-        embedding: config.screening.embedding_weight,
-        threshold: config.screening.threshold,
-    };
+    let weights = palisade::screening::predict::Weights::from_config(config);
     let out = palisade::eval::run(palisade::eval::EvalInput {
         rows,
         bank: bank_rows,

@@ -10,7 +10,7 @@ use palisade::vectors::bank::Labelled;
 use palisade_tests::{PluginDir, manifest, set_key, unique_prefix, wasm};
 use redis::Commands;
 
-const WEIGHTS: Weights = Weights { rules: 0.6, embedding: 0.4, threshold: 0.7 };
+const WEIGHTS: Weights = Weights { rules: 0.6, embedding: 0.4, threshold: 0.7, override_min_risk: 0.0 };
 
 fn rows() -> Vec<Labelled> {
     let row = |id: &str, text: &str, label: &str| Labelled {

@@ -486,7 +486,7 @@ fn eval_with_train_scores_every_row_by_a_model_that_never_saw_it() {
         bank: None,
         folds: 3,
         k: 5,
-        weights: palisade::screening::predict::Weights { rules: 0.6, embedding: 0.4, threshold: 0.7 },
+        weights: palisade::screening::predict::Weights::default(),
         plugins: &host,
         embedder: None,
         classifier,

@@ -70,7 +70,7 @@ impl Side {
         match &self.classifier {
             Some(c) => {
                 let scored = c.score(&event.content, &r);
-                predict::classified(event, r, &scored, &c.meta.version, None, self.weights.threshold)
+                predict::classified(event, r, &scored, &c.meta.version, None, &self.weights)
             }
             None => predict::predict(event, r, None, self.weights),
         }

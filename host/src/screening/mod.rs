@@ -363,9 +363,8 @@ impl Screener {
         };
         scored.iter_mut().enumerate().for_each(|(i, s)| blend(s, i, &classifier));
         if let Some(shadows) = self.shadows.as_ref().filter(|s| s.any()) {
-            let bar = self.weights.threshold;
             let verdict = |r: &rules::RuleResult, s: &Scored| {
-                let (category, risk, _) = predict::decide(r, s, bar);
+                let (category, risk, _) = predict::decide(r, s, &self.weights);
                 compare::Verdict { category, risk }
             };
             let active: Vec<_> = rule_results.iter().zip(&scored).map(|(r, s)| verdict(r, s)).collect();
@@ -389,7 +388,7 @@ impl Screener {
             .zip(embedded)
             .map(|((((event, r), s), (near, past)), embedded)| {
                 let knn = if embedded { similarity::embedding_score(&near).map(|(e, _)| e) } else { None };
-                let mut p = predict::classified(event, r, &s, version, knn, self.weights.threshold);
+                let mut p = predict::classified(event, r, &s, version, knn, &self.weights);
                 if p.high_risk {
                     p.top_ngrams = classifier.contributions(&p.event.content, p.category, 5);
                 }

@@ -16,7 +16,9 @@
 //! routes to `events:reasoning_queue`), confidence = the probability of the
 //! category given, and the explanation adds the word n-grams that pulled hardest.
 //! Rules stay policy: a rule score above `SCREENING_THRESHOLD` routes high with
-//! the rule's category even where the classifier says `LOW_RISK` (`rule_override`).
+//! the rule's category even where the classifier says `LOW_RISK` (`rule_override`),
+//! unless the classifier's own risk is below `RULE_OVERRIDE_MIN_RISK` (default 0:
+//! always; 1: never).
 
 use crate::classify::{CATEGORIES, Scored};
 use crate::core::Event;
@@ -29,11 +31,25 @@ pub struct Weights {
     pub rules: f32,
     pub embedding: f32,
     pub threshold: f32,
+    /// `SCORING=classifier`: the classifier risk from which a rule may override
+    /// its `LOW_RISK` verdict (0: always; 1: never).
+    pub override_min_risk: f32,
 }
 
 impl Default for Weights {
     fn default() -> Self {
-        Weights { rules: 0.6, embedding: 0.4, threshold: 0.7 }
+        Weights { rules: 0.6, embedding: 0.4, threshold: 0.7, override_min_risk: 0.0 }
+    }
+}
+
+impl Weights {
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        Weights {
+            rules: c.screening.rule_weight,
+            embedding: c.screening.embedding_weight,
+            threshold: c.screening.threshold,
+            override_min_risk: c.classifier.rule_override_min_risk,
+        }
     }
 }
 
@@ -117,16 +133,17 @@ pub fn predict(event: Event, rules: RuleResult, embedding: Option<(f32, &'static
 /// `embedding`: the kNN score when the embedding stage saw the event. Rules are
 /// policy: a rule score above `rule_bar` (`SCREENING_THRESHOLD`) routes the event
 /// high with the rule's category even where the classifier says `LOW_RISK`
-/// (flag `rule_override`).
+/// (flag `rule_override`), unless the classifier's risk is under
+/// `w.override_min_risk`.
 pub fn classified(
     event: Event,
     rules: RuleResult,
     scored: &Scored,
     version: &str,
     embedding: Option<f32>,
-    rule_bar: f32,
+    w: &Weights,
 ) -> Prediction {
-    let (category, risk, overridden) = decide(&rules, scored, rule_bar);
+    let (category, risk, overridden) = decide(&rules, scored, w);
     let high_risk = category != "LOW_RISK";
     let mut flags = Vec::new();
     if overridden {
@@ -152,10 +169,12 @@ pub fn classified(
 }
 
 /// The classifier's category and risk with the rules' override (a rule score
-/// above `rule_bar` with a risky category wins over a `LOW_RISK` verdict), and
-/// whether the override applied.
-pub fn decide(rules: &RuleResult, scored: &Scored, rule_bar: f32) -> (&'static str, f32, bool) {
-    let overridden = scored.category == "LOW_RISK" && rules.score > rule_bar && rules.category != "LOW_RISK";
+/// above `w.threshold` with a risky category wins over a `LOW_RISK` verdict whose
+/// risk is at least `w.override_min_risk`), and whether the override applied.
+pub fn decide(rules: &RuleResult, scored: &Scored, w: &Weights) -> (&'static str, f32, bool) {
+    let allowed = w.override_min_risk < 1.0 && scored.risk() >= w.override_min_risk;
+    let overridden =
+        allowed && scored.category == "LOW_RISK" && rules.score > w.threshold && rules.category != "LOW_RISK";
     if overridden {
         (rules.category, scored.risk().max(rules.score), true)
     } else {
@@ -249,18 +268,29 @@ mod tests {
 
     #[test]
     fn classifier_verdicts_and_rule_overrides() {
+        let w = Weights::default();
         let low = Scored { scores: [0.9, 0.02, 0.05, 0.01, 0.01, 0.01, 0.0], category: "LOW_RISK", embedded: false };
-        let p = classified(Event::sample("x"), rules(0.1, "TOXIC"), &low, "v1", None, 0.7);
+        let p = classified(Event::sample("x"), rules(0.1, "TOXIC"), &low, "v1", None, &w);
         assert_eq!((p.category, p.high_risk, p.scoring), ("LOW_RISK", false, "classifier"));
         assert!((p.risk_score - 0.1).abs() < 1e-6 && (p.confidence - 0.9).abs() < 1e-6);
         assert_eq!(p.category_scores.as_ref().unwrap().len(), 7);
         // A rule above the bar is policy: it routes high with its category.
-        let p = classified(Event::sample("x"), rules(0.9, "VIOLENCE"), &low, "v1", None, 0.7);
+        let p = classified(Event::sample("x"), rules(0.9, "VIOLENCE"), &low, "v1", None, &w);
         assert_eq!((p.category, p.high_risk), ("VIOLENCE", true));
         assert!(p.flags.contains(&"rule_override".to_string()) && p.risk_score >= 0.9);
         let spam = Scored { scores: [0.3, 0.6, 0.1, 0.0, 0.0, 0.0, 0.0], category: "SPAM", embedded: false };
-        let p = classified(Event::sample("x"), rules(0.9, "VIOLENCE"), &spam, "v1", Some(0.4), 0.7);
+        let p = classified(Event::sample("x"), rules(0.9, "VIOLENCE"), &spam, "v1", Some(0.4), &w);
         assert_eq!((p.category, p.high_risk), ("SPAM", true), "the classifier's risky verdict stands");
         assert!(p.flags.contains(&"embedded".to_string()) && !p.flags.contains(&"rule_override".to_string()));
+        // RULE_OVERRIDE_MIN_RISK: a classifier at least that sure of LOW_RISK keeps its verdict.
+        let sure = Weights { override_min_risk: 0.2, ..w };
+        let p = classified(Event::sample("x"), rules(0.9, "VIOLENCE"), &low, "v1", None, &sure);
+        assert_eq!((p.category, p.high_risk), ("LOW_RISK", false), "risk 0.1 is under 0.2");
+        let unsure = Scored { scores: [0.7, 0.02, 0.25, 0.01, 0.01, 0.01, 0.0], category: "LOW_RISK", embedded: false };
+        let p = classified(Event::sample("x"), rules(0.9, "VIOLENCE"), &unsure, "v1", None, &sure);
+        assert_eq!((p.category, p.high_risk), ("VIOLENCE", true), "risk 0.3 reaches 0.2");
+        let never = Weights { override_min_risk: 1.0, ..w };
+        let p = classified(Event::sample("x"), rules(1.0, "VIOLENCE"), &unsure, "v1", None, &never);
+        assert_eq!(p.category, "LOW_RISK", "1 turns the override off");
     }
 }
