@@ -908,6 +908,13 @@ fn eval(config: &Config, args: EvalArgs) -> anyhow::Result<()> {
         );
     }
     let weights = palisade::screening::predict::Weights::from_config(config);
+    if classifier.is_some() || train {
+        let c = &config.classifier;
+        println!(
+            "CASCADE_BAND {},{} · CASCADE_KNN_WEIGHT {} · RULE_OVERRIDE_MIN_RISK {} · SCREENING_THRESHOLD {}",
+            c.band.low, c.band.high, c.knn_weight, c.rule_override_min_risk, config.screening.threshold
+        );
+    }
     let out = palisade::eval::run(palisade::eval::EvalInput {
         rows,
         bank: bank_rows,

@@ -131,10 +131,10 @@ pub fn predict(event: Event, rules: RuleResult, embedding: Option<(f32, &'static
 
 /// A prediction from the classifier's verdict (`SCORING=classifier`);
 /// `embedding`: the kNN score when the embedding stage saw the event. Rules are
-/// policy: a rule score above `rule_bar` (`SCREENING_THRESHOLD`) routes the event
-/// high with the rule's category even where the classifier says `LOW_RISK`
+/// policy: a rule score above `w.threshold` (`SCREENING_THRESHOLD`) routes the
+/// event high with the rule's category even where the classifier says `LOW_RISK`
 /// (flag `rule_override`), unless the classifier's risk is under
-/// `w.override_min_risk`.
+/// `w.override_min_risk` (`RULE_OVERRIDE_MIN_RISK`).
 pub fn classified(
     event: Event,
     rules: RuleResult,
@@ -282,7 +282,7 @@ mod tests {
         let p = classified(Event::sample("x"), rules(0.9, "VIOLENCE"), &spam, "v1", Some(0.4), &w);
         assert_eq!((p.category, p.high_risk), ("SPAM", true), "the classifier's risky verdict stands");
         assert!(p.flags.contains(&"embedded".to_string()) && !p.flags.contains(&"rule_override".to_string()));
-        // RULE_OVERRIDE_MIN_RISK: a classifier at least that sure of LOW_RISK keeps its verdict.
+        // RULE_OVERRIDE_MIN_RISK: a LOW_RISK verdict whose risk is under it stands.
         let sure = Weights { override_min_risk: 0.2, ..w };
         let p = classified(Event::sample("x"), rules(0.9, "VIOLENCE"), &low, "v1", None, &sure);
         assert_eq!((p.category, p.high_risk), ("LOW_RISK", false), "risk 0.1 is under 0.2");
