@@ -519,6 +519,8 @@ impl OwnCluster {
                 let child = std::process::Command::new("redis-server")
                     .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                     .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+                    // A replica's first sync starts at once, not after the default 5 s.
+                    .args(["--repl-diskless-sync-delay", "0"])
                     .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
                     .args(["--dir", &dir.path().display().to_string()])
                     .stdout(std::process::Stdio::null())
@@ -541,7 +543,29 @@ impl OwnCluster {
             .expect("redis-cli on PATH");
         assert!(created.success(), "redis-cli --cluster create failed");
         cluster.wait_ok();
+        // `cluster_state:ok` comes before the replicas' first sync: a master killed
+        // then has no copy to fail over to. Wait for every replica's link.
+        wait_until(
+            Duration::from_secs(30),
+            || cluster.replicas_in_sync() == masters * replicas,
+            "every replica's first sync",
+        );
         cluster
+    }
+
+    /// Replicas whose link to their master is up, their first sync done.
+    fn replicas_in_sync(&self) -> usize {
+        self.running()
+            .filter(|p| {
+                self.node(*p).and_then(|mut n| redis::cmd("INFO").arg("replication").query::<String>(&mut n)).is_ok_and(
+                    |info| {
+                        info.contains("role:slave")
+                            && info.contains("master_link_status:up")
+                            && info.contains("master_sync_in_progress:0")
+                    },
+                )
+            })
+            .count()
     }
 
     /// `REDIS_CLUSTER_NODES` for it.
