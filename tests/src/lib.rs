@@ -555,17 +555,15 @@ impl OwnCluster {
 
     /// Replicas whose link to their master is up, their first sync done.
     fn replicas_in_sync(&self) -> usize {
+        let synced = ["role:slave", "master_link_status:up", "master_sync_in_progress:0"];
         self.running()
-            .filter(|p| {
-                self.node(*p).and_then(|mut n| redis::cmd("INFO").arg("replication").query::<String>(&mut n)).is_ok_and(
-                    |info| {
-                        info.contains("role:slave")
-                            && info.contains("master_link_status:up")
-                            && info.contains("master_sync_in_progress:0")
-                    },
-                )
-            })
+            .filter(|p| self.info(*p, &["INFO", "replication"]).is_some_and(|i| synced.iter().all(|s| i.contains(s))))
             .count()
+    }
+
+    /// A node's answer to an `INFO`-like command (`None` if it does not answer).
+    fn info(&self, port: u16, command: &[&str]) -> Option<String> {
+        self.node(port).and_then(|mut n| redis::cmd(command[0]).arg(&command[1..]).query(&mut n)).ok()
     }
 
     /// `REDIS_CLUSTER_NODES` for it.
@@ -679,11 +677,8 @@ impl OwnCluster {
         wait_until(
             Duration::from_secs(20),
             || {
-                self.running().all(|p| {
-                    self.node(p)
-                        .and_then(|mut n| redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut n))
-                        .is_ok_and(|info| info.contains("cluster_state:ok"))
-                })
+                self.running()
+                    .all(|p| self.info(p, &["CLUSTER", "INFO"]).is_some_and(|i| i.contains("cluster_state:ok")))
             },
             "the cluster to report cluster_state:ok",
         );

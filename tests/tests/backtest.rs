@@ -10,8 +10,6 @@ use palisade::vectors::bank::Labelled;
 use palisade_tests::{PluginDir, manifest, set_key, unique_prefix, wasm};
 use redis::Commands;
 
-const WEIGHTS: Weights = Weights { rules: 0.6, embedding: 0.4, threshold: 0.7, override_min_risk: 0.0 };
-
 fn rows() -> Vec<Labelled> {
     let row = |id: &str, text: &str, label: &str| Labelled {
         id: id.into(),
@@ -33,13 +31,13 @@ fn rows() -> Vec<Labelled> {
 
 /// The installed plugins (threats and the validator) as screening would use them.
 fn active(dir: &PluginDir) -> Side {
-    Side { plugins: dir.open().0, classifier: None, weights: WEIGHTS }
+    Side { plugins: dir.open().0, classifier: None, weights: Weights::default() }
 }
 
 fn candidate(dir: &PluginDir, edit: impl FnOnce(String) -> String) -> (tempfile::TempDir, Side) {
     let (tmp, plugins, _) =
         backtest::candidate_plugins(&dir.path(), &wasm("threats"), &edit(manifest("threats"))).unwrap();
-    (tmp, Side { plugins, classifier: None, weights: WEIGHTS })
+    (tmp, Side { plugins, classifier: None, weights: Weights::default() })
 }
 
 #[test]
