@@ -134,6 +134,7 @@ fn consumer(name: &str, screener: Screener, texts: &[String], copies: usize) {
             claim_idle: std::time::Duration::from_secs(600),
             claim_interval: std::time::Duration::from_secs(600),
             claim_batch: 1000,
+            retention: None,
         };
         let started = Instant::now();
         let task = tokio::spawn(run.run(stopped));
@@ -195,7 +196,8 @@ fn main() {
         dir.install(&name);
     }
     let (plugins, registry) = dir.open();
-    let metrics = ScreenMetrics::register(&registry).unwrap();
+    let faults = palisade::telemetry::faults::Faults::register(&registry).unwrap();
+    let metrics = ScreenMetrics::register(&registry, faults).unwrap();
     println!("{} texts (SMS + Davidson dev data), bank of {} examples, k = 10", texts.len(), exemplars.len());
 
     let skip_model = std::env::var("SCREEN_BENCH_SKIP_MODEL").is_ok_and(|v| v == "1");

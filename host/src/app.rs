@@ -23,10 +23,12 @@ use crate::screening::predict::Weights;
 use crate::screening::shadow::{ClassifierCandidate, Shadows};
 use crate::screening::{self, ScreenApi, ScreenMetrics, Screener, Similarity};
 use crate::streams::audit::AuditStream;
+use crate::streams::control::{Change, ControlStream};
 use crate::streams::depth::Depth;
 use crate::streams::labels::LabelStream;
 use crate::streams::producer::{ProduceOptions, Producer};
 use crate::streams::{self, Backlog, EventSink, Keys, RedisConn};
+use crate::telemetry::faults::Faults;
 use crate::telemetry::gauges::Gauges;
 use crate::vectors;
 use anyhow::Context;
@@ -46,6 +48,8 @@ pub struct Core {
     http: HttpMetrics,
     /// Gauges read at scrape time (backlog, Redis, memory).
     gauges: Gauges,
+    /// Panics caught in the services' tasks.
+    faults: Faults,
     /// Tasks to wait for on shutdown (the screening consumer finishing its batch).
     background: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     _watcher: Option<DirWatcher>,
@@ -53,6 +57,10 @@ pub struct Core {
     watchers: std::sync::Mutex<Vec<DirWatcher>>,
     /// The audit trail (`events:audit`), once a service has a Redis connection.
     audit: std::sync::OnceLock<Arc<AuditStream>>,
+    /// Operators' changes every replica follows (`events:control`), likewise.
+    control: std::sync::OnceLock<Arc<ControlStream>>,
+    /// The classifier screening scores with, once it has one (a followed rollback's target).
+    classifier: Arc<std::sync::OnceLock<Arc<Slot>>>,
     /// Shadow candidates (`PLUGIN_DIR/shadow/`), scored beside the active rules.
     pub shadows: Arc<Shadows>,
     /// Entity labels (`/v1/labels`, the plugins' `labels` host function).
@@ -87,6 +95,7 @@ impl Core {
         Ok(Core {
             http: HttpMetrics::register(&registry)?,
             gauges: Gauges::register(&registry)?,
+            faults: Faults::register(&registry)?,
             keys: config.redis.keys(),
             config,
             plugins,
@@ -95,6 +104,8 @@ impl Core {
             _watcher: watcher,
             watchers: std::sync::Mutex::new(shadow_watcher.into_iter().collect()),
             audit: Default::default(),
+            control: Default::default(),
+            classifier: Default::default(),
             shadows,
             entity_labels,
         })
@@ -106,7 +117,9 @@ impl Core {
             plugins: self.plugins.clone(),
             registry: self.registry.clone(),
             gauges: self.gauges.clone(),
+            faults: self.faults.clone(),
             audit: self.audit.get().cloned(),
+            control: self.control.get().cloned(),
             admin_api_keys: Arc::new(self.config.server.admin_api_keys.clone()),
             entity_labels: Some(self.entity_labels.clone()),
             body: self.config.server.body_limits(),
@@ -204,6 +217,8 @@ impl Core {
                 claim_idle: Duration::from_millis(c.screening.claim_idle_ms),
                 claim_interval: Duration::from_millis(c.screening.claim_interval_ms),
                 claim_batch: c.screening.claim_batch,
+                retention: (c.screening.stream_retention_seconds > 0)
+                    .then(|| Duration::from_secs(c.screening.stream_retention_seconds)),
             };
             self.background.lock().expect("background lock").push(tokio::spawn(consumer.run(shutdown.clone())));
         }
@@ -239,16 +254,24 @@ impl Core {
     }
 
     /// Record plugin changes in `events:audit` from now on (once per process).
+    /// The audit trail, and the control stream this process publishes its
+    /// operators' changes to and applies the other replicas' from.
     fn start_audit(&self, conn: &RedisConn) {
         let audit = self.audit.get_or_init(|| Arc::new(AuditStream::start(conn.clone(), &self.keys.audit)));
         self.plugins.set_audit(audit.clone());
+        self.control.get_or_init(|| {
+            let control = Arc::new(ControlStream::start(conn.clone(), &self.keys.control));
+            let (plugins, classifier) = (self.plugins.clone(), self.classifier.clone());
+            control.follow(conn.clone(), move |change| apply_change(&plugins, classifier.get(), &change));
+            control
+        });
     }
 
     /// Every screening stage from config (the model, banks and classifier when configured).
     pub fn screener(&self) -> anyhow::Result<Screener> {
         let c = &self.config;
         let similarity = self.similarity()?;
-        let metrics = ScreenMetrics::register(&self.registry)?;
+        let metrics = ScreenMetrics::register(&self.registry, self.faults.clone())?;
         let classifier = match (&c.classifier.dir, c.classifier.scoring) {
             (Some(dir), Scoring::Classifier) => {
                 let model = similarity.as_ref().map(|s| s.embedder.model_id.clone());
@@ -272,6 +295,7 @@ impl Core {
                     let candidate = self.watch_classifier_candidate(debounce)?;
                     self.watchers.lock().expect("watchers lock").extend([watcher, candidate]);
                 }
+                let _ = self.classifier.set(slot.clone());
                 Some(slot)
             }
             _ => None,
@@ -307,10 +331,12 @@ impl Core {
             limits: self.limits(),
             body: c.server.body_limits(),
             max_batch_events: c.events.max_batch_events,
+            past_text_keys: Arc::new(c.screening.similar_events_text_keys.clone()),
             backlog: backlog.clone(),
             admin_api_keys: Arc::new(c.server.admin_api_keys.clone()),
             labels,
             audit: self.audit.get().map(|a| a.clone() as Arc<dyn crate::core::audit::AuditSink>),
+            control: self.control.get().cloned(),
             backtests: Default::default(),
             history: crate::backtest::History {
                 target: c.redis.target(),
@@ -370,6 +396,42 @@ impl Core {
 
     fn limits(&self) -> Limits {
         self.config.events.limits()
+    }
+}
+
+/// Bring this process to the state another replica's operator change leads to
+/// (`streams::control`); a state that already holds is left alone.
+fn apply_change(plugins: &PluginHost, classifier: Option<&Arc<Slot>>, change: &Change) {
+    let actor = format!("{} (via {})", change.actor, change.origin);
+    let name = change.subject.as_str();
+    let serving = || plugins.get(name).and_then(|p| p.current()).map(|v| v.id());
+    let applied = match change.action.as_str() {
+        "plugin_disable" | "plugin_enable" => {
+            let enabled = change.action == "plugin_enable";
+            match plugins.get(name) {
+                Some(p) if p.info().enabled != enabled => plugins.set_enabled_by(name, enabled, &actor).map(|_| true),
+                _ => Ok(false),
+            }
+        }
+        "plugin_rollback" if change.to.is_some() && serving() != change.to => {
+            plugins.rollback_by(name, &actor).map(|_| true)
+        }
+        "classifier_rollback" => match classifier {
+            Some(slot) if Some(&slot.get().meta.version) != change.to.as_ref() => slot
+                .rollback()
+                .map(|s| s.is_some())
+                .map_err(|e| crate::plugins::registry::AdminError::Files(name.into(), e)),
+            _ => Ok(false),
+        },
+        _ => Ok(false),
+    };
+    match applied {
+        Ok(true) => {
+            tracing::info!(action = %change.action, subject = name, from = %change.origin, "applied another replica's change")
+        }
+        Ok(false) => {}
+        Err(e) => tracing::error!(action = %change.action, subject = name, from = %change.origin, error = %e,
+            "another replica's change could not be applied here"),
     }
 }
 

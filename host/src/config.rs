@@ -448,6 +448,12 @@ section! {
             "most similar past events per event (0: past events are not kept, the fastest setting at high rates)"),
         similar_events_max: usize = ("SIMILAR_EVENTS_MAX", "100000",
             "past events kept for SIMILAR_EVENTS_K (embedded store; the oldest half is dropped at once when full)", positive),
+        similar_events_text_keys: Vec<String> = ("SIMILAR_EVENTS_TEXT_KEYS", "",
+            "API keys whose screen answers carry the text of similar past events (other users' messages; every other \
+             key gets their id, category and similarity only)"),
+        stream_retention_seconds: u64 = ("STREAM_RETENTION_SECONDS", "86400",
+            "age after which entries of events:raw, events:reasoning_queue and events:low_risk are trimmed, except \
+             entries a consumer group has not delivered or acknowledged yet (0: keep everything)"),
         embedding_cache_ttl: u64 = ("EMBEDDING_CACHE_TTL", "604800", "seconds an embedding stays cached in Redis (0: no cache)"),
         shards: Vec<usize> = ("SCREENING_SHARDS", "",
             "the stream shards this process screens, e.g. 0,1 (default: all of STREAM_SHARDS); several processes may \

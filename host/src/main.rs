@@ -587,9 +587,7 @@ fn promote(config: &Config, name: &str, dir: Option<PathBuf>, gate: Option<(Path
     };
     let before = open(config, Some(dir.clone())).ok().and_then(|h| h.get(name)?.current().map(|v| v.reference()));
     let signature = std::fs::read(wasm_path.with_extension("sig")).ok();
-    install::write_signature(&dir, name, signature.as_deref())?;
-    install::write_atomically(&dir.join(format!("{name}.wasm")), &wasm)?;
-    install::write_atomically(&dir.join(format!("{name}.toml")), text.as_bytes())?;
+    install::replace(&dir, name, &wasm, text.as_bytes(), signature.as_deref())?;
     std::fs::remove_file(&toml_path)?;
     std::fs::remove_file(&wasm_path)?;
     let _ = std::fs::remove_file(wasm_path.with_extension("sig"));

@@ -273,6 +273,17 @@ impl Service {
         }
     }
 
+    /// `POST /v1/events/ingest-batch` of these events with the test key: the answer.
+    pub async fn ingest_batch(&self, events: &[serde_json::Value]) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/v1/events/ingest-batch", self.base))
+            .header("api-key", "test-key")
+            .json(&serde_json::json!({ "events": events }))
+            .send()
+            .await
+            .expect("ingest answers")
+    }
+
     /// A direct Redis connection for assertions.
     pub fn redis(&self) -> redis::Connection {
         redis::Client::open(self.redis_url.as_str()).unwrap().get_connection().unwrap()
@@ -331,6 +342,27 @@ impl ServeProcess {
     /// What it logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Stop it as an orchestrator does (SIGTERM) and wait for it to exit (10 s at
+    /// most); its exit status. The log stays readable.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill on PATH");
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "no exit 10 s after SIGTERM: {}", self.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stop it hard (SIGKILL), as a crash or the OOM killer would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -372,21 +372,13 @@ async fn the_default_model_routes_threats_and_hate_high_and_everyday_messages_lo
         "I shot some photos at the lake today",
     ];
     let s = Service::both(&[]).await;
-    let http = reqwest::Client::new();
     let events: Vec<Value> = harmful
         .iter()
         .enumerate()
         .map(|(i, t)| event(&format!("harm-{i}"), t))
         .chain(everyday.iter().enumerate().map(|(i, t)| event(&format!("fine-{i}"), t)))
         .collect();
-    let r = http
-        .post(format!("{}/v1/events/ingest-batch", s.base))
-        .header("api-key", "test-key")
-        .json(&json!({ "events": events }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    assert_eq!(s.ingest_batch(&events).await.status(), 202);
     let started = std::time::Instant::now();
     let mut routed = routes(&s);
     while routed.len() < events.len() {

@@ -40,6 +40,7 @@ async fn ingest_error_paths_answer_with_their_codes() {
         (json("/v1/events/ingest", &EVENT.replace("\"web\"", "\"myspace\"")), 422, "validation_failed"),
         (json("/v1/events/ingest-batch", "[1,2]"), 422, "invalid_batch"),
         (json("/v1/events/ingest-batch", "{\"events\": [1"), 400, "malformed_json"),
+        (json("/v1/events/ingest-batch", "{\"events\": []}"), 422, "empty_batch"),
         (
             json("/v1/events/ingest-batch", &format!("{{\"events\": [{EVENT},{EVENT},{EVENT}]}}")),
             422,

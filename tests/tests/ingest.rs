@@ -87,6 +87,27 @@ async fn duplicates_inside_the_window_are_flagged_and_accepted_again_after_it() 
     assert_eq!(entries(&s, &s.keys.raw).len(), 2);
 }
 
+/// A copy-paste campaign from many accounts is many events: without `author_id`
+/// the user stands for the author in the dedup key (content + author + platform).
+#[tokio::test]
+async fn the_same_message_from_two_users_is_two_events_and_one_users_retry_is_one() {
+    let s = Service::ingest(&[]).await;
+    let from = |id: &str, user: &str| {
+        let mut e = event(id, "join my channel for free followers");
+        e.as_object_mut().unwrap().remove("author_id");
+        e["user_id"] = json!(user);
+        e
+    };
+    let (status, _, _) = post(&s, "/v1/events/ingest", &from("camp-1", "u-1")).await;
+    assert_eq!(status, 202);
+    let (status, second, _) = post(&s, "/v1/events/ingest", &from("camp-2", "u-2")).await;
+    assert_eq!((status, second["status"].as_str()), (202, Some("accepted")), "{second}");
+    let (status, retry, _) = post(&s, "/v1/events/ingest", &from("camp-3", "u-1")).await;
+    assert_eq!((status, retry["duplicate_of"].as_str()), (200, Some("camp-1")), "{retry}");
+    let ids: Vec<String> = entries(&s, &s.keys.raw).into_iter().map(|(_, f)| f["event_id"].clone()).collect();
+    assert_eq!(ids, ["camp-1", "camp-2"], "both users' copies go to screening");
+}
+
 #[tokio::test]
 async fn a_batch_accepts_good_items_and_reports_each_bad_one() {
     let s = Service::ingest(&[]).await;

@@ -332,23 +332,33 @@ async fn embeddings_are_cached_in_redis_with_a_ttl() {
 async fn similar_past_events_are_found_and_survive_a_restart() {
     let vectors = tempfile::tempdir().unwrap();
     let dir = vectors.path().to_str().unwrap();
-    let screen = |s: &Service, id: &str, content: &str| {
+    let screen_with = |s: &Service, key: &'static str, id: &str, content: &str| {
         let (url, body) = (
             format!("{}/v1/risk/screen", s.screen_base),
             json!({"event_id": id, "event_type": "message", "platform": "web", "user_id": "u", "content": content}),
         );
         async move {
-            let r = reqwest::Client::new().post(url).header("api-key", "test-key").json(&body).send().await.unwrap();
+            let r = reqwest::Client::new().post(url).header("api-key", key).json(&body).send().await.unwrap();
             r.json::<Value>().await.unwrap()
         }
     };
+    let screen = |s: &Service, id: &str, content: &str| screen_with(s, "test-key", id, content);
     {
-        let s = Service::both(&[("VECTOR_DIR", dir), ("CASCADE", "off")]).await;
+        let keys = [("API_KEYS", "test-key,reviewer-key"), ("SIMILAR_EVENTS_TEXT_KEYS", "reviewer-key")];
+        let s = Service::both(&[("VECTOR_DIR", dir), ("CASCADE", "off"), keys[0], keys[1]]).await;
         let first = screen(&s, "p-1", "cheap designer watches, buy now").await;
         assert!(first["similar_events"].as_array().unwrap().is_empty(), "nothing screened before");
         screen(&s, "p-2", "how do I reset my password?").await;
         let third = screen(&s, "p-3", "buy cheap designer watches today").await;
         assert_eq!(third["similar_events"][0]["id"], "p-1", "{third}");
+        // Past events are other users' messages: no text unless the key may read it.
+        assert!(third["similar_events"][0].get("text").is_none(), "{third}");
+        assert!(!third.to_string().contains("cheap designer watches, buy now"), "{third}");
+        // (p-2 again: the same id and text, so the store is unchanged.)
+        let reviewer = screen_with(&s, "reviewer-key", "p-2", "how do I reset my password?").await;
+        let past = reviewer["similar_events"].as_array().unwrap();
+        let p1 = past.iter().find(|n| n["id"] == "p-1").unwrap_or_else(|| panic!("{reviewer}"));
+        assert_eq!(p1["text"], "cheap designer watches, buy now", "{reviewer}");
         let _ = s.stop.send(true);
     }
     // A new process over the same directory remembers them.

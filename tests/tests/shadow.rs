@@ -47,14 +47,7 @@ async fn ingest_and_route(s: &Service, prefix: &str, texts: impl Iterator<Item =
         .enumerate()
         .map(|(i, text)| json!({"event_id": format!("{prefix}-{i}"), "event_type": "message", "platform": "web", "user_id": "u", "content": text}))
         .collect();
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/events/ingest-batch", s.base))
-        .header("api-key", "test-key")
-        .json(&json!({ "events": events }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    assert_eq!(s.ingest_batch(&events).await.status(), 202);
     let mut redis = s.redis();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -347,4 +340,69 @@ async fn a_stream_backtest_job_reads_history_only_and_the_promote_route_gates() 
     let (status, promoted) = s.admin(reqwest::Method::POST, "/v1/admin/shadow/threats/promote", Some(gate)).await;
     assert_eq!(status, 200, "{promoted}");
     assert_eq!((promoted["gate"]["rows"].as_u64(), promoted["gate"]["drops"].clone()), (Some(7), json!([])));
+}
+
+/// Every file under `dir`, with its bytes.
+fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                files.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// A plugin name in a route's path never reaches the file system: `..%2F`,
+/// absolute paths, NUL and over-long names on every route that takes one are
+/// 400 `invalid_plugin_name`, and no file inside or outside PLUGIN_DIR changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_names_in_admin_paths_cannot_reach_outside_their_folder() {
+    let s = Service::both(&[("SCREENING_MODEL", "none")]).await;
+    shadow_threats(&s, "0.1").await;
+    let outside = tempfile::tempdir().unwrap();
+    for f in ["x.wasm", "x.toml"] {
+        std::fs::write(outside.path().join(f), b"not yours").unwrap();
+    }
+    let (plugins_before, outside_before) = (snapshot(&s.plugins.path()), snapshot(outside.path()));
+    let escape = |p: &std::path::Path| p.display().to_string().replace('/', "%2F");
+    let outside_name = outside.path().file_name().unwrap().to_string_lossy().to_string();
+    let names = [
+        "..%2Fthreats".to_string(),
+        format!("..%2F..%2F{outside_name}%2Fx"),
+        escape(&outside.path().join("x")),
+        "threats%00".into(),
+        "a".repeat(300),
+        "Threats".into(),
+        "..".into(),
+    ];
+    for name in &names {
+        for route in [
+            format!("/v1/admin/shadow/{name}/discard"),
+            format!("/v1/admin/shadow/{name}/promote"),
+            format!("/v1/admin/plugins/{name}/rollback"),
+            format!("/v1/admin/plugins/{name}/enable"),
+            format!("/v1/admin/plugins/{name}/disable"),
+        ] {
+            let (status, body) = s.admin(reqwest::Method::POST, &route, None).await;
+            assert!((400..500).contains(&status), "{route}: {status} {body}");
+            if status == 400 {
+                assert_eq!(body["error"], "invalid_plugin_name", "{route}: {body}");
+            }
+        }
+    }
+    assert_eq!(snapshot(&s.plugins.path()), plugins_before, "nothing in PLUGIN_DIR changed");
+    assert_eq!(snapshot(outside.path()), outside_before, "nothing outside it changed");
+    let (_, list) = s.admin(reqwest::Method::GET, "/v1/admin/plugins", None).await;
+    let threats = list["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "threats").expect("threats listed");
+    assert_eq!(threats["state"], "active", "{threats}");
+    // The real candidate is still there to discard by its name.
+    let (status, body) = s.admin(reqwest::Method::POST, "/v1/admin/shadow/threats/discard", None).await;
+    assert_eq!(status, 200, "{body}");
 }

@@ -13,6 +13,20 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+/// A plugin name from a route's path, checked against the manifest's grammar
+/// before it reaches a lookup or a file path: 400 `invalid_plugin_name`.
+pub(crate) fn plugin_name(name: String) -> Result<String, ApiError> {
+    if crate::plugins::manifest::valid_name(&name) {
+        return Ok(name);
+    }
+    let shown: String = name.chars().take(80).flat_map(char::escape_debug).collect();
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_plugin_name",
+        format!("`{shown}` is not a plugin name: it {}", crate::plugins::manifest::NAME_RULE),
+    ))
+}
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/admin/plugins", get(list))
@@ -33,6 +47,7 @@ impl From<AdminError> for ApiError {
         match e {
             AdminError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "plugin_not_found", e.to_string()),
             AdminError::NoPrevious(_) => ApiError::new(StatusCode::CONFLICT, "no_previous_version", e.to_string()),
+            AdminError::Files(..) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "plugin_files", e.to_string()),
         }
     }
 }
@@ -50,12 +65,22 @@ async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Va
     Ok(Json(json!({ "outcomes": outcomes, "failed": failed })))
 }
 
+/// Each change is written to the plugin directory (a restart keeps it) and
+/// published on `events:control`, which every other replica applies.
 async fn rollback(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(s.plugins.rollback_by(&name, &actor(&headers))?)))
+    let (name, actor) = (plugin_name(name)?, actor(&headers));
+    let plugins = s.plugins.clone();
+    let (n, who) = (name.clone(), actor.clone());
+    let outcome = tokio::task::spawn_blocking(move || plugins.rollback_by(&n, &who))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "rollback_failed", e.to_string()))??;
+    let serving = s.plugins.get(&name).and_then(|p| p.current()).map(|v| v.id());
+    publish(&s, "plugin_rollback", &name, serving, &actor);
+    Ok(Json(json!(outcome)))
 }
 
 async fn enable(
@@ -63,7 +88,7 @@ async fn enable(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(s.plugins.set_enabled_by(&name, true, &actor(&headers))?)))
+    set_enabled(&s, &headers, name, true)
 }
 
 async fn disable(
@@ -71,7 +96,20 @@ async fn disable(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(s.plugins.set_enabled_by(&name, false, &actor(&headers))?)))
+    set_enabled(&s, &headers, name, false)
+}
+
+fn set_enabled(s: &AppState, headers: &HeaderMap, name: String, enabled: bool) -> Result<Json<Value>, ApiError> {
+    let (name, actor) = (plugin_name(name)?, actor(headers));
+    let info = s.plugins.set_enabled_by(&name, enabled, &actor)?;
+    publish(s, if enabled { "plugin_enable" } else { "plugin_disable" }, &name, None, &actor);
+    Ok(Json(json!(info)))
+}
+
+fn publish(s: &AppState, action: &str, name: &str, to: Option<String>, actor: &str) {
+    if let Some(control) = &s.control {
+        control.publish(action, name, to, actor);
+    }
 }
 
 #[derive(serde::Deserialize)]

@@ -7,8 +7,11 @@
 //! - **Per client IP** (`RATE_LIMIT_PER_IP`, off by default: clients behind one
 //!   proxy share an address).
 //! - **Refused keys per client IP** (`AUTH_FAILURES_PER_IP`, 20/s by default):
-//!   each 401 spends from the address's budget; once spent, the address gets 429
-//!   until it refills, before any key is compared — guessing keys is slow.
+//!   each 401 spends from the address's budget; once spent, requests from the
+//!   address without a valid key get 429 until it refills. A request with a
+//!   valid key is never refused by this budget: behind one proxy or NAT, a
+//!   wrong-key flood must not lock out every client (keys are long and random,
+//!   so the budget cuts the flood's cost, not a guesser's odds).
 //!
 //! Probes (`/health`, `/ready`, `/metrics`) are never limited. The client IP
 //! comes from the listener ([`super::server::Peer`]); without one (in-process
@@ -86,7 +89,10 @@ impl Limiter {
     /// Whether this request may go on (before its route runs).
     fn admit(&self, ip: Option<IpAddr>, key: Option<&[u8]>) -> Result<(), ApiError> {
         let inner = &self.0;
-        if let Some(ip) = ip {
+        let index = key.and_then(|k| self.key_index(k));
+        if let Some(ip) = ip
+            && index.is_none()
+        {
             let mut locked = inner.locked.lock().expect("lockout lock");
             match locked.get(&ip).map(|until| until.saturating_duration_since(std::time::Instant::now())) {
                 Some(wait) if !wait.is_zero() => return Err(too_many("refused keys from this address", wait)),
@@ -102,9 +108,7 @@ impl Limiter {
                 per_ip.retain_recent();
             }
         }
-        if let (Some(key), Some(per_key)) = (key, &inner.per_key)
-            && let Some(index) = self.key_index(key)
-        {
+        if let (Some(index), Some(per_key)) = (index, &inner.per_key) {
             per_key.check_key(&index).map_err(|n| self.refuse(&n, "requests with this key"))?;
         }
         Ok(())
@@ -143,7 +147,7 @@ pub async fn limit(State(limiter): State<Limiter>, request: Request, next: Next)
         return next.run(request).await;
     }
     let ip = request.extensions().get::<Peer>().map(|p| p.0.ip());
-    let key = limiter.0.per_key.as_ref().and_then(|_| request.headers().get("api-key").cloned());
+    let key = request.headers().get("api-key").cloned();
     if let Err(refusal) = limiter.admit(ip, key.as_ref().map(|k| k.as_bytes())) {
         return refusal.into_response();
     }
@@ -162,7 +166,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_spent_failure_budget_refuses_before_any_key_is_compared() {
+    fn a_spent_failure_budget_refuses_wrong_keys_and_never_a_valid_one() {
         let l = Limiter::new(RateLimits { auth_failures_per_ip: 3, ..Default::default() }, vec!["k".into()]);
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         for _ in 0..3 {
@@ -170,9 +174,12 @@ mod tests {
             assert!(l.refused_key(ip).is_none());
         }
         assert!(l.refused_key(ip).is_some(), "the fourth refusal within a second is a 429");
-        let e = l.admit(Some(ip), Some(b"k")).unwrap_err();
-        assert_eq!((e.status, e.code), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
-        assert!(l.admit(Some("10.0.0.2".parse().unwrap()), Some(b"k")).is_ok(), "other addresses are not affected");
+        for guess in [Some(b"wrong".as_slice()), Some(b"k2"), None] {
+            let e = l.admit(Some(ip), guess).unwrap_err();
+            assert_eq!((e.status, e.code), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+        }
+        assert!(l.admit(Some(ip), Some(b"k")).is_ok(), "a valid key from the locked address is served");
+        assert!(l.admit(Some("10.0.0.2".parse().unwrap()), Some(b"wrong")).is_ok(), "other addresses are not affected");
     }
 
     #[test]

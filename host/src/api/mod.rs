@@ -28,8 +28,12 @@ pub struct AppState {
     pub plugins: Arc<PluginHost>,
     pub registry: prometheus::Registry,
     pub gauges: crate::telemetry::gauges::Gauges,
+    /// Panics caught in this process (`/ready` reports them).
+    pub faults: crate::telemetry::faults::Faults,
     /// The audit trail, where the service has Redis (`None`: `/v1/admin/audit` answers 503).
     pub audit: Option<Arc<crate::streams::audit::AuditStream>>,
+    /// Where operators' changes are published for the other replicas (`None`: no Redis).
+    pub control: Option<Arc<crate::streams::control::ControlStream>>,
     pub admin_api_keys: Arc<Vec<String>>,
     /// Entity labels (`/v1/labels`; `None`: 503).
     pub entity_labels: Option<Arc<crate::entity_labels::LabelStore>>,
@@ -181,6 +185,7 @@ fn head_too_large(req: &axum::extract::Request) -> Option<ApiError> {
 /// not take (405, with `Allow` as axum sets it).
 pub fn with_error_fallbacks(router: Router) -> Router {
     router
+        .layer(axum::middleware::map_response(json_refusals))
         .fallback(|uri: axum::http::Uri| async move {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route {}; see /openapi.json", uri.path()))
         })
@@ -191,6 +196,38 @@ pub fn with_error_fallbacks(router: Router) -> Router {
                 format!("{} does not take {method}; see /openapi.json", uri.path()),
             )
         })
+}
+
+/// A refusal that is not JSON yet (an axum extractor's plain-text rejection: a
+/// path segment that is not UTF-8, a query string that does not parse) gets the
+/// JSON error body every other refusal has, with a code from its status.
+async fn json_refusals(response: Response) -> Response {
+    let status = response.status();
+    let json =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+        s if s.is_server_error() => "internal_error",
+        _ => "refused",
+    };
+    let message = String::from_utf8_lossy(&text).trim().to_string();
+    let mut answer =
+        ApiError::new(status, code, if message.is_empty() { code.to_string() } else { message }).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name, value.clone());
+        }
+    }
+    answer
 }
 
 /// What a request body may be besides JSON.
@@ -231,7 +268,8 @@ pub async fn read_body(
 }
 
 /// The body, refused with 413 `body_too_large` past `limits.max_bytes` (at once
-/// when `content-length` says so, before reading anything) and 408
+/// when `content-length` says so, before reading anything), 400 `malformed_body`
+/// when it cannot be read (bad chunked encoding, cut off) and 408
 /// `body_timeout` when it does not arrive within `limits.timeout`.
 pub async fn read_limited(body: axum::body::Body, limits: BodyLimits) -> Result<axum::body::Bytes, ApiError> {
     use axum::body::HttpBody;
@@ -248,7 +286,13 @@ pub async fn read_limited(body: axum::body::Body, limits: BodyLimits) -> Result<
     }
     match tokio::time::timeout(limits.timeout, axum::body::to_bytes(body, max_bytes)).await {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(_)) => Err(too_large()),
+        Ok(Err(e)) => {
+            let e = e.into_inner();
+            if e.is::<http_body_util::LengthLimitError>() {
+                return Err(too_large());
+            }
+            Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", format!("the body could not be read: {e}")))
+        }
         Err(_) => Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "body_timeout",
@@ -278,8 +322,9 @@ async fn health(State(s): State<AppState>) -> Json<Value> {
 }
 
 /// 200 when the service can work (a plugin active, Redis answering); `degraded`
-/// lists heuristic plugins that should be scoring and are not (still 200, so an
-/// orchestrator does not restart a pod a reload can mend), `status` says which.
+/// lists heuristic plugins that should be scoring and are not, and `panics` the
+/// places a task panicked since start (either one: still 200, so an orchestrator
+/// does not restart a pod, but `status` is `degraded`).
 async fn ready(State(s): State<AppState>) -> Response {
     let plugins = s.plugins.list();
     let active = plugins.iter().filter(|p| p.state == PluginState::Active).count();
@@ -288,14 +333,15 @@ async fn ready(State(s): State<AppState>) -> Response {
     let degraded = s.plugins.degraded(crate::plugins::PluginKind::Heuristic);
     let redis = s.depth.as_ref().map(|d| d.redis_ok());
     let ok = active > 0 && redis != Some(false);
-    let status = match (ok, degraded.is_empty()) {
+    let panics = s.faults.report();
+    let status = match (ok, degraded.is_empty() && panics.is_empty()) {
         (false, _) => "unavailable",
         (true, true) => "ready",
         (true, false) => "degraded",
     };
     let body = json!({
         "ready": ok, "status": status, "service": s.service, "redis": redis,
-        "plugins_active": active, "plugins_failed": failed, "degraded": degraded,
+        "plugins_active": active, "plugins_failed": failed, "degraded": degraded, "panics": panics,
     });
     let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(body)).into_response()

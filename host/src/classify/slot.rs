@@ -1,13 +1,22 @@
 //! The classifier a running service scores with, swappable while it runs:
 //! `reload` reads `CLASSIFIER_DIR` again (a refused artifact — corrupt, wrong
 //! format, trained for another embedding model — leaves the serving one in place
-//! and is remembered as `last_error`), `rollback` returns to the one before.
-//! Readers take an `Arc` per batch, so a swap never disturbs a batch in flight.
+//! and is remembered as `last_error`), `rollback` returns to the one before —
+//! on disk too, where `CLASSIFIER_DIR.previous` keeps it (a promotion keeps it
+//! there), so a restart keeps the rollback. Readers take an `Arc` per batch, so
+//! a swap never disturbs a batch in flight.
 
 use super::{Artifact, ArtifactError, Classifier};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+
+/// `dir` with `.suffix` added to its name (`var/classifier` → `var/classifier.previous`).
+pub fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "classifier".into());
+    name.push(format!(".{suffix}"));
+    dir.with_file_name(name)
+}
 
 pub struct Slot {
     dir: PathBuf,
@@ -98,14 +107,39 @@ impl Slot {
         )
     }
 
-    /// Swap back to the version before the current one (`None`: there is none).
-    pub fn rollback(&self) -> Option<Swap> {
-        let previous = self.previous.lock().expect("previous lock").take()?;
+    /// Swap back to the version before the current one. Where
+    /// `CLASSIFIER_DIR.previous` holds it, the two folders trade places first and
+    /// it is loaded from disk (a restart then keeps the rollback, and a second
+    /// rollback rolls forward); else the one loaded before serves again, in memory
+    /// only. `Ok(None)`: there is neither.
+    pub fn rollback(&self) -> Result<Option<Swap>, String> {
+        let kept = sibling(&self.dir, "previous");
+        if kept.join("classifier.json").is_file() {
+            let aside = sibling(&self.dir, "rolling-back");
+            let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
+            std::fs::rename(&self.dir, &aside).map_err(|e| io("moving the active classifier aside", e))?;
+            if let Err(e) = std::fs::rename(&kept, &self.dir) {
+                let _ = std::fs::rename(&aside, &self.dir);
+                return Err(io("moving the previous classifier in", e));
+            }
+            std::fs::rename(&aside, &kept).map_err(|e| io("keeping the rolled-back classifier", e))?;
+            return match self.reload() {
+                Ok(swap) => Ok(Some(Swap { outcome: "rolled_back", ..swap })),
+                Err(e) => {
+                    // Put both back: the serving one stays.
+                    let _ = std::fs::rename(&self.dir, &aside);
+                    let _ = std::fs::rename(&kept, &self.dir);
+                    let _ = std::fs::rename(&aside, &kept);
+                    Err(format!("the previous classifier was refused: {e}"))
+                }
+            };
+        }
+        let Some(previous) = self.previous.lock().expect("previous lock").take() else { return Ok(None) };
         let to = previous.meta.version.clone();
         let old = std::mem::replace(&mut *self.current.write().expect("classifier lock"), previous);
         let from = old.meta.version.clone();
         *self.previous.lock().expect("previous lock") = Some(old);
-        Some(Swap { outcome: "rolled_back", from, to })
+        Ok(Some(Swap { outcome: "rolled_back", from, to }))
     }
 
     /// What the admin listing shows: version, when trained, on what, CV figures.

@@ -171,10 +171,18 @@ pub struct BatchBody {
 }
 
 impl BatchBody {
-    /// Parse a batch body of at most `max_events` (422 `batch_too_large` past it).
+    /// Parse a batch body of 1 to `max_events` events (422 `empty_batch` or
+    /// `batch_too_large` otherwise).
     pub fn parse(json: &[u8], max_events: usize) -> Result<Self, ApiError> {
         let batch: BatchBody = parse_body(json, "invalid_batch", "the body must be {\"events\": [ … ]}")?;
         let n = batch.events.len();
+        if n == 0 {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "empty_batch",
+                "the batch holds no events: send at least one in `events`",
+            ));
+        }
         if n > max_events {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -313,13 +321,16 @@ pub fn normalize(e: IncomingEvent, limits: &Limits, now_ms: u64) -> Result<Event
     Ok(Event { event_id, event_type, platform, user_id, author_id, channel_id, content, timestamp_ms, metadata })
 }
 
-/// The dedup hash of an event (hex SHA-256 over content, author and platform — the seed's rule).
+/// The dedup hash of an event (hex SHA-256 over content, author and platform — the
+/// seed's rule), where the author is `author_id`, else `user_id`: the same
+/// message from two accounts is two events (a copy-paste campaign is screened
+/// once per account), a client's retry of one account's message is one.
 pub fn dedup_key(e: &Event) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(e.content.as_bytes());
     h.update([0x1f]);
-    h.update(e.author_id.as_deref().unwrap_or("").as_bytes());
+    h.update(e.author_id.as_deref().unwrap_or(&e.user_id).as_bytes());
     h.update([0x1f]);
     h.update(e.platform.as_bytes());
     hex::encode(h.finalize())
@@ -489,6 +500,18 @@ mod tests {
         assert_eq!(dedup_key(&a), dedup_key(&b));
         let c = normalize(parse(json.replace("\"web\"", "\"slack\"").as_bytes()).unwrap(), &limits(), 8).unwrap();
         assert_ne!(dedup_key(&a), dedup_key(&c));
+        // Without an author, the user stands for it: two users' copies are two events.
+        let no_author = json.replace(r#""author_id":"a","#, "");
+        let u = normalize(parse(no_author.as_bytes()).unwrap(), &limits(), 8).unwrap();
+        let v = normalize(
+            parse(no_author.replace(r#""user_id":"u""#, r#""user_id":"v""#).as_bytes()).unwrap(),
+            &limits(),
+            8,
+        )
+        .unwrap();
+        assert_ne!(dedup_key(&u), dedup_key(&v));
+        let again = normalize(parse(no_author.replace("\"e1\"", "\"e9\"").as_bytes()).unwrap(), &limits(), 9).unwrap();
+        assert_eq!(dedup_key(&u), dedup_key(&again), "the same user's copy is still a duplicate");
     }
 }
 

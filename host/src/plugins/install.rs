@@ -2,6 +2,8 @@
 //! verified and compiled first (into the directory's compile cache, so the
 //! service's reload only deserializes), then the `.wasm` and its manifest — with
 //! the file's sha256 recorded — written by rename, so a watcher never sees half a file.
+//! The files of the version an install replaces are kept in `.previous/`, so a
+//! rollback (`PluginHost::rollback_by`) survives a restart.
 
 use super::manifest::Manifest;
 use super::runtime::{Runtime, sha256_hex};
@@ -56,10 +58,41 @@ pub fn install_signed(
     let name = parsed.name.clone();
     let version = PluginVersion::load(runtime, parsed, wasm, true)
         .map_err(|e| InstallError::Load(dir.join(format!("{name}.wasm")), e))?;
-    write_signature(dir, &name, signature)?;
-    write_atomically(&dir.join(format!("{name}.wasm")), wasm)?;
-    write_atomically(&dir.join(format!("{name}.toml")), text.as_bytes())?;
+    replace(dir, &name, wasm, text.as_bytes(), signature)?;
     Ok(version)
+}
+
+/// Where the files of each plugin's previous version are kept.
+pub fn previous_dir(plugin_dir: &Path) -> PathBuf {
+    plugin_dir.join(".previous")
+}
+
+/// Put a version's files in place of `name`'s in `dir` (an install or a
+/// promotion), keeping the replaced files in `.previous/` for a rollback (unless
+/// they are the same files).
+pub fn replace(dir: &Path, name: &str, wasm: &[u8], toml: &[u8], signature: Option<&[u8]>) -> Result<(), InstallError> {
+    let read = |ext: &str| std::fs::read(dir.join(format!("{name}.{ext}"))).ok();
+    if let (Some(old_wasm), Some(old_toml)) = (read("wasm"), read("toml"))
+        && (old_wasm.as_slice(), old_toml.as_slice()) != (wasm, toml)
+    {
+        write_files(&previous_dir(dir), name, &old_wasm, &old_toml, read("sig").as_deref())?;
+    }
+    write_files(dir, name, wasm, toml, signature)
+}
+
+/// A plugin's files in `dir`: the signature first, the manifest last (what a
+/// watcher keys on), each by rename.
+pub fn write_files(
+    dir: &Path,
+    name: &str,
+    wasm: &[u8],
+    toml: &[u8],
+    signature: Option<&[u8]>,
+) -> Result<(), InstallError> {
+    std::fs::create_dir_all(dir).map_err(|e| InstallError::Io(dir.into(), e))?;
+    write_signature(dir, name, signature)?;
+    write_atomically(&dir.join(format!("{name}.wasm")), wasm)?;
+    write_atomically(&dir.join(format!("{name}.toml")), toml)
 }
 
 /// `NAME.sig` in `dir`: written atomically, or removed when there is none.

@@ -15,8 +15,12 @@
 //! language = "rust"         # rust (any compiled guest) | python | javascript: a guest
 //!                           # that carries its interpreter gets larger default limits
 //! [limits]                  # each key defaults per language (`Limits::for_language`)
-//! deadline_ms = 10          # epoch deadline per call of up to deadline_bytes of events
-//! deadline_bytes = 32768    # a larger call gets deadline_ms per started deadline_bytes
+//! fuel = 200000000          # wasm instructions (wasmtime fuel) per call of up to
+//!                           # deadline_bytes of events: the budget a plugin earns its
+//!                           # quarantine against, whatever else the machine is doing
+//! deadline_ms = 1000        # wall-clock backstop per call of up to deadline_bytes
+//!                           # (epoch interruption; generous: fuel is the real budget)
+//! deadline_bytes = 32768    # a larger call gets fuel and deadline_ms per started deadline_bytes
 //! memory_mib = 64           # linear memory cap per instance
 //! max_faults = 5            # faults within fault_window_ms that quarantine the plugin
 //! fault_window_ms = 60000
@@ -87,6 +91,7 @@ impl Language {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Limits {
+    pub fuel: u64,
     pub deadline_ms: u64,
     pub deadline_bytes: u64,
     pub memory_mib: u64,
@@ -106,6 +111,7 @@ impl Default for Limits {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLimits {
+    fuel: Option<u64>,
     deadline_ms: Option<u64>,
     deadline_bytes: Option<u64>,
     memory_mib: Option<u64>,
@@ -115,16 +121,28 @@ struct RawLimits {
     recycle_after_calls: Option<u64>,
 }
 
-// Python and JavaScript defaults (see `Limits::for_language`): about ten times
-// what the example port of caps-shouting needs for 100 events (≈14 KB) at p99
-// (Python 4.4 ms, JS 15 ms, Rust 0.3 ms) and its peak memory (13.6 / 17.1 MiB).
-const PY_DEADLINE_MS: u64 = 50;
+// Fuel (wasm instructions) per 32 KiB of events, measured on 10,000-character
+// messages of keywords, capitals, URLs, look-alike Unicode and random bytes
+// (docs/BENCHMARKS.md, "Fuel"): the hungriest first-party Rust rule (spam-links)
+// peaks at 16.6 M, the example ports of caps-shouting at 43 M (Python) and 105 M
+// (JavaScript): Rust gets 12×, the interpreted guests about 20× the JS port, as
+// their rules may be heavier than that port (`fuel_peak` in `GET /v1/admin/plugins`).
+// Memory: about ten times what the example port of caps-shouting peaks at
+// (13.6 / 17.1 MiB). The wall-clock deadlines are backstops, a hundred times
+// what a call takes on an idle machine, so a busy machine never trips them.
+const RUST_FUEL: u64 = 200_000_000;
+const PY_FUEL: u64 = 2_000_000_000;
+const JS_FUEL: u64 = 2_000_000_000;
+const RUST_DEADLINE_MS: u64 = 1_000;
+const PY_DEADLINE_MS: u64 = 5_000;
 const PY_MEMORY_MIB: u64 = 128;
-const JS_DEADLINE_MS: u64 = 100;
+const JS_DEADLINE_MS: u64 = 5_000;
 const JS_MEMORY_MIB: u64 = 128;
 
 /// The longest deadline any call gets, however large its batch.
 pub const MAX_DEADLINE_MS: u64 = 60_000;
+/// The most fuel any call gets, however large its batch.
+pub const MAX_FUEL: u64 = 1 << 40;
 
 impl Limits {
     /// The defaults for a guest written in `language` (measured by the `languages`
@@ -132,7 +150,8 @@ impl Limits {
     /// starts at tens of MiB and it spends ten to fifty times longer per event.
     pub fn for_language(language: Language) -> Self {
         let rust = Limits {
-            deadline_ms: 10,
+            fuel: RUST_FUEL,
+            deadline_ms: RUST_DEADLINE_MS,
             deadline_bytes: 32 * 1024,
             memory_mib: 64,
             max_faults: 5,
@@ -142,13 +161,18 @@ impl Limits {
         };
         match language {
             Language::Rust => rust,
-            Language::Python => Limits { deadline_ms: PY_DEADLINE_MS, memory_mib: PY_MEMORY_MIB, ..rust },
-            Language::Javascript => Limits { deadline_ms: JS_DEADLINE_MS, memory_mib: JS_MEMORY_MIB, ..rust },
+            Language::Python => {
+                Limits { fuel: PY_FUEL, deadline_ms: PY_DEADLINE_MS, memory_mib: PY_MEMORY_MIB, ..rust }
+            }
+            Language::Javascript => {
+                Limits { fuel: JS_FUEL, deadline_ms: JS_DEADLINE_MS, memory_mib: JS_MEMORY_MIB, ..rust }
+            }
         }
     }
 
     fn overlay(self, raw: RawLimits) -> Self {
         Limits {
+            fuel: raw.fuel.unwrap_or(self.fuel),
             deadline_ms: raw.deadline_ms.unwrap_or(self.deadline_ms),
             deadline_bytes: raw.deadline_bytes.unwrap_or(self.deadline_bytes),
             memory_mib: raw.memory_mib.unwrap_or(self.memory_mib),
@@ -163,8 +187,18 @@ impl Limits {
     /// started `deadline_bytes`, so a batch of long (valid) texts gets the time its
     /// size needs and a timeout means the plugin, not the input, was slow.
     pub fn deadline_for(&self, bytes: usize) -> u64 {
-        let units = (bytes as u64).div_ceil(self.deadline_bytes).max(1);
-        self.deadline_ms.saturating_mul(units).min(MAX_DEADLINE_MS)
+        self.deadline_ms.saturating_mul(self.units(bytes)).min(MAX_DEADLINE_MS)
+    }
+
+    /// The fuel of a call handed `bytes` of events: `fuel` for each started
+    /// `deadline_bytes`. It counts instructions, not time, so whether a call runs
+    /// out depends on the plugin and its input alone, never on the machine's load.
+    pub fn fuel_for(&self, bytes: usize) -> u64 {
+        self.fuel.saturating_mul(self.units(bytes)).min(MAX_FUEL)
+    }
+
+    fn units(&self, bytes: usize) -> u64 {
+        (bytes as u64).div_ceil(self.deadline_bytes).max(1)
     }
 }
 
@@ -230,14 +264,22 @@ pub enum ManifestError {
     Settings(String),
 }
 
+/// What a plugin name may be (it names its files, so nothing else gets near a path).
+pub const NAME_RULE: &str = "must be 1–64 lowercase letters, digits, `-` or `_`";
+
+/// Whether `name` is a plugin name: the manifest's grammar, which every route and
+/// command that turns a name into a file path checks first.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
 impl Manifest {
     pub fn parse(text: &str) -> Result<Self, ManifestError> {
         let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string().trim().into()))?;
         let invalid = |key, problem: &str| Err(ManifestError::Invalid { key, problem: problem.into() });
-        if raw.name.is_empty()
-            || !raw.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        {
-            return invalid("name", "must be non-empty lowercase letters, digits, `-` or `_`");
+        if !valid_name(&raw.name) {
+            return invalid("name", NAME_RULE);
         }
         if raw.version.trim().is_empty() {
             return invalid("version", "must not be empty");
@@ -254,6 +296,9 @@ impl Manifest {
         let l = &limits;
         if !(1..=60_000).contains(&l.deadline_ms) {
             return invalid("limits.deadline_ms", "must be between 1 and 60000");
+        }
+        if !(1_000_000..=MAX_FUEL).contains(&l.fuel) {
+            return invalid("limits.fuel", "must be between 1000000 and 2^40");
         }
         if !(1..=4096).contains(&l.memory_mib) {
             return invalid("limits.memory_mib", "must be between 1 and 4096");

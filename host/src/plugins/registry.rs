@@ -12,8 +12,13 @@
 //! to the directory meanwhile. Every change (install, reload, refused load,
 //! removal, rollback, enable/disable, quarantine) goes to the audit sink, when
 //! the process set one, with who did it (`*_by`) and both versions.
+//!
+//! An operator's changes are written to the directory, so a restart keeps them:
+//! a rollback swaps the files with those an install kept in `.previous/`, and a
+//! disable leaves a marker `.disabled/NAME` (an enable removes it).
 
 use super::bindings::{Verdict, Violation, WitEvent};
+use super::install::{previous_dir, write_files};
 use super::manifest::{Manifest, Mode, PluginKind};
 use super::metrics::PluginMetrics;
 use super::runtime::{CompileSource, Runtime, sha256_hex};
@@ -41,6 +46,8 @@ pub enum AdminError {
     NotFound(String),
     #[error("plugin `{0}` has no previous version to roll back to")]
     NoPrevious(String),
+    #[error("plugin `{0}`: {1}")]
+    Files(String, String),
 }
 
 /// Whether a plugin serves calls, and if not why.
@@ -158,13 +165,15 @@ impl Plugin {
         }
     }
 
-    fn swap_in(&self, version: Arc<PluginVersion>) {
+    /// Serve `version` (the current one becomes previous); `disabled`: an
+    /// operator's disable (`.disabled/NAME`) holds over the manifest's `enabled`.
+    fn swap_in(&self, version: Arc<PluginVersion>, disabled: bool) {
         let old = self.current.write().expect("plugin lock").replace(version.clone());
         if old.is_some() {
             *self.previous.lock().expect("plugin lock") = old;
         }
         let mut state = self.state.lock().expect("plugin lock");
-        state.enabled = version.manifest.enabled;
+        state.enabled = version.manifest.enabled && !disabled;
         self.lift(&mut state, true);
         state.load_error = None;
     }
@@ -280,11 +289,12 @@ impl Plugin {
             memory_peak_mib: current
                 .as_ref()
                 .map(|v| v.peak_memory.load(std::sync::atomic::Ordering::Relaxed) as f64 / (1 << 20) as f64),
+            fuel_peak: current.as_ref().map(|v| v.peak_fuel.load(std::sync::atomic::Ordering::Relaxed)),
             compile: current.as_ref().map(|v| v.compile),
             previous_version: previous.map(|v| v.manifest.version.clone()),
             calls: count,
             events: self.metrics.events.with_label_values(&name).get(),
-            errors: ["trap", "timeout", "memory", "instantiate", "contract"]
+            errors: ["trap", "timeout", "fuel", "memory", "instantiate", "contract"]
                 .into_iter()
                 .map(|e| (e, self.metrics.errors.with_label_values(&[self.name.as_str(), e]).get()))
                 .filter(|(_, n)| *n > 0)
@@ -321,6 +331,9 @@ pub struct PluginInfo {
     /// The largest linear memory any instance of the serving version has used
     /// (its cap is the manifest's `limits.memory_mib`).
     pub memory_peak_mib: Option<f64>,
+    /// The most fuel one call of the serving version has spent per started
+    /// `limits.deadline_bytes` of input (its budget is the manifest's `limits.fuel`).
+    pub fuel_peak: Option<u64>,
     pub compile: Option<CompileSource>,
     pub previous_version: Option<String>,
     pub calls: u64,
@@ -528,7 +541,7 @@ impl PluginHost {
                 tracing::info!(plugin = %plugin.name, version = %v, compile = ?version.compile,
                     load_ms = version.load_time.as_secs_f64() * 1e3, "plugin version loaded");
                 let (old, new) = (plugin.current_ref(), Some(version.reference()));
-                plugin.swap_in(version);
+                plugin.swap_in(version, self.disabled_marker(&plugin.name).exists());
                 plugin.state.lock().expect("plugin lock").fingerprint = fingerprint;
                 self.metrics.reloads.with_label_values(&[plugin.name.as_str(), "loaded"]).inc();
                 let action = if old.is_some() { "reload" } else { "install" };
@@ -559,15 +572,54 @@ impl PluginHost {
         self.rollback_by(name, "host")
     }
 
-    /// [`PluginHost::rollback`], audited as `actor`'s doing.
+    /// [`PluginHost::rollback`], audited as `actor`'s doing. Where the directory
+    /// keeps the previous version's files (`.previous/`, kept by every install and
+    /// promotion), they are swapped with the current ones first, so the rollback
+    /// survives a restart; the version is then the one loaded before, or loaded
+    /// from those files (after a restart, nothing previous is loaded).
     pub fn rollback_by(&self, name: &str, actor: &str) -> Result<ReloadOutcome, AdminError> {
         let _one_at_a_time = self.reload_lock.lock().expect("reload lock");
         let plugin = self.get(name).ok_or_else(|| AdminError::NotFound(name.into()))?;
-        let previous = plugin.previous.lock().expect("plugin lock").take();
-        let previous = previous.ok_or_else(|| AdminError::NoPrevious(name.into()))?;
+        let files = |e: String| AdminError::Files(name.into(), e);
+        let kept = previous_dir(&self.dir);
+        let on_disk = match read_plugin(&kept, name) {
+            Some(Ok(previous)) => {
+                let current = read_plugin(&self.dir, name).and_then(Result::ok);
+                let write = |dir: &Path, f: &PluginFiles| {
+                    write_files(dir, name, &f.wasm, &f.manifest, f.signature.as_deref())
+                        .map_err(|e| files(e.to_string()))
+                };
+                write(&self.dir, &previous)?;
+                match &current {
+                    Some(current) => write(&kept, current)?,
+                    None => remove_files(&kept, name),
+                }
+                Some(previous)
+            }
+            Some(Err(e)) => return Err(files(e)),
+            None => None,
+        };
+        let loaded = plugin.previous.lock().expect("plugin lock").take();
+        let previous = match (loaded, &on_disk) {
+            (Some(v), Some(f)) if Some(v.id()) == f.id() => Some(v),
+            (Some(v), None) => Some(v),
+            _ => None,
+        };
+        let Some(previous) = previous else {
+            // Nothing loaded matches the kept files (a restart came between): load them.
+            let files = on_disk.ok_or_else(|| AdminError::NoPrevious(name.into()))?;
+            let outcome = self.load(&plugin, &files, files.fingerprint(), actor);
+            return match outcome.error {
+                Some(e) => Err(AdminError::Files(name.into(), format!("the previous version does not load: {e}"))),
+                None => Ok(ReloadOutcome { outcome: "rolled_back", ..outcome }),
+            };
+        };
         let version = previous.manifest.version.clone();
         let (old, new) = (plugin.current_ref(), Some(previous.reference()));
-        plugin.swap_in(previous);
+        plugin.swap_in(previous, self.disabled_marker(name).exists());
+        if let Some(f) = &on_disk {
+            plugin.state.lock().expect("plugin lock").fingerprint = f.fingerprint();
+        }
         record(&self.audit, AuditEntry::new("rollback", actor, name).versions(old, new));
         self.metrics.reloads.with_label_values(&[name, "rolled_back"]).inc();
         tracing::info!(plugin = %name, %version, "plugin rolled back");
@@ -579,9 +631,18 @@ impl PluginHost {
         self.set_enabled_by(name, enabled, "host")
     }
 
-    /// [`PluginHost::set_enabled`], audited as `actor`'s doing.
+    /// [`PluginHost::set_enabled`], audited as `actor`'s doing. A disable is kept
+    /// as `.disabled/NAME` in the directory (an enable removes it), so a restart
+    /// keeps it.
     pub fn set_enabled_by(&self, name: &str, enabled: bool, actor: &str) -> Result<PluginInfo, AdminError> {
         let plugin = self.get(name).ok_or_else(|| AdminError::NotFound(name.into()))?;
+        let marker = self.disabled_marker(name);
+        let written = match enabled {
+            true => std::fs::remove_file(&marker)
+                .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }),
+            false => marker.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|_| std::fs::write(&marker, b"")),
+        };
+        written.map_err(|e| AdminError::Files(name.into(), format!("{}: {e}", marker.display())))?;
         plugin.state.lock().expect("plugin lock").enabled = enabled;
         tracing::info!(plugin = %name, enabled, "plugin toggled");
         let at = plugin.current_ref();
@@ -590,6 +651,19 @@ impl PluginHost {
             AuditEntry::new(if enabled { "enable" } else { "disable" }, actor, name).versions(at.clone(), at),
         );
         Ok(plugin.info())
+    }
+}
+
+impl PluginHost {
+    /// An operator's disable of `name`, kept in the directory.
+    fn disabled_marker(&self, name: &str) -> PathBuf {
+        self.dir.join(".disabled").join(name)
+    }
+}
+
+fn remove_files(dir: &Path, name: &str) {
+    for ext in ["toml", "wasm", "sig"] {
+        let _ = std::fs::remove_file(dir.join(format!("{name}.{ext}")));
     }
 }
 
@@ -602,6 +676,12 @@ struct PluginFiles {
 }
 
 impl PluginFiles {
+    /// `VERSION@SHA256` of the version these files hold (`None`: no valid manifest).
+    fn id(&self) -> Option<String> {
+        let manifest = Manifest::parse(std::str::from_utf8(&self.manifest).ok()?).ok()?;
+        Some(format!("{}@{}", manifest.version, sha256_hex(&self.wasm)))
+    }
+
     /// What changed since the last load is told by this.
     fn fingerprint(&self) -> String {
         let sig = self.signature.as_deref().unwrap_or_default();
@@ -627,13 +707,26 @@ fn scan(dir: &Path) -> BTreeMap<String, Result<PluginFiles, String>> {
         if stem.starts_with('.') {
             continue;
         }
-        let wasm_path = path.with_extension("wasm");
-        let signature = std::fs::read(path.with_extension("sig")).ok();
-        let files = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display())).and_then(|m| {
-            let wasm = std::fs::read(&wasm_path).map_err(|e| format!("cannot read {}: {e}", wasm_path.display()))?;
-            Ok(PluginFiles { manifest: m, wasm, signature })
-        });
-        found.insert(stem.to_string(), files);
+        if let Some(files) = read_plugin(dir, stem) {
+            found.insert(stem.to_string(), files);
+        }
     }
     found
+}
+
+/// `NAME.toml`, `NAME.wasm` and `NAME.sig` in `dir` (`None`: no manifest).
+fn read_plugin(dir: &Path, name: &str) -> Option<Result<PluginFiles, String>> {
+    let path = dir.join(format!("{name}.toml"));
+    let manifest = match std::fs::read(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(Err(format!("cannot read {}: {e}", path.display()))),
+    };
+    let wasm_path = path.with_extension("wasm");
+    let signature = std::fs::read(path.with_extension("sig")).ok();
+    Some(
+        std::fs::read(&wasm_path)
+            .map_err(|e| format!("cannot read {}: {e}", wasm_path.display()))
+            .map(|wasm| PluginFiles { manifest, wasm, signature }),
+    )
 }

@@ -71,6 +71,8 @@ impl Runtime {
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Arc<Self>, RuntimeError> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        // Fuel: each call's instruction budget (`limits.fuel`), the same on a busy machine as on an idle one.
+        config.consume_fuel(true);
         // Plugins are synchronous: no async/concurrency machinery on the call path.
         config.concurrency_support(false);
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;

@@ -10,7 +10,7 @@ use super::bindings::{
 };
 use super::manifest::{Manifest, PluginKind};
 use super::runtime::{CompileSource, GuestState, Prepared, Runtime, RuntimeError, sha256_hex};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use wasmtime::Store;
@@ -20,6 +20,8 @@ use wasmtime::Store;
 pub enum Fault {
     #[error("ran past its {0} ms deadline")]
     Timeout(u64),
+    #[error("spent its fuel ({0} instructions) without finishing")]
+    Fuel(u64),
     #[error("asked for more than its {0} MiB memory cap")]
     Memory(u64),
     #[error("trapped: {0}")]
@@ -35,6 +37,7 @@ impl Fault {
     pub fn label(&self) -> &'static str {
         match self {
             Fault::Timeout(_) => "timeout",
+            Fault::Fuel(_) => "fuel",
             Fault::Memory(_) => "memory",
             Fault::Trap(_) => "trap",
             Fault::Instantiate(_) => "instantiate",
@@ -91,9 +94,18 @@ pub struct PluginVersion {
     /// The largest linear memory any of its instances has grown to, in bytes
     /// (beside `limits.memory_mib`, it tells how close the cap is).
     pub peak_memory: AtomicUsize,
+    /// The most fuel one call has spent per started `deadline_bytes` of input
+    /// (beside `limits.fuel`, it tells how close the budget is).
+    pub peak_fuel: AtomicU64,
 }
 
 impl PluginVersion {
+    /// `VERSION@SHA256`: what tells two versions apart (the same component may ship
+    /// under two manifests).
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.manifest.version, self.sha256)
+    }
+
     /// Its version and content hash, as the audit trail names it.
     pub fn reference(&self) -> crate::core::audit::VersionRef {
         crate::core::audit::VersionRef { version: self.manifest.version.clone(), sha256: self.sha256.clone() }
@@ -130,6 +142,7 @@ impl PluginVersion {
             platform: OnceLock::new(),
             signer: OnceLock::new(),
             peak_memory: AtomicUsize::new(0),
+            peak_fuel: AtomicU64::new(0),
         };
         // Instantiate once now: a version that cannot start never replaces a working one.
         let first = version.instantiate().map_err(|f| LoadError::Instantiate(f.to_string()))?;
@@ -158,8 +171,9 @@ impl PluginVersion {
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
         store.epoch_deadline_callback(|mut cx| Ok(super::runtime::on_deadline(cx.data_mut())));
-        // Instantiation runs guest start-up code: give it a deadline too.
+        // Instantiation runs guest start-up code: give it a deadline and fuel too.
         store.set_epoch_deadline(limits.deadline_ms.max(1) * 10);
+        store.set_fuel(limits.fuel.saturating_mul(10)).map_err(|e| Fault::Instantiate(root_message(&e)))?;
         let bound = match &self.prepared {
             Prepared::Heuristic(p) => p.instantiate(&mut store).map(Bound::Heuristic),
             Prepared::Validator(p) => p.instantiate(&mut store).map(Bound::Validator),
@@ -182,13 +196,16 @@ impl PluginVersion {
             None => self.instantiate()?,
         };
         let limits = &self.manifest.limits;
-        let deadline_ms = limits.deadline_for(bytes);
+        let (deadline_ms, fuel) = (limits.deadline_for(bytes), limits.fuel_for(bytes));
         instance.store.set_epoch_deadline(deadline_ms);
+        instance.store.set_fuel(fuel).map_err(|e| Fault::Trap(root_message(&e)))?;
         let state = instance.store.data_mut();
         (state.memory_denied, state.host_ticks, state.last_warning) = (false, 0, None);
         state.labels_lent.clear();
         let outcome = f(&mut instance.store, &instance.bound);
         self.peak_memory.fetch_max(instance.store.data().memory_bytes, Ordering::Relaxed);
+        let spent = fuel.saturating_sub(instance.store.get_fuel().unwrap_or(fuel));
+        self.peak_fuel.fetch_max(spent / (fuel / limits.fuel).max(1), Ordering::Relaxed);
         match outcome {
             Ok(result) => {
                 instance.calls += 1;
@@ -202,6 +219,8 @@ impl PluginVersion {
                 Fault::Memory(limits.memory_mib)
             } else if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
                 Fault::Timeout(deadline_ms)
+            } else if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::OutOfFuel)) {
+                Fault::Fuel(fuel)
             } else {
                 match &instance.store.data().last_warning {
                     Some(logged) => Fault::Trap(format!("{} (it last logged: {logged})", root_message(&e))),

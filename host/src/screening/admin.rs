@@ -246,10 +246,20 @@ async fn classifier_reload(State(s): State<Arc<ScreenApi>>, headers: HeaderMap) 
 async fn classifier_rollback(State(s): State<Arc<ScreenApi>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let slot = s.slot()?;
     let before = version_of(&slot.get());
-    let swap = slot.rollback().ok_or_else(|| {
-        ApiError::new(StatusCode::CONFLICT, "no_previous_version", "no earlier classifier was loaded in this process")
-    })?;
+    let swap = slot
+        .rollback()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "classifier_files", e))?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "no_previous_version",
+                "no earlier classifier: none was loaded in this process and CLASSIFIER_DIR.previous holds none",
+            )
+        })?;
     s.screener.metrics.classifier_reloads.with_label_values(&[swap.outcome]).inc();
+    if let Some(control) = &s.control {
+        control.publish("classifier_rollback", "classifier", Some(swap.to.clone()), &admin_actor(&headers));
+    }
     let entry = AuditEntry::new("classifier_rollback", &admin_actor(&headers), "classifier");
     s.record(entry.versions(Some(before), Some(version_of(&slot.get()))));
     Ok(Json(json!(swap)))
@@ -350,6 +360,7 @@ async fn shadow_promote(
     Path(name): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
+    let name = crate::api::admin::plugin_name(name)?;
     let shadows = s.shadows()?.clone();
     shadows.files(&name).map_err(shadow_error)?;
     let gated = gate(&s, &headers, body, CandidateRef::Plugin { name: name.clone() }).await?;
@@ -372,6 +383,7 @@ async fn shadow_discard(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let name = crate::api::admin::plugin_name(name)?;
     let shadows = s.shadows()?;
     let candidate = shadows.host.get(&name).and_then(|p| p.current()).map(|v| v.reference());
     let figures = shadows.discard(&name).map_err(shadow_error)?;

@@ -16,6 +16,12 @@
 //!   `BATCH_SIZE`); an entry delivered `MAX_DELIVERIES` times goes to
 //!   `events:dead_letter` with the reason instead. An entry that cannot be parsed
 //!   goes there at once.
+//! - A batch whose screening panics (counted in `palisade_panics_total`, and
+//!   `/ready` turns `degraded`) is screened again one event at a time: the events
+//!   that screen alone are routed, and an event that panics alone goes to the
+//!   dead-letter stream with the panic's message — never retried forever.
+//! - Each claim round also trims the shard's streams to `STREAM_RETENTION_SECONDS`
+//!   (`streams::retention`: never an entry a group has not delivered or acknowledged).
 //! - `NOGROUP` (Redis restarted without persistence) recreates the group.
 //! - Shutdown finishes the batch in hand.
 //! - Traces on: a span per batch (stages and routing as children) and a span per
@@ -23,6 +29,7 @@
 //!   and linked to its batch, so one trace runs from the HTTP request to the route.
 
 use super::Screener;
+use super::predict::Prediction;
 use crate::core::Event;
 use crate::streams::{RedisConn, SCREENING_GROUP, ShardKeys};
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
@@ -43,6 +50,9 @@ pub struct Consumer {
     pub claim_interval: Duration,
     /// Most entries one XPENDING/XCLAIM round takes.
     pub claim_batch: usize,
+    /// Age past which the shard's raw and output streams are trimmed (each claim
+    /// round; never an entry a group still needs: `streams::retention`); `None`: kept.
+    pub retention: Option<Duration>,
 }
 
 /// A batch read from the stream: its entry ids, the events being screened (on a
@@ -50,8 +60,10 @@ pub struct Consumer {
 struct Batch {
     ids: Vec<String>,
     sources: Vec<String>,
+    /// The screened entries' `event` fields (to screen again one by one after a panic).
+    raws: Vec<String>,
     dead: Vec<Dead>,
-    screening: tokio::task::JoinHandle<Vec<super::predict::Prediction>>,
+    screening: tokio::task::JoinHandle<Vec<Prediction>>,
     /// The batch's span, and one per screened event (`Span::none()` with traces off).
     span: tracing::Span,
     event_spans: Vec<tracing::Span>,
@@ -118,6 +130,13 @@ impl Consumer {
                 if let Err(e) = self.claim().await {
                     tracing::warn!(error = %e, "claiming idle entries failed");
                     group_ready = false;
+                }
+                if let Some(keep) = self.retention {
+                    let k = &self.keys;
+                    let streams = [k.raw.as_str(), k.reasoning.as_str(), k.low_risk.as_str()];
+                    if let Err(e) = crate::streams::retention::trim(&mut self.conn, &streams, keep).await {
+                        tracing::warn!(error = %e, "trimming the streams failed; retrying next round");
+                    }
                 }
             }
             let entries = match read_ahead.take() {
@@ -211,6 +230,7 @@ impl Consumer {
         let mut ids = Vec::with_capacity(entries.len());
         let mut events = Vec::with_capacity(entries.len());
         let mut sources = Vec::with_capacity(entries.len());
+        let mut raws = Vec::with_capacity(entries.len());
         let mut dead = Vec::new();
         let span = crate::span!("screen.batch", events = entries.len(), consumer = %self.name);
         let mut event_spans = Vec::new();
@@ -222,6 +242,7 @@ impl Consumer {
                         event_spans.push(event_span(&entry, &event, &span));
                     }
                     sources.push(entry.id.clone());
+                    raws.push(raw.unwrap_or_default());
                     events.push(event);
                 }
                 Some(Err(e)) => dead.push(Dead {
@@ -240,15 +261,52 @@ impl Consumer {
         let screener = self.screener.clone();
         let in_batch = span.clone();
         let screening = tokio::task::spawn_blocking(move || in_batch.in_scope(|| screener.screen(events)));
-        Batch { ids, sources, dead, screening, span, event_spans }
+        Batch { ids, sources, raws, dead, screening, span, event_spans }
+    }
+
+    /// After a batch's screening panicked: screen each event alone; an event that
+    /// panics alone becomes a dead letter with the panic's message.
+    async fn screen_one_by_one(
+        &self,
+        sources: Vec<String>,
+        raws: Vec<String>,
+    ) -> (Vec<Prediction>, Vec<String>, Vec<Dead>) {
+        let screener = self.screener.clone();
+        let singles = tokio::task::spawn_blocking(move || {
+            let mut screened = (Vec::new(), Vec::new(), Vec::new());
+            for (source, raw) in sources.into_iter().zip(raws) {
+                let Ok(event) = serde_json::from_str::<Event>(&raw) else { continue };
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| screener.screen(vec![event]))) {
+                    Ok(mut p) if p.len() == 1 => {
+                        screened.0.push(p.remove(0));
+                        screened.1.push(source);
+                    }
+                    Ok(_) => {}
+                    Err(payload) => {
+                        let message = screener.metrics.faults.panicked("consumer", payload.as_ref());
+                        let reason = format!("screening panicked on this event: {message}");
+                        screened.2.push(Dead { id: source, reason, raw });
+                    }
+                }
+            }
+            screened
+        });
+        singles.await.unwrap_or_default()
     }
 
     /// Wait for a batch's predictions and route them, acknowledging in the same transaction.
     async fn finish(&mut self, batch: Batch) -> redis::RedisResult<()> {
-        let Batch { ids, sources, dead, screening, span, event_spans } = batch;
-        let predictions = screening
-            .await
-            .map_err(|e| redis::RedisError::from((redis::ErrorKind::Client, "screening task failed", e.to_string())))?;
+        let Batch { ids, sources, raws, mut dead, screening, span, event_spans } = batch;
+        let (predictions, sources) = match screening.await {
+            Ok(predictions) => (predictions, sources),
+            Err(e) => {
+                let message = self.screener.metrics.faults.join_failed("consumer", e);
+                tracing::error!(panic = %message, events = sources.len(), "screening a batch panicked; screening its events one by one");
+                let (predictions, screened, poisoned) = self.screen_one_by_one(sources, raws).await;
+                dead.extend(poisoned);
+                (predictions, screened)
+            }
+        };
         let mut pipe = redis::pipe();
         pipe.atomic();
         for (p, source) in predictions.iter().zip(&sources) {

@@ -19,13 +19,14 @@ use crate::classify::slot::Slot;
 use crate::classify::{Classifier, Scored};
 use crate::config::Band;
 use crate::core::audit::AuditSink;
-use crate::core::schema::{self, BatchBody, IncomingEvent, Limits};
+use crate::core::schema::{self, BatchBody, Limits};
 use crate::core::{ApiError, Event, now_ms};
 use crate::embed::Embedder;
 use crate::embed::cache::EmbeddingCache;
 use crate::plugins::{PluginHost, rules, validators};
 use crate::streams::Backlog;
 use crate::streams::labels::LabelStream;
+use crate::telemetry::faults::Faults;
 use crate::telemetry::names::*;
 use crate::vectors::{Neighbour, VectorStore};
 use axum::body::Body;
@@ -53,10 +54,12 @@ pub struct ScreenMetrics {
     pub classifier_reloads: IntCounterVec,
     /// Screened events by predicted category (the category mix).
     pub categories: IntCounterVec,
+    /// Panics caught while screening (the process's, shared with `/ready`).
+    pub faults: Faults,
 }
 
 impl ScreenMetrics {
-    pub fn register(r: &Registry) -> prometheus::Result<Self> {
+    pub fn register(r: &Registry, faults: Faults) -> prometheus::Result<Self> {
         let events = IntCounterVec::new(
             Opts::new(
                 SCREENING_EVENTS,
@@ -98,7 +101,7 @@ impl ScreenMetrics {
         )?;
         r.register(Box::new(classifier_reloads.clone()))?;
         r.register(Box::new(categories.clone()))?;
-        Ok(ScreenMetrics { events, batch_latency, risk, cache, stages, classifier_reloads, categories })
+        Ok(ScreenMetrics { events, batch_latency, risk, cache, stages, classifier_reloads, categories, faults })
     }
 
     fn routed(&self, predictions: &[Prediction], dead: usize) {
@@ -171,7 +174,7 @@ impl Similarity {
             .map(|(p, vector)| crate::vectors::Item {
                 id: p.event.event_id.clone(),
                 label: p.category.to_string(),
-                text: p.event.content.clone(),
+                text: capped(&p.event.content, PAST_TEXT_MAX_BYTES).to_string(),
                 vector,
             })
             .collect();
@@ -179,6 +182,19 @@ impl Similarity {
             tracing::warn!(error = %e, "could not remember screened events");
         }
     }
+}
+
+/// Most bytes of a past event's text kept beside its vector (the window's memory
+/// bound: `SIMILAR_EVENTS_MAX` × (this + 4 × the model's dimension) bytes).
+pub const PAST_TEXT_MAX_BYTES: usize = 1024;
+
+/// `text`'s first `max` bytes, cut at a character boundary.
+fn capped(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// `store.search_many` with the batch split across the rayon pool's threads.
@@ -460,6 +476,8 @@ pub struct ScreenApi {
     pub limits: Limits,
     pub body: crate::core::BodyLimits,
     pub max_batch_events: usize,
+    /// Keys whose answers carry similar past events' text (`SIMILAR_EVENTS_TEXT_KEYS`).
+    pub past_text_keys: Arc<Vec<String>>,
     /// The `events:raw` backlog (the summary's queue lag).
     pub backlog: Arc<dyn Backlog>,
     /// Keys for `/v1/admin/classifier…` and `/v1/admin/labels`.
@@ -468,6 +486,8 @@ pub struct ScreenApi {
     pub labels: Option<LabelStream>,
     /// Where promotions and discards of shadow candidates are recorded.
     pub audit: Option<Arc<dyn AuditSink>>,
+    /// Where a classifier rollback is published for the other replicas.
+    pub control: Option<Arc<crate::streams::control::ControlStream>>,
     /// Backtest jobs (`POST /v1/admin/backtests`).
     pub backtests: Arc<crate::backtest::jobs::Jobs>,
     /// Where stream backtests read history.
@@ -502,65 +522,94 @@ impl ScreenApi {
         Some(error)
     }
 
-    async fn run(&self, events: Vec<Event>) -> Vec<Prediction> {
+    /// Predictions as JSON; similar past events carry their text only for a key
+    /// in `SIMILAR_EVENTS_TEXT_KEYS`.
+    fn answer(&self, headers: &HeaderMap, predictions: &[Prediction]) -> Vec<Value> {
+        let key = headers.get("api-key").map(|k| k.as_bytes()).unwrap_or_default();
+        let texts = self.past_text_keys.iter().any(|k| bool::from(subtle::ConstantTimeEq::ct_eq(k.as_bytes(), key)));
+        predictions
+            .iter()
+            .map(|p| {
+                let mut v = json!(p);
+                if texts && let Some(past) = v["similar_events"].as_array_mut() {
+                    for (n, found) in past.iter_mut().zip(&p.similar_events) {
+                        n["text"] = json!(found.text);
+                    }
+                }
+                v
+            })
+            .collect()
+    }
+
+    /// Screen on a blocking thread; a panic there answers 500 `screening_failed`
+    /// (counted, and `/ready` turns `degraded`), never an empty answer.
+    async fn run(&self, events: Vec<Event>) -> Result<Vec<Prediction>, ApiError> {
         let screener = self.screener.clone();
         let n = events.len() as u64;
         // The stages' spans stay under this request's span.
         let span = tracing::Span::current();
-        let out =
-            tokio::task::spawn_blocking(move || span.in_scope(|| screener.screen(events))).await.unwrap_or_default();
+        let out = tokio::task::spawn_blocking(move || span.in_scope(|| screener.screen(events))).await.map_err(|e| {
+            let message = self.screener.metrics.faults.join_failed("screen", e);
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "screening_failed",
+                format!("screening failed on this server ({message}); the event was not screened: retry, and report it if it lasts"),
+            )
+        })?;
         self.screener.metrics.events.with_label_values(&["caller"]).inc_by(n);
-        out
+        Ok(out)
     }
 }
 
 /// The seed's form: `event_id` and `content` (and optionally the other event
-/// fields); the rest takes sample defaults. Checked like a JSON event.
+/// fields); `event_type`, `platform` and `user_id` default to the sample's. The
+/// fields become a JSON object checked by the JSON route's own path
+/// (`schema::parse_event`), so an unknown field, a bad value or a length is
+/// refused alike; a body that is not form encoding (a bad `%` escape, bytes that
+/// are not UTF-8) is 400 `malformed_form`.
 fn form_event(bytes: &[u8], limits: &Limits) -> Result<Event, ApiError> {
     let sample = Event::sample("");
-    let mut e = IncomingEvent::from(Event { timestamp_ms: 0, metadata: Vec::new(), ..sample });
-    e.event_id = None;
-    e.content = None;
-    for pair in bytes.split(|b| *b == b'&') {
-        let mut kv = pair.splitn(2, |b| *b == b'=');
-        let (k, v) = (decode(kv.next().unwrap_or_default()), decode(kv.next().unwrap_or_default()));
-        let field = match k.as_str() {
-            "event_id" => &mut e.event_id,
-            "content" => &mut e.content,
-            "event_type" => &mut e.event_type,
-            "platform" => &mut e.platform,
-            "user_id" => &mut e.user_id,
-            "author_id" => &mut e.author_id,
-            "channel_id" => &mut e.channel_id,
-            _ => continue,
-        };
-        *field = Some(v);
+    let mut fields = serde_json::Map::new();
+    for (k, v) in [("event_type", sample.event_type), ("platform", sample.platform), ("user_id", sample.user_id)] {
+        fields.insert(k.into(), Value::String(v));
     }
-    e.metadata = None;
-    schema::normalize(e, limits, now_ms()).map_err(|errors| ApiError::invalid(&errors))
+    for pair in bytes.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let mut kv = pair.splitn(2, |b| *b == b'=');
+        let key = decode(kv.next().unwrap_or_default())?;
+        fields.insert(key, Value::String(decode(kv.next().unwrap_or_default())?));
+    }
+    let json = Value::Object(fields).to_string();
+    schema::parse_event(json.as_bytes(), limits, now_ms()).map_err(ApiError::from)
 }
 
-/// `application/x-www-form-urlencoded` decoding (`+` is a space, `%XX` a byte).
-fn decode(raw: &[u8]) -> String {
+/// `application/x-www-form-urlencoded` decoding (`+` is a space, `%XX` a byte),
+/// strict: a `%` not followed by two hex digits, or bytes that are not UTF-8,
+/// are 400 `malformed_form`.
+fn decode(raw: &[u8]) -> Result<String, ApiError> {
+    let malformed = |what: &str| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "malformed_form",
+            format!("the form body is not form encoding: {what}"),
+        )
+    };
+    let hex = |b: u8| (b as char).to_digit(16);
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
         match raw[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < raw.len() => {
-                match std::str::from_utf8(&raw[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
+            b'%' => {
+                let digits = raw.get(i + 1).copied().and_then(hex).zip(raw.get(i + 2).copied().and_then(hex));
+                let (hi, lo) = digits.ok_or_else(|| malformed("a `%` not followed by two hex digits"))?;
+                out.push((hi * 16 + lo) as u8);
+                i += 2;
             }
             b => out.push(b),
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out).map_err(|_| malformed("bytes that are not UTF-8"))
 }
 
 async fn screen_one(State(s): State<Arc<ScreenApi>>, headers: HeaderMap, body: Body) -> Result<Json<Value>, ApiError> {
@@ -569,8 +618,8 @@ async fn screen_one(State(s): State<Arc<ScreenApi>>, headers: HeaderMap, body: B
     if let Some(refused) = s.policy_violations(std::slice::from_ref(&event)) {
         return Err(refused);
     }
-    let mut out = s.run(vec![event]).await;
-    Ok(Json(json!(out.pop())))
+    let out = s.run(vec![event]).await?;
+    Ok(Json(s.answer(&headers, &out).pop().unwrap_or_default()))
 }
 
 async fn screen_batch(
@@ -592,7 +641,8 @@ async fn screen_batch(
     if let Some(refused) = s.policy_violations(&events) {
         return Err(refused);
     }
-    Ok(Json(json!({ "predictions": s.run(events).await })))
+    let out = s.run(events).await?;
+    Ok(Json(json!({ "predictions": s.answer(&headers, &out) })))
 }
 
 /// `GET /v1/metrics`: what the seed's troubleshooting reads (`.avg_latency_ms`).
@@ -627,11 +677,20 @@ mod tests {
 
     #[test]
     fn form_fields_decode() {
-        assert_eq!(decode(b"hi+there%21%zz%"), "hi there!%zz%");
+        assert_eq!(decode(b"hi+there%21%e2%9C%93").unwrap(), "hi there!\u{2713}");
+        for bad in [b"%zz".as_slice(), b"%", b"50%2", b"%ff%fe"] {
+            assert_eq!(decode(bad).unwrap_err().code, "malformed_form", "{bad:?}");
+        }
         let limits = Limits { min_content_length: 1, max_content_length: 20, require_author: false };
         let e = form_event(b"event_id=e-1&content=you+idiot", &limits).unwrap();
         assert_eq!((e.event_id.as_str(), e.content.as_str()), ("e-1", "you idiot"));
         assert_eq!(form_event(b"content=x", &limits).unwrap_err().code, "validation_failed");
+        // Unknown fields are refused as the JSON route refuses them, however many.
+        let unknown = form_event(b"event_id=e-1&content=hi&contnet=x", &limits).unwrap_err();
+        assert_eq!(unknown.details.unwrap()["violations"][0]["code"], "unknown_field");
+        let many: String = (0..100_000).map(|i| format!("&f{i}=x")).collect();
+        let unknown = form_event(format!("event_id=e-1&content=hi{many}").as_bytes(), &limits).unwrap_err();
+        assert_eq!(unknown.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
         // The same limits as JSON: content length and id size.
         let long = form_event(b"event_id=e-2&content=far+too+long+for+these+limits", &limits).unwrap_err();
         assert_eq!(long.details.unwrap()["violations"][0]["code"], "too_long");

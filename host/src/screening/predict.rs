@@ -81,7 +81,10 @@ pub struct Prediction {
     pub plugin_versions: Vec<String>,
     /// Nearest labelled examples (with similarity and label).
     pub similar: Vec<crate::vectors::Neighbour>,
-    /// Most similar past screened events (label: the category they got).
+    /// Most similar past screened events (label: the category they got). They are
+    /// other users' messages: serialised without their text (the screen routes add
+    /// it back for `SIMILAR_EVENTS_TEXT_KEYS`).
+    #[serde(serialize_with = "without_text")]
     pub similar_events: Vec<crate::vectors::Neighbour>,
     pub model_id: Option<String>,
     /// `classifier` or `weighted` (SCORING).
@@ -100,6 +103,22 @@ pub struct Prediction {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<crate::plugins::lending::LentLabel>,
     pub latency_ms: f64,
+}
+
+/// Past events as id, label and similarity: no other user's text leaves by default.
+fn without_text<S: serde::Serializer>(past: &[crate::vectors::Neighbour], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    #[derive(Serialize)]
+    struct Past<'a> {
+        id: &'a str,
+        label: &'a str,
+        similarity: f32,
+    }
+    let mut seq = s.serialize_seq(Some(past.len()))?;
+    for n in past {
+        seq.serialize_element(&Past { id: &n.id, label: &n.label, similarity: n.similarity })?;
+    }
+    seq.end()
 }
 
 /// Combine one event's stage results (`SCORING=weighted`).

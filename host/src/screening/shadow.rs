@@ -260,6 +260,9 @@ impl Shadows {
 
     /// The candidate plugin's files in the shadow directory.
     pub fn files(&self, name: &str) -> Result<(PathBuf, PathBuf), ShadowError> {
+        if !crate::plugins::manifest::valid_name(name) {
+            return Err(ShadowError::NotFound(name.into()));
+        }
         let (wasm, toml) = (self.host.dir().join(format!("{name}.wasm")), self.host.dir().join(format!("{name}.toml")));
         if !toml.is_file() || !wasm.is_file() {
             return Err(ShadowError::NotFound(name.into()));
@@ -281,10 +284,8 @@ impl Shadows {
         let sig = wasm.with_extension("sig");
         let signature = std::fs::read(&sig).ok();
         let dir = self.active.dir();
-        let installed = install::write_signature(dir, name, signature.as_deref())
-            .and_then(|_| install::write_atomically(&dir.join(format!("{name}.wasm")), &wasm_bytes))
-            .and_then(|_| install::write_atomically(&dir.join(format!("{name}.toml")), &toml_bytes));
-        installed.map_err(|e| ShadowError::Files(e.to_string()))?;
+        install::replace(dir, name, &wasm_bytes, &toml_bytes, signature.as_deref())
+            .map_err(|e| ShadowError::Files(e.to_string()))?;
         if signature.is_some() {
             std::fs::remove_file(&sig).map_err(|e| ShadowError::Files(format!("{}: {e}", sig.display())))?;
         }
@@ -359,11 +360,7 @@ pub fn version_of(c: &Classifier) -> VersionRef {
 }
 
 /// `dir` with `.suffix` added to its name (`var/classifier` → `var/classifier.shadow`).
-pub fn sibling(dir: &Path, suffix: &str) -> PathBuf {
-    let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "classifier".into());
-    name.push(format!(".{suffix}"));
-    dir.with_file_name(name)
-}
+pub use crate::classify::slot::sibling;
 
 /// The candidate classifier's folder (`CLASSIFIER_DIR.shadow`): loaded when it
 /// holds an artifact, refused (and remembered as `last_error`) when that artifact

@@ -3,8 +3,10 @@
 //! connecting (`conn`: one Redis or a Redis Cluster, with bounded timeouts so a
 //! dead Redis answers errors, not hangs), the ingest producer
 //! (`producer`), the backlog monitor (`depth`), reviewer labels (`labels`), the
-//! audit trail (`audit`) and capped streams written in the background
-//! (`capped`: the audit trail's and the shadow samples'). No HTTP here.
+//! audit trail (`audit`), operators' changes every replica follows (`control`), capped streams written in the background
+//! (`capped`: the audit trail's and the shadow samples') and the event streams'
+//! retention (`retention`: trimmed by age, never past what a group still needs).
+//! No HTTP here.
 //!
 //! The services hold the producer and the backlog monitor through the traits
 //! [`EventSink`] and [`Backlog`], so their HTTP layers can be exercised without a
@@ -13,9 +15,11 @@
 pub mod audit;
 pub mod capped;
 pub mod conn;
+pub mod control;
 pub mod depth;
 pub mod labels;
 pub mod producer;
+pub mod retention;
 
 use crate::core::BoxFuture;
 pub use conn::{RedisConn, SyncConn, Target};
@@ -66,6 +70,8 @@ pub struct Keys {
     pub audit: String,
     /// Events a shadow candidate would have decided differently (`events:shadow`).
     pub shadow: String,
+    /// Operators' changes every replica follows (`events:control`).
+    pub control: String,
     /// Every shard's keys, the first one's included.
     pub shards: Vec<ShardKeys>,
     /// `REDIS_KEY_PREFIX`.
@@ -127,6 +133,7 @@ impl Keys {
             labels: format!("{prefix}events:labels"),
             audit: format!("{prefix}events:audit"),
             shadow: format!("{prefix}events:shadow"),
+            control: format!("{prefix}events:control"),
             shards,
             prefix: prefix.to_string(),
         }

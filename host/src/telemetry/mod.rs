@@ -3,6 +3,7 @@
 //! and every metric and label name the services export ([`names`]: the one place
 //! to grep, and what dashboards and alert rules are checked against).
 
+pub mod faults;
 pub mod gauges;
 pub mod traces;
 
@@ -132,6 +133,8 @@ pub mod names {
     pub const REDIS_UP: &str = "palisade_redis_up";
     pub const PROCESS_RESIDENT_MEMORY: &str = "palisade_process_resident_memory_bytes";
     pub const PROCESS_MEMORY_LIMIT: &str = "palisade_process_memory_limit_bytes";
+    /// Panics caught in a request's or a batch's task (`faults`), both services.
+    pub const PANICS: &str = "palisade_panics_total";
 
     // Screening.
     pub const SCREENING_EVENTS: &str = "palisade_screening_events_total";
@@ -170,6 +173,7 @@ pub mod names {
         REDIS_UP,
         PROCESS_RESIDENT_MEMORY,
         PROCESS_MEMORY_LIMIT,
+        PANICS,
         SCREENING_EVENTS,
         SCREENING_CATEGORIES,
         SCREENING_BATCH_DURATION,
@@ -209,4 +213,6 @@ pub mod names {
     pub const STAGE: &str = "stage";
     /// A predicted category (LOW_RISK, SPAM, …).
     pub const CATEGORY: &str = "category";
+    /// Where a panic was caught: screen (HTTP routes), consumer.
+    pub const WHERE: &str = "where";
 }

@@ -5,12 +5,14 @@
 //! cost stay bounded by the window (a store that only grew would, at a steady
 //! intake, run out of memory and make every search slower); the price is that the
 //! oldest half-window is forgotten at once. Searches ask both segments and merge.
+//! A segment file that cannot be read is moved aside and started empty
+//! ([`FlatStore::open_or_set_aside`]): past events are only context.
 
 use super::flat::FlatStore;
 use super::ivf::Ann;
 use super::{Item, Neighbour, VectorError, VectorStore};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 pub struct Window {
     dir: PathBuf,
@@ -73,7 +75,7 @@ impl Window {
     }
 
     fn stores(&self) -> Vec<Arc<FlatStore>> {
-        let s = self.segments.read().expect("window lock");
+        let s = self.segments.read().unwrap_or_else(PoisonError::into_inner);
         s.older.iter().map(|o| o.store.clone()).chain([s.newer.store.clone()]).collect()
     }
 }
@@ -83,19 +85,20 @@ fn segment_path(dir: &Path, name: &str, generation: u64) -> PathBuf {
 }
 
 fn open_segment(dir: &Path, name: &str, generation: u64, ann: Option<Ann>) -> Result<Segment, VectorError> {
-    let store = FlatStore::open(&segment_path(dir, name, generation))?.with_ann(ann);
+    // Past events are context: a segment that cannot be read is set aside, not fatal.
+    let store = FlatStore::open_or_set_aside(&segment_path(dir, name, generation))?.with_ann(ann);
     Ok(Segment { generation, store: Arc::new(store) })
 }
 
 impl VectorStore for Window {
     fn upsert(&self, items: Vec<Item>) -> Result<(), VectorError> {
-        let newer = self.segments.read().expect("window lock").newer.store.clone();
+        let newer = self.segments.read().unwrap_or_else(PoisonError::into_inner).newer.store.clone();
         newer.upsert(items)?;
         if newer.len() < self.half {
             return Ok(());
         }
         // Rotate: the newer segment becomes the older one; the old older one is gone.
-        let mut s = self.segments.write().expect("window lock");
+        let mut s = self.segments.write().unwrap_or_else(PoisonError::into_inner);
         if !Arc::ptr_eq(&s.newer.store, &newer) {
             return Ok(()); // another upsert rotated first
         }
