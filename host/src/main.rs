@@ -394,6 +394,16 @@ fn health(config: &Config) -> anyhow::Result<()> {
 }
 
 fn open(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<std::sync::Arc<PluginHost>> {
+    open_with(config, dir, false)
+}
+
+/// [`open`] for an offline run (train, eval, backtest): no plugin is quarantined,
+/// so its verdicts do not depend on when it faulted (`fault_summary` reports faults).
+fn open_offline(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<std::sync::Arc<PluginHost>> {
+    open_with(config, dir, true)
+}
+
+fn open_with(config: &Config, dir: Option<PathBuf>, offline: bool) -> anyhow::Result<std::sync::Arc<PluginHost>> {
     let dir = dir.unwrap_or_else(|| config.plugins.dir.clone());
     if !dir.is_dir() {
         bail!("plugin directory {} does not exist (run scripts/setup, or pass --dir)", dir.display());
@@ -401,7 +411,11 @@ fn open(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<std::sync::Arc<
     let runtime = Runtime::new(Some(install::cache_dir(&dir)))?;
     let trust = Trust::from_entries(&config.plugins.trusted_keys, config.plugins.require_signature)
         .map_err(anyhow::Error::msg)?;
-    Ok(PluginHost::open_trusting(runtime, dir, PluginMetrics::register(&prometheus::Registry::new())?, trust))
+    let metrics = PluginMetrics::register(&prometheus::Registry::new())?;
+    Ok(match offline {
+        true => PluginHost::open_offline(runtime, dir, metrics, trust),
+        false => PluginHost::open_trusting(runtime, dir, metrics, trust),
+    })
 }
 
 fn keygen(out: &Path) -> anyhow::Result<()> {
@@ -621,7 +635,7 @@ fn gate_check(
     max_drop: f64,
 ) -> anyhow::Result<serde_json::Value> {
     let rows = palisade::vectors::bank::read(&[gate_file.to_path_buf()])?;
-    let active = side(config, open(config, Some(dir.to_path_buf()))?, None)?;
+    let active = side(config, open_offline(config, Some(dir.to_path_buf()))?, None)?;
     let (_tmp, host, _) = palisade::backtest::candidate_plugins(dir, wasm, text)?;
     let candidate = side(config, host, None)?;
     let source = gate_file.display().to_string();
@@ -665,7 +679,7 @@ fn backtest(config: &Config, a: BacktestArgs) -> anyhow::Result<()> {
         bail!("name a candidate: --plugin FILE.wasm --manifest FILE.toml, or --classifier DIR");
     }
     let dir = a.dir.clone().unwrap_or_else(|| config.plugins.dir.clone());
-    let active = side(config, open(config, Some(dir.clone()))?, None)?;
+    let active = side(config, open_offline(config, Some(dir.clone()))?, None)?;
     let (_tmp, plugins) = match (&a.plugin, &a.manifest) {
         (Some(wasm), Some(manifest)) => {
             let wasm = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
@@ -719,6 +733,11 @@ fn backtest(config: &Config, a: BacktestArgs) -> anyhow::Result<()> {
             show(serde_json::to_string_pretty(&report)?, report.render(&range.title()));
         }
     }
+    eprintln!(
+        "rule faults: active: {}; candidate: {}",
+        active.plugins.fault_summary(),
+        candidate.plugins.fault_summary()
+    );
     Ok(())
 }
 
@@ -800,7 +819,7 @@ fn train(
     if files.is_empty() {
         bail!("name one or more labelled JSONL files");
     }
-    let host = if rules { Some(open(config, None)?) } else { None };
+    let host = if rules { Some(open_offline(config, None)?) } else { None };
     let started = Instant::now();
     let (examples, records) = train::read_examples(&files, host.as_deref())?;
     // The embedding head, when a model is configured: every row embedded once.
@@ -843,6 +862,9 @@ fn train(
     }
     let size: u64 = std::fs::read_dir(out)?.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum();
     println!("wrote {} ({:.1} MB) in {:.0} s", out.display(), size as f64 / 1e6, started.elapsed().as_secs_f64());
+    if let Some(host) = &host {
+        println!("rule faults while reading the rows: {}", host.fault_summary());
+    }
     Ok(())
 }
 
@@ -893,7 +915,7 @@ fn eval(config: &Config, args: EvalArgs) -> anyhow::Result<()> {
         rows.truncate(n);
     }
     let bank_rows = if bank.is_empty() { None } else { Some(palisade::vectors::bank::read(&bank)?) };
-    let host = open(config, None)?;
+    let host = open_offline(config, None)?;
     let embedder = if no_embedding { None } else { Some(embedder(config)?) };
     let classifier = classifier
         .map(|dir| anyhow::Ok(palisade::classify::Classifier::new(palisade::classify::Artifact::load(&dir, None)?)))
@@ -937,5 +959,6 @@ fn eval(config: &Config, args: EvalArgs) -> anyhow::Result<()> {
             println!("  {:<20} PR-AUC {:.3}   threshold {}", c.category, c.pr_auc, t.join(" / "));
         }
     }
+    println!("rule faults (their verdicts are missing from the figures above): {}", host.fault_summary());
     Ok(())
 }

@@ -128,3 +128,25 @@ fn a_quarantined_plugin_is_retried_by_itself_with_a_growing_backoff() {
     assert_eq!(hostile.state(), PluginState::Active);
     assert!(hostile.score(&event("hello")).is_ok());
 }
+
+/// An offline run (train, eval, backtest) never quarantines: what a rule scores
+/// does not depend on when it faulted, and every fault is reported.
+#[test]
+fn an_offline_host_never_quarantines_and_reports_every_fault() {
+    let dir = PluginDir::new();
+    dir.install_with("hostile", |m| set_key(&m, "max_faults", "1"));
+    let metrics = palisade::plugins::PluginMetrics::register(&prometheus::Registry::new()).unwrap();
+    let host =
+        palisade::plugins::PluginHost::open_offline(dir.runtime.clone(), dir.path(), metrics, Default::default());
+    let hostile = host.get("hostile").unwrap();
+    for _ in 0..3 {
+        hostile.score(&event("trap")).unwrap_err();
+    }
+    assert_eq!(hostile.state(), PluginState::Active, "max_faults 1, yet still scoring");
+    assert!(hostile.score(&event("hello")).is_ok());
+    assert_eq!(host.fault_summary(), "hostile: trap 3");
+    // The same plugin in a service's host is quarantined at once.
+    let (live, _) = dir.open();
+    live.get("hostile").unwrap().score(&event("trap")).unwrap_err();
+    assert_eq!(live.get("hostile").unwrap().state(), PluginState::Quarantined);
+}

@@ -94,9 +94,17 @@ pub fn candidate_plugins(
             std::fs::copy(&path, tmp.path().join(&name))?;
         }
     }
+    // An operator's disables hold for the candidate's side too.
+    if let Ok(disabled) = std::fs::read_dir(active_dir.join(".disabled")) {
+        std::fs::create_dir_all(tmp.path().join(".disabled"))?;
+        for entry in disabled.flatten() {
+            std::fs::copy(entry.path(), tmp.path().join(".disabled").join(entry.file_name()))?;
+        }
+    }
     let runtime = Runtime::new(Some(install::cache_dir(active_dir)))?;
     let version = install::install(&runtime, tmp.path(), wasm, manifest)?;
-    let host = PluginHost::open(runtime, tmp.path(), PluginMetrics::register(&prometheus::Registry::new())?);
+    let metrics = PluginMetrics::register(&prometheus::Registry::new())?;
+    let host = PluginHost::open_offline(runtime, tmp.path(), metrics, Default::default());
     Ok((tmp, host, version))
 }
 

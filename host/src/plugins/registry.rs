@@ -100,6 +100,8 @@ struct Quarantine {
 /// One plugin name in the directory and the versions loaded under it.
 pub struct Plugin {
     pub name: String,
+    /// Never quarantined (an offline run: train, eval, backtest).
+    offline: bool,
     current: RwLock<Option<Arc<PluginVersion>>>,
     previous: Mutex<Option<Arc<PluginVersion>>>,
     state: Mutex<Status>,
@@ -117,9 +119,10 @@ fn record(audit: &Audit, entry: AuditEntry) {
 }
 
 impl Plugin {
-    fn new(name: &str, metrics: PluginMetrics, audit: Audit) -> Self {
+    fn new(name: &str, metrics: PluginMetrics, audit: Audit, offline: bool) -> Self {
         Plugin {
             name: name.into(),
+            offline,
             current: RwLock::new(None),
             previous: Mutex::new(None),
             state: Mutex::new(Status::default()),
@@ -209,7 +212,7 @@ impl Plugin {
                 }
                 let recent = state.faults.len();
                 tracing::warn!(plugin = %self.name, error = %fault, faults_in_window = recent, "plugin call failed");
-                if recent >= limits.max_faults as usize && state.quarantined.is_none() {
+                if recent >= limits.max_faults as usize && state.quarantined.is_none() && !self.offline {
                     let backoff = (limits.retry_after_ms > 0)
                         .then(|| std::time::Duration::from_millis(limits.retry_after_ms << state.strikes.min(4)));
                     state.strikes += 1;
@@ -363,6 +366,8 @@ pub struct PluginHost {
     audit: Audit,
     /// Whose signatures count, and whether one is required.
     trust: Trust,
+    /// Plugins are never quarantined ([`PluginHost::open_offline`]).
+    offline: bool,
 }
 
 impl PluginHost {
@@ -379,14 +384,37 @@ impl PluginHost {
         metrics: PluginMetrics,
         trust: Trust,
     ) -> Arc<Self> {
+        Self::open_with(runtime, dir.into(), metrics, trust, false)
+    }
+
+    /// [`PluginHost::open_trusting`] for an offline run (`palisade train`, `eval`,
+    /// `backtest`): a plugin is never quarantined, so what it scores does not depend
+    /// on when it faulted; each fault still counts ([`PluginHost::fault_summary`]).
+    pub fn open_offline(
+        runtime: Arc<Runtime>,
+        dir: impl Into<PathBuf>,
+        metrics: PluginMetrics,
+        trust: Trust,
+    ) -> Arc<Self> {
+        Self::open_with(runtime, dir.into(), metrics, trust, true)
+    }
+
+    fn open_with(
+        runtime: Arc<Runtime>,
+        dir: PathBuf,
+        metrics: PluginMetrics,
+        trust: Trust,
+        offline: bool,
+    ) -> Arc<Self> {
         let host = Arc::new(PluginHost {
             runtime,
-            dir: dir.into(),
+            dir,
             plugins: RwLock::new(BTreeMap::new()),
             reload_lock: Mutex::new(()),
             metrics,
             audit: Default::default(),
             trust,
+            offline,
         });
         for outcome in host.reload(true) {
             match &outcome.error {
@@ -453,6 +481,21 @@ impl PluginHost {
         self.all().iter().map(|p| p.info()).collect()
     }
 
+    /// Every plugin that faulted, with its faults by kind (`threats: fuel 2, trap 1`;
+    /// `none`): what an offline run reports, since its figures lack those verdicts.
+    pub fn fault_summary(&self) -> String {
+        let faulted: Vec<String> = self
+            .list()
+            .into_iter()
+            .filter(|p| !p.errors.is_empty())
+            .map(|p| {
+                let kinds: Vec<String> = p.errors.iter().map(|(kind, n)| format!("{kind} {n}")).collect();
+                format!("{}: {}", p.name, kinds.join(", "))
+            })
+            .collect();
+        if faulted.is_empty() { "none".into() } else { faulted.join("; ") }
+    }
+
     /// Load what changed in the directory. `force` also retries files that failed
     /// before and lifts quarantines (an operator's explicit reload).
     pub fn reload(&self, force: bool) -> Vec<ReloadOutcome> {
@@ -512,7 +555,7 @@ impl PluginHost {
         let mut plugins = self.plugins.write().expect("registry lock");
         plugins
             .entry(name.to_string())
-            .or_insert_with(|| Arc::new(Plugin::new(name, self.metrics.clone(), self.audit.clone())))
+            .or_insert_with(|| Arc::new(Plugin::new(name, self.metrics.clone(), self.audit.clone(), self.offline)))
             .clone()
     }
 
