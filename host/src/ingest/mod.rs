@@ -82,7 +82,11 @@ impl Ingest {
     /// client retries them unchanged and dedup answers any stored one `duplicate`.
     fn stream_error(&self, e: StreamError, event_ids: &[&str]) -> ApiError {
         self.metrics.redis_errors.inc();
-        tracing::error!(error = %e, "produce failed");
+        // An outage fails every request: one line per 10 s, with how many it stands for
+        // (`palisade_ingest_redis_errors_total` counts each).
+        static FAILURES: std::sync::LazyLock<crate::telemetry::Sampled> =
+            std::sync::LazyLock::new(|| crate::telemetry::Sampled::new(std::time::Duration::from_secs(10)));
+        FAILURES.log(|skipped| tracing::error!(error = %e, failures_not_logged = skipped, "produce failed"));
         let error = match e {
             StreamError::Unknown(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
