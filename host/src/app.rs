@@ -253,9 +253,9 @@ impl Core {
         depth
     }
 
-    /// Record plugin changes in `events:audit` from now on (once per process).
-    /// The audit trail, and the control stream this process publishes its
-    /// operators' changes to and applies the other replicas' from.
+    /// From now on (once per process): record plugin changes in `events:audit`,
+    /// and publish this process's operators' changes on `events:control` while
+    /// applying the other replicas'.
     fn start_audit(&self, conn: &RedisConn) {
         let audit = self.audit.get_or_init(|| Arc::new(AuditStream::start(conn.clone(), &self.keys.audit)));
         self.plugins.set_audit(audit.clone());

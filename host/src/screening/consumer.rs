@@ -265,33 +265,44 @@ impl Consumer {
     }
 
     /// After a batch's screening panicked: screen each event alone; an event that
-    /// panics alone becomes a dead letter with the panic's message.
+    /// panics alone (or gets no prediction) becomes a dead letter with the reason.
+    /// Every event ends routed or dead-lettered; if even this task fails, the batch
+    /// stays pending (an error: retried).
     async fn screen_one_by_one(
         &self,
         sources: Vec<String>,
         raws: Vec<String>,
-    ) -> (Vec<Prediction>, Vec<String>, Vec<Dead>) {
+    ) -> redis::RedisResult<(Vec<Prediction>, Vec<String>, Vec<Dead>)> {
         let screener = self.screener.clone();
         let singles = tokio::task::spawn_blocking(move || {
             let mut screened = (Vec::new(), Vec::new(), Vec::new());
             for (source, raw) in sources.into_iter().zip(raws) {
-                let Ok(event) = serde_json::from_str::<Event>(&raw) else { continue };
-                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| screener.screen(vec![event]))) {
-                    Ok(mut p) if p.len() == 1 => {
-                        screened.0.push(p.remove(0));
+                let one = serde_json::from_str::<Event>(&raw).map_err(|e| format!("unparseable event: {e}")).and_then(
+                    |event| {
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| screener.screen(vec![event]))).map_err(
+                            |payload| {
+                                let message = screener.metrics.faults.panicked("consumer", payload.as_ref());
+                                format!("screening panicked on this event: {message}")
+                            },
+                        )
+                    },
+                );
+                match one.map(|mut p| p.pop()) {
+                    Ok(Some(p)) => {
+                        screened.0.push(p);
                         screened.1.push(source);
                     }
-                    Ok(_) => {}
-                    Err(payload) => {
-                        let message = screener.metrics.faults.panicked("consumer", payload.as_ref());
-                        let reason = format!("screening panicked on this event: {message}");
-                        screened.2.push(Dead { id: source, reason, raw });
+                    Ok(None) => {
+                        screened.2.push(Dead { id: source, reason: "screening gave no prediction".into(), raw })
                     }
+                    Err(reason) => screened.2.push(Dead { id: source, reason, raw }),
                 }
             }
             screened
         });
-        singles.await.unwrap_or_default()
+        singles
+            .await
+            .map_err(|e| redis::RedisError::from((redis::ErrorKind::Client, "screening task failed", e.to_string())))
     }
 
     /// Wait for a batch's predictions and route them, acknowledging in the same transaction.
@@ -302,7 +313,7 @@ impl Consumer {
             Err(e) => {
                 let message = self.screener.metrics.faults.join_failed("consumer", e);
                 tracing::error!(panic = %message, events = sources.len(), "screening a batch panicked; screening its events one by one");
-                let (predictions, screened, poisoned) = self.screen_one_by_one(sources, raws).await;
+                let (predictions, screened, poisoned) = self.screen_one_by_one(sources, raws).await?;
                 dead.extend(poisoned);
                 (predictions, screened)
             }
