@@ -23,7 +23,7 @@ use crate::screening::predict::Weights;
 use crate::screening::shadow::{ClassifierCandidate, Shadows};
 use crate::screening::{self, ScreenApi, ScreenMetrics, Screener, Similarity};
 use crate::streams::audit::AuditStream;
-use crate::streams::control::{Change, ControlStream};
+use crate::streams::control::{Action, Change, ControlStream};
 use crate::streams::depth::Depth;
 use crate::streams::labels::LabelStream;
 use crate::streams::producer::{ProduceOptions, Producer};
@@ -405,32 +405,30 @@ fn apply_change(plugins: &PluginHost, classifier: Option<&Arc<Slot>>, change: &C
     let actor = format!("{} (via {})", change.actor, change.origin);
     let name = change.subject.as_str();
     let serving = || plugins.get(name).and_then(|p| p.current()).map(|v| v.id());
-    let applied = match change.action.as_str() {
-        "plugin_disable" | "plugin_enable" => {
-            let enabled = change.action == "plugin_enable";
+    let applied: Result<bool, String> = match change.action {
+        Action::PluginDisable | Action::PluginEnable => {
+            let enabled = change.action == Action::PluginEnable;
             match plugins.get(name) {
-                Some(p) if p.info().enabled != enabled => plugins.set_enabled_by(name, enabled, &actor).map(|_| true),
+                Some(p) if p.info().enabled != enabled => {
+                    plugins.set_enabled_by(name, enabled, &actor).map(|_| true).map_err(|e| e.to_string())
+                }
                 _ => Ok(false),
             }
         }
-        "plugin_rollback" if change.to.is_some() && serving() != change.to => {
-            plugins.rollback_by(name, &actor).map(|_| true)
+        Action::PluginRollback if change.to.is_some() && serving() != change.to => {
+            plugins.rollback_by(name, &actor).map(|_| true).map_err(|e| e.to_string())
         }
-        "classifier_rollback" => match classifier {
-            Some(slot) if Some(&slot.get().meta.version) != change.to.as_ref() => slot
-                .rollback()
-                .map(|s| s.is_some())
-                .map_err(|e| crate::plugins::registry::AdminError::Files(name.into(), e)),
+        Action::PluginRollback => Ok(false),
+        Action::ClassifierRollback => match classifier {
+            Some(slot) if Some(&slot.get().meta.version) != change.to.as_ref() => slot.rollback().map(|s| s.is_some()),
             _ => Ok(false),
         },
-        _ => Ok(false),
     };
+    let action = change.action.as_str();
     match applied {
-        Ok(true) => {
-            tracing::info!(action = %change.action, subject = name, from = %change.origin, "applied another replica's change")
-        }
+        Ok(true) => tracing::info!(action, subject = name, from = %change.origin, "applied another replica's change"),
         Ok(false) => {}
-        Err(e) => tracing::error!(action = %change.action, subject = name, from = %change.origin, error = %e,
+        Err(e) => tracing::error!(action, subject = name, from = %change.origin, error = %e,
             "another replica's change could not be applied here"),
     }
 }

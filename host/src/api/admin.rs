@@ -7,6 +7,7 @@ use super::AppState;
 use crate::core::ApiError;
 use crate::core::audit::key_id;
 use crate::plugins::registry::AdminError;
+use crate::streams::control::Action;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -79,7 +80,7 @@ async fn rollback(
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "rollback_failed", e.to_string()))??;
     let serving = s.plugins.get(&name).and_then(|p| p.current()).map(|v| v.id());
-    publish(&s, "plugin_rollback", &name, serving, &actor);
+    publish(&s, Action::PluginRollback, &name, serving, &actor);
     Ok(Json(json!(outcome)))
 }
 
@@ -102,11 +103,11 @@ async fn disable(
 fn set_enabled(s: &AppState, headers: &HeaderMap, name: String, enabled: bool) -> Result<Json<Value>, ApiError> {
     let (name, actor) = (plugin_name(name)?, actor(headers));
     let info = s.plugins.set_enabled_by(&name, enabled, &actor)?;
-    publish(s, if enabled { "plugin_enable" } else { "plugin_disable" }, &name, None, &actor);
+    publish(s, if enabled { Action::PluginEnable } else { Action::PluginDisable }, &name, None, &actor);
     Ok(Json(json!(info)))
 }
 
-fn publish(s: &AppState, action: &str, name: &str, to: Option<String>, actor: &str) {
+fn publish(s: &AppState, action: Action, name: &str, to: Option<String>, actor: &str) {
     if let Some(control) = &s.control {
         control.publish(action, name, to, actor);
     }

@@ -297,7 +297,7 @@ impl Plugin {
             previous_version: previous.map(|v| v.manifest.version.clone()),
             calls: count,
             events: self.metrics.events.with_label_values(&name).get(),
-            errors: ["trap", "timeout", "fuel", "memory", "instantiate", "contract"]
+            errors: Fault::LABELS
                 .into_iter()
                 .map(|e| (e, self.metrics.errors.with_label_values(&[self.name.as_str(), e]).get()))
                 .filter(|(_, n)| *n > 0)
@@ -479,6 +479,11 @@ impl PluginHost {
 
     pub fn list(&self) -> Vec<PluginInfo> {
         self.all().iter().map(|p| p.info()).collect()
+    }
+
+    /// An operator's disable of `name`, kept in the directory.
+    fn disabled_marker(&self, name: &str) -> PathBuf {
+        self.dir.join(".disabled").join(name)
     }
 
     /// Every plugin that faulted, with its faults by kind (`threats: fuel 2, trap 1`;
@@ -697,13 +702,6 @@ impl PluginHost {
     }
 }
 
-impl PluginHost {
-    /// An operator's disable of `name`, kept in the directory.
-    fn disabled_marker(&self, name: &str) -> PathBuf {
-        self.dir.join(".disabled").join(name)
-    }
-}
-
 fn remove_files(dir: &Path, name: &str) {
     for ext in ["toml", "wasm", "sig"] {
         let _ = std::fs::remove_file(dir.join(format!("{name}.{ext}")));
@@ -722,7 +720,7 @@ impl PluginFiles {
     /// `VERSION@SHA256` of the version these files hold (`None`: no valid manifest).
     fn id(&self) -> Option<String> {
         let manifest = Manifest::parse(std::str::from_utf8(&self.manifest).ok()?).ok()?;
-        Some(format!("{}@{}", manifest.version, sha256_hex(&self.wasm)))
+        Some(super::version::version_id(&manifest.version, &sha256_hex(&self.wasm)))
     }
 
     /// What changed since the last load is told by this.

@@ -33,6 +33,9 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// Every [`Fault::label`].
+    pub const LABELS: [&'static str; 6] = ["trap", "timeout", "fuel", "memory", "instantiate", "contract"];
+
     /// The metric label (`palisade_plugin_errors_total{error=…}`).
     pub fn label(&self) -> &'static str {
         match self {
@@ -44,6 +47,11 @@ impl Fault {
             Fault::Contract(_) => "contract",
         }
     }
+}
+
+/// `VERSION@SHA256` of a version (see [`PluginVersion::id`]).
+pub fn version_id(version: &str, sha256: &str) -> String {
+    format!("{version}@{sha256}")
 }
 
 /// Why a version could not be loaded.
@@ -103,7 +111,7 @@ impl PluginVersion {
     /// `VERSION@SHA256`: what tells two versions apart (the same component may ship
     /// under two manifests).
     pub fn id(&self) -> String {
-        format!("{}@{}", self.manifest.version, self.sha256)
+        version_id(&self.manifest.version, &self.sha256)
     }
 
     /// Its version and content hash, as the audit trail names it.

@@ -258,7 +258,8 @@ async fn classifier_rollback(State(s): State<Arc<ScreenApi>>, headers: HeaderMap
         })?;
     s.screener.metrics.classifier_reloads.with_label_values(&[swap.outcome]).inc();
     if let Some(control) = &s.control {
-        control.publish("classifier_rollback", "classifier", Some(swap.to.clone()), &admin_actor(&headers));
+        let action = crate::streams::control::Action::ClassifierRollback;
+        control.publish(action, "classifier", Some(swap.to.clone()), &admin_actor(&headers));
     }
     let entry = AuditEntry::new("classifier_rollback", &admin_actor(&headers), "classifier");
     s.record(entry.versions(Some(before), Some(version_of(&slot.get()))));

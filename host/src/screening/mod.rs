@@ -522,23 +522,20 @@ impl ScreenApi {
         Some(error)
     }
 
-    /// Predictions as JSON; similar past events carry their text only for a key
-    /// in `SIMILAR_EVENTS_TEXT_KEYS`.
+    /// Predictions as a JSON array, serialised once; similar past events carry
+    /// their text only for a key in `SIMILAR_EVENTS_TEXT_KEYS`.
     fn answer(&self, headers: &HeaderMap, predictions: &[Prediction]) -> Vec<Value> {
+        let Value::Array(mut answers) = json!(predictions) else { return Vec::new() };
         let key = headers.get("api-key").map(|k| k.as_bytes()).unwrap_or_default();
-        let texts = self.past_text_keys.iter().any(|k| bool::from(subtle::ConstantTimeEq::ct_eq(k.as_bytes(), key)));
-        predictions
-            .iter()
-            .map(|p| {
-                let mut v = json!(p);
-                if texts && let Some(past) = v["similar_events"].as_array_mut() {
-                    for (n, found) in past.iter_mut().zip(&p.similar_events) {
-                        n["text"] = json!(found.text);
-                    }
+        if self.past_text_keys.iter().any(|k| bool::from(subtle::ConstantTimeEq::ct_eq(k.as_bytes(), key))) {
+            for (answer, p) in answers.iter_mut().zip(predictions) {
+                let Some(past) = answer["similar_events"].as_array_mut() else { continue };
+                for (n, found) in past.iter_mut().zip(&p.similar_events) {
+                    n["text"] = Value::from(found.text.as_ref());
                 }
-                v
-            })
-            .collect()
+            }
+        }
+        answers
     }
 
     /// Screen on a blocking thread; a panic there answers 500 `screening_failed`
@@ -642,7 +639,8 @@ async fn screen_batch(
         return Err(refused);
     }
     let out = s.run(events).await?;
-    Ok(Json(json!({ "predictions": s.answer(&headers, &out) })))
+    let predictions = Value::Array(s.answer(&headers, &out));
+    Ok(Json(Value::Object([("predictions".to_string(), predictions)].into_iter().collect())))
 }
 
 /// `GET /v1/metrics`: what the seed's troubleshooting reads (`.avg_latency_ms`).

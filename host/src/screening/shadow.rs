@@ -14,7 +14,7 @@
 //! (each screening replica keeps its own; `events:shadow` holds all replicas').
 
 use super::compare::{Comparison, Verdict};
-use crate::classify::slot::{Slot, Swap};
+use crate::classify::slot::{Slot, Swap, sibling};
 use crate::classify::{Artifact, ArtifactError, Classifier};
 use crate::core::audit::VersionRef;
 use crate::core::{Event, now_ms};
@@ -358,9 +358,6 @@ impl Shadows {
 pub fn version_of(c: &Classifier) -> VersionRef {
     VersionRef { version: c.meta.version.clone(), sha256: c.meta.weights_sha256.clone() }
 }
-
-/// `dir` with `.suffix` added to its name (`var/classifier` → `var/classifier.shadow`).
-pub use crate::classify::slot::sibling;
 
 /// The candidate classifier's folder (`CLASSIFIER_DIR.shadow`): loaded when it
 /// holds an artifact, refused (and remembered as `last_error`) when that artifact

@@ -18,11 +18,32 @@ use std::time::Duration;
 const KEEP: usize = 10_000;
 const QUEUE: usize = 1_000;
 
+/// What an operator did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    PluginRollback,
+    PluginDisable,
+    PluginEnable,
+    ClassifierRollback,
+}
+
+impl Action {
+    /// Its wire name (`plugin_rollback`, …), as the stream entry's `action` field holds it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::PluginRollback => "plugin_rollback",
+            Action::PluginDisable => "plugin_disable",
+            Action::PluginEnable => "plugin_enable",
+            Action::ClassifierRollback => "classifier_rollback",
+        }
+    }
+}
+
 /// One change, as every replica applies it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
-    /// `plugin_rollback`, `plugin_disable`, `plugin_enable` or `classifier_rollback`.
-    pub action: String,
+    pub action: Action,
     /// The plugin's name (`classifier` for the classifier).
     pub subject: String,
     /// The version it leads to: a plugin's `VERSION@SHA256`, the classifier's version.
@@ -50,18 +71,12 @@ impl ControlStream {
     }
 
     /// Tell the other replicas (queued; written in the background).
-    pub fn publish(&self, action: &str, subject: &str, to: Option<String>, actor: &str) {
-        let change = Change {
-            action: action.into(),
-            subject: subject.into(),
-            to,
-            actor: actor.into(),
-            origin: self.origin.clone(),
-        };
+    pub fn publish(&self, action: Action, subject: &str, to: Option<String>, actor: &str) {
+        let change = Change { action, subject: subject.into(), to, actor: actor.into(), origin: self.origin.clone() };
         let json = serde_json::to_string(&change).unwrap_or_default();
-        if !self.stream.push(vec![("action", change.action), ("change", json)]) {
+        if !self.stream.push(vec![("action", action.as_str().to_string()), ("change", json)]) {
             tracing::error!(
-                action,
+                action = action.as_str(),
                 subject,
                 "the control stream's queue is full: other replicas will not hear this change"
             );

@@ -3,10 +3,10 @@
 //! connecting (`conn`: one Redis or a Redis Cluster, with bounded timeouts so a
 //! dead Redis answers errors, not hangs), the ingest producer
 //! (`producer`), the backlog monitor (`depth`), reviewer labels (`labels`), the
-//! audit trail (`audit`), operators' changes every replica follows (`control`), capped streams written in the background
-//! (`capped`: the audit trail's and the shadow samples') and the event streams'
-//! retention (`retention`: trimmed by age, never past what a group still needs).
-//! No HTTP here.
+//! audit trail (`audit`), operators' changes every replica follows (`control`),
+//! capped streams written in the background (`capped`: the audit trail's and the
+//! shadow samples') and the event streams' retention (`retention`: trimmed by
+//! age, never past what a group still needs). No HTTP here.
 //!
 //! The services hold the producer and the backlog monitor through the traits
 //! [`EventSink`] and [`Backlog`], so their HTTP layers can be exercised without a

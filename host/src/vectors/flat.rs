@@ -62,7 +62,7 @@ impl FlatStore {
                     "vector file ends in a cut-off record (a crash mid-write); truncating it there");
                 let file = std::fs::OpenOptions::new().write(true).open(path);
                 file.and_then(|f| f.set_len(loaded.whole).and_then(|_| f.sync_data()))
-                    .map_err(|e| VectorError::File { path: path.display().to_string(), message: e.to_string() })?;
+                    .map_err(|e| VectorError::file(path, e))?;
             }
             store.write().dim = loaded.dim;
             store.insert(loaded.items)?;
@@ -81,8 +81,7 @@ impl FlatStore {
                 let secs =
                     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
                 let aside = path.with_extension(format!("vec.unreadable-{secs}"));
-                std::fs::rename(path, &aside)
-                    .map_err(|e| VectorError::File { path: path.display().to_string(), message: e.to_string() })?;
+                std::fs::rename(path, &aside).map_err(|e| VectorError::file(path, e))?;
                 tracing::error!(path = %path.display(), moved_to = %aside.display(), error = %message,
                     "vector file cannot be read; moved it aside and starting this collection empty");
                 FlatStore::open(path)
@@ -137,7 +136,7 @@ impl FlatStore {
     /// Append items to the file, writing the header first when the file is new.
     fn append(&self, items: &[Item], dim: usize) -> Result<(), VectorError> {
         let Some(path) = &self.path else { return Ok(()) };
-        let err = |e: std::io::Error| VectorError::File { path: path.display().to_string(), message: e.to_string() };
+        let err = |e: std::io::Error| VectorError::file(path, e);
         let mut log = self.log();
         if log.is_none() {
             if let Some(dir) = path.parent() {
@@ -170,7 +169,7 @@ impl Inner {
     /// Add or replace one row; a vector of another dimension is refused before
     /// any row is touched.
     fn insert(&mut self, item: Item) -> Result<(), VectorError> {
-        if self.ids.is_empty() && self.dim == 0 {
+        if self.dim == 0 {
             self.dim = item.vector.len();
         }
         if item.vector.len() != self.dim || self.dim == 0 {
@@ -266,7 +265,7 @@ impl VectorStore for FlatStore {
 
     fn persist(&self) -> Result<(), VectorError> {
         let Some(path) = &self.path else { return Ok(()) };
-        let err = |e: std::io::Error| VectorError::File { path: path.display().to_string(), message: e.to_string() };
+        let err = |e: std::io::Error| VectorError::file(path, e);
         if let Some(w) = self.log().as_mut() {
             w.flush().map_err(err)?;
             w.get_ref().sync_data().map_err(err)?;
@@ -298,7 +297,7 @@ struct Loaded {
 }
 
 fn read_file(path: &Path) -> Result<Loaded, VectorError> {
-    let bad = |message: String| VectorError::File { path: path.display().to_string(), message };
+    let bad = |message: String| VectorError::file(path, message);
     let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     let size = bytes.len() as u64;
     if bytes.is_empty() {
@@ -448,20 +447,17 @@ mod tests {
     fn an_unreadable_file_is_an_error_naming_it_or_is_set_aside() {
         let dir = dir("corrupt");
         // What the old empty first upsert left: a dimension-0 header with records after it.
-        let legacy = dir.join("events.0.vec");
-        let mut bytes = MAGIC.to_vec();
-        bytes.extend_from_slice(&0u32.to_le_bytes());
-        bytes.extend_from_slice(&[1, 0, 0, 0, b'a', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x3f]);
-        std::fs::write(&legacy, &bytes).unwrap();
+        // A file of this dimension with these bytes after its header.
+        let file = |name: &str, dim: u32, records: &[u8]| {
+            let path = dir.join(name);
+            std::fs::write(&path, [MAGIC.as_slice(), &dim.to_le_bytes(), records].concat()).unwrap();
+            path
+        };
+        let legacy = file("events.0.vec", 0, &[1, 0, 0, 0, b'a', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x3f]);
         let err = FlatStore::open(&legacy).err().expect("refused").to_string();
         assert!(err.contains("events.0.vec") && err.contains("dimension 0"), "{err}");
         // Garbage in a record (not UTF-8) is corruption, not a torn tail.
-        let garbage = dir.join("garbage.vec");
-        let mut bytes = MAGIC.to_vec();
-        bytes.extend_from_slice(&2u32.to_le_bytes());
-        bytes.extend_from_slice(&[2, 0, 0, 0, 0xff, 0xfe, 0, 0, 0, 0, 0, 0, 0, 0]);
-        bytes.extend_from_slice(&[0; 8]);
-        std::fs::write(&garbage, &bytes).unwrap();
+        let garbage = file("garbage.vec", 2, &[2, 0, 0, 0, 0xff, 0xfe, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         let err = FlatStore::open(&garbage).err().expect("refused").to_string();
         assert!(err.contains("garbage.vec") && err.contains("not UTF-8"), "{err}");
         // As context, the store starts empty and the file is kept aside for a person to look at.

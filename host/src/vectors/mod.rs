@@ -44,6 +44,13 @@ pub enum VectorError {
     Dimension { got: usize, want: usize },
 }
 
+impl VectorError {
+    /// What went wrong with the file (or folder) at `path`.
+    pub fn file(path: &std::path::Path, message: impl std::fmt::Display) -> Self {
+        VectorError::File { path: path.display().to_string(), message: message.to_string() }
+    }
+}
+
 /// Where the collections live (from `VECTOR_DIR`, `QDRANT_*`, `ANN_*`).
 #[derive(Clone, Default)]
 pub struct StoreConfig {

@@ -38,7 +38,7 @@ impl Window {
     /// deleted), keeping at most `max_rows` items. A pre-window `{name}.vec` is
     /// taken as generation 0.
     pub fn open(dir: &Path, name: &str, max_rows: usize, ann: Option<Ann>) -> Result<Self, VectorError> {
-        let err = |e: std::io::Error| VectorError::File { path: dir.display().to_string(), message: e.to_string() };
+        let err = |e: std::io::Error| VectorError::file(dir, e);
         let legacy = dir.join(format!("{name}.vec"));
         if legacy.exists() {
             std::fs::rename(&legacy, segment_path(dir, name, 0)).map_err(err)?;
