@@ -5,7 +5,8 @@
 //! loads; `similar`, `classify` and `labels` answer what the host holds; labels
 //! expire; and the first-party `repeat-offender` rule routes a labelled author's
 //! borderline message to review through the HTTP API, with the label in the
-//! prediction and every label change in the audit trail.
+//! prediction and every label change in the audit trail. When the label store
+//! cannot answer, the verdict says it is `degraded`.
 
 use palisade::core::Event;
 use palisade::entity_labels::EntityLabel;
@@ -153,6 +154,40 @@ fn similar_classify_and_labels_answer_what_the_host_holds_and_labels_expire() {
     let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut redis).unwrap();
     assert!((1..=60_000).contains(&ttl), "the hash expires with its label: {ttl}");
     drop(screener);
+}
+
+/// A label store that cannot answer (its Redis hangs) is not silence: the rule
+/// scores without labels, and the verdict is `degraded`, flagged
+/// `host_unavailable:repeat-offender`, until Redis answers again.
+#[test]
+fn a_label_store_that_cannot_answer_leaves_the_verdict_degraded() {
+    let redis = palisade_tests::OwnRedis::start();
+    let dir = PluginDir::new();
+    dir.install("repeat-offender");
+    let raw = std::collections::BTreeMap::from([
+        ("PLUGIN_DIR".to_string(), dir.path().display().to_string()),
+        ("PLUGIN_WATCH".into(), "false".into()),
+        ("SCREENING_MODEL".into(), "none".into()),
+        ("SCORING".into(), "weighted".into()),
+        ("CLASSIFIER_DIR".into(), "none".into()),
+        ("REDIS_URL".into(), redis.url()),
+        ("REDIS_TIMEOUT_MS".into(), "200".into()),
+    ]);
+    let core = palisade::app::Core::start(palisade::config::Config::from_map(&raw).unwrap()).unwrap();
+    let screener = core.screener().unwrap();
+    let screen = || screener.screen(vec![event("troll", "you again? nobody wants you here")]).remove(0);
+    let whole = screen();
+    assert!(whole.degraded.is_empty() && !whole.flags.iter().any(|f| f == "degraded"), "{:?}", whole.flags);
+
+    redis.pause();
+    let short = screen();
+    redis.resume();
+    assert_eq!(short.degraded, ["repeat-offender"], "{:?}", short.flags);
+    for flag in ["degraded", "host_unavailable:repeat-offender"] {
+        assert!(short.flags.iter().any(|f| f == flag), "{flag} not in {:?}", short.flags);
+    }
+    // Redis answers again: whole again (the store reconnects on its next call).
+    palisade_tests::wait_until(Duration::from_secs(5), || screen().degraded.is_empty(), "a whole verdict");
 }
 
 #[test]

@@ -203,13 +203,8 @@ impl LabelStore {
 }
 
 impl LabelSource for LabelStore {
-    fn labels(&self, entities: &[String]) -> Vec<Vec<LentLabel>> {
-        match self.get_many(entities) {
-            Ok(all) => all.into_iter().map(|ls| ls.iter().map(EntityLabel::lent).collect()).collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "entity labels unavailable; plugins see none");
-                vec![Vec::new(); entities.len()]
-            }
-        }
+    fn labels(&self, entities: &[String]) -> Result<Vec<Vec<LentLabel>>, String> {
+        let all = self.get_many(entities).map_err(|e| e.to_string())?;
+        Ok(all.into_iter().map(|ls| ls.iter().map(EntityLabel::lent).collect()).collect())
     }
 }

@@ -4,8 +4,11 @@
 //! services plug their parts in — screening its classifier and example bank
 //! ([`Semantic`]), every service the entity-label store ([`LabelSource`]) — and
 //! the plugin runtime answers a guest's call from them; a part the process does
-//! not have answers empty lists. Every function takes a list (one host call per
-//! batch, not per event). This module knows nothing of how the parts work.
+//! not have answers empty lists, and a part that fails (the label store times
+//! out, the embedding fails) answers empty lists and an error, which the runtime
+//! records so that the verdict is marked `degraded`. Every function takes a list
+//! (one host call per batch, not per event). This module knows nothing of how
+//! the parts work.
 
 use std::sync::{Arc, RwLock};
 
@@ -29,8 +32,8 @@ pub struct LentLabel {
 
 /// The classifier and the example bank, as plugins see them.
 pub trait Semantic: Send + Sync {
-    /// Up to `k` nearest labelled examples per text.
-    fn similar(&self, texts: &[String], k: usize) -> Vec<Vec<LentNeighbour>>;
+    /// Up to `k` nearest labelled examples per text (`Err`: why none could be found).
+    fn similar(&self, texts: &[String], k: usize) -> Result<Vec<Vec<LentNeighbour>>, String>;
     /// Per text, a probability per category (in `classify::CATEGORIES` order);
     /// `None` when no classifier is loaded.
     fn classify(&self, texts: &[String]) -> Option<Vec<Vec<f32>>>;
@@ -38,8 +41,8 @@ pub trait Semantic: Send + Sync {
 
 /// Where entity labels are read from.
 pub trait LabelSource: Send + Sync {
-    /// The unexpired labels of each entity (empty on any error: screening goes on).
-    fn labels(&self, entities: &[String]) -> Vec<Vec<LentLabel>>;
+    /// The unexpired labels of each entity (`Err`: the store could not be read).
+    fn labels(&self, entities: &[String]) -> Result<Vec<Vec<LentLabel>>, String>;
 }
 
 /// The parts a process lends its plugins (shared by every instance; set by the
@@ -59,11 +62,11 @@ impl Lending {
         *self.labels.write().expect("lending lock") = Some(l);
     }
 
-    pub fn similar(&self, texts: &[String], k: usize) -> Vec<Vec<LentNeighbour>> {
+    pub fn similar(&self, texts: &[String], k: usize) -> Result<Vec<Vec<LentNeighbour>>, String> {
         let semantic = self.semantic.read().expect("lending lock").clone();
         match semantic {
             Some(s) if k > 0 => s.similar(texts, k.min(MAX_K)),
-            _ => vec![Vec::new(); texts.len()],
+            _ => Ok(vec![Vec::new(); texts.len()]),
         }
     }
 
@@ -72,11 +75,11 @@ impl Lending {
         semantic.and_then(|s| s.classify(texts))
     }
 
-    pub fn labels(&self, entities: &[String]) -> Vec<Vec<LentLabel>> {
+    pub fn labels(&self, entities: &[String]) -> Result<Vec<Vec<LentLabel>>, String> {
         let source = self.labels.read().expect("lending lock").clone();
         match source {
             Some(s) => s.labels(entities),
-            None => vec![Vec::new(); entities.len()],
+            None => Ok(vec![Vec::new(); entities.len()]),
         }
     }
 }

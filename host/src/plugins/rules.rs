@@ -43,9 +43,13 @@ pub struct RuleResult {
     pub verdicts: Vec<PluginVerdict>,
     /// Plugins that could not score this batch, with why.
     pub failed: Vec<(String, String)>,
+    /// Plugins that scored this batch while a host function they called failed
+    /// (the label store timed out, …): their verdict lacks what it would have said.
+    pub unavailable: Vec<String>,
     /// Heuristic plugins that should have scored this event and did not
-    /// (quarantined, failed to load, or faulted on this batch): the score is
-    /// missing their part. Empty when every rule ran.
+    /// (quarantined, failed to load, faulted on this batch, or scored without a
+    /// host function's answer): the score is missing their part. Empty when every
+    /// rule ran whole.
     pub degraded: Vec<String>,
     /// Entity labels of this event's user, author or channel that a plugin read
     /// and then gave the event a verdict: the labels that affected it.
@@ -60,6 +64,7 @@ impl RuleResult {
             category: "LOW_RISK",
             verdicts: Vec::new(),
             failed: Vec::new(),
+            unavailable: Vec::new(),
             degraded: Vec::new(),
             labels: Vec::new(),
         }
@@ -75,9 +80,13 @@ pub fn score(host: &PluginHost, events: &[Event]) -> Vec<RuleResult> {
     // the next unscored one until none is left, so a slow plugin leaves no thread idle.
     let active = host.active(PluginKind::Heuristic);
     let outcomes: Vec<_> = active.par_iter().map(|(p, v)| (p, v, p.scores(&wit))).collect();
+    let mut unavailable = Vec::new();
     for (plugin, version, outcome) in outcomes {
         match outcome {
             Ok(scores) => {
+                if !scores.unavailable.is_empty() {
+                    unavailable.push(plugin.name.clone());
+                }
                 for ((result, v), event) in results.iter_mut().zip(scores.verdicts).zip(events) {
                     if v.score > 0.0 || !v.hits.is_empty() {
                         result.verdicts.push(plugin_verdict(&version.manifest, v));
@@ -88,14 +97,17 @@ pub fn score(host: &PluginHost, events: &[Event]) -> Vec<RuleResult> {
             Err(e) => results.iter_mut().for_each(|r| r.failed.push((plugin.name.clone(), e.to_string()))),
         }
     }
-    // Out of service (quarantined, failed to load) or faulted on this batch: the same for every event.
+    // Out of service (quarantined, failed to load), faulted on this batch, or short
+    // of a host function: the same for every event.
     let mut degraded = host.degraded(PluginKind::Heuristic);
     degraded.extend(results.first().into_iter().flat_map(|r| r.failed.iter().map(|(p, _)| p.clone())));
+    degraded.extend(unavailable.iter().cloned());
     degraded.sort();
     degraded.dedup();
     for r in &mut results {
         combine(r);
         r.degraded.clone_from(&degraded);
+        r.unavailable.clone_from(&unavailable);
     }
     results
 }

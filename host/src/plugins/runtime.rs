@@ -210,6 +210,10 @@ pub struct GuestState {
     pub host_ticks: u64,
     /// Labels handed to the guest during the current call (non-empty answers).
     pub labels_lent: Vec<LentLabel>,
+    /// Host functions whose backing store failed during the current call, with
+    /// why (`labels: timed out`): the guest got empty answers, so its verdict
+    /// lacks what they would have said.
+    pub unavailable: Vec<String>,
     /// The last line of the last warn/error message the guest logged during the
     /// current call: a trap's fault quotes it (the Python and JS SDKs log a rule's
     /// exception before the call traps).
@@ -223,6 +227,18 @@ impl GuestState {
         let out = f(&self.lending);
         self.host_ticks += (started.elapsed().as_nanos() / EPOCH_TICK.as_nanos()) as u64 + 1;
         out
+    }
+
+    /// A host function's answer, or (its store failed) `n` empty lists, the
+    /// failure recorded in `unavailable` and logged once per call.
+    fn or_unavailable<T>(&mut self, function: &str, found: Result<Vec<Vec<T>>, String>, n: usize) -> Vec<Vec<T>> {
+        found.unwrap_or_else(|e| {
+            if !self.unavailable.iter().any(|u| u.starts_with(function)) {
+                tracing::warn!(plugin = &*self.plugin, function, error = %e, "a host function's store failed; the verdict is degraded");
+                self.unavailable.push(format!("{function}: {e}"));
+            }
+            (0..n).map(|_| Vec::new()).collect()
+        })
     }
 }
 
@@ -285,6 +301,7 @@ impl host_iface::Host for GuestState {
 
     fn similar(&mut self, texts: Vec<String>, k: u32) -> Vec<Vec<WitNeighbour>> {
         let found = self.lend(|l| l.similar(&texts, k as usize));
+        let found = self.or_unavailable("similar", found, texts.len());
         found.into_iter().map(|ns| ns.into_iter().map(Into::into).collect()).collect()
     }
 
@@ -297,6 +314,7 @@ impl host_iface::Host for GuestState {
 
     fn labels(&mut self, entities: Vec<String>) -> Vec<Vec<WitEntityLabel>> {
         let found = self.lend(|l| l.labels(&entities));
+        let found = self.or_unavailable("labels", found, entities.len());
         self.labels_lent.extend(found.iter().flatten().cloned());
         found.into_iter().map(|ls| ls.into_iter().map(Into::into).collect()).collect()
     }

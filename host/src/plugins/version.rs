@@ -67,11 +67,13 @@ pub enum LoadError {
     Instantiate(String),
 }
 
-/// What a heuristic call returns: a verdict per event, and the labels it read.
+/// What a heuristic call returns: a verdict per event, the labels it read, and
+/// the host functions that failed it (`labels: …`; the verdicts lack their part).
 #[derive(Debug)]
 pub struct Scores {
     pub verdicts: Vec<Verdict>,
     pub labels: Vec<super::lending::LentLabel>,
+    pub unavailable: Vec<String>,
 }
 
 enum Bound {
@@ -174,6 +176,7 @@ impl PluginVersion {
             lending: self.runtime.lending.clone(),
             host_ticks: 0,
             labels_lent: Vec::new(),
+            unavailable: Vec::new(),
             last_warning: None,
         };
         let mut store = Store::new(self.runtime.engine(), state);
@@ -210,6 +213,7 @@ impl PluginVersion {
         let state = instance.store.data_mut();
         (state.memory_denied, state.host_ticks, state.last_warning) = (false, 0, None);
         state.labels_lent.clear();
+        state.unavailable.clear();
         let outcome = f(&mut instance.store, &instance.bound);
         self.peak_memory.fetch_max(instance.store.data().memory_bytes, Ordering::Relaxed);
         let spent = fuel.saturating_sub(instance.store.get_fuel().unwrap_or(fuel));
@@ -241,10 +245,11 @@ impl PluginVersion {
     /// Heuristic: one verdict per event, scores clamped to [0, 1], and the entity
     /// labels the plugin was handed while scoring.
     pub fn score(&self, events: &[WitEvent]) -> Result<Scores, Fault> {
-        let (mut verdicts, labels) = self.call(event_bytes(events), |store, bound| match bound {
+        let (mut verdicts, labels, unavailable) = self.call(event_bytes(events), |store, bound| match bound {
             Bound::Heuristic(h) => {
                 let verdicts = h.call_score(&mut *store, events)?;
-                Ok((verdicts, std::mem::take(&mut store.data_mut().labels_lent)))
+                let state = store.data_mut();
+                Ok((verdicts, std::mem::take(&mut state.labels_lent), std::mem::take(&mut state.unavailable)))
             }
             _ => Err(wrong_kind(PluginKind::Heuristic)),
         })?;
@@ -255,7 +260,7 @@ impl PluginVersion {
             }
             v.score = v.score.clamp(0.0, 1.0);
         }
-        Ok(Scores { verdicts, labels })
+        Ok(Scores { verdicts, labels, unavailable })
     }
 
     /// Validator: one list of violations per event.

@@ -428,18 +428,19 @@ impl Screener {
 struct Lent(std::sync::Weak<Screener>);
 
 impl crate::plugins::lending::Semantic for Lent {
-    fn similar(&self, texts: &[String], k: usize) -> Vec<Vec<crate::plugins::lending::LentNeighbour>> {
-        let found = self.0.upgrade().and_then(|s| {
-            let sim = s.similarity.as_ref().filter(|sim| !sim.exemplars.is_empty())?;
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let vectors = sim
-                .vectors(&refs, &s.metrics)
-                .map_err(|e| tracing::warn!(error = %e, "similar: embedding failed"))
-                .ok()?;
-            Some(sim.exemplars.search_many(&vectors, k))
-        });
-        let Some(found) = found else { return vec![Vec::new(); texts.len()] };
-        found
+    fn similar(&self, texts: &[String], k: usize) -> Result<Vec<Vec<crate::plugins::lending::LentNeighbour>>, String> {
+        let screener = self.0.upgrade();
+        let Some((s, sim)) = screener.as_ref().and_then(|s| Some((s, s.similarity.as_ref()?))) else {
+            return Ok(vec![Vec::new(); texts.len()]);
+        };
+        if sim.exemplars.is_empty() {
+            return Ok(vec![Vec::new(); texts.len()]);
+        }
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let vectors = sim.vectors(&refs, &s.metrics).map_err(|e| format!("embedding failed: {e}"))?;
+        Ok(sim
+            .exemplars
+            .search_many(&vectors, k)
             .into_iter()
             .map(|ns| {
                 ns.into_iter()
@@ -450,7 +451,7 @@ impl crate::plugins::lending::Semantic for Lent {
                     })
                     .collect()
             })
-            .collect()
+            .collect())
     }
 
     fn classify(&self, texts: &[String]) -> Option<Vec<Vec<f32>>> {

@@ -227,6 +227,7 @@ fn from_rules(event: Event, rules: RuleResult, mut flags: Vec<String>) -> Predic
         }
     }
     flags.extend(rules.failed.iter().map(|(p, _)| format!("plugin_fault:{p}")));
+    flags.extend(rules.unavailable.iter().map(|p| format!("host_unavailable:{p}")));
     if !rules.degraded.is_empty() {
         flags.push("degraded".into());
     }
