@@ -135,6 +135,7 @@ fn consumer(name: &str, screener: Screener, texts: &[String], copies: usize) {
             claim_interval: std::time::Duration::from_secs(600),
             claim_batch: 1000,
             retention: None,
+            degraded_events: palisade::config::DegradedEvents::Rescreen,
         };
         let started = Instant::now();
         let task = tokio::spawn(run.run(stopped));

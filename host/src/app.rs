@@ -219,6 +219,7 @@ impl Core {
                 claim_batch: c.screening.claim_batch,
                 retention: (c.screening.stream_retention_seconds > 0)
                     .then(|| Duration::from_secs(c.screening.stream_retention_seconds)),
+                degraded_events: c.screening.degraded_events,
             };
             self.background.lock().expect("background lock").push(tokio::spawn(consumer.run(shutdown.clone())));
         }

@@ -60,6 +60,7 @@ from_str_setting! {
     crate::embed::Device => "cpu or cuda",
     LogFormat => "json or text",
     Scoring => "classifier or weighted",
+    DegradedEvents => "rescreen or review",
     Switch => "on or off",
     Band => "two numbers low,high with 0 ≤ low ≤ high ≤ 1",
 }
@@ -205,6 +206,28 @@ impl std::str::FromStr for Scoring {
         match s {
             "classifier" => Ok(Scoring::Classifier),
             "weighted" => Ok(Scoring::Weighted),
+            other => Err(format!("`{other}` is neither")),
+        }
+    }
+}
+
+/// What the consumer does with an event screened `degraded` (`DEGRADED_EVENTS`):
+/// a heuristic plugin's part is missing from its verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DegradedEvents {
+    /// Route the verdict, and screen the event again once the plugins it missed
+    /// are back (`screening::rescreen`).
+    Rescreen,
+    /// Route it to `events:reasoning_queue` whatever its risk, flagged `review`.
+    Review,
+}
+
+impl std::str::FromStr for DegradedEvents {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "rescreen" => Ok(DegradedEvents::Rescreen),
+            "review" => Ok(DegradedEvents::Review),
             other => Err(format!("`{other}` is neither")),
         }
     }
@@ -442,6 +465,10 @@ section! {
         claim_idle_ms: u64 = ("CLAIM_IDLE_MS", "15000",
             "idle time after which another consumer's pending entry is taken over (a batch takes well under 1 s)", positive),
         claim_interval_ms: u64 = ("CLAIM_INTERVAL_MS", "2000", "how often a consumer looks for idle entries to take over", positive),
+        degraded_events: DegradedEvents = ("DEGRADED_EVENTS", "rescreen",
+            "an event screened degraded (a rule plugin quarantined, failed or faulted): rescreen (routed, then screened \
+             again once those plugins are back; the new verdict is routed flagged rescreened) or review (routed to \
+             events:reasoning_queue whatever its risk, flagged review)"),
         claim_batch: usize = ("CLAIM_BATCH", "1000", "most idle entries taken over per round (rounds repeat until none is left)", positive),
         similar_k: usize = ("SIMILAR_K", "10", "nearest labelled examples per event", positive),
         similar_events_k: usize = ("SIMILAR_EVENTS_K", "5",

@@ -20,6 +20,9 @@
 //!   `/ready` turns `degraded`) is screened again one event at a time: the events
 //!   that screen alone are routed, and an event that panics alone goes to the
 //!   dead-letter stream with the panic's message — never retried forever.
+//! - A degraded prediction (a rule plugin's part missing) is queued to be screened
+//!   again once the plugin is back, or routed for review (`DEGRADED_EVENTS`;
+//!   `rescreen`, whose round runs with each claim round).
 //! - Each claim round also trims the shard's streams to `STREAM_RETENTION_SECONDS`
 //!   (`streams::retention`: never an entry a group has not delivered or acknowledged).
 //! - `NOGROUP` (Redis restarted without persistence) recreates the group.
@@ -53,6 +56,8 @@ pub struct Consumer {
     /// Age past which the shard's raw and output streams are trimmed (each claim
     /// round; never an entry a group still needs: `streams::retention`); `None`: kept.
     pub retention: Option<Duration>,
+    /// What becomes of an event screened `degraded` (`rescreen`).
+    pub degraded_events: crate::config::DegradedEvents,
 }
 
 /// A batch read from the stream: its entry ids, the events being screened (on a
@@ -131,9 +136,12 @@ impl Consumer {
                     tracing::warn!(error = %e, "claiming idle entries failed");
                     group_ready = false;
                 }
+                if let Err(e) = self.rescreen().await {
+                    tracing::warn!(error = %e, "screening queued degraded events again failed; retrying next round");
+                }
                 if let Some(keep) = self.retention {
                     let k = &self.keys;
-                    let streams = [k.raw.as_str(), k.reasoning.as_str(), k.low_risk.as_str()];
+                    let streams = [k.raw.as_str(), k.reasoning.as_str(), k.low_risk.as_str(), k.rescreen.as_str()];
                     if let Err(e) = crate::streams::retention::trim(&mut self.conn, &streams, keep).await {
                         tracing::warn!(error = %e, "trimming the streams failed; retrying next round");
                     }
@@ -318,17 +326,12 @@ impl Consumer {
                 (predictions, screened)
             }
         };
+        let mut predictions = predictions;
         let mut pipe = redis::pipe();
         pipe.atomic();
+        self.on_degraded(&mut pipe, &mut predictions, &sources);
         for (p, source) in predictions.iter().zip(&sources) {
-            let stream = if p.high_risk { &self.keys.reasoning } else { &self.keys.low_risk };
-            let json = serde_json::to_string(p).expect("predictions serialise");
-            pipe.xadd(
-                stream,
-                "*",
-                &[("event_id", p.event.event_id.as_str()), ("source_id", source), ("prediction", &json)],
-            )
-            .ignore();
+            route(&mut pipe, &self.keys, p, source);
         }
         for d in &dead {
             pipe.xadd(
@@ -342,6 +345,7 @@ impl Consumer {
         let route = crate::span!(parent: &span, "route", otel.kind = "client", events = ids.len());
         tracing::Instrument::instrument(pipe.query_async::<()>(&mut self.conn), route).await?;
         self.screener.metrics.routed(&predictions, dead.len());
+        self.count_degraded(&predictions);
         for (event_span, p) in event_spans.iter().zip(&predictions) {
             event_span.record("category", p.category);
             event_span.record("destination", if p.high_risk { "reasoning_queue" } else { "low_risk" });
@@ -435,6 +439,14 @@ impl Consumer {
 /// An event's screening span: the child of its ingest request (the entry's
 /// `traceparent`), linked to the batch it is screened in; ends when dropped
 /// (after routing).
+/// Add `p`'s route to `pipe`: `events:reasoning_queue` when high risk, else `events:low_risk`.
+pub(super) fn route(pipe: &mut redis::Pipeline, keys: &ShardKeys, p: &Prediction, source: &str) {
+    let stream = if p.high_risk { &keys.reasoning } else { &keys.low_risk };
+    let json = serde_json::to_string(p).expect("predictions serialise");
+    pipe.xadd(stream, "*", &[("event_id", p.event.event_id.as_str()), ("source_id", source), ("prediction", &json)])
+        .ignore();
+}
+
 fn event_span(entry: &StreamId, event: &Event, batch: &tracing::Span) -> tracing::Span {
     use tracing::field::Empty;
     let span = tracing::info_span!(parent: None, "screen.event", otel.kind = "consumer", event_id = %event.event_id,

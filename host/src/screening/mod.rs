@@ -10,6 +10,7 @@ mod admin;
 pub mod compare;
 pub mod consumer;
 pub mod predict;
+mod rescreen;
 pub mod shadow;
 pub mod similarity;
 
@@ -54,6 +55,9 @@ pub struct ScreenMetrics {
     pub classifier_reloads: IntCounterVec,
     /// Screened events by predicted category (the category mix).
     pub categories: IntCounterVec,
+    /// What became of events screened `degraded` (`rescreen`): queued, review,
+    /// rescreened, requeued, dead_letter.
+    pub degraded: IntCounterVec,
     /// Panics caught while screening (the process's, shared with `/ready`).
     pub faults: Faults,
 }
@@ -101,7 +105,27 @@ impl ScreenMetrics {
         )?;
         r.register(Box::new(classifier_reloads.clone()))?;
         r.register(Box::new(categories.clone()))?;
-        Ok(ScreenMetrics { events, batch_latency, risk, cache, stages, classifier_reloads, categories, faults })
+        let degraded = IntCounterVec::new(
+            Opts::new(
+                SCREENING_DEGRADED,
+                "Events screened degraded (a rule plugin's part missing), by what became of them: queued (to be \
+                 screened again), review (routed high for review), rescreened (screened whole and routed again), \
+                 requeued, dead_letter.",
+            ),
+            &[OUTCOME],
+        )?;
+        r.register(Box::new(degraded.clone()))?;
+        Ok(ScreenMetrics {
+            events,
+            batch_latency,
+            risk,
+            cache,
+            stages,
+            classifier_reloads,
+            categories,
+            degraded,
+            faults,
+        })
     }
 
     fn routed(&self, predictions: &[Prediction], dead: usize) {

@@ -89,6 +89,8 @@ pub struct ShardKeys {
     pub reasoning: String,
     pub low_risk: String,
     pub dead_letter: String,
+    /// Events screened `degraded`, waiting to be screened again (`events:rescreen`).
+    pub rescreen: String,
     /// Prefix of the dedup keys (`dedup:<sha256>`, or `dedup:{tag}:<sha256>`).
     pub dedup: String,
 }
@@ -104,6 +106,7 @@ impl ShardKeys {
             reasoning: format!("{prefix}events:reasoning_queue{key}"),
             low_risk: format!("{prefix}events:low_risk{key}"),
             dead_letter: format!("{prefix}events:dead_letter{key}"),
+            rescreen: format!("{prefix}events:rescreen{key}"),
             dedup,
         }
     }
@@ -149,6 +152,7 @@ impl Keys {
             n if n == plain.reasoning => |k| &k.reasoning,
             n if n == plain.low_risk => |k| &k.low_risk,
             n if n == plain.dead_letter => |k| &k.dead_letter,
+            n if n == plain.rescreen => |k| &k.rescreen,
             _ => return vec![format!("{}{name}", self.prefix)],
         };
         self.shards.iter().map(|k| field(k).clone()).collect()
@@ -262,7 +266,9 @@ mod tests {
         for shard in &sharded.shards {
             let dedup = format!("{}{}", shard.dedup, "ab".repeat(32));
             let slots: Vec<u16> =
-                [&shard.raw, &shard.reasoning, &shard.low_risk, &shard.dead_letter, &dedup].map(|k| slot(k)).to_vec();
+                [&shard.raw, &shard.reasoning, &shard.low_risk, &shard.dead_letter, &shard.rescreen, &dedup]
+                    .map(|k| slot(k))
+                    .to_vec();
             assert!(slots.iter().all(|&s| s == slots[0]), "{shard:?}: {slots:?}");
         }
         assert_eq!(Keys::layout("", 1, true).raw, "events:raw:{0}");

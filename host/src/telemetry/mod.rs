@@ -139,6 +139,7 @@ pub mod names {
     // Screening.
     pub const SCREENING_EVENTS: &str = "palisade_screening_events_total";
     pub const SCREENING_CATEGORIES: &str = "palisade_screening_category_events_total";
+    pub const SCREENING_DEGRADED: &str = "palisade_screening_degraded_events_total";
     pub const SCREENING_BATCH_DURATION: &str = "palisade_screening_batch_duration_seconds";
     pub const SCREENING_RISK: &str = "palisade_screening_risk_score_ratio";
     pub const SCREENING_CACHE: &str = "palisade_screening_embedding_cache_lookups_total";
@@ -176,6 +177,7 @@ pub mod names {
         PANICS,
         SCREENING_EVENTS,
         SCREENING_CATEGORIES,
+        SCREENING_DEGRADED,
         SCREENING_BATCH_DURATION,
         SCREENING_RISK,
         SCREENING_CACHE,
