@@ -4,14 +4,13 @@
 //! of the MGET: the keys lie in many slots). Synchronous (it runs on the screening worker thread
 //! next to the model); any Redis error counts as a miss and never fails screening.
 
+use crate::streams::conn::LazySync;
 use crate::streams::{SyncConn, Target};
 use sha2::{Digest, Sha256};
-use std::sync::Mutex;
 use std::time::Duration;
 
 pub struct EmbeddingCache {
-    target: Target,
-    conn: Mutex<Option<SyncConn>>,
+    conn: LazySync,
     /// `[prefix]emb:<model>:`
     key_prefix: String,
     ttl_seconds: u64,
@@ -19,7 +18,7 @@ pub struct EmbeddingCache {
 
 impl EmbeddingCache {
     pub fn new(target: Target, key_prefix: String, ttl_seconds: u64) -> Self {
-        EmbeddingCache { target, conn: Mutex::new(None), key_prefix, ttl_seconds }
+        EmbeddingCache { conn: LazySync::new(target, Duration::from_millis(500)), key_prefix, ttl_seconds }
     }
 
     fn key(&self, text: &str) -> String {
@@ -27,15 +26,7 @@ impl EmbeddingCache {
     }
 
     fn with_conn<T>(&self, f: impl FnOnce(&mut SyncConn) -> redis::RedisResult<T>) -> Option<T> {
-        let mut guard = self.conn.lock().ok()?;
-        if guard.is_none() {
-            *guard = Some(self.target.connect_sync(Duration::from_millis(500)).ok()?);
-        }
-        let result = f(guard.as_mut()?);
-        if result.is_err() {
-            *guard = None; // reconnect next time
-        }
-        result.ok()
+        self.conn.with_conn(f).ok()
     }
 
     /// Cached vectors of each text (`None` for a miss).

@@ -16,9 +16,9 @@
 pub mod api;
 
 use crate::plugins::lending::{LabelSource, LentLabel};
+use crate::streams::conn::LazySync;
 use crate::streams::{SyncConn, Target};
 use serde::{Deserialize, Serialize};
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// A stored label: what plugins see, and who set it when.
@@ -70,15 +70,6 @@ if forever then redis.call('PERSIST', KEYS[1]) elseif latest > 0 then redis.call
 return old
 "#;
 
-/// How long after a failed connect calls fail without trying.
-const RETRY_AFTER: Duration = Duration::from_secs(1);
-
-#[derive(Default)]
-struct Conn {
-    conn: Option<SyncConn>,
-    failed_at: Option<std::time::Instant>,
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("label store: {0}")]
 pub struct StoreError(String);
@@ -87,8 +78,7 @@ pub struct StoreError(String);
 /// error; after a failed connect, calls fail at once for a second, so a Redis
 /// outage does not hold every plugin call for the connect timeout).
 pub struct LabelStore {
-    target: Target,
-    conn: Mutex<Conn>,
+    conn: LazySync,
     /// `[prefix]labels:`
     key_prefix: String,
     script: redis::Script,
@@ -97,8 +87,7 @@ pub struct LabelStore {
 impl LabelStore {
     pub fn new(target: Target, prefix: &str) -> Self {
         LabelStore {
-            target,
-            conn: Mutex::new(Conn::default()),
+            conn: LazySync::new(target, Duration::from_millis(500)),
             key_prefix: format!("{prefix}labels:"),
             script: redis::Script::new(CHANGE),
         }
@@ -109,25 +98,7 @@ impl LabelStore {
     }
 
     fn with_conn<T>(&self, f: impl FnOnce(&mut SyncConn) -> redis::RedisResult<T>) -> Result<T, StoreError> {
-        let mut lock = self.conn.lock().map_err(|_| StoreError("lock poisoned".into()))?;
-        let state = &mut *lock;
-        if let Some(at) = state.failed_at.filter(|at| at.elapsed() < RETRY_AFTER) {
-            return Err(StoreError(format!("Redis unreachable {} ms ago; retrying shortly", at.elapsed().as_millis())));
-        }
-        if state.conn.is_none() {
-            match self.target.connect_sync(Duration::from_millis(500)) {
-                Ok(c) => (state.conn, state.failed_at) = (Some(c), None),
-                Err(e) => {
-                    state.failed_at = Some(std::time::Instant::now());
-                    return Err(StoreError(e.to_string()));
-                }
-            }
-        }
-        let result = f(state.conn.as_mut().expect("connected above"));
-        if result.is_err() {
-            state.conn = None;
-        }
-        result.map_err(|e| StoreError(e.to_string()))
+        self.conn.with_conn(f).map_err(StoreError)
     }
 
     /// Apply `(entity, label, new)` changes (`None`: remove) in one pipelined

@@ -116,6 +116,55 @@ impl SyncConn {
     }
 }
 
+/// A synchronous connection shared by a store's worker threads: opened on first
+/// use, dropped after any error and opened again on a later use, but not within
+/// a second of a failed connect (a down Redis costs each call an error, not a
+/// connect timeout).
+pub struct LazySync {
+    target: Target,
+    timeout: Duration,
+    state: std::sync::Mutex<LazyState>,
+}
+
+#[derive(Default)]
+struct LazyState {
+    conn: Option<SyncConn>,
+    failed_at: Option<std::time::Instant>,
+}
+
+impl LazySync {
+    /// Connects, reads and writes give up after `timeout`.
+    pub fn new(target: Target, timeout: Duration) -> Self {
+        LazySync { target, timeout, state: Default::default() }
+    }
+
+    /// Run `f` on the connection; the error as text.
+    pub fn with_conn<T>(&self, f: impl FnOnce(&mut SyncConn) -> redis::RedisResult<T>) -> Result<T, String> {
+        const RETRY_AFTER: Duration = Duration::from_secs(1);
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(at) = state.failed_at.filter(|at| at.elapsed() < RETRY_AFTER) {
+            return Err(format!("Redis unreachable {} ms ago; retrying shortly", at.elapsed().as_millis()));
+        }
+        let conn = match state.conn.take() {
+            Some(conn) => conn,
+            None => match self.target.connect_sync(self.timeout) {
+                Ok(conn) => conn,
+                Err(e) => {
+                    state.failed_at = Some(std::time::Instant::now());
+                    return Err(e.to_string());
+                }
+            },
+        };
+        state.failed_at = None;
+        let mut conn = conn;
+        let result = f(&mut conn);
+        if result.is_ok() {
+            state.conn = Some(conn); // kept only while it answers
+        }
+        result.map_err(|e| e.to_string())
+    }
+}
+
 /// A connection to one Redis or to a cluster; cheap to clone (clones share it).
 #[derive(Clone)]
 pub enum RedisConn {
