@@ -30,7 +30,7 @@ use palisade::vectors::bank::read;
 use palisade::vectors::flat::FlatStore;
 use palisade_tests::{PluginDir, default_classifier, model_files, repo_data, repo_root, shipped};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
@@ -218,6 +218,7 @@ fn main() {
         weights: Weights::default(),
         metrics: metrics.clone(),
         fast_path: None,
+        campaigns: None,
         classifier: None,
         cascade_band: None,
         knn_weight: 0.3,
@@ -314,6 +315,12 @@ fn main() {
     }
     for pass in 1..=2 {
         consumer(&format!("classifier, cascade on, pass {pass}"), classified(Some(band)), &texts, 5);
+        // The same with campaign counts (CAMPAIGN_MIN_ACCOUNTS): three more commands per event.
+        let prefix = format!("bench:campaign:{}:{pass}:", std::process::id());
+        let campaigns =
+            palisade::screening::campaign::Campaigns::new(local_redis(), &prefix, Duration::from_secs(60), 3);
+        let counted = Screener { campaigns: Some(campaigns), ..classified(Some(band)) };
+        consumer(&format!("  + campaign counts, pass {pass}"), counted, &texts, 5);
     }
     if !skip_model {
         consumer("classifier, cascade off", classified(None), &texts, 1);

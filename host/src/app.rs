@@ -311,6 +311,14 @@ impl Core {
             weights: Weights::from_config(c),
             metrics,
             fast_path: c.screening.fast_path,
+            campaigns: (c.screening.campaign_min_accounts > 0).then(|| {
+                crate::screening::campaign::Campaigns::new(
+                    c.redis.target(),
+                    &c.redis.key_prefix,
+                    Duration::from_secs(c.screening.campaign_window_seconds),
+                    c.screening.campaign_min_accounts,
+                )
+            }),
         })
     }
 

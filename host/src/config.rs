@@ -469,6 +469,12 @@ section! {
             "an event screened degraded (a rule plugin quarantined, failed or faulted): rescreen (routed, then screened \
              again once those plugins are back; the new verdict is routed flagged rescreened) or review (routed to \
              events:reasoning_queue whatever its risk, flagged review)"),
+        campaign_min_accounts: u64 = ("CAMPAIGN_MIN_ACCOUNTS", "3",
+            "distinct accounts posting one message (lower case, words only, 20+ characters) on one platform within \
+             CAMPAIGN_WINDOW_SECONDS from which a prediction is flagged campaign (each carries campaign_accounts from 2; \
+             0: not counted)"),
+        campaign_window_seconds: u64 = ("CAMPAIGN_WINDOW_SECONDS", "3600",
+            "how long after a message's first copy further accounts posting it are counted", positive),
         claim_batch: usize = ("CLAIM_BATCH", "1000", "most idle entries taken over per round (rounds repeat until none is left)", positive),
         similar_k: usize = ("SIMILAR_K", "10", "nearest labelled examples per event", positive),
         similar_events_k: usize = ("SIMILAR_EVENTS_K", "5",

@@ -3,7 +3,8 @@
 //! a backlog of overlapping batches is routed exactly once, also across a
 //! graceful stop and a new consumer; a lost consumer group is recreated; a dead consumer's
 //! entries are finished by another; poison entries are
-//! dead-lettered; the synchronous routes answer JSON and the seed's form fields.
+//! dead-lettered; the synchronous routes answer JSON and the seed's form fields;
+//! one message from many accounts is screened once per account and flagged a campaign.
 
 use palisade::core::Event;
 use palisade_tests::{Service, unique_prefix};
@@ -103,6 +104,54 @@ async fn an_ingested_event_is_screened_routed_and_acknowledged() {
     assert_eq!(pending(&mut conn, &s.keys.raw), 0, "nothing left pending");
     let metrics = reqwest::get(format!("{}/metrics", s.screen_base)).await.unwrap().text().await.unwrap();
     assert!(metrics.contains(r#"palisade_screening_events_total{destination="reasoning_queue"} 1"#), "{metrics}");
+}
+
+/// A copy-paste campaign is a signal, not a duplicate: one message (in varying case
+/// and punctuation) from three accounts is three screened events, the third
+/// flagged `campaign` with `campaign_accounts: 3`; one account's retry is still a
+/// duplicate; a short text is never counted.
+#[tokio::test]
+async fn one_message_from_many_accounts_is_screened_for_each_and_flagged_a_campaign() {
+    let s = Service::both(&[]).await;
+    let http = reqwest::Client::new();
+    let copies = [
+        ("c-1", "acct-1", "Free crypto giveaway, follow my page to claim!"),
+        ("c-1", "acct-1", "Free crypto giveaway, follow my page to claim!"), // the retry
+        ("c-2", "acct-2", "FREE crypto giveaway -- follow my page to claim"),
+        ("c-3", "acct-3", "free crypto giveaway follow my page to claim!!"),
+        ("s-1", "acct-1", "ok thanks!"),
+        ("s-2", "acct-2", "ok thanks!"),
+        ("s-3", "acct-3", "ok thanks!"),
+    ];
+    let mut statuses = Vec::new();
+    for (id, account, content) in copies {
+        let body =
+            json!({"event_id": id, "event_type": "message", "platform": "web", "user_id": account, "content": content});
+        let r = http.post(format!("{}/v1/events/ingest", s.base)).header("api-key", "test-key").json(&body).send();
+        statuses.push(r.await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [202, 200, 202, 202, 202, 202, 202], "the retry is a duplicate (200), the rest accepted");
+    let mut conn = s.redis();
+    let routed = |conn: &mut redis::Connection| {
+        let mut all = read(conn, &s.keys.reasoning);
+        all.extend(read(conn, &s.keys.low_risk));
+        all.into_iter().map(|(_, f)| serde_json::from_str::<Value>(&f["prediction"]).unwrap()).collect::<Vec<_>>()
+    };
+    wait_until("six events routed", || routed(&mut conn).len() == 6).await;
+    let by_id: HashMap<String, Value> =
+        routed(&mut conn).into_iter().map(|p| (p["event"]["event_id"].as_str().unwrap().to_string(), p)).collect();
+    let campaign = |id: &str| {
+        let p = &by_id[id];
+        (p["campaign_accounts"].as_u64(), p["flags"].as_array().unwrap().iter().any(|f| f == "campaign"))
+    };
+    assert_eq!(
+        [campaign("c-1"), campaign("c-2"), campaign("c-3")],
+        [(None, false), (Some(2), false), (Some(3), true)],
+        "{by_id:?}"
+    );
+    for id in ["s-1", "s-2", "s-3"] {
+        assert_eq!(campaign(id), (None, false), "a short text is not counted: {}", by_id[id]);
+    }
 }
 
 /// A consumer that read 300 entries and died: another takes them all over within

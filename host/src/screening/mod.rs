@@ -7,6 +7,7 @@
 //! This module must not import another service (`ingest`, `platforms`).
 
 mod admin;
+pub mod campaign;
 pub mod compare;
 pub mod consumer;
 pub mod predict;
@@ -269,6 +270,8 @@ pub struct Screener {
     pub fast_path: Option<f32>,
     /// The trained classifier (`SCORING=classifier`); `None`: weighted scoring.
     pub classifier: Option<Arc<Slot>>,
+    /// Counts the accounts posting each text (`CAMPAIGN_MIN_ACCOUNTS`); `None`: off.
+    pub campaigns: Option<campaign::Campaigns>,
     /// The cascade: events whose classifier risk lies in this band reach the
     /// embedding stage; `None` (`CASCADE=off`): every event does.
     pub cascade_band: Option<Band>,
@@ -308,10 +311,13 @@ impl Screener {
         if events.is_empty() {
             return Vec::new();
         }
-        let predictions = match &self.classifier {
+        let mut predictions = match &self.classifier {
             Some(slot) => self.screen_classified(slot.get(), events),
             None => self.screen_weighted(events),
         };
+        if let Some(campaigns) = &self.campaigns {
+            campaigns.mark(&mut predictions);
+        }
         for p in &predictions {
             self.metrics.categories.with_label_values(&[p.category]).inc();
         }

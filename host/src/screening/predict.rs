@@ -102,6 +102,10 @@ pub struct Prediction {
     /// the event a verdict: the labels that affected it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<crate::plugins::lending::LentLabel>,
+    /// Distinct accounts that posted this text on this platform in the campaign
+    /// window, this one included (`screening::campaign`; absent below 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign_accounts: Option<u64>,
     pub latency_ms: f64,
 }
 
@@ -243,6 +247,7 @@ fn from_rules(event: Event, rules: RuleResult, mut flags: Vec<String>) -> Predic
         flags,
         degraded: rules.degraded,
         labels: rules.labels,
+        campaign_accounts: None,
         explanation,
         plugin_versions,
         similar: Vec::new(),
