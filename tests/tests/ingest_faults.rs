@@ -136,6 +136,56 @@ async fn a_hung_redis_gets_bounded_503s_and_none_for_a_stored_event() {
     }
 }
 
+/// Requests refused during a stall are not written in bulk when Redis resumes:
+/// 100 batches of 500 events sent while Redis hangs are answered 503, and what
+/// Redis had been sent before the stall was noticed is all that reaches the
+/// stream (a few thousand events, not 50,000); so the first request after Redis
+/// answers again is accepted at once, not after the stall's backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_refused_in_a_stall_are_not_written_late_and_service_resumes_at_once() {
+    let redis_server = OwnRedis::start();
+    let url = redis_server.url();
+    let s =
+        Service::ingest(&[("REDIS_URL", &url), ("REDIS_TIMEOUT_MS", "300"), ("BACKPRESSURE_ENABLED", "false")]).await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let batch = |b: usize| {
+        let events: Vec<Value> = (0..500)
+            .map(|i| {
+                json!({"event_id": format!("st-{b}-{i}"), "event_type": "message", "platform": "web",
+                "user_id": "u", "content": format!("stalled batch {b} event {i}")})
+            })
+            .collect();
+        http.post(format!("{}/v1/events/ingest-batch", s.base))
+            .header("api-key", "test-key")
+            .json(&json!({"events": events}))
+            .send()
+    };
+    redis_server.pause();
+    let statuses = futures_join((0..100).map(|b| {
+        let request = batch(b);
+        async move { request.await.expect("an answer").status().as_u16() }
+    }))
+    .await;
+    assert!(statuses.iter().all(|&s| s == 503), "{statuses:?}");
+    redis_server.resume();
+    let resumed = Instant::now();
+    let probe = json!({"event_id": "after", "event_type": "message", "platform": "web", "user_id": "u", "content": "after the stall"});
+    let r = http
+        .post(format!("{}/v1/events/ingest", s.base))
+        .header("api-key", "test-key")
+        .json(&probe)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let took = resumed.elapsed();
+    std::thread::sleep(Duration::from_millis(500)); // anything still on its way arrives
+    let mut conn = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
+    let written: usize = conn.xlen(&s.keys.raw).unwrap();
+    assert!(written < 10_000, "{written} of the 50,000 refused events were written after the stall");
+    assert!(took < Duration::from_secs(1), "the first request after the stall took {took:?}");
+}
+
 /// Await every future (the tests crate has no `futures` dependency).
 async fn futures_join<F: std::future::Future + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 where

@@ -3,7 +3,8 @@
 //! (up to `BATCH_SIZE` events, waiting at most `BATCH_TIMEOUT_MS` for more) into
 //! one script call, with several calls in flight on the multiplexed connection.
 //! A caller's answer arrives only after Redis has run the script: an event
-//! answered "accepted" is in the stream.
+//! answered "accepted" is in the stream. A job whose caller stopped waiting before
+//! it was sent (answered "outcome unknown") is dropped, not sent late.
 //!
 //! An entry carries the event, its id, when and in which request it arrived, and
 //! (traces on) the request's `traceparent`, so screening's span joins its trace.
@@ -186,6 +187,13 @@ impl Coalescer {
                 };
                 size += next.entries.len();
                 jobs.push(next);
+            }
+            // A caller that stopped waiting (its request answered `outcome_unknown` after
+            // REDIS_TIMEOUT_MS: Redis hung) is not written for now. Else a stall's queue
+            // would all reach Redis as it resumes, and new requests would wait behind it.
+            jobs.retain(|job| !job.reply.is_closed());
+            if jobs.is_empty() {
+                continue;
             }
             let (conn, flush) = (self.conn.clone(), self.flush.clone());
             tokio::spawn(async move {
