@@ -258,7 +258,9 @@ impl Core {
     /// and publish this process's operators' changes on `events:control` while
     /// applying the other replicas'.
     fn start_audit(&self, conn: &RedisConn) {
-        let audit = self.audit.get_or_init(|| Arc::new(AuditStream::start(conn.clone(), &self.keys.audit)));
+        let audit = self.audit.get_or_init(|| {
+            Arc::new(AuditStream::start(conn.clone(), &self.keys.audit, self.config.redis.audit_max_entries))
+        });
         self.plugins.set_audit(audit.clone());
         self.control.get_or_init(|| {
             let control = Arc::new(ControlStream::start(conn.clone(), &self.keys.control));

@@ -392,6 +392,8 @@ section! {
         wait_replicas: u32 = ("REDIS_WAIT_REPLICAS", "0",
             "replicas that must confirm an accepted event's write (WAIT) before ingest answers 202; 0: the master's \
              answer suffices"),
+        audit_max_entries: usize = ("AUDIT_MAX_ENTRIES", "100000",
+            "entries events:audit keeps (approximately: Redis trims whole nodes; GET /v1/admin/audit reports it)", positive),
     }
 }
 

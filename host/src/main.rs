@@ -618,7 +618,9 @@ fn promote(config: &Config, name: &str, dir: Option<PathBuf>, gate: Option<(Path
 /// own reload too); a Redis that does not answer only costs a note.
 fn audit_now(config: &Config, entry: &palisade::core::audit::AuditEntry) {
     let key = palisade::streams::Keys::new(&config.redis.key_prefix).audit;
-    if let Err(e) = palisade::streams::audit::append_now(&config.redis.target(), &key, entry) {
+    if let Err(e) =
+        palisade::streams::audit::append_now(&config.redis.target(), &key, config.redis.audit_max_entries, entry)
+    {
         eprintln!("note: not recorded in {key} ({e}); the service's reload will be");
     }
 }

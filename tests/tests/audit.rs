@@ -94,3 +94,35 @@ async fn every_plugin_change_is_audited_with_who_and_which_versions() {
     assert_eq!(quarantine["subject"], "hostile");
     assert!(quarantine["detail"]["reason"].as_str().unwrap().contains("faults"), "{quarantine}");
 }
+
+/// The trail is capped (`AUDIT_MAX_ENTRIES`), and says so: after 240 changes
+/// under a cap of 10 it holds a few (Redis trims whole nodes of 100), and the
+/// listing reports how many it holds and keeps at most.
+#[tokio::test]
+async fn the_trail_keeps_at_most_its_configured_entries_and_says_so() {
+    let s = Service::both(&[("AUDIT_MAX_ENTRIES", "10")]).await;
+    for _ in 0..120 {
+        admin(&s, "/v1/admin/plugins/threats/disable").await;
+        admin(&s, "/v1/admin/plugins/threats/enable").await;
+    }
+    // Entries are written in the background: wait until the trail stops changing.
+    let listing = || async {
+        let r = reqwest::Client::new()
+            .get(format!("{}/v1/admin/audit?count=1", s.screen_base))
+            .header("api-key", "admin-key");
+        r.send().await.unwrap().json::<Value>().await.unwrap()
+    };
+    let mut body = listing().await;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let again = listing().await;
+        if again == body {
+            break;
+        }
+        body = again;
+    }
+    assert_eq!(body["entries"][0]["action"], "enable", "the newest change is kept: {body}");
+    assert_eq!(body["kept_at_most"], 10, "{body}");
+    let length = body["length"].as_u64().unwrap();
+    assert!((10..=110).contains(&length), "240 changes, a cap of 10: {length} kept");
+}

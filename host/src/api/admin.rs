@@ -118,12 +118,13 @@ struct AuditQuery {
     count: Option<usize>,
 }
 
-/// `GET /v1/admin/audit?count=N`: the newest N entries (default 100, at most 1,000).
+/// `GET /v1/admin/audit?count=N`: the newest N entries (default 100, at most 1,000),
+/// how many the trail holds, and how many it keeps at most (`AUDIT_MAX_ENTRIES`).
 async fn audit(State(s): State<AppState>, Query(q): Query<AuditQuery>) -> Result<Json<Value>, ApiError> {
     let unavailable = |message: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", message);
     let trail =
         s.audit.as_ref().ok_or_else(|| unavailable("this service runs without Redis: no audit trail".into()))?;
     let count = q.count.unwrap_or(100).clamp(1, 1000);
-    let entries = trail.recent(count).await.map_err(|e| unavailable(format!("Redis: {e}")))?;
-    Ok(Json(json!({ "entries": entries })))
+    let (entries, length) = trail.recent(count).await.map_err(|e| unavailable(format!("Redis: {e}")))?;
+    Ok(Json(json!({ "entries": entries, "length": length, "kept_at_most": trail.keep })))
 }
