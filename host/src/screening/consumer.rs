@@ -316,7 +316,7 @@ impl Consumer {
     /// Wait for a batch's predictions and route them, acknowledging in the same transaction.
     async fn finish(&mut self, batch: Batch) -> redis::RedisResult<()> {
         let Batch { ids, sources, raws, mut dead, screening, span, event_spans } = batch;
-        let (predictions, sources) = match screening.await {
+        let (mut predictions, sources) = match screening.await {
             Ok(predictions) => (predictions, sources),
             Err(e) => {
                 let message = self.screener.metrics.faults.join_failed("consumer", e);
@@ -326,7 +326,6 @@ impl Consumer {
                 (predictions, screened)
             }
         };
-        let mut predictions = predictions;
         let mut pipe = redis::pipe();
         pipe.atomic();
         self.on_degraded(&mut pipe, &mut predictions, &sources);
@@ -436,9 +435,6 @@ impl Consumer {
     }
 }
 
-/// An event's screening span: the child of its ingest request (the entry's
-/// `traceparent`), linked to the batch it is screened in; ends when dropped
-/// (after routing).
 /// Add `p`'s route to `pipe`: `events:reasoning_queue` when high risk, else `events:low_risk`.
 pub(super) fn route(pipe: &mut redis::Pipeline, keys: &ShardKeys, p: &Prediction, source: &str) {
     let stream = if p.high_risk { &keys.reasoning } else { &keys.low_risk };
@@ -447,6 +443,9 @@ pub(super) fn route(pipe: &mut redis::Pipeline, keys: &ShardKeys, p: &Prediction
         .ignore();
 }
 
+/// An event's screening span: the child of its ingest request (the entry's
+/// `traceparent`), linked to the batch it is screened in; ends when dropped
+/// (after routing).
 fn event_span(entry: &StreamId, event: &Event, batch: &tracing::Span) -> tracing::Span {
     use tracing::field::Empty;
     let span = tracing::info_span!(parent: None, "screen.event", otel.kind = "consumer", event_id = %event.event_id,
