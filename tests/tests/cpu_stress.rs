@@ -4,7 +4,7 @@
 //! event is screened `degraded`, and the threats rule still fires. Rules are
 //! metered by fuel (instructions), not by the clock, so a quarantine is earned by
 //! the plugin: a guest that really loops still runs out and is quarantined.
-//! `CPU_STRESS_SECONDS` sets how long the load runs (default 20).
+//! `CPU_STRESS_SECONDS` sets how long the load runs (default 60).
 
 use palisade_tests::{Service, set_key};
 use serde_json::{Value, json};
@@ -52,7 +52,7 @@ fn long_message(i: usize, threat: bool) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_busy_machine_drops_no_rule_and_a_looping_plugin_is_still_quarantined() {
-    let seconds: u64 = std::env::var("CPU_STRESS_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let seconds: u64 = std::env::var("CPU_STRESS_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
     let s = Service::both(&[("SCREENING_MODEL", "none")]).await;
     // A test-only guest that loops on `loop`; its manifest's 10 ms deadline is the old
     // default: gone, so only its fuel (cut to 50M instructions) and the backstop hold it.
