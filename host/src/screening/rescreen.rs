@@ -89,8 +89,10 @@ pub(super) fn for_review(p: &mut Prediction) {
     p.flags.push("review".into());
 }
 
-/// Releases the round's lock only if this consumer still holds it.
-const RELEASE: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+/// Releases the round's lock only if this consumer still holds it (hashed once).
+static RELEASE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0")
+});
 
 impl Consumer {
     /// Screen again the queued events whose missing plugins are back, a batch at a
@@ -118,7 +120,7 @@ impl Consumer {
             Ok(())
         }
         .await;
-        let released = redis::Script::new(RELEASE).key(&lock).arg(&self.name).invoke_async::<u64>(&mut self.conn).await;
+        let released = RELEASE.key(&lock).arg(&self.name).invoke_async::<u64>(&mut self.conn).await;
         rounds.and(released.map(drop))
     }
 
