@@ -137,7 +137,8 @@ pub fn predict(event: Event, rules: RuleResult, embedding: Option<(f32, &'static
         Some((e, cat)) if w.embedding * e > w.rules * rules.score => cat,
         _ => rules.category,
     };
-    let category = if risk <= w.threshold && risk < 0.3 { "LOW_RISK" } else { category };
+    // The category says where the event goes: a risk at or below the threshold is LOW_RISK.
+    let category = if high_risk { category } else { "LOW_RISK" };
     let span = if high_risk { 1.0 - w.threshold } else { w.threshold };
     let confidence = (0.5 + 0.5 * ((risk - w.threshold).abs() / span.max(f32::EPSILON))).clamp(0.5, 1.0);
     if high_risk {
@@ -287,8 +288,32 @@ mod tests {
         assert_eq!((p.category, p.high_risk), ("LOW_RISK", false));
         assert!(p.flags.contains(&"heuristics_only".to_string()));
         assert!(p.confidence > 0.8, "far below the threshold: {}", p.confidence);
-        let p = predict(Event::sample("x"), rules(0.2, "TOXIC"), Some((0.95, "HATE_SPEECH")), w);
+        let p = predict(Event::sample("x"), rules(0.6, "TOXIC"), Some((0.99, "HATE_SPEECH")), w);
         assert_eq!(p.category, "HATE_SPEECH", "the embedding carries more weight here");
+    }
+
+    /// The category and the route agree: an event routed to `events:low_risk`
+    /// (not high risk) is never labelled with a risky category, and one routed
+    /// to the reasoning queue always is.
+    #[test]
+    fn the_category_agrees_with_the_route() {
+        let w = Weights::default();
+        for rule in [0.0, 0.2, 0.5, 0.7, 0.8, 1.0] {
+            for knn in [None, Some((0.1, "SPAM")), Some((0.5, "TOXIC")), Some((0.95, "HATE_SPEECH"))] {
+                let p = predict(Event::sample("x"), rules(rule, "TOXIC"), knn, w);
+                assert_eq!(
+                    p.category != "LOW_RISK",
+                    p.high_risk,
+                    "rules {rule}, embedding {knn:?}: risk {} labelled {} but high_risk {}",
+                    p.risk_score,
+                    p.category,
+                    p.high_risk
+                );
+            }
+        }
+        // The case that was wrong: risk 0.5 under a 0.7 threshold was TOXIC yet routed low.
+        let p = predict(Event::sample("x"), rules(0.5, "TOXIC"), None, w);
+        assert_eq!((p.category, p.high_risk), ("LOW_RISK", false));
     }
 
     #[test]
