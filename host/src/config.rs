@@ -573,12 +573,14 @@ impl VectorsConfig {
 section! {
     /// Requests to platforms (bot posts and moderation actions).
     pub struct OutboundConfig {
+        platforms: Vec<String> = ("OUTBOUND_PLATFORMS", "discord,slack,web",
+            "comma-separated platforms whose {PLATFORM}_API_BASE and {PLATFORM}_BOT_TOKEN are read (add one when you install its adapter; other such variables are left alone)"),
         discord_api_base: String = ("DISCORD_API_BASE", "https://discord.com/api/v10",
-            "where Discord adapter requests go (any {PLATFORM}_API_BASE works)"),
+            "where Discord adapter requests go (any platform in OUTBOUND_PLATFORMS: {PLATFORM}_API_BASE)"),
         slack_api_base: String = ("SLACK_API_BASE", "https://slack.com/api", "where Slack adapter requests go"),
         web_api_base: String = ("WEB_API_BASE", "", "where web adapter posts and actions go"),
         discord_bot_token: Option<Secret> = ("DISCORD_BOT_TOKEN", "",
-            "bot token put in place of {token} in Discord requests (any {PLATFORM}_BOT_TOKEN works)"),
+            "bot token put in place of {token} in Discord requests (any platform in OUTBOUND_PLATFORMS: {PLATFORM}_BOT_TOKEN)"),
         slack_bot_token: Option<Secret> = ("SLACK_BOT_TOKEN", "", "bot token (xoxb-…) for Slack requests"),
         web_bot_token: Option<Secret> = ("WEB_BOT_TOKEN", "", "bearer token for web adapter requests"),
         timeout_ms: u64 = ("OUTBOUND_TIMEOUT_MS", "10000", "timeout of one request to a platform", positive),
@@ -656,17 +658,11 @@ pub struct Config {
 impl Config {
     /// From `PALISADE_CONFIG` (if set) and the environment.
     pub fn load() -> Result<Self, ConfigError> {
-        let mut raw = Raw::new();
-        if let Ok(path) = std::env::var("PALISADE_CONFIG") {
-            raw = read_file(&path)?;
-        }
-        for key in keys() {
-            if let Ok(v) = std::env::var(key.name) {
-                raw.insert(key.name.to_string(), v);
-            }
-        }
-        raw.extend(std::env::vars().filter(|(k, _)| is_platform_key(k)));
-        Self::from_map(&raw)
+        let file = match std::env::var("PALISADE_CONFIG") {
+            Ok(path) => read_file(&path)?,
+            Err(_) => Raw::new(),
+        };
+        Self::from_map(&over(file, |key| std::env::var(key).ok()))
     }
 
     /// From explicit values (missing keys take their defaults).
@@ -683,7 +679,7 @@ impl Config {
             vectors: VectorsConfig::from_raw(raw)?,
             outbound: OutboundConfig::from_raw(raw)?,
             tracing: TracingConfig::from_raw(raw)?,
-            platform_apis: platform_apis(raw),
+            platform_apis: platform_apis(raw)?,
         };
         if let Some(shard) = config.screening.shards.iter().find(|&&s| s >= config.redis.stream_shards) {
             return Err(ConfigError::Value {
@@ -708,8 +704,39 @@ impl Default for Config {
     }
 }
 
-/// Every `{PLATFORM}_API_BASE` / `{PLATFORM}_BOT_TOKEN` among the defaults and `raw`.
-fn platform_apis(raw: &Raw) -> BTreeMap<String, PlatformApi> {
+/// `file` with every known key the environment (`env`) sets over it, and the
+/// platform keys of the platforms in `OUTBOUND_PLATFORMS` (as set there, else in
+/// the file, else the default): never a variable of some other tool that happens
+/// to end in `_API_BASE` or `_BOT_TOKEN`.
+fn over(mut raw: Raw, env: impl Fn(&str) -> Option<String>) -> Raw {
+    for key in keys() {
+        if let Some(v) = env(key.name) {
+            raw.insert(key.name.to_string(), v);
+        }
+    }
+    for platform in outbound_platforms(&raw) {
+        for suffix in [API_BASE, BOT_TOKEN] {
+            let key = format!("{}{suffix}", platform.to_ascii_uppercase());
+            if let Some(v) = env(&key) {
+                raw.insert(key, v);
+            }
+        }
+    }
+    raw
+}
+
+/// `OUTBOUND_PLATFORMS` in `raw` (or its default), lower-case.
+fn outbound_platforms(raw: &Raw) -> Vec<String> {
+    let key = keys().find(|k| k.name == "OUTBOUND_PLATFORMS").expect("a key of OutboundConfig");
+    let list = raw.get(key.name).map_or(key.default, String::as_str);
+    list.split(',').map(|p| p.trim().to_ascii_lowercase()).filter(|p| !p.is_empty()).collect()
+}
+
+/// Every `{PLATFORM}_API_BASE` / `{PLATFORM}_BOT_TOKEN` among the defaults and
+/// `raw`; one of a platform not in `OUTBOUND_PLATFORMS` is an error (it would be
+/// ignored).
+fn platform_apis(raw: &Raw) -> Result<BTreeMap<String, PlatformApi>, ConfigError> {
+    let platforms = outbound_platforms(raw);
     let defaults = OutboundConfig::KEYS.iter().filter(|k| is_platform_key(k.name)).map(|k| (k.name, k.default));
     let mut out: BTreeMap<String, PlatformApi> = BTreeMap::new();
     for (key, value) in defaults.chain(raw.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
@@ -718,7 +745,14 @@ fn platform_apis(raw: &Raw) -> BTreeMap<String, PlatformApi> {
             (_, Some(p)) if is_platform_key(key) => (p, false),
             _ => continue,
         };
-        let api = out.entry(platform.to_ascii_lowercase()).or_default();
+        let platform = platform.to_ascii_lowercase();
+        if !platforms.contains(&platform) {
+            return Err(ConfigError::Value {
+                key: "OUTBOUND_PLATFORMS",
+                message: format!("{key} is set but `{platform}` is not listed: add it to read its settings"),
+            });
+        }
+        let api = out.entry(platform).or_default();
         let value = value.trim();
         if is_base {
             api.base = value.trim_end_matches('/').to_string();
@@ -726,7 +760,7 @@ fn platform_apis(raw: &Raw) -> BTreeMap<String, PlatformApi> {
             api.token = (!value.is_empty()).then(|| Secret(value.to_string()));
         }
     }
-    out
+    Ok(out)
 }
 
 fn read_file(path: &str) -> Result<Raw, ConfigError> {
@@ -797,6 +831,7 @@ mod tests {
     #[test]
     fn platform_keys_for_any_platform_and_tokens_stay_hidden() {
         let raw = BTreeMap::from([
+            ("OUTBOUND_PLATFORMS".to_string(), "discord,slack,web,mastodon".to_string()),
             ("MASTODON_API_BASE".to_string(), "https://social.example/api/".to_string()),
             ("SLACK_BOT_TOKEN".to_string(), "xoxb-secret".to_string()),
         ]);
@@ -805,6 +840,33 @@ mod tests {
         assert_eq!(c.platform_apis["discord"].base, "https://discord.com/api/v10");
         assert_eq!(c.platform_apis["slack"].token.as_ref().unwrap().expose(), "xoxb-secret");
         assert!(!format!("{c:?}").contains("xoxb-secret"));
+    }
+
+    /// Only the platforms in OUTBOUND_PLATFORMS read their keys from the
+    /// environment: another tool's `OPENAI_API_BASE` or `GITHUB_BOT_TOKEN` is
+    /// never taken for a platform (its token never reaches an adapter).
+    #[test]
+    fn platform_keys_come_only_for_listed_platforms() {
+        let env = BTreeMap::from([
+            ("OPENAI_API_BASE", "https://api.openai.example/v1"),
+            ("GITHUB_BOT_TOKEN", "ghp-not-ours"),
+            ("MASTODON_API_BASE", "https://social.example/api"),
+            ("SLACK_BOT_TOKEN", "xoxb-ours"),
+        ]);
+        let read = |extra: &[(&'static str, &'static str)]| {
+            let env: BTreeMap<&str, &str> = env.iter().map(|(k, v)| (*k, *v)).chain(extra.iter().copied()).collect();
+            Config::from_map(&over(Raw::new(), |k| env.get(k).map(|v| v.to_string()))).unwrap()
+        };
+        let c = read(&[]);
+        assert_eq!(c.platform_apis.keys().collect::<Vec<_>>(), ["discord", "slack", "web"]);
+        assert_eq!(c.platform_apis["slack"].token.as_ref().unwrap().expose(), "xoxb-ours");
+        let c = read(&[("OUTBOUND_PLATFORMS", "discord,slack,web,mastodon")]);
+        assert_eq!(c.platform_apis["mastodon"].base, "https://social.example/api");
+        assert!(!c.platform_apis.contains_key("openai") && !c.platform_apis.contains_key("github"));
+        // Set on purpose (a file, or from_map) for a platform not listed: said, not ignored.
+        let file = BTreeMap::from([("MASTODON_API_BASE".to_string(), "https://social.example".to_string())]);
+        let err = Config::from_map(&file).unwrap_err().to_string();
+        assert!(err.contains("OUTBOUND_PLATFORMS") && err.contains("mastodon"), "{err}");
     }
 
     #[test]
