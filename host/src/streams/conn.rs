@@ -37,10 +37,6 @@ impl Target {
         }
     }
 
-    pub fn is_cluster(&self) -> bool {
-        matches!(self, Target::Cluster(_))
-    }
-
     /// A synchronous connection whose connect, reads and writes each give up after `timeout`.
     pub fn connect_sync(&self, timeout: Duration) -> redis::RedisResult<SyncConn> {
         match self {
@@ -145,7 +141,7 @@ impl LazySync {
         if let Some(at) = state.failed_at.filter(|at| at.elapsed() < RETRY_AFTER) {
             return Err(format!("Redis unreachable {} ms ago; retrying shortly", at.elapsed().as_millis()));
         }
-        let conn = match state.conn.take() {
+        let mut conn = match state.conn.take() {
             Some(conn) => conn,
             None => match self.target.connect_sync(self.timeout) {
                 Ok(conn) => conn,
@@ -156,7 +152,6 @@ impl LazySync {
             },
         };
         state.failed_at = None;
-        let mut conn = conn;
         let result = f(&mut conn);
         if result.is_ok() {
             state.conn = Some(conn); // kept only while it answers
