@@ -4,7 +4,7 @@
 use palisade::core::Event;
 use palisade::plugins::rules;
 use palisade::plugins::{PluginKind, PluginState, to_wit};
-use palisade_tests::{PluginDir, shipped};
+use palisade_tests::{PluginDir, repo_root, shipped};
 
 fn all_shipped() -> (PluginDir, std::sync::Arc<palisade::plugins::PluginHost>) {
     let dir = PluginDir::new();
@@ -16,10 +16,15 @@ fn all_shipped() -> (PluginDir, std::sync::Arc<palisade::plugins::PluginHost>) {
 }
 
 #[test]
-fn ten_heuristic_families_and_the_policy_validator_load() {
+fn every_heuristic_family_and_the_policy_validator_load() {
     let (_dir, host) = all_shipped();
     let heuristics = host.active(PluginKind::Heuristic);
-    assert!(heuristics.len() >= 10, "{:?}", host.list());
+    let families = std::fs::read_dir(repo_root().join("plugins/heuristics"))
+        .unwrap()
+        .filter(|d| d.as_ref().is_ok_and(|d| d.path().join("plugin.toml").exists()))
+        .count();
+    assert_eq!(families, 13, "the heuristic families shipped (README, docs/plugins.md)");
+    assert_eq!(heuristics.len(), families, "{:?}", host.list());
     assert_eq!(host.active(PluginKind::Validator).len(), 1);
     assert!(host.list().iter().all(|p| p.state == PluginState::Active && p.load_error.is_none()), "{:?}", host.list());
 }
