@@ -2,7 +2,7 @@
 //! char 2–5-grams (within words, padded like scikit-learn's `char_wb`), sublinear
 //! TF-IDF with each block L2-normalised. Pure functions; no model weights here.
 //!
-//! Normalisation (what helped on tweets and SMS, `../shared/DESIGN.md`): HTML
+//! Normalisation (what helped on tweets and SMS): HTML
 //! entities decoded twice (tweets are double-escaped), `@handle` → `@user`, a
 //! leading `RT` dropped, whitespace collapsed, lower case. URLs are kept: they are
 //! spam signal.
