@@ -773,7 +773,7 @@ fn read_file(path: &str) -> Result<Raw, ConfigError> {
             let known: Vec<&str> = keys().map(|k| k.name).collect();
             return Err(err(format!("unknown key `{key}` (known: {})", known.join(", "))));
         }
-        let text = palisade_sdk::manifest::setting_text(&key, &value).map_err(err)?;
+        let text = palisade_vocab::manifest::setting_text(&key, &value).map_err(err)?;
         out.insert(key, text);
     }
     Ok(out)

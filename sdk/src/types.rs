@@ -54,48 +54,8 @@ impl Event {
     }
 }
 
-/// Risk categories (the seed's names in upper snake case).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Category {
-    LowRisk,
-    Spam,
-    Toxic,
-    TargetedHarassment,
-    HateSpeech,
-    Violence,
-    Sexual,
-}
-
-impl Category {
-    pub const ALL: [Category; 7] = [
-        Category::LowRisk,
-        Category::Spam,
-        Category::Toxic,
-        Category::TargetedHarassment,
-        Category::HateSpeech,
-        Category::Violence,
-        Category::Sexual,
-    ];
-
-    /// The wire name: `LOW_RISK`, `SPAM`, ….
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Category::LowRisk => "LOW_RISK",
-            Category::Spam => "SPAM",
-            Category::Toxic => "TOXIC",
-            Category::TargetedHarassment => "TARGETED_HARASSMENT",
-            Category::HateSpeech => "HATE_SPEECH",
-            Category::Violence => "VIOLENCE",
-            Category::Sexual => "SEXUAL",
-        }
-    }
-
-    /// Parse a wire name (`SPAM`) or a WIT name (`spam`, `hate-speech`).
-    pub fn parse(name: &str) -> Option<Category> {
-        let upper = name.trim().to_ascii_uppercase().replace('-', "_");
-        Category::ALL.into_iter().find(|c| c.as_str() == upper)
-    }
-}
+/// Risk categories: the one enum the host shares (`palisade-vocab`).
+pub use palisade_vocab::Category;
 
 /// One rule that fired.
 #[derive(Debug, Clone, PartialEq)]

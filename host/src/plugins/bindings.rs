@@ -141,10 +141,10 @@ pub fn category_scores(probabilities: &[f32]) -> Vec<CategoryScore> {
 }
 
 impl Category {
-    /// The wire name (`LOW_RISK`, `SPAM`, …): the SDK's table, which lists the
+    /// The wire name (`LOW_RISK`, `SPAM`, …): `palisade-vocab`'s table, which lists the
     /// categories in the WIT's order, as this enum does (a test checks both).
     pub fn as_str(self) -> &'static str {
-        palisade_sdk::types::Category::ALL[self as usize].as_str()
+        palisade_vocab::Category::ALL[self as usize].as_str()
     }
 }
 
@@ -194,8 +194,8 @@ mod tests {
             .filter(|c| !c.is_empty())
             .map(|c| c.replace('-', "_").to_uppercase())
             .collect();
-        // The SDK's table follows the WIT, and the host's enum (generated from the WIT) indexes it.
-        let sdk: Vec<&str> = palisade_sdk::types::Category::ALL.iter().map(|c| c.as_str()).collect();
+        // The shared table (palisade-vocab) follows the WIT, and the host's enum (generated from the WIT) indexes it.
+        let sdk: Vec<&str> = palisade_vocab::Category::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(sdk, names);
         assert_eq!((Category::LowRisk.as_str(), Category::Sexual.as_str()), ("LOW_RISK", "SEXUAL"));
         assert_eq!(Category::HateSpeech.as_str(), "HATE_SPEECH");

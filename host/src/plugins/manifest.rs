@@ -335,7 +335,7 @@ impl Manifest {
         let settings = raw
             .settings
             .iter()
-            .map(|(k, v)| Ok((k.clone(), palisade_sdk::manifest::setting_text(k, v)?)))
+            .map(|(k, v)| Ok((k.clone(), palisade_vocab::manifest::setting_text(k, v)?)))
             .collect::<Result<BTreeMap<_, _>, String>>()
             .map_err(ManifestError::Settings)?
             .into_iter()
