@@ -29,11 +29,11 @@
 //! Run: `cargo bench -p palisade-benches --bench plugins`
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use palisade::core::Event;
-use palisade::plugins::install::{stamp_manifest, write_atomically};
-use palisade::plugins::rules;
-use palisade::plugins::watcher::watch;
-use palisade::plugins::{PluginKind, to_wit};
+use palisade_core::Event;
+use palisade_plugins::install::{stamp_manifest, write_atomically};
+use palisade_plugins::rules;
+use palisade_plugins::watcher::watch;
+use palisade_plugins::{PluginKind, to_wit};
 use palisade_tests::{PluginDir, set_key, shipped};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -80,7 +80,7 @@ fn reload(c: &mut Criterion) {
     dir.install("probe");
     let (host, _) = dir.open();
     let _watcher = watch(host.clone(), Duration::from_millis(20)).unwrap();
-    let tag = |host: &palisade::plugins::PluginHost| -> String {
+    let tag = |host: &palisade_plugins::PluginHost| -> String {
         let v = host.get("probe").unwrap().score(&to_wit(&[Event::sample("x")])).expect("no call fails during reload");
         v[0].hits[0].detail.clone().unwrap()
     };
@@ -166,7 +166,7 @@ fn host_functions(c: &mut Criterion) {
             label: "repeat-offender".into(),
             source: "bulk".into(),
             reason: "benchmark".into(),
-            expires_at_ms: Some(palisade::core::now_ms() + 600_000),
+            expires_at_ms: Some(palisade_core::now_ms() + 600_000),
             set_at_ms: 0,
             set_by: "bench".into(),
         };
@@ -188,7 +188,7 @@ fn languages(c: &mut Criterion) {
         let (host, _) = dir.open(); // loads from the cache: deserialize, link, one instance
         let plugin = host.get(name).expect("loaded");
         let info = plugin.info();
-        let limits = palisade::plugins::manifest::Manifest::parse(&palisade_tests::manifest(name)).unwrap().limits;
+        let limits = palisade_plugins::manifest::Manifest::parse(&palisade_tests::manifest(name)).unwrap().limits;
         // The first call on a fresh instance (a Python or JS rule is built in it).
         let reloaded = dir.open().0;
         let fresh = reloaded.get(name).unwrap();

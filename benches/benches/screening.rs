@@ -20,14 +20,14 @@
 //! `SCREEN_BENCH_SKIP_MODEL=1` skips the raw-model and full-pipeline runs, for profiling the others;
 //! `SCREEN_BENCH_PASSES`: passes of the cache-hit and heuristics-only runs, default 5)
 
-use palisade::core::Event;
-use palisade::embed::cache::EmbeddingCache;
-use palisade::embed::{Device, Embedder};
-use palisade::screening::predict::Weights;
 use palisade::screening::{ScreenMetrics, Screener, Similarity};
-use palisade::vectors::VectorStore;
-use palisade::vectors::bank::read;
-use palisade::vectors::flat::FlatStore;
+use palisade_core::Event;
+use palisade_detect::embed::cache::EmbeddingCache;
+use palisade_detect::embed::{Device, Embedder};
+use palisade_detect::predict::DecisionPolicy;
+use palisade_detect::vectors::VectorStore;
+use palisade_detect::vectors::bank::read;
+use palisade_detect::vectors::flat::FlatStore;
 use palisade_tests::{PluginDir, default_classifier, model_files, repo_data, repo_root, shipped};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,7 +76,7 @@ fn stages(screener: &Screener, texts: &[String], passes: usize) {
             let events: Vec<Event> = chunk.iter().map(|t| Event::sample(t)).collect();
             let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
             let t = Instant::now();
-            palisade::plugins::rules::score(&screener.plugins, &events);
+            palisade_plugins::rules::score(&screener.plugins, &events);
             spent[0] += t.elapsed().as_secs_f64();
             let t = Instant::now();
             let vectors = sim.vectors(&refs, &screener.metrics).unwrap();
@@ -99,8 +99,8 @@ fn stages(screener: &Screener, texts: &[String], passes: usize) {
 }
 
 /// The Redis on this machine.
-fn local_redis() -> palisade::streams::Target {
-    palisade::streams::Target::new("redis://127.0.0.1:6379", &[])
+fn local_redis() -> palisade_streams::Target {
+    palisade_streams::Target::new("redis://127.0.0.1:6379", &[])
 }
 
 /// The screening consumer draining `copies × texts` events from a fresh stream:
@@ -110,9 +110,9 @@ fn consumer(name: &str, screener: Screener, texts: &[String], copies: usize) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let prefix = format!("bench:consumer:{}:{name}:", std::process::id());
-        let keys = palisade::streams::Keys::new(&prefix);
+        let keys = palisade_streams::Keys::new(&prefix);
         let mut conn =
-            palisade::streams::RedisConn::connect(&local_redis(), std::time::Duration::from_secs(1)).await.unwrap();
+            palisade_streams::RedisConn::connect(&local_redis(), std::time::Duration::from_secs(1)).await.unwrap();
         let total = texts.len() * copies;
         for (c, chunk) in (0..total).collect::<Vec<_>>().chunks(1000).enumerate() {
             let mut pipe = redis::pipe();
@@ -152,7 +152,7 @@ fn consumer(name: &str, screener: Screener, texts: &[String], copies: usize) {
         task.await.unwrap();
         let (pending, ..): (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
             .arg(&keys.raw)
-            .arg(palisade::streams::SCREENING_GROUP)
+            .arg(palisade_streams::SCREENING_GROUP)
             .query_async(&mut conn)
             .await
             .unwrap();
@@ -197,7 +197,7 @@ fn main() {
         dir.install(&name);
     }
     let (plugins, registry) = dir.open();
-    let faults = palisade::telemetry::faults::Faults::register(&registry).unwrap();
+    let faults = palisade_core::telemetry::faults::Faults::register(&registry).unwrap();
     let metrics = ScreenMetrics::register(&registry, faults).unwrap();
     println!("{} texts (SMS + Davidson dev data), bank of {} examples, k = 10", texts.len(), exemplars.len());
 
@@ -215,7 +215,7 @@ fn main() {
     let screener = |similarity: Option<Similarity>| Screener {
         plugins: plugins.clone(),
         similarity,
-        weights: Weights::default(),
+        policy: DecisionPolicy::default(),
         metrics: metrics.clone(),
         fast_path: None,
         campaigns: None,
@@ -246,12 +246,12 @@ fn main() {
     }
     // The trained classifier: the n-gram stage alone, then the consumer with the cascade on and off
     // (embedding cache off: every event in the band is embedded).
-    let slot = Arc::new(palisade::classify::slot::Slot::open(&default_classifier(), None).unwrap());
+    let slot = Arc::new(palisade_detect::classify::slot::Slot::open(&default_classifier(), None).unwrap());
     let band = palisade::config::Config::load().unwrap().classifier.band; // CASCADE_BAND
     {
         let classifier = slot.get();
         let events: Vec<Event> = texts.iter().map(|t| Event::sample(t)).collect();
-        let rule_results = palisade::plugins::rules::score(&plugins, &events);
+        let rule_results = palisade_plugins::rules::score(&plugins, &events);
         let t = Instant::now();
         let mut in_band = 0;
         for _ in 0..passes {
@@ -337,7 +337,7 @@ fn main() {
     }
     // Past events as the service keeps them: a window (SIMILAR_EVENTS_MAX) of file-backed segments.
     let past_dir = std::env::temp_dir().join(format!("palisade-bench-past-{}", std::process::id()));
-    let past = palisade::vectors::window::Window::open(&past_dir, "events", 100_000, ann).unwrap();
+    let past = palisade_detect::vectors::window::Window::open(&past_dir, "events", 100_000, ann).unwrap();
     let with_past = Similarity { events: Some(Arc::new(past)), past_k: 5, ..similarity(cache()) };
     consumer("cache-hit + 5 past events", screener(Some(with_past)), &texts, 20);
     let _ = std::fs::remove_dir_all(&past_dir);

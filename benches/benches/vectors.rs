@@ -7,9 +7,9 @@
 //!
 //! Run: `cargo bench -p palisade-benches --bench vectors` (rows: `VECTOR_BENCH_ROWS`, default 100000)
 
-use palisade::vectors::flat::FlatStore;
-use palisade::vectors::ivf::Ann;
-use palisade::vectors::{Item, VectorStore};
+use palisade_detect::vectors::flat::FlatStore;
+use palisade_detect::vectors::ivf::Ann;
+use palisade_detect::vectors::{Item, VectorStore};
 use palisade_tests::repo_root;
 use std::collections::HashSet;
 use std::time::Instant;

@@ -3,36 +3,35 @@
 
 use crate::api::limits::{self, Limiter};
 use crate::api::{AppState, HttpMetrics, common_routes, request_context, with_error_fallbacks};
-use crate::classify::slot::Slot;
 use crate::config::Config;
 use crate::config::Scoring;
-use crate::core::schema::Limits;
-use crate::embed::Embedder;
-use crate::embed::cache::EmbeddingCache;
 use crate::entity_labels::LabelStore;
 use crate::ingest::metrics::IngestMetrics;
 use crate::ingest::{self, Ingest};
 use crate::platforms::metrics::AdapterMetrics;
 use crate::platforms::sender::Sender;
 use crate::platforms::{self, Platforms};
-use crate::plugins::signing::Trust;
-use crate::plugins::watcher::{DirWatcher, watch};
-use crate::plugins::{PluginHost, PluginMetrics, Runtime};
 use crate::screening::consumer::Consumer;
-use crate::screening::predict::Weights;
 use crate::screening::shadow::{ClassifierCandidate, Shadows};
 use crate::screening::{self, ScreenApi, ScreenMetrics, Screener, Similarity};
-use crate::streams::audit::AuditStream;
-use crate::streams::control::{Action, Change, ControlStream};
-use crate::streams::depth::Depth;
-use crate::streams::labels::LabelStream;
-use crate::streams::producer::{ProduceOptions, Producer};
-use crate::streams::{self, Backlog, EventSink, Keys, RedisConn};
-use crate::telemetry::faults::Faults;
-use crate::telemetry::gauges::Gauges;
-use crate::vectors;
 use anyhow::Context;
 use axum::Router;
+use palisade_core::schema::Limits;
+use palisade_core::telemetry::faults::Faults;
+use palisade_core::telemetry::gauges::Gauges;
+use palisade_detect::classify::slot::Slot;
+use palisade_detect::embed::Embedder;
+use palisade_detect::embed::cache::EmbeddingCache;
+use palisade_detect::vectors;
+use palisade_plugins::signing::Trust;
+use palisade_plugins::watcher::{DirWatcher, watch};
+use palisade_plugins::{PluginHost, PluginMetrics, Runtime};
+use palisade_streams::audit::AuditStream;
+use palisade_streams::control::{Action, Change, ControlStream};
+use palisade_streams::depth::Depth;
+use palisade_streams::labels::LabelStream;
+use palisade_streams::producer::{ProduceOptions, Producer};
+use palisade_streams::{Backlog, EventSink, Keys, RedisConn};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -193,7 +192,7 @@ impl Core {
     /// [`Core::screen_router`]. Must run inside a Tokio runtime.
     pub async fn screen_app(&self, conn: RedisConn, shutdown: watch::Receiver<bool>) -> anyhow::Result<Router> {
         self.start_audit(&conn);
-        self.shadows.sample_into(streams::capped::CappedStream::start(
+        self.shadows.sample_into(palisade_streams::capped::CappedStream::start(
             conn.clone(),
             &self.keys.shadow,
             crate::screening::shadow::STREAM_KEEP,
@@ -208,7 +207,7 @@ impl Core {
         let timeout = c.redis.timeout().max(Duration::from_secs(1));
         for shard in c.screening.shards_of(&c.redis) {
             let consumer = Consumer {
-                conn: streams::connect_with_retry(&c.redis.target(), Duration::from_secs(10), timeout).await?,
+                conn: palisade_streams::connect_with_retry(&c.redis.target(), Duration::from_secs(10), timeout).await?,
                 keys: self.keys.shards[shard].clone(),
                 name: c.screening.consumer_name(),
                 screener: screener.clone(),
@@ -236,7 +235,7 @@ impl Core {
         let name = candidate.dir.file_name().map(|n| n.to_os_string()).unwrap_or_default();
         let shadows = Arc::downgrade(&self.shadows);
         let relevant = move |p: &Path| p.file_name() == Some(name.as_os_str());
-        Ok(crate::plugins::watcher::watch_dir(&parent, "classifier-shadow-watch", relevant, debounce, move || {
+        Ok(palisade_plugins::watcher::watch_dir(&parent, "classifier-shadow-watch", relevant, debounce, move || {
             if let Some(candidate) = shadows.upgrade().as_ref().and_then(|s| s.classifier()) {
                 match candidate.reload() {
                     Ok(version) => tracing::info!(?version, "candidate classifier reloaded"),
@@ -290,7 +289,7 @@ impl Core {
                         if let (Some(audit), Ok(swap)) = (&audit, outcome)
                             && swap.outcome == "reloaded"
                         {
-                            use crate::core::audit::{AuditEntry, AuditSink};
+                            use palisade_core::audit::{AuditEntry, AuditSink};
                             let entry = AuditEntry::new("classifier_reload", "watcher", "classifier");
                             audit.record(entry.detail(serde_json::json!({ "from": swap.from, "to": swap.to })));
                         }
@@ -310,7 +309,7 @@ impl Core {
             cascade_band: c.classifier.cascade.0.then_some(c.classifier.band),
             knn_weight: c.classifier.knn_weight,
             shadows: Some(self.shadows.clone()),
-            weights: Weights::from_config(c),
+            policy: c.decision_policy(),
             metrics,
             fast_path: c.screening.fast_path,
             campaigns: (c.screening.campaign_min_accounts > 0).then(|| {
@@ -346,10 +345,10 @@ impl Core {
             backlog: backlog.clone(),
             admin_api_keys: Arc::new(c.server.admin_api_keys.clone()),
             labels,
-            audit: self.audit.get().map(|a| a.clone() as Arc<dyn crate::core::audit::AuditSink>),
+            audit: self.audit.get().map(|a| a.clone() as Arc<dyn palisade_core::audit::AuditSink>),
             control: self.control.get().cloned(),
             backtests: Default::default(),
-            history: crate::backtest::History {
+            history: crate::screening::backtest::History {
                 target: c.redis.target(),
                 keys: self.keys.clone(),
                 timeout: c.redis.timeout(),
@@ -455,7 +454,7 @@ pub enum Services {
 /// Serve until Ctrl-C or SIGTERM.
 pub async fn serve(core: Core, which: Services) -> anyhow::Result<()> {
     let target = core.config.redis.target();
-    let conn = streams::connect_with_retry(&target, Duration::from_secs(10), core.config.redis.timeout())
+    let conn = palisade_streams::connect_with_retry(&target, Duration::from_secs(10), core.config.redis.timeout())
         .await
         .with_context(|| format!("Redis at {target} (REDIS_URL, REDIS_CLUSTER_NODES)"))?;
     let shards: Vec<&str> = core.keys.shards.iter().map(|s| s.raw.as_str()).collect();

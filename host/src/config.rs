@@ -57,7 +57,7 @@ from_str_setting! {
     f32 => "a number",
     f64 => "a number",
     SocketAddr => "an address like 127.0.0.1:8001",
-    crate::embed::Device => "cpu or cuda",
+    palisade_detect::embed::Device => "cpu or cuda",
     LogFormat => "json or text",
     Scoring => "classifier or weighted",
     DegradedEvents => "rescreen or review",
@@ -248,31 +248,8 @@ impl std::str::FromStr for Switch {
     }
 }
 
-/// A closed interval within [0, 1], written `low,high`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Band {
-    pub low: f32,
-    pub high: f32,
-}
-
-impl Band {
-    pub fn contains(&self, v: f32) -> bool {
-        (self.low..=self.high).contains(&v)
-    }
-}
-
-impl std::str::FromStr for Band {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (low, high) = s.split_once(',').ok_or("no comma")?;
-        let (low, high): (f32, f32) =
-            (low.trim().parse().map_err(|e| format!("{e}"))?, high.trim().parse().map_err(|e| format!("{e}"))?);
-        if !(0.0 <= low && low <= high && high <= 1.0) {
-            return Err("out of order or outside [0, 1]".into());
-        }
-        Ok(Band { low, high })
-    }
-}
+/// The cascade band (`CASCADE_BAND`): detection's type, parsed here.
+pub use palisade_detect::cascade::Band;
 
 /// Declares one subsystem's struct: each line is
 /// `field: Type = ("KEY", "default", "meaning" [, check…])`.
@@ -337,8 +314,8 @@ impl ServerConfig {
         }
     }
 
-    pub fn body_limits(&self) -> crate::core::BodyLimits {
-        crate::core::BodyLimits {
+    pub fn body_limits(&self) -> palisade_core::BodyLimits {
+        palisade_core::BodyLimits {
             max_bytes: self.max_body_bytes,
             timeout: std::time::Duration::from_millis(self.body_timeout_ms),
         }
@@ -403,13 +380,13 @@ impl RedisConfig {
     }
 
     /// Where the event path's Redis is: `REDIS_CLUSTER_NODES` when set, else `REDIS_URL`.
-    pub fn target(&self) -> crate::streams::Target {
-        crate::streams::Target::new(&self.url, &self.cluster_nodes)
+    pub fn target(&self) -> palisade_streams::Target {
+        palisade_streams::Target::new(&self.url, &self.cluster_nodes)
     }
 
     /// The key layout: `STREAM_SHARDS` shards, hash-tagged in a cluster.
-    pub fn keys(&self) -> crate::streams::Keys {
-        crate::streams::Keys::layout(&self.key_prefix, self.stream_shards, !self.cluster_nodes.is_empty())
+    pub fn keys(&self) -> palisade_streams::Keys {
+        palisade_streams::Keys::layout(&self.key_prefix, self.stream_shards, !self.cluster_nodes.is_empty())
     }
 }
 
@@ -426,8 +403,8 @@ section! {
 }
 
 impl EventsConfig {
-    pub fn limits(&self) -> crate::core::schema::Limits {
-        crate::core::schema::Limits {
+    pub fn limits(&self) -> palisade_core::schema::Limits {
+        palisade_core::schema::Limits {
             min_content_length: self.min_content_length,
             max_content_length: self.max_content_length,
             require_author: self.require_author,
@@ -531,7 +508,7 @@ section! {
         /// `None` when SCREENING_MODEL is `none`.
         dir: Option<PathBuf> = ("SCREENING_MODEL", "var/models/all-MiniLM-L6-v2", "sentence-encoder folder (model.onnx + tokenizer.json), or none"),
         ort_dylib_path: PathBuf = ("ORT_DYLIB_PATH", "var/onnxruntime/libonnxruntime.so.1.32.0", "the ONNX Runtime shared library"),
-        device: crate::embed::Device = ("DEVICE", "cpu", "cpu or cuda (cuda needs a build with --features cuda)"),
+        device: palisade_detect::embed::Device = ("DEVICE", "cpu", "cpu or cuda (cuda needs a build with --features cuda)"),
         batch_size: usize = ("MODEL_BATCH_SIZE", "32", "texts per model call", positive),
         query_prefix: String = ("MODEL_QUERY_PREFIX", "", "text put before every input (e5-style models: `query: `)"),
     }
@@ -553,14 +530,14 @@ section! {
 
 impl VectorsConfig {
     /// The approximate-search setting of vector collections (`None`: always exact).
-    pub fn ann(&self) -> Option<crate::vectors::ivf::Ann> {
+    pub fn ann(&self) -> Option<palisade_detect::vectors::ivf::Ann> {
         (self.ann_min_rows > 0)
-            .then_some(crate::vectors::ivf::Ann { min_rows: self.ann_min_rows, probes: self.ann_probes })
+            .then_some(palisade_detect::vectors::ivf::Ann { min_rows: self.ann_min_rows, probes: self.ann_probes })
     }
 
     /// What the vector stores need to know.
-    pub fn store(&self) -> crate::vectors::StoreConfig {
-        crate::vectors::StoreConfig {
+    pub fn store(&self) -> palisade_detect::vectors::StoreConfig {
+        palisade_detect::vectors::StoreConfig {
             dir: self.dir.clone(),
             qdrant_url: self.qdrant_url.clone(),
             qdrant_api_key: self.qdrant_api_key.as_ref().map(|k| k.expose().to_string()),
@@ -688,6 +665,18 @@ impl Config {
             });
         }
         Ok(config)
+    }
+}
+
+impl Config {
+    /// The decision policy screening and eval route by.
+    pub fn decision_policy(&self) -> palisade_detect::predict::DecisionPolicy {
+        palisade_detect::predict::DecisionPolicy {
+            rules: self.screening.rule_weight,
+            embedding: self.screening.embedding_weight,
+            threshold: self.screening.threshold,
+            override_min_risk: self.classifier.rule_override_min_risk,
+        }
     }
 }
 

@@ -1,39 +1,28 @@
-//! Palisade: a trust-and-safety event platform. Two services (ingestion :8001,
-//! screening :8002) on a native host; validators, heuristic rules and platform
-//! adapters are WebAssembly components (`plugins`).
+//! `palisade`: the API layer, the two services (ingestion :8001, screening
+//! :8002), the platform adapters' routes and the CLI, over the host's library
+//! crates (ARCHITECTURE.md draws the graph; Cargo enforces it):
+//! `palisade-core` (the event, errors, seams, telemetry) ← `palisade-plugins`
+//! (the WebAssembly plugin platform), `palisade-streams` (Redis) ←
+//! `palisade-detect` (classifier, embeddings, vectors, the cascade) ← this crate.
 //!
-//! - `core`: the event, its JSON form and checks, the error answer, the intake seam
-//!   (depends on nothing else here).
-//! - `config`, `telemetry`, `progress`: settings, logs/metrics names, progress bars.
-//! - `plugins`: the WebAssembly plugin platform and the rule stage.
-//! - `ingest`, `streams`: ingestion routes; Redis streams, dedup and produce.
-//! - `platforms`: adapter webhooks in, bot posts and actions out.
-//! - `screening`, `embed`, `vectors`, `classify`, `eval`: risk screening,
-//!   embeddings, vector search, the trained classifier, offline evaluation.
 //! - `api`: HTTP plumbing: auth layer, request context, common and admin routes.
+//! - `config`: every setting, read once (`palisade config` lists them).
+//! - `ingest`, `screening`, `platforms`: the services: ingestion routes; risk
+//!   screening (consumer, HTTP routes, shadows, backtests); adapter webhooks in,
+//!   bot posts and actions out.
 //! - `entity_labels`: labels on users and channels (`/v1/labels`), read by plugins.
+//! - `eval`: offline evaluation through detection's own cascade.
 //! - `app`: assembling and serving it all; `loadgen`: the load generator.
 //!
-//! Layers (arrows point at what a module may use; `host/tests/layering.rs` checks them):
-//! services (`ingest`, `screening`, `platforms`) → `api`, `plugins`, `streams`,
-//! `embed`, `vectors`, `classify`, `entity_labels` → `core`. No service imports another: they meet only
-//! through the stream (and platforms hand events to ingestion through `core::intake`).
+//! No service imports another (`tests/layering.rs`): they meet only through the
+//! stream (and platforms hand events to ingestion through `palisade_core::intake`).
 
 pub mod api;
 pub mod app;
-pub mod backtest;
-pub mod classify;
 pub mod config;
-pub mod core;
-pub mod embed;
 pub mod entity_labels;
 pub mod eval;
 pub mod ingest;
 pub mod loadgen;
 pub mod platforms;
-pub mod plugins;
-pub mod progress;
 pub mod screening;
-pub mod streams;
-pub mod telemetry;
-pub mod vectors;

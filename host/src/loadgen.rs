@@ -70,7 +70,7 @@ struct BatchAnswer {
 pub async fn run(
     args: LoadArgs,
     api_key: String,
-    stream: Option<(crate::streams::Target, Vec<String>)>,
+    stream: Option<(palisade_streams::Target, Vec<String>)>,
 ) -> anyhow::Result<()> {
     let per_request = if args.mode == Mode::Batch { args.batch_size.max(1) } else { 1 } as u64;
     let limit = match (args.count, args.duration) {
@@ -96,7 +96,7 @@ pub async fn run(
     let filler: Arc<str> = filler[..args.content_bytes.min(filler.len())].into();
 
     // Count-limited runs count events; timed runs count seconds.
-    let progress = crate::progress::bar("events", limit.unwrap_or(0));
+    let progress = palisade_core::progress::bar("events", limit.unwrap_or(0));
     if let (None, Some(d)) = (limit, deadline) {
         progress.set_length((d - started).as_secs());
         progress.set_message("seconds");
@@ -262,8 +262,8 @@ pub async fn run(
 }
 
 /// The length of the raw stream, summed over its shards.
-async fn xlen(target: &crate::streams::Target, keys: &[String]) -> anyhow::Result<u64> {
-    let mut conn = crate::streams::RedisConn::connect(target, std::time::Duration::from_secs(2)).await?;
+async fn xlen(target: &palisade_streams::Target, keys: &[String]) -> anyhow::Result<u64> {
+    let mut conn = palisade_streams::RedisConn::connect(target, std::time::Duration::from_secs(2)).await?;
     let mut sum = 0;
     for key in keys {
         sum += redis::cmd("XLEN").arg(key).query_async::<u64>(&mut conn).await?;

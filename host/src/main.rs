@@ -4,12 +4,12 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use palisade::app::{Core, Services, serve};
 use palisade::config::Config;
-use palisade::core::Event;
-use palisade::plugins::install;
-use palisade::plugins::runtime::{CompileSource, sha256_hex};
-use palisade::plugins::signing::{self, Trust};
-use palisade::plugins::{Manifest, PluginHost, PluginKind, PluginMetrics, PluginVersion, Runtime, to_wit};
-use palisade::telemetry::{TraceExport, init_logging};
+use palisade_core::Event;
+use palisade_core::telemetry::{TraceExport, init_logging};
+use palisade_plugins::install;
+use palisade_plugins::runtime::{CompileSource, sha256_hex};
+use palisade_plugins::signing::{self, Trust};
+use palisade_plugins::{Manifest, PluginHost, PluginKind, PluginMetrics, PluginVersion, Runtime, to_wit};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -290,7 +290,7 @@ fn main() -> anyhow::Result<()> {
             }
             let core = Core::start(config)?;
             let served = runtime.enable_all().build()?.block_on(serve(core, services));
-            palisade::telemetry::traces::shutdown();
+            palisade_core::telemetry::traces::shutdown();
             served
         }
         Command::Plugins { command } => match command {
@@ -318,8 +318,8 @@ fn main() -> anyhow::Result<()> {
         Command::Bank { command } => bank(&config, command),
         Command::Classifier { command: ClassifierCommand::Show { dir } } => {
             let Some(dir) = dir.or(config.classifier.dir.clone()) else { bail!("CLASSIFIER_DIR is none: pass --dir") };
-            let artifact = palisade::classify::Artifact::load(&dir, None)?;
-            print!("{}", palisade::classify::train::report(&artifact.meta));
+            let artifact = palisade_detect::classify::Artifact::load(&dir, None)?;
+            print!("{}", palisade_detect::classify::train::report(&artifact.meta));
             Ok(())
         }
         Command::Train {
@@ -338,11 +338,11 @@ fn main() -> anyhow::Result<()> {
             let class_weights = class_weight
                 .iter()
                 .map(|w| {
-                    palisade::classify::train::ClassWeight::parse(w)
+                    palisade_detect::classify::train::ClassWeight::parse(w)
                         .with_context(|| format!("--class-weight {w}: one of none, balanced, sqrt"))
                 })
                 .collect::<anyhow::Result<_>>()?;
-            let settings = palisade::classify::train::TrainSettings {
+            let settings = palisade_detect::classify::train::TrainSettings {
                 folds,
                 c_grid: c,
                 class_weights,
@@ -497,7 +497,7 @@ fn check(file: &Path, manifest: Option<&Path>, text: &str) -> anyhow::Result<()>
     let exports: Vec<String> = ty.exports(runtime.engine()).map(|(n, _)| n.to_string()).collect();
     println!("imports:  {}", imports.join(", "));
     println!("          (only palisade:plugin/host is provided; any other import traps if called)");
-    let mut needs: Vec<&str> = palisade::plugins::capabilities::imported(runtime.engine(), &component)
+    let mut needs: Vec<&str> = palisade_plugins::capabilities::imported(runtime.engine(), &component)
         .into_iter()
         .filter_map(|(_, c)| c.map(|c| c.as_str()))
         .collect();
@@ -521,7 +521,7 @@ fn check(file: &Path, manifest: Option<&Path>, text: &str) -> anyhow::Result<()>
         }
         None => {
             let Some(kind) = detected else { bail!("not a Palisade plugin: it implements none of the worlds") };
-            let all = palisade::plugins::capabilities::ALL.map(|c| format!("{:?}", c.as_str())).join(", ");
+            let all = palisade_plugins::capabilities::ALL.map(|c| format!("{:?}", c.as_str())).join(", ");
             Manifest::parse(&format!(
                 "name = \"check\"\nversion = \"0\"\nkind = \"{}\"\ncapabilities = [{all}]\n",
                 kind.as_str()
@@ -563,7 +563,7 @@ fn install(
     let runtime = Runtime::new(Some(install::cache_dir(&dir)))?;
     let before = open(config, Some(target.clone()))
         .ok()
-        .and_then(|h| h.get(&palisade::plugins::Manifest::parse(&text).ok()?.name)?.current().map(|v| v.reference()));
+        .and_then(|h| h.get(&palisade_plugins::Manifest::parse(&text).ok()?.name)?.current().map(|v| v.reference()));
     // A signature beside the component (`plugins sign`) goes with it.
     let signature = std::fs::read(file.with_extension("sig")).ok();
     let version = install::install_signed(&runtime, &target, &wasm, &text, signature.as_deref())
@@ -579,7 +579,7 @@ fn install(
     );
     // The trail: what was installed on what evidence (a running service then records its reload).
     let action = if shadow { "shadow_install" } else { "install" };
-    let entry = palisade::core::audit::AuditEntry::new(action, "cli", &version.manifest.name)
+    let entry = palisade_core::audit::AuditEntry::new(action, "cli", &version.manifest.name)
         .versions(before, Some(version.reference()))
         .detail(detail);
     audit_now(config, &entry);
@@ -607,19 +607,19 @@ fn promote(config: &Config, name: &str, dir: Option<PathBuf>, gate: Option<(Path
     let _ = std::fs::remove_file(wasm_path.with_extension("sig"));
     let version = Manifest::parse(&text)?.version;
     println!("promoted {name} {version} into {} (the version it replaces stays for rollback)", dir.display());
-    let new = palisade::core::audit::VersionRef { version, sha256: sha256_hex(&wasm) };
+    let new = palisade_core::audit::VersionRef { version, sha256: sha256_hex(&wasm) };
     let entry =
-        palisade::core::audit::AuditEntry::new("promote", "cli", name).versions(before, Some(new)).detail(detail);
+        palisade_core::audit::AuditEntry::new("promote", "cli", name).versions(before, Some(new)).detail(detail);
     audit_now(config, &entry);
     Ok(())
 }
 
 /// Append to the audit trail from the command line (a running service records its
 /// own reload too); a Redis that does not answer only costs a note.
-fn audit_now(config: &Config, entry: &palisade::core::audit::AuditEntry) {
-    let key = palisade::streams::Keys::new(&config.redis.key_prefix).audit;
+fn audit_now(config: &Config, entry: &palisade_core::audit::AuditEntry) {
+    let key = palisade_streams::Keys::new(&config.redis.key_prefix).audit;
     if let Err(e) =
-        palisade::streams::audit::append_now(&config.redis.target(), &key, config.redis.audit_max_entries, entry)
+        palisade_streams::audit::append_now(&config.redis.target(), &key, config.redis.audit_max_entries, entry)
     {
         eprintln!("note: not recorded in {key} ({e}); the service's reload will be");
     }
@@ -636,12 +636,12 @@ fn gate_check(
     gate_file: &Path,
     max_drop: f64,
 ) -> anyhow::Result<serde_json::Value> {
-    let rows = palisade::vectors::bank::read(&[gate_file.to_path_buf()])?;
+    let rows = palisade_detect::vectors::bank::read(&[gate_file.to_path_buf()])?;
     let active = side(config, open_offline(config, Some(dir.to_path_buf()))?, None)?;
-    let (_tmp, host, _) = palisade::backtest::candidate_plugins(dir, wasm, text)?;
+    let (_tmp, host, _) = palisade::screening::backtest::candidate_plugins(dir, wasm, text)?;
     let candidate = side(config, host, None)?;
     let source = gate_file.display().to_string();
-    let outcome = palisade::backtest::GateOutcome::check(&active, &candidate, &rows, &source, max_drop);
+    let outcome = palisade::screening::backtest::GateOutcome::check(&active, &candidate, &rows, &source, max_drop);
     if !outcome.passed() {
         bail!("{}", outcome.summary());
     }
@@ -655,7 +655,7 @@ fn side(
     config: &Config,
     plugins: std::sync::Arc<PluginHost>,
     classifier: Option<&Path>,
-) -> anyhow::Result<palisade::backtest::Side> {
+) -> anyhow::Result<palisade::screening::backtest::Side> {
     let dir = match (classifier, &config.classifier.dir, config.classifier.scoring) {
         (Some(dir), _, _) => Some(dir.to_path_buf()),
         (None, Some(dir), palisade::config::Scoring::Classifier) => Some(dir.clone()),
@@ -663,20 +663,16 @@ fn side(
     };
     let classifier = dir
         .map(|d| {
-            let artifact =
-                palisade::classify::Artifact::load(&d, None).with_context(|| format!("classifier {}", d.display()))?;
-            anyhow::Ok(std::sync::Arc::new(palisade::classify::Classifier::new(artifact)))
+            let artifact = palisade_detect::classify::Artifact::load(&d, None)
+                .with_context(|| format!("classifier {}", d.display()))?;
+            anyhow::Ok(std::sync::Arc::new(palisade_detect::classify::Classifier::new(artifact)))
         })
         .transpose()?;
-    Ok(palisade::backtest::Side {
-        plugins,
-        classifier,
-        weights: palisade::screening::predict::Weights::from_config(config),
-    })
+    Ok(palisade::screening::backtest::Side { plugins, classifier, policy: config.decision_policy() })
 }
 
 fn backtest(config: &Config, a: BacktestArgs) -> anyhow::Result<()> {
-    use palisade::backtest;
+    use palisade::screening::backtest;
     if a.plugin.is_none() && a.classifier.is_none() {
         bail!("name a candidate: --plugin FILE.wasm --manifest FILE.toml, or --classifier DIR");
     }
@@ -709,8 +705,8 @@ fn backtest(config: &Config, a: BacktestArgs) -> anyhow::Result<()> {
             if a.files.is_empty() {
                 bail!("name labelled JSONL files, or --stream events:raw");
             }
-            let rows = palisade::vectors::bank::read(&a.files)?;
-            let bar = palisade::progress::bar("rows (both sides)", 0);
+            let rows = palisade_detect::vectors::bank::read(&a.files)?;
+            let bar = palisade_core::progress::bar("rows (both sides)", 0);
             let report = backtest::labelled(&active, &candidate, &rows, a.show, &bar);
             bar.finish_and_clear();
             show(serde_json::to_string_pretty(&report)?, report.render());
@@ -722,13 +718,13 @@ fn backtest(config: &Config, a: BacktestArgs) -> anyhow::Result<()> {
                 a.from.as_deref(),
                 a.to.as_deref(),
                 a.limit,
-                palisade::core::now_ms(),
+                palisade_core::now_ms(),
             )
             .map_err(anyhow::Error::msg)?;
-            let bar = palisade::progress::bar("entries", 0);
+            let bar = palisade_core::progress::bar("entries", 0);
             let report = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
                 let mut conn =
-                    palisade::streams::RedisConn::connect(&config.redis.target(), config.redis.timeout()).await?;
+                    palisade_streams::RedisConn::connect(&config.redis.target(), config.redis.timeout()).await?;
                 backtest::stream(&mut conn, &range, &active, &candidate, a.show, &bar).await
             })?;
             bar.finish_and_clear();
@@ -757,10 +753,10 @@ fn screen(config: Config, text: &str) -> anyhow::Result<()> {
         }
     }
     let started = Instant::now();
-    let result = palisade::plugins::rules::score(&host, std::slice::from_ref(&event)).remove(0);
+    let result = palisade_plugins::rules::score(&host, std::slice::from_ref(&event)).remove(0);
     let classifier = match &config.classifier.dir {
         Some(dir) if dir.exists() => {
-            Some(palisade::classify::Classifier::new(palisade::classify::Artifact::load(dir, None)?))
+            Some(palisade_detect::classify::Classifier::new(palisade_detect::classify::Artifact::load(dir, None)?))
         }
         _ => None,
     };
@@ -770,7 +766,7 @@ fn screen(config: Config, text: &str) -> anyhow::Result<()> {
             "version": c.meta.version,
             "category": s.category,
             "risk_score": s.risk(),
-            "category_scores": palisade::classify::CATEGORIES.iter().zip(s.scores).collect::<std::collections::BTreeMap<_, _>>(),
+            "category_scores": palisade_detect::classify::CATEGORIES.iter().zip(s.scores).collect::<std::collections::BTreeMap<_, _>>(),
             "top_ngrams": c.contributions(text, s.category, 5),
         })
     });
@@ -790,9 +786,9 @@ fn screen(config: Config, text: &str) -> anyhow::Result<()> {
 
 /// The reviewer labels stream as labelled JSONL beside `out` (`OUT.labels.jsonl`).
 fn export_labels(config: &Config, out: &Path) -> anyhow::Result<PathBuf> {
-    let key = palisade::streams::Keys::new(&config.redis.key_prefix).labels;
+    let key = palisade_streams::Keys::new(&config.redis.key_prefix).labels;
     let target = config.redis.target();
-    let rows = palisade::streams::labels::read_all(&target, &key)
+    let rows = palisade_streams::labels::read_all(&target, &key)
         .with_context(|| format!("reading {key} from {target} (REDIS_URL, REDIS_CLUSTER_NODES)"))?;
     if rows.is_empty() {
         bail!("{key} holds no labels (POST /v1/admin/labels adds them)");
@@ -813,11 +809,11 @@ fn train(
     config: &Config,
     files: Vec<PathBuf>,
     out: &Path,
-    settings: palisade::classify::train::TrainSettings,
+    settings: palisade_detect::classify::train::TrainSettings,
     rules: bool,
     embedding: bool,
 ) -> anyhow::Result<()> {
-    use palisade::classify::train;
+    use palisade_detect::classify::train;
     if files.is_empty() {
         bail!("name one or more labelled JSONL files");
     }
@@ -834,7 +830,7 @@ fn train(
     let vectors = match &embedder {
         Some(e) => {
             let texts: Vec<&str> = examples.iter().map(|x| x.text.as_str()).collect();
-            palisade::vectors::bank::embed_texts(e, &texts, "embedding rows")?
+            palisade_detect::vectors::bank::embed_texts(e, &texts, "embedding rows")?
         }
         None => Vec::new(),
     };
@@ -845,7 +841,7 @@ fn train(
     trained.artifact.save(out).with_context(|| format!("writing {}", out.display()))?;
     print!("{}", train::report(&trained.artifact.meta));
     // Out-of-fold figures per source: how each data set fares when its rows are held out by fold.
-    let thresholds = palisade::classify::Classifier::new(trained.artifact.clone()).thresholds().to_owned();
+    let thresholds = palisade_detect::classify::Classifier::new(trained.artifact.clone()).thresholds().to_owned();
     let mut sources: Vec<&str> = examples.iter().map(|e| e.source.as_str()).collect();
     sources.sort();
     sources.dedup();
@@ -855,12 +851,12 @@ fn train(
             .zip(&trained.out_of_fold)
             .filter(|(e, _)| e.source == source)
             .map(|(e, p)| {
-                let decided = palisade::classify::decide(p, &thresholds);
-                (palisade::classify::CATEGORIES[e.label as usize].to_string(), decided.to_string())
+                let decided = palisade_detect::classify::decide(p, &thresholds);
+                (palisade_detect::classify::CATEGORIES[e.label as usize].to_string(), decided.to_string())
             })
             .unzip();
-        let predicted = palisade::eval::to_data_labels(&truth, predicted);
-        println!("{}", palisade::eval::report(&format!("out of fold: {source}"), &truth, &predicted));
+        let predicted = palisade_detect::scores::to_data_labels(&truth, predicted);
+        println!("{}", palisade_detect::scores::report(&format!("out of fold: {source}"), &truth, &predicted));
     }
     let size: u64 = std::fs::read_dir(out)?.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum();
     println!("wrote {} ({:.1} MB) in {:.0} s", out.display(), size as f64 / 1e6, started.elapsed().as_secs_f64());
@@ -870,9 +866,9 @@ fn train(
     Ok(())
 }
 
-fn embedder(config: &Config) -> anyhow::Result<palisade::embed::Embedder> {
+fn embedder(config: &Config) -> anyhow::Result<palisade_detect::embed::Embedder> {
     let Some(model) = &config.model.dir else { bail!("SCREENING_MODEL is none: no model to embed with") };
-    Ok(palisade::embed::Embedder::load(
+    Ok(palisade_detect::embed::Embedder::load(
         model,
         &config.model.ort_dylib_path,
         config.model.device,
@@ -882,13 +878,13 @@ fn embedder(config: &Config) -> anyhow::Result<palisade::embed::Embedder> {
 }
 
 fn bank(config: &Config, command: BankCommand) -> anyhow::Result<()> {
-    let (store, path) = palisade::vectors::open(&config.vectors.store(), "exemplars")?;
+    let (store, path) = palisade_detect::vectors::open(&config.vectors.store(), "exemplars")?;
     match command {
         BankCommand::Import { files, per_label } => {
             if files.is_empty() {
                 bail!("name one or more labelled JSONL files");
             }
-            let mut rows = palisade::vectors::bank::read(&files)?;
+            let mut rows = palisade_detect::vectors::bank::read(&files)?;
             if let Some(max) = per_label {
                 let mut seen = std::collections::HashMap::<String, usize>::new();
                 rows.retain(|r| {
@@ -897,7 +893,7 @@ fn bank(config: &Config, command: BankCommand) -> anyhow::Result<()> {
                     *n <= max
                 });
             }
-            let n = palisade::vectors::bank::import(&embedder(config)?, store.as_ref(), rows)?;
+            let n = palisade_detect::vectors::bank::import(&embedder(config)?, store.as_ref(), rows)?;
             println!("imported {n} examples into {path} ({} in the bank)", store.len());
         }
         BankCommand::Stats => println!("{path}: {} examples", store.len()),
@@ -910,17 +906,21 @@ fn eval(config: &Config, args: EvalArgs) -> anyhow::Result<()> {
     if files.is_empty() {
         bail!("name one or more labelled JSONL files");
     }
-    let mut rows = palisade::vectors::bank::read(&files)?;
+    let mut rows = palisade_detect::vectors::bank::read(&files)?;
     if let Some(n) = limit {
         // Deterministic shuffle by id hash, so a limit samples every label.
-        rows.sort_by_key(|r| palisade::classify::row_hash(&r.id));
+        rows.sort_by_key(|r| palisade_detect::classify::row_hash(&r.id));
         rows.truncate(n);
     }
-    let bank_rows = if bank.is_empty() { None } else { Some(palisade::vectors::bank::read(&bank)?) };
+    let bank_rows = if bank.is_empty() { None } else { Some(palisade_detect::vectors::bank::read(&bank)?) };
     let host = open_offline(config, None)?;
     let embedder = if no_embedding { None } else { Some(embedder(config)?) };
     let classifier = classifier
-        .map(|dir| anyhow::Ok(palisade::classify::Classifier::new(palisade::classify::Artifact::load(&dir, None)?)))
+        .map(|dir| {
+            anyhow::Ok(palisade_detect::classify::Classifier::new(palisade_detect::classify::Artifact::load(
+                &dir, None,
+            )?))
+        })
         .transpose()?;
     if let Some(c) = &classifier {
         println!(
@@ -929,7 +929,7 @@ fn eval(config: &Config, args: EvalArgs) -> anyhow::Result<()> {
             c.meta.training.iter().map(|f| &f.path).collect::<Vec<_>>()
         );
     }
-    let weights = palisade::screening::predict::Weights::from_config(config);
+    let policy = config.decision_policy();
     if classifier.is_some() || train {
         let c = &config.classifier;
         println!(
@@ -942,17 +942,17 @@ fn eval(config: &Config, args: EvalArgs) -> anyhow::Result<()> {
         bank: bank_rows,
         folds,
         k: config.screening.similar_k,
-        weights,
+        policy,
         plugins: &host,
         embedder: embedder.as_ref(),
         classifier: classifier.as_ref(),
-        train_per_fold: train.then(palisade::classify::train::TrainSettings::default),
+        train_per_fold: train.then(palisade_detect::classify::train::TrainSettings::default),
         cascade_band: config.classifier.band,
         knn_weight: config.classifier.knn_weight,
         ann: config.vectors.ann(),
     })?;
     for (name, predicted) in &out.variants {
-        println!("{}", palisade::eval::report(name, &out.truth, predicted));
+        println!("{}", palisade_detect::scores::report(name, &out.truth, predicted));
     }
     if !out.categories.is_empty() {
         println!("the classifier's ranking per category (PR-AUC of its probability; the threshold it decides with)");

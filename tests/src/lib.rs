@@ -6,8 +6,8 @@
 
 pub mod memory;
 
-use palisade::plugins::install::{cache_dir, install};
-use palisade::plugins::{PluginHost, PluginMetrics, PluginVersion, Runtime};
+use palisade_plugins::install::{cache_dir, install};
+use palisade_plugins::{PluginHost, PluginMetrics, PluginVersion, Runtime};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -172,7 +172,7 @@ pub struct Service {
     pub screen_base: String,
     /// Set to true to stop the screening consumer.
     pub stop: tokio::sync::watch::Sender<bool>,
-    pub keys: palisade::streams::Keys,
+    pub keys: palisade_streams::Keys,
     pub redis_url: String,
     pub plugins: PluginDir,
     pub core: Arc<palisade::app::Core>,
@@ -226,7 +226,7 @@ impl Service {
         let (redis_url, target, timeout) = (config.redis.url.clone(), config.redis.target(), config.redis.timeout());
         let core = Arc::new(palisade::app::Core::start(config).expect("core"));
         let conn =
-            palisade::streams::connect_with_retry(&target, Duration::from_secs(10), timeout).await.expect("redis");
+            palisade_streams::connect_with_retry(&target, Duration::from_secs(10), timeout).await.expect("redis");
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let limits = core.config.server.listener_limits();
         let base = serve(core.ingest_app(conn.clone()).await.expect("ingest app"), limits, stopped.clone()).await;
@@ -616,7 +616,7 @@ impl OwnCluster {
 
     /// The port of the master serving `key` now.
     pub fn master_of(&self, key: &str) -> u16 {
-        self.master_of_slot(palisade::streams::slot(key))
+        self.master_of_slot(palisade_streams::slot(key))
     }
 
     /// The port of the master serving `slot` now.
@@ -790,11 +790,12 @@ pub fn fold_of(id: &str, folds: u64) -> u64 {
 
 /// A vector directory holding an example bank of these `(id, label, text)` rows.
 pub fn bank(rows: &[(&str, &str, &str)]) -> tempfile::TempDir {
-    use palisade::vectors::bank::{Labelled, import};
+    use palisade_detect::vectors::bank::{Labelled, import};
     let dir = tempfile::tempdir().unwrap();
     let (model, lib) = model_files();
-    let embedder = palisade::embed::Embedder::load(&model, &lib, palisade::embed::Device::Cpu, 32, "").unwrap();
-    let store = palisade::vectors::flat::FlatStore::open(&dir.path().join("exemplars.vec")).unwrap();
+    let embedder =
+        palisade_detect::embed::Embedder::load(&model, &lib, palisade_detect::embed::Device::Cpu, 32, "").unwrap();
+    let store = palisade_detect::vectors::flat::FlatStore::open(&dir.path().join("exemplars.vec")).unwrap();
     let rows = rows.iter().map(|(id, label, text)| Labelled {
         id: id.to_string(),
         label: label.to_string(),

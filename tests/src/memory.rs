@@ -3,9 +3,9 @@
 //! with `tower::ServiceExt::oneshot` and no Redis. The Redis implementations keep
 //! their own real-Redis tests; these only stand in for the storage behind the routes.
 
-use palisade::core::BoxFuture;
-use palisade::streams::producer::{Entry, Produced};
-use palisade::streams::{Backlog, EventSink, StreamError};
+use palisade_core::BoxFuture;
+use palisade_streams::producer::{Entry, Produced};
+use palisade_streams::{Backlog, EventSink, StreamError};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -3,7 +3,7 @@
 //! key's id (never the key), the plugin, and the old and new version and hash;
 //! a quarantine is there with its reason.
 
-use palisade::core::audit::key_id;
+use palisade_core::audit::key_id;
 use palisade_tests::{Service, set_key};
 use serde_json::Value;
 use std::time::{Duration, Instant};

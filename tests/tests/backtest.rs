@@ -4,9 +4,9 @@
 //! backtest over stream history that leaves the stream, its group and its
 //! pending list exactly as they were (real Redis).
 
-use palisade::backtest::{self, Side, StreamRange};
-use palisade::screening::predict::Weights;
-use palisade::vectors::bank::Labelled;
+use palisade::screening::backtest::{self, Side, StreamRange};
+use palisade_detect::predict::DecisionPolicy;
+use palisade_detect::vectors::bank::Labelled;
 use palisade_tests::{PluginDir, manifest, set_key, unique_prefix, wasm};
 use redis::Commands;
 
@@ -31,13 +31,13 @@ fn rows() -> Vec<Labelled> {
 
 /// The installed plugins (threats and the validator) as screening would use them.
 fn active(dir: &PluginDir) -> Side {
-    Side { plugins: dir.open().0, classifier: None, weights: Weights::default() }
+    Side { plugins: dir.open().0, classifier: None, policy: DecisionPolicy::default() }
 }
 
 fn candidate(dir: &PluginDir, edit: impl FnOnce(String) -> String) -> (tempfile::TempDir, Side) {
     let (tmp, plugins, _) =
         backtest::candidate_plugins(&dir.path(), &wasm("threats"), &edit(manifest("threats"))).unwrap();
-    (tmp, Side { plugins, classifier: None, weights: Weights::default() })
+    (tmp, Side { plugins, classifier: None, policy: DecisionPolicy::default() })
 }
 
 #[test]
@@ -49,7 +49,7 @@ fn a_labelled_backtest_reports_both_f1s_and_the_rows_that_changed_and_the_gate_d
     // A worse candidate: the same rule at a tenth of its weight no longer reaches the bar.
     let (_tmp, worse) = candidate(&dir, |m| set_key(&m, "weight", "0.1"));
     let report = backtest::labelled(&active(&dir), &worse, &rows, 10, &backtest::Quiet);
-    let violence = |s: &palisade::eval::Scores| s.per_category["VIOLENCE"].f1;
+    let violence = |s: &palisade_detect::scores::Scores| s.per_category["VIOLENCE"].f1;
     assert!(violence(&report.active) > 0.8, "the installed rule finds the threats: {}", report.render());
     assert!(violence(&report.candidate) < violence(&report.active), "{}", report.render());
     assert!(report.changed_total > 0 && report.changed.iter().all(|r| r.label == "VIOLENCE"), "{}", report.render());

@@ -9,8 +9,8 @@
 //! dehumanising generalisations to `events:reasoning_queue` while everyday
 //! messages stay low.
 
-use palisade::classify::train::{self, ClassWeight, TrainSettings};
-use palisade::classify::{Artifact, CATEGORIES, Classifier, slot::Slot};
+use palisade_detect::classify::train::{self, ClassWeight, TrainSettings};
+use palisade_detect::classify::{Artifact, CATEGORIES, Classifier, slot::Slot};
 use palisade_tests::{Routers, Service, default_classifier, oneshot, repo_data};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -63,7 +63,7 @@ fn training_is_deterministic_and_a_reloaded_artifact_predicts_the_same() {
     assert!(cv.categories["SPAM"].f1 > 0.85, "out-of-fold spam F1 {}", cv.categories["SPAM"].f1);
     let in_memory = Classifier::new(a);
     let reloaded = Classifier::new(Artifact::load(&dir.path().join("one"), None).unwrap());
-    let rules = palisade::plugins::rules::RuleResult::none();
+    let rules = palisade_plugins::rules::RuleResult::none();
     for text in ["WINNER!! Claim your free prize now, text WIN to 80082", "see you at lunch", "Send me nudes right now"]
     {
         let (x, y) = (in_memory.score(text, &rules), reloaded.score(text, &rules));
@@ -114,8 +114,8 @@ fn the_embedding_head_is_trained_with_the_model_and_speaks_for_embedded_events()
     // Every fourth row: enough to learn spam from, quick to embed.
     let examples: Vec<train::Example> = examples.into_iter().step_by(4).collect();
     let (model, lib) = palisade_tests::model_files();
-    let embedder =
-        palisade::embed::Embedder::load(&model, &lib, palisade::embed::Device::Cpu, 32, "").expect("the model");
+    let embedder = palisade_detect::embed::Embedder::load(&model, &lib, palisade_detect::embed::Device::Cpu, 32, "")
+        .expect("the model");
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
     let vectors = embedder.embed(&texts).unwrap();
     let settings = TrainSettings {
@@ -150,7 +150,7 @@ fn the_embedding_head_is_trained_with_the_model_and_speaks_for_embedded_events()
 
     let reloaded = Classifier::new(Artifact::load(&path, Some("all-MiniLM-L6-v2")).unwrap());
     let in_memory = Classifier::new(artifact);
-    let rules = palisade::plugins::rules::RuleResult::none();
+    let rules = palisade_plugins::rules::RuleResult::none();
     let text = "Congratulations! You have been chosen for a cash reward, reply YES to collect it";
     let vector = embedder.embed(&[text]).unwrap().remove(0);
     let ngram = reloaded.score(text, &rules);
@@ -285,7 +285,7 @@ fn the_cascade_embeds_only_events_in_its_band() {
         "the meeting moved to 3pm",
         "that film was sick",
     ];
-    let events: Vec<palisade::core::Event> = texts.iter().map(|t| palisade::core::Event::sample(t)).collect();
+    let events: Vec<palisade_core::Event> = texts.iter().map(|t| palisade_core::Event::sample(t)).collect();
     let plugins = palisade_tests::PluginDir::new();
     for p in palisade_tests::shipped() {
         plugins.install(&p);
@@ -314,7 +314,7 @@ fn the_cascade_embeds_only_events_in_its_band() {
     let embedded = on.metrics.stages.with_label_values(&["embedding"]).get();
     // Which events were in the band, by the classifier alone.
     let classifier = Classifier::new(Artifact::load(&default_classifier(), None).unwrap());
-    let rules = palisade::plugins::rules::score(&on.plugins, &events);
+    let rules = palisade_plugins::rules::score(&on.plugins, &events);
     let in_band = events
         .iter()
         .zip(&rules)
@@ -441,8 +441,8 @@ async fn reviewer_labels_reach_the_stream_that_training_reads() {
         .unwrap();
     assert_eq!(r.status(), 401);
     // What `palisade train --from-stream` reads: two rows, the later label of r-1 winning.
-    let read = palisade::streams::labels::read_all(&palisade::streams::Target::new(&s.redis_url, &[]), &s.keys.labels)
-        .unwrap();
+    let read =
+        palisade_streams::labels::read_all(&palisade_streams::Target::new(&s.redis_url, &[]), &s.keys.labels).unwrap();
     let got: Vec<(&str, &str, &str)> =
         read.iter().map(|r| (r.id.as_str(), r.label.as_str(), r.reviewer.as_str())).collect();
     assert_eq!(got, [("r-1", "LOW_RISK", "carol"), ("r-2", "LOW_RISK", "bob")]);
@@ -458,10 +458,10 @@ fn eval_with_train_scores_every_row_by_a_model_that_never_saw_it() {
     let digest = |s: String| -> [u8; 32] { <sha2::Sha256 as sha2::Digest>::digest(s.as_bytes()).into() };
     let word =
         |i: u64| -> String { digest(format!("word {i}"))[..7].iter().map(|b| (b'a' + b % 26) as char).collect() };
-    let rows: Vec<palisade::vectors::bank::Labelled> = (0..300u64)
+    let rows: Vec<palisade_detect::vectors::bank::Labelled> = (0..300u64)
         .map(|i| {
             let label = if digest(format!("label {i}"))[0] % 2 == 0 { "SPAM" } else { "LOW_RISK" };
-            palisade::vectors::bank::Labelled {
+            palisade_detect::vectors::bank::Labelled {
                 id: format!("r{i}"),
                 text: format!("a note about {} for you", word(i)),
                 label: label.into(),
@@ -478,7 +478,7 @@ fn eval_with_train_scores_every_row_by_a_model_that_never_saw_it() {
         bank: None,
         folds: 3,
         k: 5,
-        weights: palisade::screening::predict::Weights::default(),
+        policy: palisade_detect::predict::DecisionPolicy::default(),
         plugins: &host,
         embedder: None,
         classifier,
@@ -499,9 +499,9 @@ fn eval_with_train_scores_every_row_by_a_model_that_never_saw_it() {
         .map(|r| train::Example {
             id: r.id.clone(),
             text: r.text.clone(),
-            label: palisade::classify::category_index(&r.label).unwrap() as u8,
+            label: palisade_detect::classify::category_index(&r.label).unwrap() as u8,
             source: r.source.clone(),
-            rules: [0.0; palisade::classify::RULE_FEATURES],
+            rules: [0.0; palisade_detect::classify::RULE_FEATURES],
         })
         .collect();
     let everything = Classifier::new(train::train(&examples, &settings, Vec::new(), true, None).unwrap().artifact);

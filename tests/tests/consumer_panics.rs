@@ -6,10 +6,10 @@
 //! is injected by an example store that panics when asked about one message's
 //! embedding (nothing in Palisade's own stores is known to panic any more).
 
-use palisade::embed::{Device, Embedder};
-use palisade::screening::predict::Weights;
 use palisade::screening::{ScreenMetrics, Screener, Similarity};
-use palisade::vectors::{Item, Neighbour, VectorError, VectorStore};
+use palisade_detect::embed::{Device, Embedder};
+use palisade_detect::predict::DecisionPolicy;
+use palisade_detect::vectors::{Item, Neighbour, VectorError, VectorStore};
 use palisade_tests::{PluginDir, model_files, unique_prefix, wait_until};
 use redis::Commands;
 use std::sync::Arc;
@@ -45,7 +45,7 @@ fn a_panicking_batch_is_screened_one_by_one_and_only_the_poison_is_dead_lettered
     let dir = PluginDir::new();
     dir.install("threats");
     let (plugins, registry) = dir.open();
-    let faults = palisade::telemetry::faults::Faults::register(&registry).unwrap();
+    let faults = palisade_core::telemetry::faults::Faults::register(&registry).unwrap();
     let screener = Screener {
         plugins,
         similarity: Some(Similarity {
@@ -56,7 +56,7 @@ fn a_panicking_batch_is_screened_one_by_one_and_only_the_poison_is_dead_lettered
             events: None,
             past_k: 0,
         }),
-        weights: Weights::default(),
+        policy: DecisionPolicy::default(),
         metrics: ScreenMetrics::register(&registry, faults).unwrap(),
         fast_path: None,
         campaigns: None,
@@ -67,13 +67,13 @@ fn a_panicking_batch_is_screened_one_by_one_and_only_the_poison_is_dead_lettered
     };
 
     let prefix = unique_prefix();
-    let keys = palisade::streams::Keys::new(&prefix);
+    let keys = palisade_streams::Keys::new(&prefix);
     let mut conn = redis::Client::open("redis://127.0.0.1:6379").unwrap().get_connection().unwrap();
     let texts = ["see you at lunch", POISON, "i will kill you", "thanks for the help", "nice goal last night"];
     let mut pipe = redis::pipe();
     pipe.atomic(); // one transaction: the consumer reads them as one batch
     for (i, text) in texts.iter().enumerate() {
-        let mut e = palisade::core::Event::sample(text);
+        let mut e = palisade_core::Event::sample(text);
         e.event_id = format!("p-{i}");
         pipe.xadd(&keys.raw, "*", &[("event", serde_json::to_string(&e).unwrap())]).ignore();
     }
@@ -82,9 +82,9 @@ fn a_panicking_batch_is_screened_one_by_one_and_only_the_poison_is_dead_lettered
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let task = rt.spawn(async move {
-        let target = palisade::streams::Target::new("redis://127.0.0.1:6379", &[]);
+        let target = palisade_streams::Target::new("redis://127.0.0.1:6379", &[]);
         let consumer = palisade::screening::consumer::Consumer {
-            conn: palisade::streams::RedisConn::connect(&target, Duration::from_secs(1)).await.unwrap(),
+            conn: palisade_streams::RedisConn::connect(&target, Duration::from_secs(1)).await.unwrap(),
             keys: keys.shards[0].clone(),
             name: "panics".into(),
             screener: Arc::new(screener),
@@ -98,7 +98,7 @@ fn a_panicking_batch_is_screened_one_by_one_and_only_the_poison_is_dead_lettered
         };
         consumer.run(stopped).await;
     });
-    let keys = palisade::streams::Keys::new(&prefix);
+    let keys = palisade_streams::Keys::new(&prefix);
     let routed = |conn: &mut redis::Connection| -> usize {
         conn.xlen::<_, usize>(&keys.reasoning).unwrap() + conn.xlen::<_, usize>(&keys.low_risk).unwrap()
     };
@@ -118,6 +118,6 @@ fn a_panicking_batch_is_screened_one_by_one_and_only_the_poison_is_dead_lettered
     let pending: (u64, Option<String>, Option<String>, redis::Value) =
         redis::cmd("XPENDING").arg(&keys.raw).arg("screening").query(&mut conn).unwrap();
     assert_eq!(pending.0, 0, "nothing left pending");
-    let metrics = palisade::telemetry::render(&registry);
+    let metrics = palisade_core::telemetry::render(&registry);
     assert!(metrics.contains(r#"palisade_panics_total{where="consumer"}"#), "{metrics}");
 }

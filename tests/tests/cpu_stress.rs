@@ -116,6 +116,6 @@ async fn a_busy_machine_drops_no_rule_and_a_looping_plugin_is_still_quarantined(
     let p: Value = r.json().await.unwrap();
     assert_eq!(p["degraded"], json!(["hostile"]), "{p}");
     let hostile = s.core.plugins.get("hostile").unwrap().info();
-    assert_eq!(hostile.state, palisade::plugins::PluginState::Quarantined);
+    assert_eq!(hostile.state, palisade_plugins::PluginState::Quarantined);
     assert_eq!(hostile.errors.get("fuel"), Some(&1), "{:?}", hostile.errors);
 }

@@ -40,11 +40,11 @@ async fn start(plugins: &PluginDir, prefix: &str, policy: &str) -> ServeProcess 
 /// `trap` (hostile faults on it, and so on its whole batch) and the threats, in
 /// one transaction so that the consumer reads them as one batch.
 fn send(prefix: &str, conn: &mut redis::Connection) {
-    let raw = palisade::streams::Keys::new(prefix).raw;
+    let raw = palisade_streams::Keys::new(prefix).raw;
     let mut pipe = redis::pipe();
     pipe.atomic();
     for (i, content) in std::iter::once("trap").chain(THREATS).enumerate() {
-        let mut e = palisade::core::Event::sample(content);
+        let mut e = palisade_core::Event::sample(content);
         e.event_id = format!("d-{i}");
         pipe.xadd(&raw, "*", &[("event", serde_json::to_string(&e).unwrap())]).ignore();
     }
@@ -53,7 +53,7 @@ fn send(prefix: &str, conn: &mut redis::Connection) {
 
 /// Every prediction routed so far, in each output stream's order: (stream, prediction).
 fn routed(prefix: &str, conn: &mut redis::Connection) -> Vec<(&'static str, Value)> {
-    let keys = palisade::streams::Keys::new(prefix);
+    let keys = palisade_streams::Keys::new(prefix);
     let mut out = Vec::new();
     for (name, key) in [("reasoning_queue", &keys.reasoning), ("low_risk", &keys.low_risk)] {
         let reply: redis::streams::StreamRangeReply = conn.xrange_all(key).unwrap();
@@ -84,7 +84,7 @@ async fn degraded_events_are_screened_again_once_the_rule_is_back() {
     // alone once hostile is back (300 ms): the trap first, which faults it again
     // (600 ms now), so the threats wait for the next round and are screened whole
     // then. The trap, after its third screening (MAX_DELIVERIES), goes for review.
-    let queue = palisade::streams::Keys::new(&prefix).shards[0].rescreen.clone();
+    let queue = palisade_streams::Keys::new(&prefix).shards[0].rescreen.clone();
     wait_until(
         Duration::from_secs(30),
         || routed(&prefix, &mut conn).len() == 2 * (THREATS.len() + 1) && conn.xlen::<_, usize>(&queue).unwrap() == 0,
@@ -132,6 +132,6 @@ async fn with_review_degraded_events_go_to_the_reasoning_queue_at_once() {
         assert!(flagged(p, "degraded") && flagged(p, "review"), "{p}");
         assert_eq!(*stream, "reasoning_queue", "{p}");
     }
-    let queue = palisade::streams::Keys::new(&prefix).shards[0].rescreen.clone();
+    let queue = palisade_streams::Keys::new(&prefix).shards[0].rescreen.clone();
     assert_eq!(conn.xlen::<_, usize>(&queue).unwrap(), 0);
 }

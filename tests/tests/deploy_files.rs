@@ -6,7 +6,7 @@
 
 use axum::body::Body;
 use axum::http::Request;
-use palisade::telemetry::names;
+use palisade_core::telemetry::names;
 use palisade_tests::{Routers, repo_root};
 use std::sync::atomic::Ordering;
 

@@ -2,7 +2,7 @@
 //! Python onnxruntime reference (tests/fixtures) to 1e-4, batching and padding do
 //! not change a text's vector, and a bad model folder says what is wrong.
 
-use palisade::embed::{Device, Embedder, cosine};
+use palisade_detect::embed::{Device, Embedder, cosine};
 use palisade_tests::{model_files, repo_root};
 use serde_json::Value;
 

@@ -1,7 +1,7 @@
 //! A wrong ONNX Runtime library is an error that names the file, not a panic.
 //! (Its own test binary: the runtime loads once per process.)
 
-use palisade::embed::{Device, Embedder};
+use palisade_detect::embed::{Device, Embedder};
 use palisade_tests::model_files;
 
 #[test]

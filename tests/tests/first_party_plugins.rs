@@ -1,12 +1,12 @@
 //! Every shipped plugin loads as a real component from its own manifest, and the
 //! rule stage routes clear examples to the category a moderator would pick.
 
-use palisade::core::Event;
-use palisade::plugins::rules;
-use palisade::plugins::{PluginKind, PluginState, to_wit};
+use palisade_core::Event;
+use palisade_plugins::rules;
+use palisade_plugins::{PluginKind, PluginState, to_wit};
 use palisade_tests::{PluginDir, repo_root, shipped};
 
-fn all_shipped() -> (PluginDir, std::sync::Arc<palisade::plugins::PluginHost>) {
+fn all_shipped() -> (PluginDir, std::sync::Arc<palisade_plugins::PluginHost>) {
     let dir = PluginDir::new();
     for name in shipped() {
         dir.install(&name);

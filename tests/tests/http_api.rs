@@ -207,7 +207,10 @@ async fn every_exported_metric_is_named_in_one_place() {
     }
     assert!(exported.len() >= 10, "{exported:?}");
     for name in &exported {
-        assert!(palisade::telemetry::names::ALL.contains(&name.as_str()), "{name} is not in telemetry::names::ALL");
+        assert!(
+            palisade_core::telemetry::names::ALL.contains(&name.as_str()),
+            "{name} is not in telemetry::names::ALL"
+        );
     }
     assert!(exported.iter().any(|n| n == "palisade_http_requests_total"));
 }

@@ -273,7 +273,7 @@ async fn the_load_generator_reports_and_checks_the_stream_growth() {
         palisade::loadgen::run(
             args,
             "test-key".into(),
-            Some((palisade::streams::Target::new(&s.redis_url, &[]), vec![s.keys.raw.clone()])),
+            Some((palisade_streams::Target::new(&s.redis_url, &[]), vec![s.keys.raw.clone()])),
         )
         .await
         .unwrap();

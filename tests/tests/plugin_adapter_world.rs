@@ -1,8 +1,8 @@
 //! The platform-adapter world end to end through a real component (the test-only
 //! echo adapter): every export is callable from the host, with its types intact.
 
-use palisade::plugins::bindings::{Moderation, Outbound, OutboundAction, OutboundPost, PlatformResponse};
-use palisade::plugins::{PluginKind, WitEvent};
+use palisade_plugins::bindings::{Moderation, Outbound, OutboundAction, OutboundPost, PlatformResponse};
+use palisade_plugins::{PluginKind, WitEvent};
 use palisade_tests::PluginDir;
 
 #[test]

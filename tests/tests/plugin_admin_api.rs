@@ -6,19 +6,19 @@ use palisade_tests::{PluginDir, set_key};
 use serde_json::Value;
 use std::sync::Arc;
 
-async fn serve(dir: &PluginDir) -> (String, Arc<palisade::plugins::PluginHost>) {
+async fn serve(dir: &PluginDir) -> (String, Arc<palisade_plugins::PluginHost>) {
     let (host, registry) = dir.open();
     let state = AppState {
         service: "screening",
         plugins: host.clone(),
-        gauges: palisade::telemetry::gauges::Gauges::register(&registry).unwrap(),
-        faults: palisade::telemetry::faults::Faults::register(&registry).unwrap(),
+        gauges: palisade_core::telemetry::gauges::Gauges::register(&registry).unwrap(),
+        faults: palisade_core::telemetry::faults::Faults::register(&registry).unwrap(),
         audit: None,
         control: None,
         registry,
         admin_api_keys: Arc::new(vec!["admin-key".into()]),
         entity_labels: None,
-        body: palisade::core::BodyLimits { max_bytes: 1 << 20, timeout: std::time::Duration::from_secs(5) },
+        body: palisade_core::BodyLimits { max_bytes: 1 << 20, timeout: std::time::Duration::from_secs(5) },
         depth: None,
         swagger_ui_dir: Arc::new(std::path::PathBuf::from("/nonexistent")),
     };
@@ -75,15 +75,15 @@ async fn admin_routes_need_the_admin_key_and_manage_plugins_live() {
     // Disable stops calls; enable resumes them.
     let off: Value = post("/v1/admin/plugins/threats/disable").await.unwrap().json().await.unwrap();
     assert_eq!(off["state"], "disabled");
-    let events = palisade::plugins::to_wit(&[palisade::core::Event::sample("i will kill you")]);
+    let events = palisade_plugins::to_wit(&[palisade_core::Event::sample("i will kill you")]);
     assert!(host.get("threats").unwrap().score(&events).is_err());
     assert_eq!(
-        palisade::plugins::rules::score(&host, &[palisade::core::Event::sample("i will kill you")])[0].category,
+        palisade_plugins::rules::score(&host, &[palisade_core::Event::sample("i will kill you")])[0].category,
         "LOW_RISK"
     );
     post("/v1/admin/plugins/threats/enable").await.unwrap();
     assert_eq!(
-        palisade::plugins::rules::score(&host, &[palisade::core::Event::sample("i will kill you")])[0].category,
+        palisade_plugins::rules::score(&host, &[palisade_core::Event::sample("i will kill you")])[0].category,
         "VIOLENCE"
     );
 

@@ -8,9 +8,9 @@
 //! prediction and every label change in the audit trail. When the label store
 //! cannot answer, the verdict says it is `degraded`.
 
-use palisade::core::Event;
 use palisade::entity_labels::EntityLabel;
-use palisade::plugins::rules;
+use palisade_core::Event;
+use palisade_plugins::rules;
 use palisade_tests::{PluginDir, Service, bank, default_classifier, manifest, model_files, set_key, unique_prefix};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -37,7 +37,7 @@ fn an_ungranted_import_is_refused_naming_it_and_the_old_version_keeps_serving() 
     // 0.2.0's manifest takes `classify` away; the component still imports it.
     let narrowed = set_key(&manifest("repeat-offender"), "capabilities", r#"["log", "config", "labels"]"#);
     let narrowed = set_key(&narrowed, "version", "\"0.2.0\"");
-    let err = palisade::plugins::install::install(
+    let err = palisade_plugins::install::install(
         &dir.runtime,
         &dir.path(),
         &palisade_tests::wasm("repeat-offender"),
@@ -49,7 +49,7 @@ fn an_ungranted_import_is_refused_naming_it_and_the_old_version_keeps_serving() 
     assert!(err.contains("palisade:plugin/host@0.1.1#classify") && err.contains("`classify` capability"), "{err}");
 
     // Written by hand past `install`: refused at load, 0.1.0 serving.
-    let sha = palisade::plugins::runtime::sha256_hex(&palisade_tests::wasm("repeat-offender"));
+    let sha = palisade_plugins::runtime::sha256_hex(&palisade_tests::wasm("repeat-offender"));
     std::fs::write(dir.path().join("repeat-offender.toml"), format!("sha256 = \"{sha}\"\n{narrowed}")).unwrap();
     host.reload(false);
     let info = host.get("repeat-offender").unwrap().info();
@@ -62,7 +62,7 @@ fn an_ungranted_import_is_refused_naming_it_and_the_old_version_keeps_serving() 
 fn a_component_built_against_wit_0_1_0_still_loads_and_scores() {
     let dir = PluginDir::new();
     let version = dir.install("compat-0-1-0");
-    let imports = palisade::plugins::capabilities::imported(dir.runtime.engine(), &{
+    let imports = palisade_plugins::capabilities::imported(dir.runtime.engine(), &{
         dir.runtime.component(&palisade_tests::wasm("compat-0-1-0"), &version.sha256).unwrap().0
     });
     assert!(imports.iter().all(|(i, _)| i.starts_with("palisade:plugin/host@0.1.0#")), "{imports:?}");
@@ -106,7 +106,7 @@ fn similar_classify_and_labels_answer_what_the_host_holds_and_labels_expire() {
         ("ex-hello", "LOW_RISK", "good morning everyone"),
     ]);
     let (core, screener) = core_with(&dir, vectors.path());
-    let now = palisade::core::now_ms();
+    let now = palisade_core::now_ms();
     let label = |entity: &str, name: &str, expires_at_ms| EntityLabel {
         entity: entity.into(),
         label: name.into(),
@@ -127,12 +127,12 @@ fn similar_classify_and_labels_answer_what_the_host_holds_and_labels_expire() {
     assert_eq!(near.split(';').count(), 2, "k = 2: {near}");
     assert!(hit(&results[1], "similar").starts_with("ex-hello=LOW_RISK="));
     // classify: the classifier's probabilities for the text alone, every category.
-    let classifier = palisade::classify::Classifier::new(
-        palisade::classify::artifact::Artifact::load(&default_classifier(), None).unwrap(),
+    let classifier = palisade_detect::classify::Classifier::new(
+        palisade_detect::classify::artifact::Artifact::load(&default_classifier(), None).unwrap(),
     );
     let expected = classifier.score(&events[0].content, &rules::RuleResult::none());
     let lent = hit(&results[0], "classify");
-    for (name, p) in palisade::classify::CATEGORIES.iter().zip(expected.scores) {
+    for (name, p) in palisade_detect::classify::CATEGORIES.iter().zip(expected.scores) {
         assert!(lent.contains(&format!("{name}={p:.4}")), "{name}: {lent}");
     }
     // labels: what the store holds, and the labels the verdict rested on in the rule result.
@@ -148,7 +148,7 @@ fn similar_classify_and_labels_answer_what_the_host_holds_and_labels_expire() {
     let results = rules::score(&core.plugins, &events[..1]);
     assert_eq!(hit(&results[0], "labels"), "user:troll=repeat-offender");
     core.entity_labels.remove("user:troll", "repeat-offender").unwrap();
-    core.entity_labels.set(&label("user:brief", "muted", Some(palisade::core::now_ms() + 60_000))).unwrap();
+    core.entity_labels.set(&label("user:brief", "muted", Some(palisade_core::now_ms() + 60_000))).unwrap();
     let mut redis = redis::Client::open("redis://127.0.0.1:6379").unwrap().get_connection().unwrap();
     let key = format!("{}labels:user:brief", core.config.redis.key_prefix);
     let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut redis).unwrap();

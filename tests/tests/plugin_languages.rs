@@ -5,9 +5,9 @@
 //! fails that plugin's call only — the exception quoted in the fault — while the
 //! other plugins keep scoring.
 
-use palisade::core::Event;
-use palisade::plugins::manifest::Language;
-use palisade::plugins::rules;
+use palisade_core::Event;
+use palisade_plugins::manifest::Language;
+use palisade_plugins::rules;
 use palisade_tests::{PluginDir, set_key};
 
 const PORTS: [&str; 3] = ["caps-shouting", "caps-shouting-py", "caps-shouting-js"];

@@ -3,10 +3,10 @@
 //! new one, no call fails during a swap, and a broken file never replaces a
 //! working version.
 
-use palisade::core::Event;
-use palisade::plugins::install::{stamp_manifest, write_atomically};
-use palisade::plugins::watcher::watch;
-use palisade::plugins::{PluginHost, PluginState, to_wit};
+use palisade_core::Event;
+use palisade_plugins::install::{stamp_manifest, write_atomically};
+use palisade_plugins::watcher::watch;
+use palisade_plugins::{PluginHost, PluginState, to_wit};
 use palisade_tests::{PluginDir, set_key, wasm};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -170,7 +170,7 @@ fn corrupt_files_and_hash_mismatches_are_refused_while_the_old_version_serves() 
 #[test]
 fn install_refuses_a_component_of_the_wrong_world() {
     let dir = PluginDir::new();
-    let Err(err) = palisade::plugins::install::install(
+    let Err(err) = palisade_plugins::install::install(
         &dir.runtime,
         &dir.path(),
         &wasm("policy"),
@@ -190,7 +190,7 @@ fn removing_a_plugin_unloads_it_and_restarts_reuse_the_compile_cache() {
     dir.install("caps-shouting");
     let (host, _) = dir.open();
     let info = host.get("caps-shouting").unwrap().info();
-    assert_eq!(info.compile, Some(palisade::plugins::runtime::CompileSource::Cached), "install precompiled it");
+    assert_eq!(info.compile, Some(palisade_plugins::runtime::CompileSource::Cached), "install precompiled it");
     std::fs::remove_file(dir.path().join("caps-shouting.toml")).unwrap();
     let out = host.reload(false);
     assert!(out.iter().any(|o| o.plugin == "caps-shouting" && o.outcome == "removed"), "{out:?}");

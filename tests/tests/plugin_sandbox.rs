@@ -3,13 +3,13 @@
 //! scoring, faults are counted by kind, and repeated faults within a window
 //! quarantine the plugin until its retry time or an operator's reload.
 
-use palisade::core::Event;
-use palisade::plugins::rules;
-use palisade::plugins::{CallError, Fault, PluginState, to_wit};
+use palisade_core::Event;
+use palisade_plugins::rules;
+use palisade_plugins::{CallError, Fault, PluginState, to_wit};
 use palisade_tests::{PluginDir, set_key};
 use std::time::{Duration, Instant};
 
-fn event(content: &str) -> Vec<palisade::plugins::WitEvent> {
+fn event(content: &str) -> Vec<palisade_plugins::WitEvent> {
     to_wit(&[Event::sample(content)])
 }
 
@@ -48,7 +48,7 @@ fn each_hostile_behaviour_fails_only_its_call_and_the_next_event_is_served() {
     assert_eq!(info.errors.get("memory"), Some(&2));
     assert_eq!(info.errors.get("trap"), Some(&3));
     assert_eq!(info.state, PluginState::Active, "max_faults is 100 in the hostile manifest");
-    let text = palisade::telemetry::render(&registry);
+    let text = palisade_core::telemetry::render(&registry);
     assert!(text.contains(r#"palisade_plugin_errors_total{error="timeout",plugin="hostile"} 1"#), "{text}");
 }
 
@@ -66,7 +66,8 @@ fn repeated_faults_quarantine_until_an_explicit_reload() {
     assert!(matches!(err, CallError::Unavailable(_, PluginState::Quarantined)), "{err}");
     assert!(hostile.info().quarantine_reason.unwrap().contains("2 faults in 60000 ms"));
     assert!(
-        palisade::telemetry::render(&registry).contains(r#"palisade_plugin_quarantines_total{plugin="hostile"} 1"#)
+        palisade_core::telemetry::render(&registry)
+            .contains(r#"palisade_plugin_quarantines_total{plugin="hostile"} 1"#)
     );
 
     // A watcher-style reload of unchanged files does not lift it; an operator's does.
@@ -115,11 +116,11 @@ fn a_quarantined_plugin_is_retried_by_itself_with_a_growing_backoff() {
     let err = hostile.score(&event("loop")).unwrap_err();
     assert!(matches!(err, CallError::Fault(_, Fault::Timeout(_))), "{err}");
     assert_eq!(hostile.state(), PluginState::Quarantined);
-    assert!(palisade::telemetry::render(&registry).contains(r#"palisade_plugin_quarantined{plugin="hostile"} 1"#));
+    assert!(palisade_core::telemetry::render(&registry).contains(r#"palisade_plugin_quarantined{plugin="hostile"} 1"#));
     assert!(hostile.info().retry_in_ms.is_some_and(|ms| ms <= 300));
     std::thread::sleep(Duration::from_millis(350));
     assert_eq!(hostile.state(), PluginState::Active, "retried after 300 ms");
-    assert!(palisade::telemetry::render(&registry).contains(r#"palisade_plugin_quarantined{plugin="hostile"} 0"#));
+    assert!(palisade_core::telemetry::render(&registry).contains(r#"palisade_plugin_quarantined{plugin="hostile"} 0"#));
     // It faults again at once: the next wait is twice as long.
     hostile.score(&event("trap")).unwrap_err();
     std::thread::sleep(Duration::from_millis(350));
@@ -135,9 +136,8 @@ fn a_quarantined_plugin_is_retried_by_itself_with_a_growing_backoff() {
 fn an_offline_host_never_quarantines_and_reports_every_fault() {
     let dir = PluginDir::new();
     dir.install_with("hostile", |m| set_key(&m, "max_faults", "1"));
-    let metrics = palisade::plugins::PluginMetrics::register(&prometheus::Registry::new()).unwrap();
-    let host =
-        palisade::plugins::PluginHost::open_offline(dir.runtime.clone(), dir.path(), metrics, Default::default());
+    let metrics = palisade_plugins::PluginMetrics::register(&prometheus::Registry::new()).unwrap();
+    let host = palisade_plugins::PluginHost::open_offline(dir.runtime.clone(), dir.path(), metrics, Default::default());
     let hostile = host.get("hostile").unwrap();
     for _ in 0..3 {
         hostile.score(&event("trap")).unwrap_err();

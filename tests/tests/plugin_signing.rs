@@ -3,9 +3,9 @@
 //! unknown signer and a manifest changed after signing are each refused with a
 //! message that says which — while the version before keeps serving.
 
-use palisade::plugins::install::install_signed;
-use palisade::plugins::signing::{self, Trust};
-use palisade::plugins::{Manifest, PluginHost, PluginMetrics};
+use palisade_plugins::install::install_signed;
+use palisade_plugins::signing::{self, Trust};
+use palisade_plugins::{Manifest, PluginHost, PluginMetrics};
 use palisade_tests::{PluginDir, manifest, set_key, wasm};
 use std::sync::Arc;
 

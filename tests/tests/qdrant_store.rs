@@ -4,8 +4,8 @@
 //! (without `QDRANT_URL` it says so and checks nothing).
 #![cfg(feature = "qdrant")]
 
-use palisade::vectors::qdrant::QdrantStore;
-use palisade::vectors::{Item, VectorError, VectorStore};
+use palisade_detect::vectors::qdrant::QdrantStore;
+use palisade_detect::vectors::{Item, VectorError, VectorStore};
 
 fn item(id: &str, label: &str, v: [f32; 2]) -> Item {
     Item { id: id.into(), label: label.into(), text: format!("text {id}"), vector: v.to_vec() }

@@ -29,7 +29,7 @@ async fn post_batch(base: &str, events: &[Value]) -> (u16, Value) {
 }
 
 /// Event id → how many times it was routed, over every shard's output streams.
-fn routed(conn: &mut redis::cluster::ClusterConnection, keys: &palisade::streams::Keys) -> HashMap<String, usize> {
+fn routed(conn: &mut redis::cluster::ClusterConnection, keys: &palisade_streams::Keys) -> HashMap<String, usize> {
     let mut seen = HashMap::new();
     for shard in &keys.shards {
         for stream in [&shard.reasoning, &shard.low_risk] {
@@ -85,7 +85,7 @@ async fn two_ingest_and_three_screening_processes_route_every_accepted_event_onc
         let env = [&common[..], &[("CONSUMER_NAME", name)]].concat();
         screening.push(ServeProcess::start("screen", &plugins, &env).await);
     }
-    let keys = palisade::streams::Keys::layout(&prefix, 3, true);
+    let keys = palisade_streams::Keys::layout(&prefix, 3, true);
 
     // The three shards live on three different masters.
     let masters: std::collections::BTreeSet<u16> = keys.shards.iter().map(|k| cluster.master_of(&k.raw)).collect();
@@ -127,10 +127,10 @@ async fn two_ingest_and_three_screening_processes_route_every_accepted_event_onc
         let len: usize = conn.xlen(&shard.raw).unwrap();
         assert!(len > 100, "{} holds {len} of 600: the shards share the load", shard.raw);
         let info: redis::streams::StreamInfoConsumersReply =
-            conn.xinfo_consumers(&shard.raw, palisade::streams::SCREENING_GROUP).unwrap();
+            conn.xinfo_consumers(&shard.raw, palisade_streams::SCREENING_GROUP).unwrap();
         consumers.extend(info.consumers.into_iter().map(|c| c.name));
         let pending: redis::streams::StreamPendingReply =
-            conn.xpending(&shard.raw, palisade::streams::SCREENING_GROUP).unwrap();
+            conn.xpending(&shard.raw, palisade_streams::SCREENING_GROUP).unwrap();
         assert_eq!(pending.count(), 0, "{} has entries pending", shard.raw);
     }
     assert_eq!(consumers.len(), 3, "all three processes read every shard: {consumers:?}");
@@ -174,7 +174,7 @@ async fn a_service_screens_only_its_shards_and_the_backlog_sums_the_others() {
     // sharing a limit between them.
     let manifest = palisade_tests::set_key(&palisade_tests::manifest("threats"), "weight", "0.1");
     let shadow = first.plugins.path().join("shadow");
-    palisade::plugins::install::install(&first.plugins.runtime, &shadow, &palisade_tests::wasm("threats"), &manifest)
+    palisade_plugins::install::install(&first.plugins.runtime, &shadow, &palisade_tests::wasm("threats"), &manifest)
         .unwrap();
     assert_eq!(first.admin(reqwest::Method::POST, "/v1/admin/shadow/reload", None).await.0, 200);
     for (limit, compared) in [(None, 300), (Some(100), 100)] {
@@ -241,7 +241,7 @@ async fn load_while<T: Send + 'static>(
 /// Event ids that reached an output stream or the dead letters, over every shard.
 fn routed_or_dead(
     conn: &mut redis::cluster::ClusterConnection,
-    keys: &palisade::streams::Keys,
+    keys: &palisade_streams::Keys,
 ) -> std::collections::HashSet<String> {
     let mut out: std::collections::HashSet<String> = routed(conn, keys).into_keys().collect();
     for shard in &keys.shards {
@@ -290,7 +290,7 @@ async fn a_shard_moved_to_another_master_under_load_loses_nothing_and_needs_no_r
     let extra = [("CLAIM_IDLE_MS", "1000"), ("CLAIM_INTERVAL_MS", "250")];
     let s = services(&cluster, &prefix, &["move-a", "move-b"], &extra).await;
     let keys = s[0].keys.clone();
-    let slot = palisade::streams::slot(&keys.shards[0].raw);
+    let slot = palisade_streams::slot(&keys.shards[0].raw);
     let from = cluster.master_of_slot(slot);
     let to = *cluster.ports.iter().find(|&&p| p != from).unwrap();
     // Shard 0's stream, outputs and dedup keys move 20 keys at a time while both
@@ -343,7 +343,7 @@ fn entity_labels_and_the_embedding_cache_work_across_the_cluster_slots() {
     use palisade::entity_labels::{EntityLabel, LabelStore};
     let cluster = OwnCluster::start(3, 0);
     let nodes: Vec<String> = cluster.nodes().split(',').map(String::from).collect();
-    let target = palisade::streams::Target::new("", &nodes);
+    let target = palisade_streams::Target::new("", &nodes);
     let prefix = unique_prefix();
     // Labels of 30 entities: their hashes lie on all three masters.
     let store = LabelStore::new(target.clone(), &prefix);
@@ -367,7 +367,7 @@ fn entity_labels_and_the_embedding_cache_work_across_the_cluster_slots() {
     assert_eq!(store.remove("user:u7", "repeat-offender").unwrap().map(|l| l.entity), Some("user:u7".into()));
     assert!(store.get_many(&entities).unwrap()[7].is_empty());
     // The embedding cache: a batch written and read back over many slots.
-    let cache = palisade::embed::cache::EmbeddingCache::new(target, format!("{prefix}emb:"), 60);
+    let cache = palisade_detect::embed::cache::EmbeddingCache::new(target, format!("{prefix}emb:"), 60);
     let texts: Vec<String> = (0..40).map(|i| format!("text {i}")).collect();
     let vectors: Vec<Vec<f32>> = (0..40).map(|i| vec![i as f32, 0.5]).collect();
     let items: Vec<(&str, &[f32])> = texts.iter().map(String::as_str).zip(vectors.iter().map(Vec::as_slice)).collect();

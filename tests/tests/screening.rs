@@ -6,7 +6,7 @@
 //! dead-lettered; the synchronous routes answer JSON and the seed's form fields;
 //! one message from many accounts is screened once per account and flagged a campaign.
 
-use palisade::core::Event;
+use palisade_core::Event;
 use palisade_tests::{Service, unique_prefix};
 use redis::Commands;
 use serde_json::{Value, json};

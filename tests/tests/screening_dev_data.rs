@@ -4,9 +4,9 @@
 //! fold are never in the bank. This is the seed's weighted scoring
 //! (`SCORING=weighted`); the trained classifier has its own tests (`classifier.rs`).
 
-use palisade::embed::{Device, Embedder};
-use palisade::vectors::bank::{Labelled, import, read};
-use palisade::vectors::flat::FlatStore;
+use palisade_detect::embed::{Device, Embedder};
+use palisade_detect::vectors::bank::{Labelled, import, read};
+use palisade_detect::vectors::flat::FlatStore;
 use palisade_tests::{Service, fold_of, model_files, repo_data};
 use serde_json::{Value, json};
 

@@ -127,7 +127,7 @@ fn no_panics(s: &ServeProcess) {
 
 /// Put the same events on the stream again (a redelivery) and wait until each is routed.
 fn redeliver(prefix: &str) {
-    let keys = palisade::streams::Keys::layout(prefix, 1, false);
+    let keys = palisade_streams::Keys::layout(prefix, 1, false);
     let shard = &keys.shards[0];
     let mut conn = redis::Client::open("redis://127.0.0.1:6379").unwrap().get_connection().unwrap();
     let routed = |conn: &mut redis::Connection| -> usize {
@@ -135,7 +135,7 @@ fn redeliver(prefix: &str) {
     };
     let before = routed(&mut conn);
     for (i, content) in MESSAGES.iter().enumerate() {
-        let mut e = palisade::core::Event::sample(content);
+        let mut e = palisade_core::Event::sample(content);
         e.event_id = format!("r-{i}");
         let _: String = conn.xadd(&shard.raw, "*", &[("event", serde_json::to_string(&e).unwrap())]).unwrap();
     }

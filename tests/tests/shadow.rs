@@ -35,7 +35,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 async fn shadow_threats(s: &Service, weight: &str) {
     let manifest = set_key(&palisade_tests::manifest("threats"), "weight", weight);
     let dir = s.plugins.path().join("shadow");
-    palisade::plugins::install::install(&s.plugins.runtime, &dir, &palisade_tests::wasm("threats"), &manifest).unwrap();
+    palisade_plugins::install::install(&s.plugins.runtime, &dir, &palisade_tests::wasm("threats"), &manifest).unwrap();
     let (status, body) = s.admin(reqwest::Method::POST, "/v1/admin/shadow/reload", None).await;
     assert_eq!(status, 200, "{body}");
 }

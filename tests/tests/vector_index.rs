@@ -2,9 +2,9 @@
 //! example bank (all-MiniLM-L6-v2 vectors of the shared data): the neighbours it
 //! finds are nearly the exact ones, with their exact similarities, nearest first.
 
-use palisade::vectors::VectorStore;
-use palisade::vectors::flat::FlatStore;
-use palisade::vectors::ivf::Ann;
+use palisade_detect::vectors::VectorStore;
+use palisade_detect::vectors::flat::FlatStore;
+use palisade_detect::vectors::ivf::Ann;
 use palisade_tests::repo_root;
 
 #[test]

@@ -4,27 +4,27 @@
 //! event API keys), checked by the route layer `common_routes` puts around these.
 
 use super::AppState;
-use crate::core::ApiError;
-use crate::core::audit::key_id;
-use crate::plugins::registry::AdminError;
-use crate::streams::control::Action;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use palisade_core::ApiError;
+use palisade_core::audit::key_id;
+use palisade_plugins::registry::AdminError;
+use palisade_streams::control::Action;
 use serde_json::{Value, json};
 
 /// A plugin name from a route's path, checked against the manifest's grammar
 /// before it reaches a lookup or a file path: 400 `invalid_plugin_name`.
 pub(crate) fn plugin_name(name: String) -> Result<String, ApiError> {
-    if crate::plugins::manifest::valid_name(&name) {
+    if palisade_plugins::manifest::valid_name(&name) {
         return Ok(name);
     }
     let shown: String = name.chars().take(80).flat_map(char::escape_debug).collect();
     Err(ApiError::new(
         StatusCode::BAD_REQUEST,
         "invalid_plugin_name",
-        format!("`{shown}` is not a plugin name: it {}", crate::plugins::manifest::NAME_RULE),
+        format!("`{shown}` is not a plugin name: it {}", palisade_plugins::manifest::NAME_RULE),
     ))
 }
 
@@ -43,8 +43,9 @@ pub(crate) fn actor(headers: &HeaderMap) -> String {
     key_id(headers.get("api-key").and_then(|v| v.to_str().ok()).unwrap_or_default())
 }
 
-impl From<AdminError> for ApiError {
-    fn from(e: AdminError) -> Self {
+/// A registry refusal as its HTTP answer.
+pub(crate) fn admin_error(e: AdminError) -> ApiError {
+    {
         match e {
             AdminError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "plugin_not_found", e.to_string()),
             AdminError::NoPrevious(_) => ApiError::new(StatusCode::CONFLICT, "no_previous_version", e.to_string()),
@@ -78,7 +79,8 @@ async fn rollback(
     let (n, who) = (name.clone(), actor.clone());
     let outcome = tokio::task::spawn_blocking(move || plugins.rollback_by(&n, &who))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "rollback_failed", e.to_string()))??;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "rollback_failed", e.to_string()))?
+        .map_err(admin_error)?;
     let serving = s.plugins.get(&name).and_then(|p| p.current()).map(|v| v.id());
     publish(&s, Action::PluginRollback, &name, serving, &actor);
     Ok(Json(json!(outcome)))
@@ -102,7 +104,7 @@ async fn disable(
 
 fn set_enabled(s: &AppState, headers: &HeaderMap, name: String, enabled: bool) -> Result<Json<Value>, ApiError> {
     let (name, actor) = (plugin_name(name)?, actor(headers));
-    let info = s.plugins.set_enabled_by(&name, enabled, &actor)?;
+    let info = s.plugins.set_enabled_by(&name, enabled, &actor).map_err(admin_error)?;
     publish(s, if enabled { Action::PluginEnable } else { Action::PluginDisable }, &name, None, &actor);
     Ok(Json(json!(info)))
 }

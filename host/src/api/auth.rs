@@ -3,12 +3,12 @@
 //! protected group is open on purpose (health, readiness, metrics, docs,
 //! signed platform webhooks). Keys are compared in constant time (`subtle`).
 
-use crate::core::ApiError;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use palisade_core::ApiError;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 

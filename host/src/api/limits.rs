@@ -18,13 +18,13 @@
 //! tests) only the per-key limit applies. Keys are compared in constant time.
 
 use super::server::Peer;
-use crate::core::ApiError;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
+use palisade_core::ApiError;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;

@@ -9,15 +9,15 @@ pub mod auth;
 pub mod limits;
 pub mod server;
 
-use crate::core::{ApiError, BodyLimits};
-use crate::plugins::{PluginHost, PluginState};
-use crate::streams::Backlog;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use palisade_core::{ApiError, BodyLimits};
+use palisade_plugins::{PluginHost, PluginState};
+use palisade_streams::Backlog;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -27,18 +27,18 @@ pub struct AppState {
     pub service: &'static str,
     pub plugins: Arc<PluginHost>,
     pub registry: prometheus::Registry,
-    pub gauges: crate::telemetry::gauges::Gauges,
+    pub gauges: palisade_core::telemetry::gauges::Gauges,
     /// Panics caught in this process (`/ready` reports them).
-    pub faults: crate::telemetry::faults::Faults,
+    pub faults: palisade_core::telemetry::faults::Faults,
     /// The audit trail, where the service has Redis (`None`: `/v1/admin/audit` answers 503).
-    pub audit: Option<Arc<crate::streams::audit::AuditStream>>,
+    pub audit: Option<Arc<palisade_streams::audit::AuditStream>>,
     /// Where operators' changes are published for the other replicas (`None`: no Redis).
-    pub control: Option<Arc<crate::streams::control::ControlStream>>,
+    pub control: Option<Arc<palisade_streams::control::ControlStream>>,
     pub admin_api_keys: Arc<Vec<String>>,
     /// Entity labels (`/v1/labels`; `None`: 503).
     pub entity_labels: Option<Arc<crate::entity_labels::LabelStore>>,
     /// Request body limits (`MAX_BODY_BYTES`, `BODY_TIMEOUT_MS`).
-    pub body: crate::core::BodyLimits,
+    pub body: palisade_core::BodyLimits,
     /// Redis reachability, for services that need Redis to be ready.
     pub depth: Option<Arc<dyn Backlog>>,
     /// Where Swagger UI's assets are (`SWAGGER_UI_DIR`).
@@ -69,7 +69,7 @@ pub struct HttpMetrics {
 impl HttpMetrics {
     /// The families, registered once per registry (both services share them).
     pub fn register(registry: &prometheus::Registry) -> prometheus::Result<Self> {
-        use crate::telemetry::names::*;
+        use palisade_core::telemetry::names::*;
         let requests = prometheus::IntCounterVec::new(
             prometheus::Opts::new(HTTP_REQUESTS, "HTTP requests by service, route and status."),
             &[SERVICE, ROUTE, STATUS],
@@ -119,11 +119,11 @@ pub async fn request_context(
     let route = matched.as_ref().map_or("unmatched", |m| m.as_str()).to_string();
     let method = req.method().clone();
     // A server span per request (traces on), the child of the caller's `traceparent`.
-    let span = crate::span!("http.request", otel.name = %format_args!("{method} {route}"), otel.kind = "server",
+    let span = palisade_core::span!("http.request", otel.name = %format_args!("{method} {route}"), otel.kind = "server",
         http.request.method = %method, http.route = %route, http.response.status_code = tracing::field::Empty,
         request_id = %id);
     if let Some(parent) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
-        crate::telemetry::traces::set_parent(&span, parent);
+        palisade_core::telemetry::traces::set_parent(&span, parent);
     }
     let mut response = match head_too_large(&req) {
         Some(refusal) => refusal.into_response(),
@@ -136,8 +136,8 @@ pub async fn request_context(
     let latency_ms = elapsed.as_secs_f64() * 1e3;
     if matches!(status, 401 | 429) {
         // A key-guessing flood must not flood the log: one line per 10 s, with a count.
-        static REFUSALS: std::sync::LazyLock<crate::telemetry::Sampled> =
-            std::sync::LazyLock::new(|| crate::telemetry::Sampled::new(std::time::Duration::from_secs(10)));
+        static REFUSALS: std::sync::LazyLock<palisade_core::telemetry::Sampled> =
+            std::sync::LazyLock::new(|| palisade_core::telemetry::Sampled::new(std::time::Duration::from_secs(10)));
         REFUSALS.log(|skipped| {
             tracing::info!(target: "access", request_id = %id, %method, route, status, latency_ms, refusals_not_logged = skipped);
         });
@@ -330,7 +330,7 @@ async fn ready(State(s): State<AppState>) -> Response {
     let active = plugins.iter().filter(|p| p.state == PluginState::Active).count();
     let failed: Vec<&str> =
         plugins.iter().filter(|p| p.state == PluginState::Failed).map(|p| p.name.as_str()).collect();
-    let degraded = s.plugins.degraded(crate::plugins::PluginKind::Heuristic);
+    let degraded = s.plugins.degraded(palisade_plugins::PluginKind::Heuristic);
     let redis = s.depth.as_ref().map(|d| d.redis_ok());
     let ok = active > 0 && redis != Some(false);
     let panics = s.faults.report();
@@ -413,5 +413,5 @@ async fn docs_asset(State(s): State<AppState>, axum::extract::Path(asset): axum:
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     s.gauges.refresh(s.depth.as_deref());
-    ([("content-type", "text/plain; version=0.0.4")], crate::telemetry::render(&s.registry))
+    ([("content-type", "text/plain; version=0.0.4")], palisade_core::telemetry::render(&s.registry))
 }

@@ -20,12 +20,12 @@
 //! The peer address goes into each request's extensions ([`Peer`]), for per-IP
 //! rate limits. This module owns sockets only: no routes, no business logic.
 
-use crate::core::ApiError;
 use axum::Router;
 use axum::http::StatusCode;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use palisade_core::ApiError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,7 +114,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, mut stop:
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
-    let refusals = Arc::new(crate::telemetry::Sampled::new(Duration::from_secs(10)));
+    let refusals = Arc::new(palisade_core::telemetry::Sampled::new(Duration::from_secs(10)));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {

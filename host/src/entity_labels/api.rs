@@ -5,12 +5,12 @@
 use super::{EntityLabel, LabelStore, SOURCES};
 use crate::api::AppState;
 use crate::api::admin::actor;
-use crate::core::ApiError;
-use crate::core::audit::{AuditEntry, AuditSink};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use palisade_core::ApiError;
+use palisade_core::audit::{AuditEntry, AuditSink};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -149,7 +149,7 @@ async fn set(
     if rows.is_empty() || rows.len() > MAX_LABELS {
         return Err(invalid(None, "labels", format!("1 to {MAX_LABELS} labels per request")));
     }
-    let (by, now) = (actor(&headers), crate::core::now_ms());
+    let (by, now) = (actor(&headers), palisade_core::now_ms());
     let labels: Vec<EntityLabel> = rows
         .into_iter()
         .enumerate()

@@ -15,9 +15,9 @@
 
 pub mod api;
 
-use crate::plugins::lending::{LabelSource, LentLabel};
-use crate::streams::conn::LazySync;
-use crate::streams::{SyncConn, Target};
+use palisade_plugins::lending::{LabelSource, LentLabel};
+use palisade_streams::conn::LazySync;
+use palisade_streams::{SyncConn, Target};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -105,7 +105,7 @@ impl LabelStore {
     /// round trip (each change atomic by itself); the labels they replaced. On a
     /// cluster each change is an `EVAL` (a cluster pipeline cannot load a script).
     fn change(&self, changes: &[(&str, &str, Option<&EntityLabel>)]) -> Result<Vec<Option<EntityLabel>>, StoreError> {
-        let now = crate::core::now_ms();
+        let now = palisade_core::now_ms();
         // Each change: its key and the script's arguments.
         let calls: Vec<(String, [String; 4])> = changes
             .iter()
@@ -157,7 +157,7 @@ impl LabelStore {
         }
         let hvals = entities.iter().map(|e| redis::cmd("HVALS").arg(self.key(e)).to_owned()).collect();
         let values: Vec<Vec<String>> = self.with_conn(|c| c.pipeline(hvals))?;
-        let now = crate::core::now_ms();
+        let now = palisade_core::now_ms();
         Ok(values
             .into_iter()
             .map(|vs| {

@@ -1,8 +1,8 @@
 //! Ingestion metrics: Prometheus families and the JSON summary of `/v1/metrics`.
 
 use crate::api::HttpMetrics;
-use crate::telemetry::names::*;
-use crate::telemetry::quantile;
+use palisade_core::telemetry::names::*;
+use palisade_core::telemetry::quantile;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use serde_json::{Value, json};
 
@@ -21,7 +21,7 @@ pub struct IngestMetrics {
 const OUTCOMES: [&str; 3] = ["accepted", "duplicate", "rejected"];
 
 impl IngestMetrics {
-    /// `queue_depth` is the process's gauge ([`crate::telemetry::gauges::Gauges`]).
+    /// `queue_depth` is the process's gauge ([`palisade_core::telemetry::gauges::Gauges`]).
     pub fn register(r: &Registry, http: HttpMetrics, queue_depth: IntGauge) -> prometheus::Result<Self> {
         let received = IntCounter::new(INGEST_RECEIVED, "Events received (each also counted once by outcome).")?;
         let events = IntCounterVec::new(

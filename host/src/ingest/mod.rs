@@ -12,12 +12,6 @@ pub mod metrics;
 
 use crate::api::auth::{RequireKey, protect};
 use crate::api::{self, Accept, RequestId};
-use crate::core::intake::{BatchAnswer, Intake, Outcome};
-use crate::core::schema::{self, BatchBody, FieldError, Limits};
-use crate::core::{ApiError, BodyLimits, BoxFuture, Event, now_ms};
-use crate::plugins::{PluginHost, validators};
-use crate::streams::producer::{Entry, Produced};
-use crate::streams::{Backlog, EventSink, StreamError};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -25,6 +19,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics::IngestMetrics;
+use palisade_core::intake::{BatchAnswer, Intake, Outcome};
+use palisade_core::schema::{self, BatchBody, FieldError, Limits};
+use palisade_core::{ApiError, BodyLimits, BoxFuture, Event, now_ms};
+use palisade_plugins::{PluginHost, validators};
+use palisade_streams::producer::{Entry, Produced};
+use palisade_streams::{Backlog, EventSink, StreamError};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -84,8 +84,8 @@ impl Ingest {
         self.metrics.redis_errors.inc();
         // An outage fails every request: one line per 10 s, with how many it stands for
         // (`palisade_ingest_redis_errors_total` counts each).
-        static FAILURES: std::sync::LazyLock<crate::telemetry::Sampled> =
-            std::sync::LazyLock::new(|| crate::telemetry::Sampled::new(std::time::Duration::from_secs(10)));
+        static FAILURES: std::sync::LazyLock<palisade_core::telemetry::Sampled> =
+            std::sync::LazyLock::new(|| palisade_core::telemetry::Sampled::new(std::time::Duration::from_secs(10)));
         FAILURES.log(|skipped| tracing::error!(error = %e, failures_not_logged = skipped, "produce failed"));
         let error = match e {
             StreamError::Unknown(_) => ApiError::new(
@@ -107,7 +107,7 @@ impl Ingest {
     /// Dedup + produce within `produce_timeout` (past it the outcome is unknown:
     /// the call may still reach Redis).
     async fn produce(&self, entries: Vec<Entry>) -> Result<Vec<Produced>, StreamError> {
-        let span = crate::span!("produce", otel.kind = "client", events = entries.len());
+        let span = palisade_core::span!("produce", otel.kind = "client", events = entries.len());
         let produced = tracing::Instrument::instrument(self.sink.produce(entries), span);
         tokio::time::timeout(self.produce_timeout, produced)
             .await
@@ -149,7 +149,7 @@ impl Ingest {
                 results[*i] = Err(errors);
             }
         }
-        let traceparent = crate::telemetry::traces::traceparent(&tracing::Span::current());
+        let traceparent = palisade_core::telemetry::traces::traceparent(&tracing::Span::current());
         let entries: Vec<Entry> = results
             .iter()
             .filter_map(|r| r.as_ref().ok())

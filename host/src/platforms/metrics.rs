@@ -3,7 +3,7 @@
 //! (bounded by the adapters loaded: unknown platforms are counted as `unknown`)
 //! and fixed outcome words; never a secret, a body or an id.
 
-use crate::telemetry::names::*;
+use palisade_core::telemetry::names::*;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Registry};
 
 #[derive(Clone)]
@@ -21,8 +21,9 @@ pub struct AdapterMetrics {
 
 impl AdapterMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let counter =
-            |name: &str, help: &str, labels: &[&str]| crate::telemetry::counter_vec(registry, name, help, labels);
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            palisade_core::telemetry::counter_vec(registry, name, help, labels)
+        };
         let platform_latency = HistogramVec::new(
             HistogramOpts::new(ADAPTER_REQUEST_DURATION, "Wall time of one request to a platform API.")
                 .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),

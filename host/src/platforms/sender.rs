@@ -8,7 +8,7 @@
 
 use super::metrics::AdapterMetrics;
 use crate::config::PlatformApi;
-use crate::plugins::bindings::{HttpRequest, PlatformResponse};
+use palisade_plugins::bindings::{HttpRequest, PlatformResponse};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -7,20 +7,20 @@
 use super::ScreenApi;
 use super::shadow::{self, ShadowError, version_of};
 use crate::api::admin::actor as admin_actor;
-use crate::backtest::jobs::Job;
-use crate::backtest::{self, GateOutcome, Side, StreamRange};
-use crate::classify::slot::Slot;
-use crate::core::audit::{AuditEntry, VersionRef};
-use crate::core::{ApiError, now_ms};
-use crate::streams::RedisConn;
-use crate::streams::labels::LabelRow;
-use crate::vectors::bank::Labelled;
+use crate::screening::backtest::jobs::Job;
+use crate::screening::backtest::{self, GateOutcome, Side, StreamRange};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use palisade_core::audit::{AuditEntry, VersionRef};
+use palisade_core::{ApiError, now_ms};
+use palisade_detect::classify::slot::Slot;
+use palisade_detect::vectors::bank::Labelled;
+use palisade_streams::RedisConn;
+use palisade_streams::labels::LabelRow;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -81,7 +81,7 @@ impl ScreenApi {
         Side {
             plugins: self.screener.plugins.clone(),
             classifier: self.screener.classifier.as_ref().map(|s| s.get()),
-            weights: self.screener.weights,
+            policy: self.screener.policy,
         }
     }
 
@@ -175,8 +175,8 @@ fn check_rows<'a>(
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message));
     }
     for (index, (id, text, label)) in rows.enumerate() {
-        let problem = if crate::classify::category_index(label).is_none() {
-            Some(format!("label {label:?} is not one of {:?}", crate::classify::CATEGORIES))
+        let problem = if palisade_detect::classify::category_index(label).is_none() {
+            Some(format!("label {label:?} is not one of {:?}", palisade_detect::classify::CATEGORIES))
         } else if id.len() > 256 {
             Some("id must be at most 256 bytes".to_string())
         } else if text.trim().is_empty() || text.chars().count() > max_chars {
@@ -258,7 +258,7 @@ async fn classifier_rollback(State(s): State<Arc<ScreenApi>>, headers: HeaderMap
         })?;
     s.screener.metrics.classifier_reloads.with_label_values(&[swap.outcome]).inc();
     if let Some(control) = &s.control {
-        let action = crate::streams::control::Action::ClassifierRollback;
+        let action = palisade_streams::control::Action::ClassifierRollback;
         control.publish(action, "classifier", Some(swap.to.clone()), &admin_actor(&headers));
     }
     let entry = AuditEntry::new("classifier_rollback", &admin_actor(&headers), "classifier");

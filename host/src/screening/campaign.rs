@@ -11,9 +11,9 @@
 //! screening (logged at most every 10 s).
 
 use super::predict::Prediction;
-use crate::core::Event;
-use crate::streams::Target;
-use crate::streams::conn::LazySync;
+use palisade_core::Event;
+use palisade_streams::Target;
+use palisade_streams::conn::LazySync;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -57,8 +57,8 @@ impl Campaigns {
         let counts = match self.conn.with_conn(|c| c.pipeline::<Vec<redis::Value>>(cmds)) {
             Ok(values) => values,
             Err(e) => {
-                static FAILURES: std::sync::LazyLock<crate::telemetry::Sampled> =
-                    std::sync::LazyLock::new(|| crate::telemetry::Sampled::new(Duration::from_secs(10)));
+                static FAILURES: std::sync::LazyLock<palisade_core::telemetry::Sampled> =
+                    std::sync::LazyLock::new(|| palisade_core::telemetry::Sampled::new(Duration::from_secs(10)));
                 FAILURES.log(
                     |skipped| tracing::warn!(error = %e, failures_not_logged = skipped, "campaign counts unavailable"),
                 );

@@ -33,8 +33,8 @@
 
 use super::Screener;
 use super::predict::Prediction;
-use crate::core::Event;
-use crate::streams::{RedisConn, SCREENING_GROUP, ShardKeys};
+use palisade_core::Event;
+use palisade_streams::{RedisConn, SCREENING_GROUP, ShardKeys};
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -142,7 +142,7 @@ impl Consumer {
                 if let Some(keep) = self.retention {
                     let k = &self.keys;
                     let streams = [k.raw.as_str(), k.reasoning.as_str(), k.low_risk.as_str(), k.rescreen.as_str()];
-                    if let Err(e) = crate::streams::retention::trim(&mut self.conn, &streams, keep).await {
+                    if let Err(e) = palisade_streams::retention::trim(&mut self.conn, &streams, keep).await {
                         tracing::warn!(error = %e, "trimming the streams failed; retrying next round");
                     }
                 }
@@ -240,13 +240,13 @@ impl Consumer {
         let mut sources = Vec::with_capacity(entries.len());
         let mut raws = Vec::with_capacity(entries.len());
         let mut dead = Vec::new();
-        let span = crate::span!("screen.batch", events = entries.len(), consumer = %self.name);
+        let span = palisade_core::span!("screen.batch", events = entries.len(), consumer = %self.name);
         let mut event_spans = Vec::new();
         for entry in entries {
             let raw: Option<String> = entry.get("event");
             match raw.as_deref().map(serde_json::from_str::<Event>) {
                 Some(Ok(event)) => {
-                    if crate::telemetry::traces::on() {
+                    if palisade_core::telemetry::traces::on() {
                         event_spans.push(event_span(&entry, &event, &span));
                     }
                     sources.push(entry.id.clone());
@@ -341,7 +341,7 @@ impl Consumer {
             .ignore();
         }
         pipe.xack(&self.keys.raw, SCREENING_GROUP, &ids).ignore();
-        let route = crate::span!(parent: &span, "route", otel.kind = "client", events = ids.len());
+        let route = palisade_core::span!(parent: &span, "route", otel.kind = "client", events = ids.len());
         tracing::Instrument::instrument(pipe.query_async::<()>(&mut self.conn), route).await?;
         self.screener.metrics.routed(&predictions, dead.len());
         self.count_degraded(&predictions);
@@ -451,9 +451,9 @@ fn event_span(entry: &StreamId, event: &Event, batch: &tracing::Span) -> tracing
     let span = tracing::info_span!(parent: None, "screen.event", otel.kind = "consumer", event_id = %event.event_id,
         stream_id = %entry.id, category = Empty, destination = Empty);
     if let Some(parent) = entry.get::<String>("traceparent") {
-        crate::telemetry::traces::set_parent(&span, &parent);
+        palisade_core::telemetry::traces::set_parent(&span, &parent);
     }
-    crate::telemetry::traces::link(&span, batch);
+    palisade_core::telemetry::traces::link(&span, batch);
     span
 }
 

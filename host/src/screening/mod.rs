@@ -7,36 +7,36 @@
 //! This module must not import another service (`ingest`, `platforms`).
 
 mod admin;
+pub mod backtest;
 pub mod campaign;
 pub mod compare;
 pub mod consumer;
-pub mod predict;
 mod rescreen;
 pub mod shadow;
-pub mod similarity;
 
 use crate::api::auth::{RequireKey, protect};
 use crate::api::{Accept, read_body};
-use crate::classify::slot::Slot;
-use crate::classify::{Classifier, Scored};
 use crate::config::Band;
-use crate::core::audit::AuditSink;
-use crate::core::schema::{self, BatchBody, Limits};
-use crate::core::{ApiError, Event, now_ms};
-use crate::embed::Embedder;
-use crate::embed::cache::EmbeddingCache;
-use crate::plugins::{PluginHost, rules, validators};
-use crate::streams::Backlog;
-use crate::streams::labels::LabelStream;
-use crate::telemetry::faults::Faults;
-use crate::telemetry::names::*;
-use crate::vectors::{Neighbour, VectorStore};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use predict::{Prediction, Weights};
+use palisade_core::audit::AuditSink;
+use palisade_core::schema::{self, BatchBody, Limits};
+use palisade_core::telemetry::faults::Faults;
+use palisade_core::telemetry::names::*;
+use palisade_core::{ApiError, Event, now_ms};
+use palisade_detect::classify::slot::Slot;
+use palisade_detect::classify::{Classifier, Scored};
+use palisade_detect::embed::Embedder;
+use palisade_detect::embed::cache::EmbeddingCache;
+use palisade_detect::predict::{self, DecisionPolicy, Prediction};
+use palisade_detect::vectors::{Neighbour, VectorStore};
+use palisade_detect::{cascade, similarity};
+use palisade_plugins::{PluginHost, rules, validators};
+use palisade_streams::Backlog;
+use palisade_streams::labels::LabelStream;
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
 use rayon::prelude::*;
 use serde_json::{Value, json};
@@ -157,7 +157,11 @@ pub struct Similarity {
 
 impl Similarity {
     /// Vectors of each text: from the cache where it has them, the model for the rest.
-    pub fn vectors(&self, texts: &[&str], metrics: &ScreenMetrics) -> Result<Vec<Vec<f32>>, crate::embed::EmbedError> {
+    pub fn vectors(
+        &self,
+        texts: &[&str],
+        metrics: &ScreenMetrics,
+    ) -> Result<Vec<Vec<f32>>, palisade_detect::embed::EmbedError> {
         let Some(cache) = &self.cache else { return self.embedder.embed(texts) };
         let mut vectors = cache.get(texts);
         let missing: Vec<usize> = (0..texts.len()).filter(|i| vectors[*i].is_none()).collect();
@@ -173,10 +177,11 @@ impl Similarity {
         Ok(vectors.into_iter().map(Option::unwrap_or_default).collect())
     }
 
-    fn find(&self, events: &[Event], metrics: &ScreenMetrics) -> Result<Found, crate::embed::EmbedError> {
+    fn find(&self, events: &[Event], metrics: &ScreenMetrics) -> Result<Found, palisade_detect::embed::EmbedError> {
         let texts: Vec<&str> = events.iter().map(|e| e.content.as_str()).collect();
-        let vectors = crate::span!("embed", events = events.len()).in_scope(|| self.vectors(&texts, metrics))?;
-        let _knn = crate::span!("knn", events = events.len()).entered();
+        let vectors =
+            palisade_core::span!("embed", events = events.len()).in_scope(|| self.vectors(&texts, metrics))?;
+        let _knn = palisade_core::span!("knn", events = events.len()).entered();
         let examples = if self.exemplars.is_empty() {
             vec![Vec::new(); events.len()]
         } else {
@@ -196,7 +201,7 @@ impl Similarity {
             .iter()
             .zip(vectors)
             .filter(|(_, v)| !v.is_empty())
-            .map(|(p, vector)| crate::vectors::Item {
+            .map(|(p, vector)| palisade_detect::vectors::Item {
                 id: p.event.event_id.clone(),
                 label: p.category.to_string(),
                 text: capped(&p.event.content, PAST_TEXT_MAX_BYTES).to_string(),
@@ -262,7 +267,7 @@ impl Found {
 pub struct Screener {
     pub plugins: Arc<PluginHost>,
     pub similarity: Option<Similarity>,
-    pub weights: Weights,
+    pub policy: DecisionPolicy,
     pub metrics: ScreenMetrics,
     /// `SCREENING_FAST_PATH`: a rule score at which the rules alone decide (the
     /// embedding is skipped; risk = the rule score, flag `fast_path`); `None`: off.
@@ -327,7 +332,8 @@ impl Screener {
     /// Rules and the embedding stage, mixed by `weights` (`SCORING=weighted`).
     fn screen_weighted(&self, events: Vec<Event>) -> Vec<Prediction> {
         let started = Instant::now();
-        let rules = || crate::span!("rules", events = events.len()).in_scope(|| rules::score(&self.plugins, &events));
+        let rules =
+            || palisade_core::span!("rules", events = events.len()).in_scope(|| rules::score(&self.plugins, &events));
         let (rule_results, found) = match self.fast_path {
             // The rule stage and the embedding stage are independent: run them side by
             // side on the rayon pool (the cache lookup waits on Redis while the rules compute).
@@ -353,7 +359,7 @@ impl Screener {
             .zip(found.examples.into_iter().zip(found.past))
             .map(|((event, r), (near, past))| {
                 let fast = self.fast_path.is_some_and(|bar| r.score >= bar);
-                let mut p = predict::predict(event, r, similarity::embedding_score(&near), self.weights);
+                let mut p = predict::predict(event, r, similarity::embedding_score(&near), self.policy);
                 if fast {
                     p.flags.retain(|f| f != "heuristics_only");
                     p.flags.push("fast_path".into());
@@ -382,72 +388,68 @@ impl Screener {
     fn screen_classified(&self, classifier: Arc<Classifier>, events: Vec<Event>) -> Vec<Prediction> {
         let started = Instant::now();
         let rule_results =
-            crate::span!("rules", events = events.len()).in_scope(|| rules::score(&self.plugins, &events));
-        let mut scored: Vec<Scored> = crate::span!("classifier", events = events.len())
+            palisade_core::span!("rules", events = events.len()).in_scope(|| rules::score(&self.plugins, &events));
+        let scored: Vec<Scored> = palisade_core::span!("classifier", events = events.len())
             .in_scope(|| events.par_iter().zip(&rule_results).map(|(e, r)| classifier.score(&e.content, r)).collect());
         let n = events.len() as u64;
         self.metrics.stages.with_label_values(&["rules"]).inc_by(n);
         self.metrics.stages.with_label_values(&["classifier"]).inc_by(n);
-        let band: Vec<usize> = match (&self.similarity, self.cascade_band) {
-            (None, _) => Vec::new(),
-            (Some(_), None) => (0..events.len()).collect(),
-            (Some(_), Some(b)) => (0..events.len()).filter(|i| b.contains(scored[*i].risk())).collect(),
+        let band: Vec<usize> = match &self.similarity {
+            None => Vec::new(),
+            Some(_) => (0..events.len()).filter(|i| cascade::in_band(self.cascade_band, scored[*i].risk())).collect(),
         };
         self.metrics.stages.with_label_values(&["embedding"]).inc_by(band.len() as u64);
-        let found = self.find_some(&events, &band);
+        let Found { examples, past, vectors } = self.find_some(&events, &band);
         let embedded: Vec<bool> = {
             let mut e = vec![false; events.len()];
             band.iter().for_each(|i| e[*i] = true);
             e
         };
-        let mixes: Vec<_> = found.examples.iter().map(|near| similarity::label_mix(near)).collect();
+        // Events outside the band have no vector and no neighbours.
         let no_vector: &[f32] = &[];
-        let vector = |i: usize| found.vectors.get(i).map_or(no_vector, Vec::as_slice);
-        // Events outside the band have no vector and no neighbours: unchanged.
-        let blend = |s: &mut Scored, i: usize, c: &Classifier| {
-            c.embedding_stage(s, vector(i), mixes[i].as_ref(), self.knn_weight);
-        };
-        scored.iter_mut().enumerate().for_each(|(i, s)| blend(s, i, &classifier));
+        let vector = |i: usize| vectors.get(i).map_or(no_vector, Vec::as_slice);
         if let Some(shadows) = self.shadows.as_ref().filter(|s| s.any()) {
-            let verdict = |r: &rules::RuleResult, s: &Scored| {
-                let (category, risk, _) = predict::decide(r, s, &self.weights);
+            let verdict = |i: usize, r: &rules::RuleResult, mut s: Scored, c: &Classifier| {
+                if embedded[i] {
+                    let found = cascade::Embedded { vector: vector(i), neighbours: &examples[i] };
+                    cascade::blend(c, &mut s, found, self.knn_weight);
+                }
+                let (category, risk, _) = predict::decide(r, &s, &self.policy);
                 compare::Verdict { category, risk }
             };
-            let active: Vec<_> = rule_results.iter().zip(&scored).map(|(r, s)| verdict(r, s)).collect();
-            let _span = crate::span!("shadow", events = events.len()).entered();
+            let active: Vec<_> =
+                (0..events.len()).map(|i| verdict(i, &rule_results[i], scored[i].clone(), &classifier)).collect();
+            let _span = palisade_core::span!("shadow", events = events.len()).entered();
             shadows.observe(&events, &rule_results, &active, &classifier, |i, r, c| {
-                let mut s = c.score(&events[i].content, r);
-                blend(&mut s, i, c);
-                verdict(r, &s)
+                verdict(i, r, c.score(&events[i].content, r), c)
             });
         }
         let model_id = self.similarity.as_ref().map(|s| s.embedder.model_id.clone());
         let elapsed = started.elapsed();
         let per_event_ms = elapsed.as_secs_f64() * 1e3 / events.len() as f64;
         self.metrics.batch_latency.observe(elapsed.as_secs_f64());
-        let version = &classifier.meta.version;
         let predictions: Vec<Prediction> = events
             .into_iter()
             .zip(rule_results)
             .zip(scored)
-            .zip(found.examples.into_iter().zip(found.past))
-            .zip(embedded)
-            .map(|((((event, r), s), (near, past)), embedded)| {
-                let knn = if embedded { similarity::embedding_score(&near).map(|(e, _)| e) } else { None };
-                let mut p = predict::classified(event, r, &s, version, knn, &self.weights);
+            .zip(examples.into_iter().zip(past))
+            .enumerate()
+            .map(|(i, (((event, r), s), (near, past)))| {
+                let found = embedded[i].then(|| cascade::Embedded { vector: vector(i), neighbours: &near });
+                let mut p = cascade::cascade(event, r, s, found, &classifier, self.knn_weight, &self.policy);
                 if p.high_risk {
                     p.top_ngrams = classifier.contributions(&p.event.content, p.category, 5);
                 }
                 p.similar = near;
                 p.similar_events = past;
-                p.model_id = if embedded { model_id.clone() } else { None };
+                p.model_id = if embedded[i] { model_id.clone() } else { None };
                 p.latency_ms = per_event_ms;
                 self.metrics.risk.observe(p.risk_score as f64);
                 p
             })
             .collect();
         if let Some(sim) = &self.similarity {
-            sim.remember(&predictions, found.vectors);
+            sim.remember(&predictions, vectors);
         }
         predictions
     }
@@ -457,8 +459,12 @@ impl Screener {
 /// and classifier (held weakly: the plugin runtime must not keep a screener alive).
 struct Lent(std::sync::Weak<Screener>);
 
-impl crate::plugins::lending::Semantic for Lent {
-    fn similar(&self, texts: &[String], k: usize) -> Result<Vec<Vec<crate::plugins::lending::LentNeighbour>>, String> {
+impl palisade_plugins::lending::Semantic for Lent {
+    fn similar(
+        &self,
+        texts: &[String],
+        k: usize,
+    ) -> Result<Vec<Vec<palisade_plugins::lending::LentNeighbour>>, String> {
         let screener = self.0.upgrade();
         let Some((s, sim)) = screener.as_ref().and_then(|s| Some((s, s.similarity.as_ref()?))) else {
             return Ok(vec![Vec::new(); texts.len()]);
@@ -474,7 +480,7 @@ impl crate::plugins::lending::Semantic for Lent {
             .into_iter()
             .map(|ns| {
                 ns.into_iter()
-                    .map(|n| crate::plugins::lending::LentNeighbour {
+                    .map(|n| palisade_plugins::lending::LentNeighbour {
                         id: n.id.to_string(),
                         label: n.label.to_string(),
                         similarity: n.similarity,
@@ -505,7 +511,7 @@ pub struct ScreenApi {
     pub screener: Arc<Screener>,
     pub api_keys: Arc<Vec<String>>,
     pub limits: Limits,
-    pub body: crate::core::BodyLimits,
+    pub body: palisade_core::BodyLimits,
     pub max_batch_events: usize,
     /// Keys whose answers carry similar past events' text (`SIMILAR_EVENTS_TEXT_KEYS`).
     pub past_text_keys: Arc<Vec<String>>,
@@ -518,11 +524,11 @@ pub struct ScreenApi {
     /// Where promotions and discards of shadow candidates are recorded.
     pub audit: Option<Arc<dyn AuditSink>>,
     /// Where a classifier rollback is published for the other replicas.
-    pub control: Option<Arc<crate::streams::control::ControlStream>>,
+    pub control: Option<Arc<palisade_streams::control::ControlStream>>,
     /// Backtest jobs (`POST /v1/admin/backtests`).
-    pub backtests: Arc<crate::backtest::jobs::Jobs>,
+    pub backtests: Arc<crate::screening::backtest::jobs::Jobs>,
     /// Where stream backtests read history.
-    pub history: crate::backtest::History,
+    pub history: crate::screening::backtest::History,
 }
 
 /// The screening routes (keyed) and `GET /v1/metrics` (open).
@@ -692,8 +698,8 @@ async fn summary(State(s): State<Arc<ScreenApi>>) -> Json<Value> {
         "screened_by_http": routed("caller"),
         "avg_latency_ms": if batched_events == 0 { 0.0 } else { batch_seconds * 1e3 / batched_events as f64 },
         "batches": m.batch_latency.get_sample_count(),
-        "batch_p50_ms": crate::telemetry::quantile(&m.batch_latency, 0.5) * 1e3,
-        "batch_p99_ms": crate::telemetry::quantile(&m.batch_latency, 0.99) * 1e3,
+        "batch_p50_ms": palisade_core::telemetry::quantile(&m.batch_latency, 0.5) * 1e3,
+        "batch_p99_ms": palisade_core::telemetry::quantile(&m.batch_latency, 0.99) * 1e3,
         "queue_lag": s.backlog.backlog(),
         "redis_ok": s.backlog.redis_ok(),
         "cache_hit_rate": if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 },

@@ -21,8 +21,8 @@
 use super::consumer::{Consumer, route};
 use super::predict::Prediction;
 use crate::config::DegradedEvents;
-use crate::core::Event;
-use crate::plugins::PluginKind;
+use palisade_core::Event;
+use palisade_plugins::PluginKind;
 use redis::streams::{StreamId, StreamRangeReply};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -14,13 +14,13 @@
 //! (each screening replica keeps its own; `events:shadow` holds all replicas').
 
 use super::compare::{Comparison, Verdict};
-use crate::classify::slot::{Slot, Swap, sibling};
-use crate::classify::{Artifact, ArtifactError, Classifier};
-use crate::core::audit::VersionRef;
-use crate::core::{Event, now_ms};
-use crate::plugins::rules::{self, PluginVerdict, RuleResult};
-use crate::plugins::{Mode, PluginHost, PluginKind, install};
-use crate::streams::capped::{CappedStream, Fields};
+use palisade_core::audit::VersionRef;
+use palisade_core::{Event, now_ms};
+use palisade_detect::classify::slot::{Slot, Swap, sibling};
+use palisade_detect::classify::{Artifact, ArtifactError, Classifier};
+use palisade_plugins::rules::{self, PluginVerdict, RuleResult};
+use palisade_plugins::{Mode, PluginHost, PluginKind, install};
+use palisade_streams::capped::{CappedStream, Fields};
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -260,7 +260,7 @@ impl Shadows {
 
     /// The candidate plugin's files in the shadow directory.
     pub fn files(&self, name: &str) -> Result<(PathBuf, PathBuf), ShadowError> {
-        if !crate::plugins::manifest::valid_name(name) {
+        if !palisade_plugins::manifest::valid_name(name) {
             return Err(ShadowError::NotFound(name.into()));
         }
         let (wasm, toml) = (self.host.dir().join(format!("{name}.wasm")), self.host.dir().join(format!("{name}.toml")));
@@ -277,7 +277,7 @@ impl Shadows {
         &self,
         name: &str,
         actor: &str,
-    ) -> Result<(Option<Tally>, Vec<crate::plugins::ReloadOutcome>), ShadowError> {
+    ) -> Result<(Option<Tally>, Vec<palisade_plugins::ReloadOutcome>), ShadowError> {
         let (wasm, toml) = self.files(name)?;
         let io = |e: std::io::Error| ShadowError::Files(e.to_string());
         let (wasm_bytes, toml_bytes) = (std::fs::read(&wasm).map_err(io)?, std::fs::read(&toml).map_err(io)?);
