@@ -13,12 +13,14 @@
 //! - `entity_labels`: labels on users and channels (`/v1/labels`), read by plugins.
 //! - `eval`: offline evaluation through detection's own cascade.
 //! - `app`: assembling and serving it all; `loadgen`: the load generator.
+//! - `commands`: the `palisade` subcommands, one file each (`main.rs` dispatches).
 //!
 //! No service imports another (`tests/layering.rs`): they meet only through the
 //! stream (and platforms hand events to ingestion through `palisade_core::intake`).
 
 pub mod api;
 pub mod app;
+pub mod commands;
 pub mod config;
 pub mod entity_labels;
 pub mod eval;
