@@ -37,8 +37,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// The parts every service shares within one process.
-pub struct Core {
+/// One process's parts every service in it shares: configuration, Redis keys,
+/// plugins, metrics, watchers, background tasks (`Process::start`, then `serve`).
+pub struct Process {
     pub config: Config,
     pub keys: Keys,
     pub plugins: Arc<PluginHost>,
@@ -66,14 +67,14 @@ pub struct Core {
     pub entity_labels: Arc<LabelStore>,
 }
 
-impl Core {
+impl Process {
     pub fn start(config: Config) -> anyhow::Result<Self> {
         let registry = prometheus::Registry::new();
         let metrics = PluginMetrics::register(&registry)?;
         let runtime = Runtime::new(Some(config.plugins.cache_dir()))?;
         std::fs::create_dir_all(&config.plugins.dir)
             .with_context(|| format!("PLUGIN_DIR {} cannot be created", config.plugins.dir.display()))?;
-        let shadow_dir = config.plugins.dir.join("shadow");
+        let shadow_dir = palisade_plugins::install::shadow_dir(&config.plugins.dir);
         std::fs::create_dir_all(&shadow_dir).with_context(|| format!("{} cannot be created", shadow_dir.display()))?;
         // Candidates' metrics stay out of the service's registry (their names are the active plugins').
         let shadow_metrics = PluginMetrics::register(&prometheus::Registry::new())?;
@@ -91,7 +92,7 @@ impl Core {
         } else {
             (None, None)
         };
-        Ok(Core {
+        Ok(Process {
             http: HttpMetrics::register(&registry)?,
             gauges: Gauges::register(&registry)?,
             faults: Faults::register(&registry)?,
@@ -128,7 +129,7 @@ impl Core {
     }
 
     /// The ingestion service (`:8001`) on Redis: starts the producer and the
-    /// backlog watcher, then [`Core::ingest_router`]. Must run inside a Tokio runtime.
+    /// backlog watcher, then [`Process::ingest_router`]. Must run inside a Tokio runtime.
     pub async fn ingest_app(&self, conn: RedisConn) -> anyhow::Result<Router> {
         self.start_audit(&conn);
         let c = &self.config;
@@ -189,7 +190,7 @@ impl Core {
 
     /// The screening service (`:8002`) on Redis: the `events:raw` consumer
     /// (started here, stopped when `shutdown` turns true), then
-    /// [`Core::screen_router`]. Must run inside a Tokio runtime.
+    /// [`Process::screen_router`]. Must run inside a Tokio runtime.
     pub async fn screen_app(&self, conn: RedisConn, shutdown: watch::Receiver<bool>) -> anyhow::Result<Router> {
         self.start_audit(&conn);
         self.shadows.sample_into(palisade_streams::capped::CappedStream::start(
@@ -452,7 +453,7 @@ pub enum Services {
 }
 
 /// Serve until Ctrl-C or SIGTERM.
-pub async fn serve(core: Core, which: Services) -> anyhow::Result<()> {
+pub async fn serve(core: Process, which: Services) -> anyhow::Result<()> {
     let target = core.config.redis.target();
     let conn = palisade_streams::connect_with_retry(&target, Duration::from_secs(10), core.config.redis.timeout())
         .await

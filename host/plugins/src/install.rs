@@ -115,3 +115,54 @@ pub fn write_atomically(target: &Path, bytes: &[u8]) -> Result<(), InstallError>
         .and_then(|_| std::fs::rename(&tmp, target))
         .map_err(|e| InstallError::Io(target.into(), e))
 }
+
+/// The shadow folder of a plugin directory: candidates scored beside the active
+/// versions (`plugins install --shadow`), never routing.
+pub fn shadow_dir(dir: &Path) -> PathBuf {
+    dir.join("shadow")
+}
+
+/// A shadow candidate's files (`DIR/shadow/NAME.wasm`, `.toml`, and `.sig` when
+/// signed), read; what a promotion (from the CLI or the admin API) moves.
+pub struct Candidate {
+    pub name: String,
+    pub wasm: Vec<u8>,
+    pub manifest: String,
+    pub signature: Option<Vec<u8>>,
+    shadow: PathBuf,
+}
+
+impl Candidate {
+    /// The candidate `name` of plugin directory `dir`; `Ok(None)` when there is none.
+    pub fn read(dir: &Path, name: &str) -> Result<Option<Self>, InstallError> {
+        let shadow = shadow_dir(dir);
+        let (wasm, toml) = (shadow.join(format!("{name}.wasm")), shadow.join(format!("{name}.toml")));
+        if !crate::manifest::valid_name(name) || !wasm.is_file() || !toml.is_file() {
+            return Ok(None);
+        }
+        let wasm_bytes = std::fs::read(&wasm).map_err(|e| InstallError::Io(wasm.clone(), e))?;
+        let manifest = std::fs::read_to_string(&toml).map_err(|e| InstallError::Io(toml.clone(), e))?;
+        let signature = std::fs::read(wasm.with_extension("sig")).ok();
+        Ok(Some(Candidate { name: name.into(), wasm: wasm_bytes, manifest, signature, shadow }))
+    }
+
+    /// Make it the active version in `dir` (by rename, as an install writes; the
+    /// version it replaces stays in `.previous/` for a rollback), then remove its
+    /// shadow files. A watcher on `dir` loads it.
+    pub fn promote(&self, dir: &Path) -> Result<(), InstallError> {
+        replace(dir, &self.name, &self.wasm, self.manifest.as_bytes(), self.signature.as_deref())?;
+        self.remove()
+    }
+
+    /// Remove its shadow files (a promotion or a discard).
+    pub fn remove(&self) -> Result<(), InstallError> {
+        for ext in ["toml", "wasm", "sig"] {
+            let path = self.shadow.join(format!("{}.{ext}", self.name));
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(InstallError::Io(path, e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}

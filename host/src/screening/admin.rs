@@ -93,12 +93,8 @@ impl ScreenApi {
         let active = self.active_side();
         match candidate {
             CandidateRef::Plugin { name } => {
-                let (wasm, toml) = shadows.files(name).map_err(shadow_error)?;
-                let read = |p: &std::path::Path| {
-                    std::fs::read(p).map_err(|e| shadow_error(ShadowError::Files(format!("{}: {e}", p.display()))))
-                };
-                let (wasm, toml) = (read(&wasm)?, String::from_utf8_lossy(&read(&toml)?).into_owned());
-                let (tmp, plugins, _) = backtest::candidate_plugins(self.screener.plugins.dir(), &wasm, &toml)
+                let c = shadows.candidate(name).map_err(shadow_error)?;
+                let (tmp, plugins, _) = backtest::candidate_plugins(self.screener.plugins.dir(), &c.wasm, &c.manifest)
                     .map_err(|e| {
                         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "candidate_unloadable", format!("{e:#}"))
                     })?;
@@ -363,7 +359,7 @@ async fn shadow_promote(
 ) -> Result<Json<Value>, ApiError> {
     let name = crate::api::admin::plugin_name(name)?;
     let shadows = s.shadows()?.clone();
-    shadows.files(&name).map_err(shadow_error)?;
+    shadows.candidate(&name).map_err(shadow_error)?;
     let gated = gate(&s, &headers, body, CandidateRef::Plugin { name: name.clone() }).await?;
     let actor = admin_actor(&headers);
     let old = s.screener.plugins.get(&name).and_then(|p| p.current()).map(|v| v.reference());

@@ -258,55 +258,40 @@ impl Shadows {
         self.tallies.lock().expect("shadow lock").values().cloned().collect()
     }
 
-    /// The candidate plugin's files in the shadow directory.
-    pub fn files(&self, name: &str) -> Result<(PathBuf, PathBuf), ShadowError> {
-        if !palisade_plugins::manifest::valid_name(name) {
-            return Err(ShadowError::NotFound(name.into()));
-        }
-        let (wasm, toml) = (self.host.dir().join(format!("{name}.wasm")), self.host.dir().join(format!("{name}.toml")));
-        if !toml.is_file() || !wasm.is_file() {
-            return Err(ShadowError::NotFound(name.into()));
-        }
-        Ok((wasm, toml))
-    }
-
-    /// Move the candidate into the active plugin directory (by rename, as an
-    /// install does) and load it; the version it replaces stays for rollback.
-    /// Returns its figures at the moment of promotion.
+    /// Make the candidate the active version (`install::Candidate::promote`, as
+    /// `palisade plugins promote` does) and load it; the version it replaces
+    /// stays for rollback. Returns its figures at the moment of promotion.
     pub fn promote(
         &self,
         name: &str,
         actor: &str,
     ) -> Result<(Option<Tally>, Vec<palisade_plugins::ReloadOutcome>), ShadowError> {
-        let (wasm, toml) = self.files(name)?;
-        let io = |e: std::io::Error| ShadowError::Files(e.to_string());
-        let (wasm_bytes, toml_bytes) = (std::fs::read(&wasm).map_err(io)?, std::fs::read(&toml).map_err(io)?);
-        let sig = wasm.with_extension("sig");
-        let signature = std::fs::read(&sig).ok();
-        let dir = self.active.dir();
-        install::replace(dir, name, &wasm_bytes, &toml_bytes, signature.as_deref())
-            .map_err(|e| ShadowError::Files(e.to_string()))?;
-        if signature.is_some() {
-            std::fs::remove_file(&sig).map_err(|e| ShadowError::Files(format!("{}: {e}", sig.display())))?;
-        }
-        let figures = self.forget(name, &wasm, &toml)?;
+        let candidate = self.candidate(name)?;
+        candidate.promote(self.active.dir()).map_err(|e| ShadowError::Files(e.to_string()))?;
+        let figures = self.forget(name);
         let outcomes = self.active.reload_by(false, actor);
         Ok((figures, outcomes))
     }
 
     /// Remove the candidate's files and figures.
     pub fn discard(&self, name: &str) -> Result<Option<Tally>, ShadowError> {
-        let (wasm, toml) = self.files(name)?;
-        self.forget(name, &wasm, &toml)
+        self.candidate(name)?.remove().map_err(|e| ShadowError::Files(e.to_string()))?;
+        Ok(self.forget(name))
     }
 
-    fn forget(&self, name: &str, wasm: &PathBuf, toml: &PathBuf) -> Result<Option<Tally>, ShadowError> {
-        for f in [toml, wasm] {
-            std::fs::remove_file(f).map_err(|e| ShadowError::Files(format!("{}: {e}", f.display())))?;
+    /// The candidate plugin's files, read (`NotFound` when there is none).
+    pub fn candidate(&self, name: &str) -> Result<install::Candidate, ShadowError> {
+        match install::Candidate::read(self.active.dir(), name) {
+            Ok(Some(c)) => Ok(c),
+            Ok(None) => Err(ShadowError::NotFound(name.into())),
+            Err(e) => Err(ShadowError::Files(e.to_string())),
         }
-        let _ = std::fs::remove_file(wasm.with_extension("sig"));
+    }
+
+    /// Its files gone: reload the shadow host, drop its figures (returned).
+    fn forget(&self, name: &str) -> Option<Tally> {
         self.host.reload(false);
-        Ok(self.tallies.lock().expect("shadow lock").remove(name))
+        self.tallies.lock().expect("shadow lock").remove(name)
     }
 
     /// The candidate classifier, loaded (`NotFound` when there is none).
