@@ -145,7 +145,7 @@ fn host_functions(c: &mut Criterion) {
         ("PLUGIN_WATCH".into(), "false".into()),
         ("REDIS_KEY_PREFIX".into(), prefix),
     ]);
-    let core = palisade::app::Core::start(palisade::config::Config::from_map(&raw).unwrap()).unwrap();
+    let core = palisade::app::Process::start(palisade::config::Config::from_map(&raw).unwrap()).unwrap();
     let screener = Arc::new(core.screener().unwrap());
     screener.lend_to_plugins();
     let batch: Vec<Event> = (0..100)

@@ -5,7 +5,7 @@
 //! one machine after `scripts/setup`.
 //!
 //! Each subsystem has its own struct ([`ServerConfig`], [`IngestConfig`], …),
-//! declared once with the [`section!`] macro: a key's field, type, environment
+//! declared once with the `section!` macro: a key's field, type, environment
 //! name, default, meaning and check stand on one line, and the listing
 //! (`palisade config`), the defaults and the parsing all come from that line.
 //! Keys stay flat (the seed's environment names), so a section is a grouping in

@@ -141,7 +141,7 @@ impl Routers {
             raw.insert(k.to_string(), v.to_string());
         }
         let config = palisade::config::Config::from_map(&raw).expect("config");
-        let core = palisade::app::Core::start(config).expect("core");
+        let core = palisade::app::Process::start(config).expect("core");
         let sink = Arc::new(memory::MemorySink::default());
         let backlog = Arc::new(memory::FixedBacklog::default());
         let ingest = core.ingest_router(sink.clone(), backlog.clone()).expect("ingest router");
@@ -175,7 +175,7 @@ pub struct Service {
     pub keys: palisade_streams::Keys,
     pub redis_url: String,
     pub plugins: PluginDir,
-    pub core: Arc<palisade::app::Core>,
+    pub core: Arc<palisade::app::Process>,
 }
 
 /// A key prefix no other test uses.
@@ -224,7 +224,7 @@ impl Service {
         }
         let config = palisade::config::Config::from_map(&raw).expect("config");
         let (redis_url, target, timeout) = (config.redis.url.clone(), config.redis.target(), config.redis.timeout());
-        let core = Arc::new(palisade::app::Core::start(config).expect("core"));
+        let core = Arc::new(palisade::app::Process::start(config).expect("core"));
         let conn =
             palisade_streams::connect_with_retry(&target, Duration::from_secs(10), timeout).await.expect("redis");
         let (stop, stopped) = tokio::sync::watch::channel(false);

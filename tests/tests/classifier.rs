@@ -306,7 +306,7 @@ fn the_cascade_embeds_only_events_in_its_band() {
             ("CASCADE".into(), cascade.into()),
             ("CASCADE_BAND".into(), "0.2,0.8".into()),
         ]);
-        let core = palisade::app::Core::start(palisade::config::Config::from_map(&raw).unwrap()).unwrap();
+        let core = palisade::app::Process::start(palisade::config::Config::from_map(&raw).unwrap()).unwrap();
         core.screener().unwrap()
     };
     let on = screener("on");

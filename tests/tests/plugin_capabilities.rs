@@ -78,7 +78,7 @@ fn a_component_built_against_wit_0_1_0_still_loads_and_scores() {
 fn core_with(
     dir: &PluginDir,
     vectors: &std::path::Path,
-) -> (Arc<palisade::app::Core>, Arc<palisade::screening::Screener>) {
+) -> (Arc<palisade::app::Process>, Arc<palisade::screening::Screener>) {
     let (model, lib) = model_files();
     let raw = std::collections::BTreeMap::from([
         ("PLUGIN_DIR".to_string(), dir.path().display().to_string()),
@@ -90,7 +90,7 @@ fn core_with(
         ("PLUGIN_WATCH".into(), "false".into()),
         ("REDIS_KEY_PREFIX".into(), unique_prefix()),
     ]);
-    let core = Arc::new(palisade::app::Core::start(palisade::config::Config::from_map(&raw).unwrap()).unwrap());
+    let core = Arc::new(palisade::app::Process::start(palisade::config::Config::from_map(&raw).unwrap()).unwrap());
     let screener = Arc::new(core.screener().unwrap());
     screener.lend_to_plugins();
     (core, screener)
@@ -173,7 +173,7 @@ fn a_label_store_that_cannot_answer_leaves_the_verdict_degraded() {
         ("REDIS_URL".into(), redis.url()),
         ("REDIS_TIMEOUT_MS".into(), "200".into()),
     ]);
-    let core = palisade::app::Core::start(palisade::config::Config::from_map(&raw).unwrap()).unwrap();
+    let core = palisade::app::Process::start(palisade::config::Config::from_map(&raw).unwrap()).unwrap();
     let screener = core.screener().unwrap();
     let screen = || screener.screen(vec![event("troll", "you again? nobody wants you here")]).remove(0);
     let whole = screen();
