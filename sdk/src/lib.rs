@@ -15,7 +15,7 @@
 //!   manifest, host log, wall clock).
 //! - [`lend`]: what the host lends a plugin granted it — nearest labelled
 //!   examples, the classifier's scores, entity labels (WIT 0.1.1).
-//! - [`signing`] (adapters): HMAC-SHA256, constant-time comparison, header lookup and
+//! - `signing` (adapters, feature `adapter`): HMAC-SHA256, constant-time comparison, header lookup and
 //!   timestamp windows for webhook signatures.
 //! - [`testing`]: a native harness so a rule is unit-tested with plain `cargo test`.
 //!
