@@ -161,10 +161,12 @@ impl Process {
             adapter_metrics.clone(),
         )?;
         let api_keys = Arc::new(c.server.api_keys.clone());
+        let metrics = IngestMetrics::register(&self.registry, http.clone(), self.gauges.queue_depth.clone())?;
+        let rejections = metrics.rejections.clone();
         let ingest = Arc::new(Ingest {
             sink,
             backlog: backlog.clone(),
-            metrics: IngestMetrics::register(&self.registry, http.clone(), self.gauges.queue_depth.clone())?,
+            metrics,
             plugins: self.plugins.clone(),
             limits: self.limits(),
             api_keys: api_keys.clone(),
@@ -182,9 +184,11 @@ impl Process {
             prepost_threshold: c.outbound.prepost_screening.then_some(c.screening.threshold),
             webhook_max_bytes: c.server.webhook_max_body_bytes.min(c.server.max_body_bytes),
         });
-        let routes = common_routes(self.state("ingest", Some(backlog)))
-            .merge(ingest::router(ingest))
-            .merge(platforms::router(platforms));
+        // Refusals of the event and platform routes, counted once by code.
+        let api = ingest::router(ingest)
+            .merge(platforms::router(platforms))
+            .layer(axum::middleware::from_fn_with_state(rejections, crate::api::count_refusals));
+        let routes = common_routes(self.state("ingest", Some(backlog))).merge(api);
         Ok(self.guarded(routes, http))
     }
 

@@ -323,3 +323,63 @@ async fn a_quarantined_rule_is_visible_until_it_is_retried() {
     let (_, ready) = oneshot(&r.screen, get("/ready")).await;
     assert_eq!(ready["status"], "ready", "retried after 500 ms: {ready}");
 }
+
+/// Every code an error answer can carry (`ErrorCode`: `ApiError` takes nothing
+/// else) is listed in `openapi.json`'s `Error` schema, and nothing else is: a
+/// client can match on the list, and schemathesis checks answers against it.
+#[test]
+fn every_error_code_is_in_the_openapi_document() {
+    let spec: Value = serde_json::from_str(include_str!("../../host/src/api/openapi.json")).unwrap();
+    let listed: Vec<&str> = spec["components"]["schemas"]["Error"]["properties"]["error"]["enum"]
+        .as_array()
+        .expect("Error.error lists its codes (enum)")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let codes: Vec<&str> = palisade_core::ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(listed, codes);
+    for code in ["shadow_files", "no_shadows", "validation_failed"] {
+        assert!(listed.contains(&code), "{code}");
+    }
+}
+
+/// Refusals of the event and platform routes are counted once, by code, in
+/// `palisade_ingest_rejections_total`: not a 401 (a key problem), and a refused
+/// event by its field's code rather than `validation_failed`.
+#[tokio::test]
+async fn refusals_are_counted_once_by_code() {
+    let r = Routers::new(&[("MAX_BODY_BYTES", "2000")], &["policy", "web-adapter"]);
+    let refusals = [
+        post("/v1/events/ingest", None, "application/json", EVENT),
+        post("/v1/events/ingest", Some("test-key"), "text/plain", EVENT),
+        json("/v1/events/ingest", &"x".repeat(3000)),
+        json("/v1/events/ingest", "{\"event_id\": "),
+        json("/v1/events/ingest", &EVENT.replace("\"web\"", "\"myspace\"")),
+        json("/v1/events/ingest-batch", "{\"events\": [1"),
+        json("/v1/events/ingest-batch", "{\"events\": []}"),
+        post("/v1/platforms/nowhere/webhook", None, "application/json", "{}"),
+    ];
+    for request in refusals {
+        let (status, _) = oneshot(&r.ingest, request).await;
+        assert!((400..500).contains(&status), "{status}");
+    }
+    let response = tower::ServiceExt::oneshot(r.ingest.clone(), get("/metrics")).await.unwrap();
+    let text = String::from_utf8(axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    let mut counted: Vec<(String, u64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("palisade_ingest_rejections_total{code=\""))
+        .filter_map(|l| l.split_once("\"} "))
+        .map(|(code, n)| (code.to_string(), n.parse().unwrap()))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    counted.sort();
+    let want = [
+        ("body_too_large", 1),
+        ("empty_batch", 1),
+        ("malformed_json", 2),
+        ("not_allowed", 1),
+        ("unknown_platform", 1),
+        ("unsupported_media_type", 1),
+    ];
+    assert_eq!(counted, want.map(|(c, n)| (c.to_string(), n)), "{text}");
+}

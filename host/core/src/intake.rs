@@ -74,9 +74,6 @@ pub trait Intake: Send + Sync {
     /// How much request body the service reads, and how long it waits for it.
     fn body_limits(&self) -> super::BodyLimits;
 
-    /// Count a refused request by its code (never a 401: those are not counted).
-    fn count_refusal(&self, code: &str);
-
     /// Admit the items that passed the native checks; one answer item per input
     /// (`ids`: what to call rejected items). `received` is the arrival time (ms).
     fn admit<'a>(

@@ -16,7 +16,7 @@ pub mod progress;
 pub mod schema;
 pub mod telemetry;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};
 pub use event::{Event, now_ms};
 
 /// How much of a request body a route reads, and how long it waits for it.

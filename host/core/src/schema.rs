@@ -6,6 +6,7 @@
 
 use super::error::ApiError;
 use super::event::Event;
+use crate::ErrorCode;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -107,7 +108,7 @@ pub fn parse(json: &[u8]) -> Result<IncomingEvent, ParseError> {
 impl ParseError {
     /// The answer for a request body that is not a `T`: 400 `malformed_json`, or
     /// 422 `code` naming the field (`shape` says what the body must be).
-    pub fn into_api_error(self, code: &'static str, shape: &str) -> ApiError {
+    pub fn into_api_error(self, code: ErrorCode, shape: &str) -> ApiError {
         match self {
             ParseError::Malformed { line, column, message } => ApiError::malformed(line, column, &message),
             ParseError::Field(e) => {
@@ -119,7 +120,7 @@ impl ParseError {
 }
 
 /// A request body read as `T`, or the answer saying why not (see [`ParseError::into_api_error`]).
-pub fn parse_body<T: serde::de::DeserializeOwned>(json: &[u8], code: &'static str, shape: &str) -> Result<T, ApiError> {
+pub fn parse_body<T: serde::de::DeserializeOwned>(json: &[u8], code: ErrorCode, shape: &str) -> Result<T, ApiError> {
     parse_as(json).map_err(|e| e.into_api_error(code, shape))
 }
 
@@ -174,19 +175,19 @@ impl BatchBody {
     /// Parse a batch body of 1 to `max_events` events (422 `empty_batch` or
     /// `batch_too_large` otherwise).
     pub fn parse(json: &[u8], max_events: usize) -> Result<Self, ApiError> {
-        let batch: BatchBody = parse_body(json, "invalid_batch", "the body must be {\"events\": [ … ]}")?;
+        let batch: BatchBody = parse_body(json, ErrorCode::InvalidBatch, "the body must be {\"events\": [ … ]}")?;
         let n = batch.events.len();
         if n == 0 {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "empty_batch",
+                ErrorCode::EmptyBatch,
                 "the batch holds no events: send at least one in `events`",
             ));
         }
         if n > max_events {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "batch_too_large",
+                ErrorCode::BatchTooLarge,
                 format!("{n} events in one batch; at most MAX_BATCH_EVENTS = {max_events}"),
             ));
         }

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use palisade_core::ApiError;
+use palisade_core::ErrorCode;
 use palisade_core::audit::key_id;
 use palisade_plugins::registry::AdminError;
 use palisade_streams::control::Action;
@@ -23,7 +24,7 @@ pub(crate) fn plugin_name(name: String) -> Result<String, ApiError> {
     let shown: String = name.chars().take(80).flat_map(char::escape_debug).collect();
     Err(ApiError::new(
         StatusCode::BAD_REQUEST,
-        "invalid_plugin_name",
+        ErrorCode::InvalidPluginName,
         format!("`{shown}` is not a plugin name: it {}", palisade_plugins::manifest::NAME_RULE),
     ))
 }
@@ -47,9 +48,13 @@ pub(crate) fn actor(headers: &HeaderMap) -> String {
 pub(crate) fn admin_error(e: AdminError) -> ApiError {
     {
         match e {
-            AdminError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "plugin_not_found", e.to_string()),
-            AdminError::NoPrevious(_) => ApiError::new(StatusCode::CONFLICT, "no_previous_version", e.to_string()),
-            AdminError::Files(..) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "plugin_files", e.to_string()),
+            AdminError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::PluginNotFound, e.to_string()),
+            AdminError::NoPrevious(_) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::NoPreviousVersion, e.to_string())
+            }
+            AdminError::Files(..) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::PluginFiles, e.to_string())
+            }
         }
     }
 }
@@ -62,7 +67,7 @@ async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Va
     let (plugins, actor) = (s.plugins.clone(), actor(&headers));
     let outcomes = tokio::task::spawn_blocking(move || plugins.reload_by(true, &actor))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reload_failed", e.to_string()))?;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::ReloadFailed, e.to_string()))?;
     let failed = outcomes.iter().filter(|o| o.outcome == "failed").count();
     Ok(Json(json!({ "outcomes": outcomes, "failed": failed })))
 }
@@ -79,7 +84,7 @@ async fn rollback(
     let (n, who) = (name.clone(), actor.clone());
     let outcome = tokio::task::spawn_blocking(move || plugins.rollback_by(&n, &who))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "rollback_failed", e.to_string()))?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::RollbackFailed, e.to_string()))?
         .map_err(admin_error)?;
     let serving = s.plugins.get(&name).and_then(|p| p.current()).map(|v| v.id());
     publish(&s, Action::PluginRollback, &name, serving, &actor);
@@ -123,7 +128,8 @@ struct AuditQuery {
 /// `GET /v1/admin/audit?count=N`: the newest N entries (default 100, at most 1,000),
 /// how many the trail holds, and how many it keeps at most (`AUDIT_MAX_ENTRIES`).
 async fn audit(State(s): State<AppState>, Query(q): Query<AuditQuery>) -> Result<Json<Value>, ApiError> {
-    let unavailable = |message: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", message);
+    let unavailable =
+        |message: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::AuditUnavailable, message);
     let trail =
         s.audit.as_ref().ok_or_else(|| unavailable("this service runs without Redis: no audit trail".into()))?;
     let count = q.count.unwrap_or(100).clamp(1, 1000);

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use palisade_core::ApiError;
+use palisade_core::ErrorCode;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
@@ -32,7 +33,7 @@ impl RequireKey {
 
     /// 401 when the `api-key` header is absent or wrong, or no key is configured.
     pub fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let refuse = |message: String| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
+        let refuse = |message: String| ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message);
         if self.keys.is_empty() {
             return Err(refuse(format!(
                 "no {} configured on this server: set it to enable these routes",

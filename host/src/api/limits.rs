@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use palisade_core::ApiError;
+use palisade_core::ErrorCode;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -135,7 +136,7 @@ impl Limiter {
 fn too_many(what: &str, wait: std::time::Duration) -> ApiError {
     ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+        ErrorCode::RateLimited,
         format!("too many {what}; retry after the Retry-After delay"),
     )
     .with_retry_after(wait.as_secs_f64().ceil().max(1.0) as u64)
@@ -176,7 +177,7 @@ mod tests {
         assert!(l.refused_key(ip).is_some(), "the fourth refusal within a second is a 429");
         for guess in [Some(b"wrong".as_slice()), Some(b"k2"), None] {
             let e = l.admit(Some(ip), guess).unwrap_err();
-            assert_eq!((e.status, e.code), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+            assert_eq!((e.status, e.code), (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited));
         }
         assert!(l.admit(Some(ip), Some(b"k")).is_ok(), "a valid key from the locked address is served");
         assert!(l.admit(Some("10.0.0.2".parse().unwrap()), Some(b"wrong")).is_ok(), "other addresses are not affected");

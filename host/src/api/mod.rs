@@ -15,6 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use palisade_core::ErrorCode;
 use palisade_core::{ApiError, BodyLimits};
 use palisade_plugins::{PluginHost, PluginState};
 use palisade_streams::Backlog;
@@ -163,7 +164,7 @@ fn head_too_large(req: &axum::extract::Request) -> Option<ApiError> {
     if uri > MAX_URI_BYTES {
         return Some(ApiError::new(
             StatusCode::URI_TOO_LONG,
-            "uri_too_long",
+            ErrorCode::UriTooLong,
             format!("the request target is {uri} bytes; at most {MAX_URI_BYTES}"),
         ));
     }
@@ -172,7 +173,7 @@ fn head_too_large(req: &axum::extract::Request) -> Option<ApiError> {
     (bytes > MAX_HEADER_BYTES || headers.len() > MAX_HEADERS).then(|| {
         ApiError::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers_too_large",
+            ErrorCode::HeadersTooLarge,
             format!(
                 "{} headers, {bytes} bytes; at most {MAX_HEADERS} headers and {MAX_HEADER_BYTES} bytes",
                 headers.len()
@@ -187,15 +188,38 @@ pub fn with_error_fallbacks(router: Router) -> Router {
     router
         .layer(axum::middleware::map_response(json_refusals))
         .fallback(|uri: axum::http::Uri| async move {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route {}; see /openapi.json", uri.path()))
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                format!("no route {}; see /openapi.json", uri.path()),
+            )
         })
         .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 format!("{} does not take {method}; see /openapi.json", uri.path()),
             )
         })
+}
+
+/// Count every refusal (a 4xx error answer) of the routes it wraps by its code,
+/// once, here. Not counted: `unauthorized` (a key problem, not a bad request) and
+/// `validation_failed` (its events are counted one by one, by their field's
+/// code, where they are checked).
+pub async fn count_refusals(
+    axum::extract::State(counter): axum::extract::State<prometheus::IntCounterVec>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    if let Some(code) = response.extensions().get::<ErrorCode>()
+        && response.status().is_client_error()
+        && !matches!(code, ErrorCode::Unauthorized | ErrorCode::ValidationFailed)
+    {
+        counter.with_label_values(&[code.as_str()]).inc();
+    }
+    response
 }
 
 /// A refusal that is not JSON yet (an axum extractor's plain-text rejection: a
@@ -211,17 +235,17 @@ async fn json_refusals(response: Response) -> Response {
     let (parts, body) = response.into_parts();
     let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
     let code = match status {
-        StatusCode::BAD_REQUEST => "bad_request",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
-        s if s.is_server_error() => "internal_error",
-        _ => "refused",
+        StatusCode::BAD_REQUEST => ErrorCode::BadRequest,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::BodyTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::Unprocessable,
+        s if s.is_server_error() => ErrorCode::InternalError,
+        _ => ErrorCode::Refused,
     };
     let message = String::from_utf8_lossy(&text).trim().to_string();
-    let mut answer =
-        ApiError::new(status, code, if message.is_empty() { code.to_string() } else { message }).into_response();
+    let mut answer = ApiError::new(status, code, if message.is_empty() { code.as_str().to_string() } else { message })
+        .into_response();
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             answer.headers_mut().insert(name, value.clone());
@@ -261,7 +285,7 @@ pub async fn read_body(
             Accept::Json => "send the body as JSON with `content-type: application/json`",
             Accept::JsonOrForm => "send JSON (`application/json`) or form fields `event_id` and `content`",
         };
-        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", hint));
+        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::UnsupportedMediaType, hint));
     }
     let bytes = read_limited(body, limits).await?;
     Ok(CheckedBody { bytes, form })
@@ -277,7 +301,7 @@ pub async fn read_limited(body: axum::body::Body, limits: BodyLimits) -> Result<
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            ErrorCode::BodyTooLarge,
             format!("the body is larger than MAX_BODY_BYTES ({max_bytes} bytes)"),
         )
     };
@@ -291,11 +315,15 @@ pub async fn read_limited(body: axum::body::Body, limits: BodyLimits) -> Result<
             if e.is::<http_body_util::LengthLimitError>() {
                 return Err(too_large());
             }
-            Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", format!("the body could not be read: {e}")))
+            Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::MalformedBody,
+                format!("the body could not be read: {e}"),
+            ))
         }
         Err(_) => Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
+            ErrorCode::BodyTimeout,
             format!("the body did not arrive within BODY_TIMEOUT_MS ({} ms)", limits.timeout.as_millis()),
         )),
     }
@@ -401,13 +429,12 @@ async fn docs_asset(State(s): State<AppState>, axum::extract::Path(asset): axum:
     let content_type = match asset.as_str() {
         "swagger-ui-bundle.js" => "application/javascript",
         "swagger-ui.css" => "text/css",
-        _ => return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such asset").into_response(),
+        _ => return ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such asset").into_response(),
     };
     match std::fs::read(s.swagger_ui_dir.join(&asset)) {
         Ok(bytes) => ([(header::CONTENT_TYPE, content_type)], bytes).into_response(),
-        Err(_) => {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "Swagger UI's files are not installed").into_response()
-        }
+        Err(_) => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "Swagger UI's files are not installed")
+            .into_response(),
     }
 }
 

@@ -26,6 +26,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use palisade_core::ApiError;
+use palisade_core::ErrorCode;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -197,7 +198,7 @@ fn too_many_connections() -> axum::response::Response {
     use axum::response::IntoResponse;
     let mut response = ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "too_many_connections",
+        ErrorCode::TooManyConnections,
         "the service holds MAX_CONNECTIONS connections; retry, or reuse a kept-alive connection",
     )
     .with_retry_after(1)

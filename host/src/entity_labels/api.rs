@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use palisade_core::ApiError;
+use palisade_core::ErrorCode;
 use palisade_core::audit::{AuditEntry, AuditSink};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -50,7 +51,7 @@ struct Many {
 }
 
 fn invalid(index: Option<usize>, field: &str, message: String) -> ApiError {
-    let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message);
+    let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ValidationFailed, message);
     e.details = Some(json!({ "field": field, "index": index }));
     e
 }
@@ -108,12 +109,16 @@ impl NewLabel {
 
 fn store(s: &AppState) -> Result<Arc<LabelStore>, ApiError> {
     s.entity_labels.clone().ok_or_else(|| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "labels_unavailable", "this service keeps no entity labels")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::LabelsUnavailable,
+            "this service keeps no entity labels",
+        )
     })
 }
 
 fn unavailable(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable", format!("entity labels: {e}"))
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::RedisUnavailable, format!("entity labels: {e}"))
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
@@ -137,7 +142,7 @@ async fn set(
     let bad = |e: serde_json::Error| {
         let hint =
             "{\"entity\", \"label\", \"reason\", \"source\"?, \"expires_in_s\"?} or {\"labels\": [...]} expected";
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("{hint}: {e}"))
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidJson, format!("{hint}: {e}"))
     };
     let value: Value = serde_json::from_slice(&bytes).map_err(bad)?;
     let many = value.get("labels").is_some();
@@ -190,7 +195,7 @@ async fn remove(
     check_label(&label, None)?;
     let reason = q.reason.unwrap_or_default();
     check_reason(&reason, None).map_err(|mut e| {
-        e.code = "reason_required";
+        e.code = ErrorCode::ReasonRequired;
         e.message =
             "removing a label needs `?reason=` (an appeal upheld, a mistake): it goes to the audit trail".into();
         e
@@ -201,7 +206,7 @@ async fn remove(
     let Some(removed) = removed else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "label_not_found",
+            ErrorCode::LabelNotFound,
             format!("`{entity}` does not hold the label `{label}`"),
         ));
     };

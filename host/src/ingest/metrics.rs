@@ -28,8 +28,13 @@ impl IngestMetrics {
             Opts::new(INGEST_EVENTS, "Received events by outcome: accepted, duplicate, rejected."),
             &[OUTCOME],
         )?;
-        let rejections =
-            IntCounterVec::new(Opts::new(INGEST_REJECTIONS, "Refused events and requests by error code."), &[CODE])?;
+        let rejections = IntCounterVec::new(
+            Opts::new(
+                INGEST_REJECTIONS,
+                "Refused events (by the code of their first problem) and refused requests of the event and platform routes (by error code; not 401s).",
+            ),
+            &[CODE],
+        )?;
         let backpressure = IntCounter::new(INGEST_BACKPRESSURE, "Requests refused with 503 for backpressure.")?;
         let redis_errors = IntCounter::new(INGEST_REDIS_ERRORS, "Requests refused because Redis failed.")?;
         r.register(Box::new(received.clone()))?;

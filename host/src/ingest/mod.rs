@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics::IngestMetrics;
+use palisade_core::ErrorCode;
 use palisade_core::intake::{BatchAnswer, Intake, Outcome};
 use palisade_core::schema::{self, BatchBody, FieldError, Limits};
 use palisade_core::{ApiError, BodyLimits, BoxFuture, Event, now_ms};
@@ -53,10 +54,9 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
 }
 
 impl Ingest {
-    /// Content type and size, refusals counted by code.
+    /// Content type and size.
     async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, ApiError> {
-        let checked = api::read_body(headers, body, Accept::Json, self.body).await;
-        checked.map(|b| b.bytes).inspect_err(|e| self.count_refusal(e.code))
+        Ok(api::read_body(headers, body, Accept::Json, self.body).await?.bytes)
     }
 
     fn backpressure(&self) -> Result<(), ApiError> {
@@ -67,7 +67,7 @@ impl Ingest {
                 self.metrics.backpressure.inc();
                 Err(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "backpressure",
+                    ErrorCode::Backpressure,
                     format!("screening is {depth} events behind (limit {limit}); retry after the Retry-After delay"),
                 )
                 .with_retry_after(1))
@@ -90,14 +90,14 @@ impl Ingest {
         let error = match e {
             StreamError::Unknown(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "outcome_unknown",
+                ErrorCode::OutcomeUnknown,
                 "the event store did not answer in time: these events may or may not be stored; retry them \
                  unchanged (a stored one answers `duplicate`)",
             )
             .with_details(serde_json::json!({ "status": "unknown", "event_ids": event_ids })),
             _ => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "redis_unavailable",
+                ErrorCode::RedisUnavailable,
                 "the event store is unavailable; nothing was accepted, retry",
             ),
         };
@@ -205,12 +205,6 @@ impl Intake for Ingest {
         self.body
     }
 
-    fn count_refusal(&self, code: &str) {
-        if code != "unauthorized" {
-            self.metrics.rejections.with_label_values(&[code]).inc();
-        }
-    }
-
     fn admit<'a>(
         &'a self,
         results: Vec<Result<Event, Vec<FieldError>>>,
@@ -249,7 +243,6 @@ async fn ingest_one(
         Err(schema::EventRefused::Malformed(e)) => {
             s.metrics.received.inc();
             s.metrics.count("rejected", 1);
-            s.count_refusal(e.code);
             return Err(e);
         }
         other => other.map_err(schema::EventRefused::into_field_errors),
@@ -267,7 +260,7 @@ async fn ingest_batch(
     State(s): State<Arc<Ingest>>,
     Checked { request_id, bytes }: Checked,
 ) -> Result<Response, ApiError> {
-    let batch = BatchBody::parse(&bytes, s.max_batch_events).inspect_err(|e| s.count_refusal(e.code))?;
+    let batch = BatchBody::parse(&bytes, s.max_batch_events)?;
     let received = now_ms();
     // Per item: parse and native checks; then the validators over all that passed.
     let results = batch

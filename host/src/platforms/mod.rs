@@ -26,6 +26,7 @@ use axum::routing::post;
 use axum::{Extension, Json, Router};
 use metrics::AdapterMetrics;
 use palisade_core::BodyLimits;
+use palisade_core::ErrorCode;
 use palisade_core::intake::Intake;
 use palisade_core::schema::{self, IncomingEvent};
 use palisade_core::{ApiError, Event, now_ms};
@@ -75,7 +76,7 @@ impl Platforms {
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::NOT_FOUND,
-                    "unknown_platform",
+                    ErrorCode::UnknownPlatform,
                     format!("no active adapter plugin speaks for `{platform}` (GET /v1/admin/plugins lists them)"),
                 )
             })
@@ -91,7 +92,7 @@ impl Platforms {
 }
 
 fn adapter_failed(e: CallError) -> ApiError {
-    ApiError::new(StatusCode::BAD_GATEWAY, "adapter_failed", e.to_string())
+    ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::AdapterFailed, e.to_string())
 }
 
 async fn webhook(
@@ -103,10 +104,7 @@ async fn webhook(
 ) -> Result<Response, ApiError> {
     let adapter = s.adapter(&platform).inspect_err(|_| s.count_webhook("unknown", "unknown_platform"))?;
     let limits = BodyLimits { max_bytes: s.webhook_max_bytes, ..s.intake.body_limits() };
-    let bytes = read_limited(body, limits).await.inspect_err(|e| {
-        s.intake.count_refusal(e.code);
-        s.count_webhook(&platform, "too_large");
-    })?;
+    let bytes = read_limited(body, limits).await.inspect_err(|_| s.count_webhook(&platform, "too_large"))?;
     let header_list: Vec<(String, String)> =
         headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string()))).collect();
     let inbound = adapter
@@ -118,12 +116,11 @@ async fn webhook(
         .map_err(|e| {
             let signature = SIGNATURE_CODES.contains(&e.code.as_str());
             let (status, code, outcome) = if signature {
-                (StatusCode::UNAUTHORIZED, "signature_rejected", "signature_rejected")
+                (StatusCode::UNAUTHORIZED, ErrorCode::SignatureRejected, "signature_rejected")
             } else {
-                (StatusCode::BAD_REQUEST, "adapter_refused", "refused")
+                (StatusCode::BAD_REQUEST, ErrorCode::AdapterRefused, "refused")
             };
             s.count_webhook(&platform, outcome);
-            s.intake.count_refusal(code);
             ApiError::new(status, code, e.message).with_details(json!({ "code": e.code }))
         })?;
     let received = now_ms();
@@ -242,7 +239,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     body: Body,
 ) -> Result<T, ApiError> {
     let checked = read_body(headers, body, Accept::Json, s.intake.body_limits()).await?;
-    schema::parse_body(&checked.bytes, "invalid_request", "see /openapi.json for the request's fields")
+    schema::parse_body(&checked.bytes, ErrorCode::InvalidRequest, "see /openapi.json for the request's fields")
 }
 
 /// Refuse a bot's post whose heuristic score is above the threshold, with the verdict.
@@ -266,7 +263,7 @@ fn screen_before_posting(s: &Platforms, platform: &str, p: &PostBody, threshold:
     let hits: Vec<&str> = verdict.verdicts.iter().flat_map(|v| v.hits.iter().map(|h| h.rule.as_str())).collect();
     Err(ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
-        "content_refused",
+        ErrorCode::ContentRefused,
         format!("the post scores {:.2} ({}), above the threshold {threshold}", verdict.score, verdict.category),
     )
     .with_details(
@@ -284,7 +281,7 @@ async fn deliver(
 ) -> Result<Response, ApiError> {
     let count = |outcome: &str| s.count_outbound(platform, kind, outcome);
     let refused = |e: AdapterError| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "adapter_refused", e.message)
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::AdapterRefused, e.message)
             .with_details(json!({ "code": e.code }))
     };
     let http = adapter
@@ -300,11 +297,13 @@ async fn deliver(
     let sent = s.sender.send(platform, http).await.map_err(|e| {
         let (status, code, outcome) = match &e {
             SendError::NoBase { .. } | SendError::NoToken { .. } => {
-                (StatusCode::SERVICE_UNAVAILABLE, "platform_not_configured", "not_configured")
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::PlatformNotConfigured, "not_configured")
             }
-            SendError::BadRequest(_) => (StatusCode::BAD_GATEWAY, "adapter_failed", "failed"),
-            SendError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "platform_rate_limited", "rate_limited"),
-            SendError::Unreachable { .. } => (StatusCode::BAD_GATEWAY, "platform_unreachable", "unreachable"),
+            SendError::BadRequest(_) => (StatusCode::BAD_GATEWAY, ErrorCode::AdapterFailed, "failed"),
+            SendError::RateLimited { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, ErrorCode::PlatformRateLimited, "rate_limited")
+            }
+            SendError::Unreachable { .. } => (StatusCode::BAD_GATEWAY, ErrorCode::PlatformUnreachable, "unreachable"),
         };
         count(outcome);
         let error = ApiError::new(status, code, e.to_string());
@@ -325,7 +324,7 @@ async fn deliver(
         })?
         .map_err(|e| {
             count("platform_error");
-            ApiError::new(StatusCode::BAD_GATEWAY, "platform_refused", format!("{platform}: {}", e.message))
+            ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::PlatformRefused, format!("{platform}: {}", e.message))
                 .with_details(json!({ "code": e.code, "platform_status": status, "attempts": sent.attempts }))
         })?;
     count("delivered");

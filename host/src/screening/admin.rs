@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use palisade_core::ErrorCode;
 use palisade_core::audit::{AuditEntry, VersionRef};
 use palisade_core::{ApiError, now_ms};
 use palisade_detect::classify::slot::Slot;
@@ -49,12 +50,12 @@ pub(super) fn routes() -> Router<Arc<ScreenApi>> {
 fn no_classifier() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no_classifier",
+        ErrorCode::NoClassifier,
         "this service scores without a classifier (SCORING=weighted or CLASSIFIER_DIR=none)",
     )
 }
 
-fn internal(code: &'static str) -> impl Fn(tokio::task::JoinError) -> ApiError {
+fn internal(code: ErrorCode) -> impl Fn(tokio::task::JoinError) -> ApiError {
     move |e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code, e.to_string())
 }
 
@@ -65,7 +66,11 @@ impl ScreenApi {
 
     fn shadows(&self) -> Result<&Arc<shadow::Shadows>, ApiError> {
         self.screener.shadows.as_ref().ok_or_else(|| {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_shadows", "this screener runs without shadow candidates")
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::NoShadows,
+                "this screener runs without shadow candidates",
+            )
         })
     }
 
@@ -96,7 +101,11 @@ impl ScreenApi {
                 let c = shadows.candidate(name).map_err(shadow_error)?;
                 let (tmp, plugins, _) = backtest::candidate_plugins(self.screener.plugins.dir(), &c.wasm, &c.manifest)
                     .map_err(|e| {
-                        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "candidate_unloadable", format!("{e:#}"))
+                        ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            ErrorCode::CandidateUnloadable,
+                            format!("{e:#}"),
+                        )
                     })?;
                 Ok((Side { plugins, ..active }, Some(tmp)))
             }
@@ -129,8 +138,10 @@ impl CandidateRef {
 
 fn shadow_error(e: ShadowError) -> ApiError {
     match e {
-        ShadowError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "shadow_not_found", e.to_string()),
-        ShadowError::Files(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "shadow_files", e.to_string()),
+        ShadowError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::ShadowNotFound, e.to_string()),
+        ShadowError::Files(_) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::ShadowFiles, e.to_string())
+        }
     }
 }
 
@@ -151,11 +162,11 @@ async fn optional_json<T: serde::de::DeserializeOwned>(
         .is_some_and(|ct| ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"));
     if !json {
         let hint = "send the body as JSON with `content-type: application/json`";
-        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", hint));
+        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::UnsupportedMediaType, hint));
     }
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("{expected} expected: {e}")))
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidJson, format!("{expected} expected: {e}"))
+    })
 }
 
 /// Labelled rows from a request: 1 to `max`, each with a known category and a
@@ -168,7 +179,7 @@ fn check_rows<'a>(
 ) -> Result<(), ApiError> {
     if rows.len() == 0 || rows.len() > max {
         let message = format!("`{what}` must hold 1 to {max} rows, not {}", rows.len());
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message));
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ValidationFailed, message));
     }
     for (index, (id, text, label)) in rows.enumerate() {
         let problem = if palisade_detect::classify::category_index(label).is_none() {
@@ -181,7 +192,7 @@ fn check_rows<'a>(
             None
         };
         if let Some(message) = problem {
-            let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message);
+            let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ValidationFailed, message);
             e.details = Some(json!({ "what": what, "index": index }));
             return Err(e);
         }
@@ -216,7 +227,7 @@ async fn classifier_reload(State(s): State<Arc<ScreenApi>>, headers: HeaderMap) 
     let before = version_of(&slot.get());
     let outcome = {
         let slot = slot.clone();
-        tokio::task::spawn_blocking(move || slot.reload()).await.map_err(internal("reload_failed"))?
+        tokio::task::spawn_blocking(move || slot.reload()).await.map_err(internal(ErrorCode::ReloadFailed))?
     };
     let reloads = &s.screener.metrics.classifier_reloads;
     let actor = admin_actor(&headers);
@@ -233,7 +244,7 @@ async fn classifier_reload(State(s): State<Arc<ScreenApi>>, headers: HeaderMap) 
             reloads.with_label_values(&["refused"]).inc();
             let entry = AuditEntry::new("load_failed", &actor, "classifier").versions(Some(before), None);
             s.record(entry.detail(json!({ "error": e.to_string() })));
-            Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "classifier_refused", e.to_string()))
+            Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ClassifierRefused, e.to_string()))
         }
     }
 }
@@ -244,11 +255,11 @@ async fn classifier_rollback(State(s): State<Arc<ScreenApi>>, headers: HeaderMap
     let before = version_of(&slot.get());
     let swap = slot
         .rollback()
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "classifier_files", e))?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::ClassifierFiles, e))?
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::CONFLICT,
-                "no_previous_version",
+                ErrorCode::NoPreviousVersion,
                 "no earlier classifier: none was loaded in this process and CLASSIFIER_DIR.previous holds none",
             )
         })?;
@@ -290,7 +301,7 @@ async fn shadow_reload(State(s): State<Arc<ScreenApi>>, headers: HeaderMap) -> R
         (shadows.host.reload_by(true, &actor), classifier)
     })
     .await
-    .map_err(internal("reload_failed"))?;
+    .map_err(internal(ErrorCode::ReloadFailed))?;
     Ok(Json(json!({ "outcomes": outcomes, "classifier": classifier })))
 }
 
@@ -327,7 +338,7 @@ async fn gate(
     };
     if !(0.0..=1.0).contains(&g.max_f1_drop) {
         let message = format!("max_f1_drop must be within 0 and 1, not {}", g.max_f1_drop);
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message));
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ValidationFailed, message));
     }
     let rows = labelled_rows(g.rows, s, "gate.rows")?;
     let api = s.clone();
@@ -337,13 +348,13 @@ async fn gate(
         Ok::<_, ApiError>(GateOutcome::check(&api.active_side(), &side, &rows, "request", g.max_f1_drop))
     })
     .await
-    .map_err(internal("gate_failed"))??;
+    .map_err(internal(ErrorCode::GateFailed))??;
     if outcome.passed() {
         return Ok(Some(outcome));
     }
     let entry = AuditEntry::new("promote_refused", &admin_actor(headers), &subject);
     s.record(entry.detail(json!({ "gate": outcome })));
-    let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "gate_refused", outcome.summary());
+    let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::GateRefused, outcome.summary());
     e.details = Some(json!(outcome));
     Err(e)
 }
@@ -366,7 +377,7 @@ async fn shadow_promote(
     let (n, who) = (name.clone(), actor.clone());
     let (figures, outcomes) = tokio::task::spawn_blocking(move || shadows.promote(&n, &who))
         .await
-        .map_err(internal("promote_failed"))?
+        .map_err(internal(ErrorCode::PromoteFailed))?
         .map_err(shadow_error)?;
     let new = s.screener.plugins.get(&name).and_then(|p| p.current()).map(|v| v.reference());
     let detail = json!({ "shadow": figures, "gate": gated });
@@ -406,7 +417,7 @@ async fn classifier_shadow_promote(
     let promoted = slot.clone();
     let (figures, swap) = tokio::task::spawn_blocking(move || shadows.promote_classifier(&promoted))
         .await
-        .map_err(internal("promote_failed"))?
+        .map_err(internal(ErrorCode::PromoteFailed))?
         .map_err(shadow_error)?;
     s.screener.metrics.classifier_reloads.with_label_values(&[swap.outcome]).inc();
     let detail = json!({ "shadow": figures, "gate": gated });
@@ -471,10 +482,10 @@ fn default_stream() -> String {
 async fn start_backtest(State(s): State<Arc<ScreenApi>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let expected =
         r#"{"candidate": {"kind": "plugin", "name"} | {"kind": "classifier"}, "rows": [...] | "stream": {...}}"#;
-    let b: BacktestBody = optional_json(&s, &headers, body, expected)
-        .await?
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("{expected} expected")))?;
-    let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", m);
+    let b: BacktestBody = optional_json(&s, &headers, body, expected).await?.ok_or_else(|| {
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidJson, format!("{expected} expected"))
+    })?;
+    let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ValidationFailed, m);
     /// What a job runs over.
     enum Data {
         Rows(Vec<Labelled>),
@@ -500,7 +511,7 @@ async fn start_backtest(State(s): State<Arc<ScreenApi>>, headers: HeaderMap, bod
     let candidate = b.candidate.clone();
     let (side, tmp) = tokio::task::spawn_blocking(move || api.candidate_side(&candidate))
         .await
-        .map_err(internal("backtest_failed"))??;
+        .map_err(internal(ErrorCode::BacktestFailed))??;
     let rows = match &data {
         Data::Rows(rows) => Some(rows.len()),
         Data::Stream(_) => None,
@@ -529,7 +540,7 @@ async fn start_backtest(State(s): State<Arc<ScreenApi>>, headers: HeaderMap, bod
         Ok(result)
     };
     let job = s.backtests.start(request, work).map_err(|running| {
-        let mut e = ApiError::new(StatusCode::CONFLICT, "backtest_running", "one backtest runs at a time");
+        let mut e = ApiError::new(StatusCode::CONFLICT, ErrorCode::BacktestRunning, "one backtest runs at a time");
         e.details = Some(json!({ "running": running }));
         e
     })?;
@@ -545,7 +556,11 @@ async fn list_backtests(State(s): State<Arc<ScreenApi>>) -> Json<Value> {
 /// `GET /v1/admin/backtests/{id}`: a job's state, progress and result.
 async fn backtest_job(State(s): State<Arc<ScreenApi>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     s.backtests.get(&id).map(|j| Json(j.view())).ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "backtest_not_found", format!("no backtest job `{id}` in this process"))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::BacktestNotFound,
+            format!("no backtest job `{id}` in this process"),
+        )
     })
 }
 
@@ -561,24 +576,25 @@ async fn add_labels(State(s): State<Arc<ScreenApi>>, headers: HeaderMap, body: B
     }
     let (_, bytes) = s.body(&headers, body).await?;
     let parsed: Body_ = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("{{\"labels\": [...]}} expected: {e}"))
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidJson, format!("{{\"labels\": [...]}} expected: {e}"))
     })?;
     let rows = parsed.labels.iter().map(|r| (r.id.as_str(), r.text.as_str(), r.label.as_str()));
     check_rows(rows, MAX_LABEL_ROWS, s.limits.max_content_length, "labels")?;
     if let Some(index) = parsed.labels.iter().position(|r| r.id.is_empty()) {
-        let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "id must be 1 to 256 bytes");
+        let mut e =
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ValidationFailed, "id must be 1 to 256 bytes");
         e.details = Some(json!({ "what": "labels", "index": index }));
         return Err(e);
     }
     let stream = s.labels.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "labels_unavailable",
+            ErrorCode::LabelsUnavailable,
             "this service has no Redis to keep labels in",
         )
     })?;
     let ids = stream.append(&parsed.labels, now_ms()).await.map_err(|e| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable", format!("labels not stored: {e}"))
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::RedisUnavailable, format!("labels not stored: {e}"))
     })?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "appended": ids.len(), "stream": stream.key, "ids": ids }))).into_response())
 }

@@ -22,6 +22,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use palisade_core::ErrorCode;
 use palisade_core::audit::AuditSink;
 use palisade_core::schema::{self, BatchBody, Limits};
 use palisade_core::telemetry::faults::Faults;
@@ -584,9 +585,7 @@ impl ScreenApi {
         let span = tracing::Span::current();
         let out = tokio::task::spawn_blocking(move || span.in_scope(|| screener.screen(events))).await.map_err(|e| {
             let message = self.screener.metrics.faults.join_failed("screen", e);
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "screening_failed",
+            ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::ScreeningFailed,
                 format!("screening failed on this server ({message}); the event was not screened: retry, and report it if it lasts"),
             )
         })?;
@@ -623,7 +622,7 @@ fn decode(raw: &[u8]) -> Result<String, ApiError> {
     let malformed = |what: &str| {
         ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
-            "malformed_form",
+            ErrorCode::MalformedForm,
             format!("the form body is not form encoding: {what}"),
         )
     };
