@@ -262,6 +262,34 @@ pub enum Accept {
     JsonOrForm,
 }
 
+/// What a service's body-reading routes take: JSON only, or JSON and forms, and
+/// how much of a body they read ([`Checked`] asks).
+pub trait ReadsBody: Send + Sync {
+    fn accepts(&self) -> Accept;
+    fn body_limits(&self) -> BodyLimits;
+}
+
+/// A request past the common checks (content type, size; the key was checked by
+/// the route layer), with its request id: the extractor every body-reading route
+/// of the event and screening APIs takes.
+pub struct Checked {
+    pub request_id: String,
+    pub bytes: axum::body::Bytes,
+    /// A form body (`application/x-www-form-urlencoded`), where the service takes one.
+    pub form: bool,
+}
+
+impl<S: ReadsBody + 'static> axum::extract::FromRequest<std::sync::Arc<S>> for Checked {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, s: &std::sync::Arc<S>) -> Result<Self, ApiError> {
+        let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+        let (parts, body) = req.into_parts();
+        let CheckedBody { bytes, form } = read_body(&parts.headers, body, s.accepts(), s.body_limits()).await?;
+        Ok(Checked { request_id, bytes, form })
+    }
+}
+
 /// A request body read past the common checks, in order: content type (415),
 /// size (413). (The key was checked by the route layer before.) `form` tells a
 /// form body from JSON.

@@ -11,10 +11,9 @@
 pub mod metrics;
 
 use crate::api::auth::{RequireKey, protect};
-use crate::api::{self, Accept, RequestId};
-use axum::body::Body;
+use crate::api::{self, Accept, Checked};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -54,11 +53,6 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
 }
 
 impl Ingest {
-    /// Content type and size.
-    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, ApiError> {
-        Ok(api::read_body(headers, body, Accept::Json, self.body).await?.bytes)
-    }
-
     fn backpressure(&self) -> Result<(), ApiError> {
         let depth = self.backlog.backlog();
         self.metrics.queue_depth.set(depth as i64);
@@ -216,27 +210,19 @@ impl Intake for Ingest {
     }
 }
 
-/// An event route's request past the common checks: its id and its body
-/// (content type and size checked, counted when refused).
-struct Checked {
-    request_id: String,
-    bytes: axum::body::Bytes,
-}
+impl api::ReadsBody for Ingest {
+    fn accepts(&self) -> Accept {
+        Accept::Json
+    }
 
-impl axum::extract::FromRequest<Arc<Ingest>> for Checked {
-    type Rejection = ApiError;
-
-    async fn from_request(req: axum::extract::Request, s: &Arc<Ingest>) -> Result<Self, ApiError> {
-        let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
-        let (parts, body) = req.into_parts();
-        let bytes = s.read_body(&parts.headers, body).await?;
-        Ok(Checked { request_id, bytes })
+    fn body_limits(&self) -> BodyLimits {
+        self.body
     }
 }
 
 async fn ingest_one(
     State(s): State<Arc<Ingest>>,
-    Checked { request_id, bytes }: Checked,
+    Checked { request_id, bytes, .. }: Checked,
 ) -> Result<Response, ApiError> {
     let received = now_ms();
     let event = match schema::parse_event(&bytes, &s.limits, received) {
@@ -258,7 +244,7 @@ async fn ingest_one(
 
 async fn ingest_batch(
     State(s): State<Arc<Ingest>>,
-    Checked { request_id, bytes }: Checked,
+    Checked { request_id, bytes, .. }: Checked,
 ) -> Result<Response, ApiError> {
     let batch = BatchBody::parse(&bytes, s.max_batch_events)?;
     let received = now_ms();

@@ -6,6 +6,7 @@
 
 use super::ScreenApi;
 use super::shadow::{self, ShadowError, version_of};
+use crate::api::Checked;
 use crate::api::admin::actor as admin_actor;
 use crate::screening::backtest::jobs::Job;
 use crate::screening::backtest::{self, GateOutcome, Side, StreamRange};
@@ -568,13 +569,12 @@ async fn backtest_job(State(s): State<Arc<ScreenApi>>, Path(id): Path<String>) -
 /// append reviewer labels to `events:labels` for `palisade train --from-stream`.
 /// Every row is checked first (a known category, text within the event limits);
 /// one bad row refuses the request (422, `details.index`) and nothing is appended.
-async fn add_labels(State(s): State<Arc<ScreenApi>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn add_labels(State(s): State<Arc<ScreenApi>>, Checked { bytes, .. }: Checked) -> Result<Response, ApiError> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Body_ {
         labels: Vec<LabelRow>,
     }
-    let (_, bytes) = s.body(&headers, body).await?;
     let parsed: Body_ = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidJson, format!("{{\"labels\": [...]}} expected: {e}"))
     })?;

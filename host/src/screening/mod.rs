@@ -15,11 +15,10 @@ mod rescreen;
 pub mod shadow;
 
 use crate::api::auth::{RequireKey, protect};
-use crate::api::{Accept, read_body};
+use crate::api::{Accept, Checked, ReadsBody};
 use crate::config::Band;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use palisade_core::ErrorCode;
@@ -27,7 +26,7 @@ use palisade_core::audit::AuditSink;
 use palisade_core::schema::{self, BatchBody, Limits};
 use palisade_core::telemetry::faults::Faults;
 use palisade_core::telemetry::names::*;
-use palisade_core::{ApiError, Event, now_ms};
+use palisade_core::{ApiError, BodyLimits, Event, now_ms};
 use palisade_detect::classify::slot::Slot;
 use palisade_detect::classify::{Classifier, Scored};
 use palisade_detect::embed::Embedder;
@@ -543,11 +542,6 @@ pub fn router(api: Arc<ScreenApi>) -> Router {
 }
 
 impl ScreenApi {
-    async fn body(&self, headers: &HeaderMap, body: Body) -> Result<(bool, axum::body::Bytes), ApiError> {
-        let checked = read_body(headers, body, Accept::JsonOrForm, self.body).await?;
-        Ok((checked.form, checked.bytes))
-    }
-
     /// The validator plugins over checked events: the 422 answer for the first
     /// refused one (with `details.index` in a batch), as ingest would refuse it.
     fn policy_violations(&self, events: &[Event]) -> Option<ApiError> {
@@ -594,59 +588,42 @@ impl ScreenApi {
     }
 }
 
+impl ReadsBody for ScreenApi {
+    fn accepts(&self) -> Accept {
+        Accept::JsonOrForm
+    }
+
+    fn body_limits(&self) -> BodyLimits {
+        self.body
+    }
+}
+
 /// The seed's form: `event_id` and `content` (and optionally the other event
 /// fields); `event_type`, `platform` and `user_id` default to the sample's. The
-/// fields become a JSON object checked by the JSON route's own path
-/// (`schema::parse_event`), so an unknown field, a bad value or a length is
-/// refused alike; a body that is not form encoding (a bad `%` escape, bytes that
-/// are not UTF-8) is 400 `malformed_form`.
+/// body is decoded as a browser encodes a form (`serde_urlencoded`: `+` is a
+/// space, `%XX` a byte; an escape that is not one stays as written, bytes that
+/// are not UTF-8 become U+FFFD), and the fields become a JSON object checked by
+/// the JSON route's own path (`schema::parse_event`), so an unknown field, a bad
+/// value or a length is refused alike.
 fn form_event(bytes: &[u8], limits: &Limits) -> Result<Event, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedForm, format!("the form body does not decode: {e}"))
+    })?;
     let sample = Event::sample("");
     let mut fields = serde_json::Map::new();
     for (k, v) in [("event_type", sample.event_type), ("platform", sample.platform), ("user_id", sample.user_id)] {
         fields.insert(k.into(), Value::String(v));
     }
-    for pair in bytes.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
-        let mut kv = pair.splitn(2, |b| *b == b'=');
-        let key = decode(kv.next().unwrap_or_default())?;
-        fields.insert(key, Value::String(decode(kv.next().unwrap_or_default())?));
-    }
+    fields.extend(pairs.into_iter().map(|(k, v)| (k, Value::String(v))));
     let json = Value::Object(fields).to_string();
     schema::parse_event(json.as_bytes(), limits, now_ms()).map_err(ApiError::from)
 }
 
-/// `application/x-www-form-urlencoded` decoding (`+` is a space, `%XX` a byte),
-/// strict: a `%` not followed by two hex digits, or bytes that are not UTF-8,
-/// are 400 `malformed_form`.
-fn decode(raw: &[u8]) -> Result<String, ApiError> {
-    let malformed = |what: &str| {
-        ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            ErrorCode::MalformedForm,
-            format!("the form body is not form encoding: {what}"),
-        )
-    };
-    let hex = |b: u8| (b as char).to_digit(16);
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let digits = raw.get(i + 1).copied().and_then(hex).zip(raw.get(i + 2).copied().and_then(hex));
-                let (hi, lo) = digits.ok_or_else(|| malformed("a `%` not followed by two hex digits"))?;
-                out.push((hi * 16 + lo) as u8);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| malformed("bytes that are not UTF-8"))
-}
-
-async fn screen_one(State(s): State<Arc<ScreenApi>>, headers: HeaderMap, body: Body) -> Result<Json<Value>, ApiError> {
-    let (form, bytes) = s.body(&headers, body).await?;
+async fn screen_one(
+    State(s): State<Arc<ScreenApi>>,
+    headers: HeaderMap,
+    Checked { bytes, form, .. }: Checked,
+) -> Result<Json<Value>, ApiError> {
     let event = if form { form_event(&bytes, &s.limits)? } else { schema::parse_event(&bytes, &s.limits, now_ms())? };
     if let Some(refused) = s.policy_violations(std::slice::from_ref(&event)) {
         return Err(refused);
@@ -658,9 +635,8 @@ async fn screen_one(State(s): State<Arc<ScreenApi>>, headers: HeaderMap, body: B
 async fn screen_batch(
     State(s): State<Arc<ScreenApi>>,
     headers: HeaderMap,
-    body: Body,
+    Checked { bytes, .. }: Checked,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, bytes) = s.body(&headers, body).await?;
     let batch = BatchBody::parse(&bytes, s.max_batch_events)?;
     let mut events = Vec::with_capacity(batch.events.len());
     for (index, raw) in batch.events.iter().enumerate() {
@@ -711,11 +687,15 @@ mod tests {
 
     #[test]
     fn form_fields_decode() {
-        assert_eq!(decode(b"hi+there%21%e2%9C%93").unwrap(), "hi there!\u{2713}");
-        for bad in [b"%zz".as_slice(), b"%", b"50%2", b"%ff%fe"] {
-            assert_eq!(decode(bad).unwrap_err().code, "malformed_form", "{bad:?}");
-        }
         let limits = Limits { min_content_length: 1, max_content_length: 20, require_author: false };
+        let e = form_event(b"event_id=e-0&content=hi+there%21%e2%9C%93", &limits).unwrap();
+        assert_eq!(e.content, "hi there!\u{2713}");
+        // As a browser's form parser: a stray `%` stays as written, bytes that are
+        // not UTF-8 become U+FFFD.
+        for (raw, want) in [("%zz", "%zz"), ("50%2", "50%2"), ("%ff%fe", "\u{fffd}\u{fffd}")] {
+            let e = form_event(format!("event_id=e-0&content={raw}").as_bytes(), &limits).unwrap();
+            assert_eq!(e.content, want, "{raw}");
+        }
         let e = form_event(b"event_id=e-1&content=you+idiot", &limits).unwrap();
         assert_eq!((e.event_id.as_str(), e.content.as_str()), ("e-1", "you idiot"));
         assert_eq!(form_event(b"content=x", &limits).unwrap_err().code, "validation_failed");
