@@ -10,8 +10,8 @@
 //! the screening thread). A Redis error leaves the counts out and never fails
 //! screening (logged at most every 10 s).
 
-use super::predict::Prediction;
 use palisade_core::Event;
+use palisade_detect::predict::Prediction;
 use palisade_streams::Target;
 use palisade_streams::conn::LazySync;
 use sha2::{Digest, Sha256};

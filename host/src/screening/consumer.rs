@@ -32,8 +32,8 @@
 //!   and linked to its batch, so one trace runs from the HTTP request to the route.
 
 use super::Screener;
-use super::predict::Prediction;
 use palisade_core::Event;
+use palisade_detect::predict::Prediction;
 use palisade_streams::{RedisConn, SCREENING_GROUP, ShardKeys};
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 use std::sync::Arc;

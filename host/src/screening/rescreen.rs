@@ -19,9 +19,9 @@
 //! Owns the queue's entries and the round; routing itself is the consumer's.
 
 use super::consumer::{Consumer, route};
-use super::predict::Prediction;
 use crate::config::DegradedEvents;
 use palisade_core::Event;
+use palisade_detect::predict::Prediction;
 use palisade_plugins::PluginKind;
 use redis::streams::{StreamId, StreamRangeReply};
 use std::collections::HashSet;

@@ -5,11 +5,11 @@
 //! Screening itself (`Screener`) and the event routes are the parent module's.
 
 use super::ScreenApi;
-use super::shadow::{self, ShadowError, version_of};
 use crate::api::Checked;
 use crate::api::admin::actor as admin_actor;
 use crate::screening::backtest::jobs::Job;
 use crate::screening::backtest::{self, GateOutcome, Side, StreamRange};
+use crate::screening::shadow::{self, ShadowError, version_of};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
