@@ -7,10 +7,44 @@
 pub mod memory;
 
 use palisade_plugins::install::{cache_dir, install};
-use palisade_plugins::{PluginHost, PluginMetrics, PluginVersion, Runtime};
+use palisade_plugins::{PluginHost, PluginKind, PluginMetrics, PluginVersion, Runtime};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+// GUESTS and foreach_guest!: every guest build.rs built (tests/guests.rs).
+include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+
+/// A built guest, loaded from its folder's manifest as a service would load it
+/// (its declared kind, limits and grants), then asked about a sample event: a
+/// heuristic scores it, a validator checks it, an adapter names its platform.
+pub fn guest_answers(family: &str, folder: &str, component: &str) {
+    let src = Path::new(env!("PALISADE_PLUGIN_SRC_DIR")).join(family).join(folder).join("plugin.toml");
+    let manifest = palisade_plugins::Manifest::parse(&std::fs::read_to_string(&src).unwrap()).unwrap();
+    let kind = manifest.kind;
+    let wasm = std::fs::read(component).unwrap();
+    let runtime = Runtime::new(None).expect("runtime");
+    let version = PluginVersion::load(&runtime, manifest, &wasm, false)
+        .unwrap_or_else(|e| panic!("{family}/{folder} does not load: {e}"));
+    assert_eq!(
+        version.kind(),
+        kind,
+        "{family}/{folder}: the component implements another world than its manifest says"
+    );
+    let events = palisade_plugins::to_wit(&[palisade_core::Event::sample("hello there, how are you")]);
+    match kind {
+        PluginKind::Heuristic => {
+            let scores = version.score(&events).unwrap_or_else(|e| panic!("{folder}: {e}"));
+            assert!(scores.verdicts.iter().all(|v| (0.0..=1.0).contains(&v.score)), "{folder}: {:?}", scores.verdicts);
+        }
+        PluginKind::Validator => {
+            version.validate(&events).unwrap_or_else(|e| panic!("{folder}: {e}"));
+        }
+        PluginKind::PlatformAdapter => {
+            assert!(!version.platform().unwrap_or_else(|e| panic!("{folder}: {e}")).is_empty());
+        }
+    }
+}
 
 /// The built component of a plugin crate (`hate-terms` → `hate_terms.wasm`).
 pub fn wasm(crate_name: &str) -> Vec<u8> {
