@@ -324,9 +324,10 @@ impl Service {
     }
 }
 
-/// A `palisade serve ingest|screen` process of the built binary (the one
-/// `cargo test --release` builds beside the test executables), configured by
+/// A `palisade serve ingest|screen` process of the built binary, configured by
 /// its environment alone, killed when dropped; its log in a file of its own.
+/// Tests that run one live in the `palisade` package (`host/tests/`), where
+/// cargo builds the binary first and names it: `env!("CARGO_BIN_EXE_palisade")`.
 pub struct ServeProcess {
     pub base: String,
     child: std::process::Child,
@@ -334,11 +335,9 @@ pub struct ServeProcess {
 }
 
 impl ServeProcess {
-    /// Start `palisade serve WHICH` on a free port with the shipped plugins,
+    /// Start `palisade serve WHICH` (the binary at `bin`) on a free port with the shipped plugins,
     /// test keys and these variables; wait until `/ready` answers 200.
-    pub async fn start(which: &str, plugins: &PluginDir, env: &[(&str, &str)]) -> ServeProcess {
-        let bin = std::env::current_exe().unwrap().parent().and_then(Path::parent).unwrap().join("palisade");
-        assert!(bin.is_file(), "no {}: build it with cargo build --release -p palisade", bin.display());
+    pub async fn start(bin: &str, which: &str, plugins: &PluginDir, env: &[(&str, &str)]) -> ServeProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr = format!("127.0.0.1:{port}");
         let log = tempfile::NamedTempFile::new().unwrap();

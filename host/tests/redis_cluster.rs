@@ -78,12 +78,12 @@ async fn two_ingest_and_three_screening_processes_route_every_accepted_event_onc
     ];
     let mut ingest = Vec::new();
     for _ in 0..2 {
-        ingest.push(ServeProcess::start("ingest", &plugins, &common).await);
+        ingest.push(ServeProcess::start(env!("CARGO_BIN_EXE_palisade"), "ingest", &plugins, &common).await);
     }
     let mut screening = Vec::new();
     for name in ["screen-a", "screen-b", "screen-c"] {
         let env = [&common[..], &[("CONSUMER_NAME", name)]].concat();
-        screening.push(ServeProcess::start("screen", &plugins, &env).await);
+        screening.push(ServeProcess::start(env!("CARGO_BIN_EXE_palisade"), "screen", &plugins, &env).await);
     }
     let keys = palisade_streams::Keys::layout(&prefix, 3, true);
 

@@ -44,7 +44,7 @@ async fn start(plugins: &PluginDir, classifier: &str, prefix: &str) -> ServeProc
         ("REDIS_KEY_PREFIX", prefix),
         ("LOG_FORMAT", "text"),
     ];
-    ServeProcess::start("screen", plugins, &env).await
+    ServeProcess::start(env!("CARGO_BIN_EXE_palisade"), "screen", plugins, &env).await
 }
 
 async fn admin(s: &ServeProcess, method: reqwest::Method, path: &str) -> (u16, Value) {

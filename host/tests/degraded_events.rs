@@ -34,7 +34,7 @@ async fn start(plugins: &PluginDir, prefix: &str, policy: &str) -> ServeProcess 
         ("DEGRADED_EVENTS", policy),
         ("LOG_FORMAT", "text"),
     ];
-    ServeProcess::start("screen", plugins, &env).await
+    ServeProcess::start(env!("CARGO_BIN_EXE_palisade"), "screen", plugins, &env).await
 }
 
 /// `trap` (hostile faults on it, and so on its whole batch) and the threats, in

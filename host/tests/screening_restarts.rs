@@ -51,7 +51,7 @@ impl Setup {
             ("CASCADE_BAND", "0.03,0.97"),
             ("LOG_FORMAT", "text"),
         ];
-        ServeProcess::start("screen", &self.plugins, &env).await
+        ServeProcess::start(env!("CARGO_BIN_EXE_palisade"), "screen", &self.plugins, &env).await
     }
 
     fn dir(&self) -> String {
