@@ -334,3 +334,152 @@ impl host_iface_0_1_0::Host for GuestState {
         host_iface::Host::now_ms(self)
     }
 }
+
+/// The host functions and the deadline callback without a guest (the way
+/// spin's factor tests exercise a host interface): a `GuestState` as a store
+/// holds it, called directly, with stand-in stores behind `Lending`.
+#[cfg(test)]
+mod host_function_tests {
+    use super::*;
+    use crate::lending::{LabelSource, LentNeighbour, Semantic};
+    use host_iface::Host;
+
+    /// How many answers each text got (the generated WIT types have no `PartialEq`).
+    fn sizes<T>(answers: &[Vec<T>]) -> Vec<usize> {
+        answers.iter().map(Vec::len).collect()
+    }
+
+    fn state(lending: Lending) -> GuestState {
+        GuestState {
+            plugin: "under-test".into(),
+            settings: Arc::new(BTreeMap::from([("keywords".to_string(), "a\nb".to_string())])),
+            memory_cap: 1 << 20,
+            memory_denied: false,
+            memory_bytes: 0,
+            lending: Arc::new(lending),
+            host_ticks: 0,
+            labels_lent: Vec::new(),
+            unavailable: Vec::new(),
+            last_warning: None,
+        }
+    }
+
+    struct Bank;
+    impl Semantic for Bank {
+        fn similar(&self, texts: &[String], k: usize) -> Result<Vec<Vec<LentNeighbour>>, String> {
+            let near = |t: &String| LentNeighbour { id: t.clone(), label: "SPAM".into(), similarity: 0.9 };
+            Ok(texts.iter().map(|t| vec![near(t); k]).collect())
+        }
+        fn classify(&self, texts: &[String]) -> Option<Vec<Vec<f32>>> {
+            Some(texts.iter().map(|_| vec![0.1, 0.9, 0.0, 0.0, 0.0, 0.0, 0.0]).collect())
+        }
+    }
+
+    struct Down;
+    impl Semantic for Down {
+        fn similar(&self, _: &[String], _: usize) -> Result<Vec<Vec<LentNeighbour>>, String> {
+            Err("qdrant: connection refused".into())
+        }
+        fn classify(&self, _: &[String]) -> Option<Vec<Vec<f32>>> {
+            None
+        }
+    }
+    impl LabelSource for Down {
+        fn labels(&self, _: &[String]) -> Result<Vec<Vec<LentLabel>>, String> {
+            Err("redis: timed out".into())
+        }
+    }
+
+    struct Labels;
+    impl LabelSource for Labels {
+        fn labels(&self, entities: &[String]) -> Result<Vec<Vec<LentLabel>>, String> {
+            let label = |e: &String| LentLabel {
+                entity: e.clone(),
+                label: "repeat_offender".into(),
+                source: "moderator:7".into(),
+                reason: "three strikes".into(),
+                expires_at_ms: None,
+            };
+            Ok(entities.iter().map(|e| if e == "user:bad" { vec![label(e)] } else { Vec::new() }).collect())
+        }
+    }
+
+    #[test]
+    fn config_and_clock() {
+        let mut s = state(Lending::default());
+        assert_eq!(s.config("keywords".into()).as_deref(), Some("a\nb"));
+        assert_eq!(s.config("missing".into()), None);
+        let now = palisade_core::now_ms();
+        assert!(s.now_ms().abs_diff(now) < 5_000);
+    }
+
+    #[test]
+    fn log_is_capped_and_a_warning_is_kept_for_the_fault() {
+        let mut s = state(Lending::default());
+        s.log(Level::Info, "just saying".into());
+        assert_eq!(s.last_warning, None, "info is not a warning");
+        s.log(Level::Error, format!("Traceback:\n  boom\nValueError: bad keyword\n\n{}", ""));
+        assert_eq!(s.last_warning.as_deref(), Some("ValueError: bad keyword"));
+        // 2,048 bytes at most, cut at a character boundary (no panic on 'é').
+        s.log(Level::Warn, "é".repeat(2000));
+        assert_eq!(s.last_warning.as_ref().map(String::len), Some(2048));
+    }
+
+    #[test]
+    fn nothing_lent_answers_empty_lists_one_per_text() {
+        let mut s = state(Lending::default());
+        let texts = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(sizes(&s.similar(texts.clone(), 5)), [0, 0]);
+        assert_eq!(sizes(&s.classify(texts.clone())), [0, 0]);
+        assert_eq!(sizes(&s.labels(texts)), [0, 0]);
+        assert!(s.unavailable.is_empty(), "nothing lent is not a failure");
+    }
+
+    #[test]
+    fn lent_stores_answer_and_their_time_is_not_the_guests() {
+        let lending = Lending::default();
+        lending.set_semantic(Arc::new(Bank));
+        lending.set_labels(Arc::new(Labels));
+        let mut s = state(lending);
+        let near = s.similar(vec!["win a prize".into()], 100);
+        assert_eq!(near[0].len(), crate::lending::MAX_K, "k is capped");
+        assert_eq!((near[0][0].label.as_str(), near[0][0].similarity), ("SPAM", 0.9));
+        let scores = s.classify(vec!["x".into()]);
+        assert_eq!(scores[0].len(), 7);
+        let labels = s.labels(vec!["user:ok".into(), "user:bad".into()]);
+        assert_eq!((labels[0].len(), labels[1].len()), (0, 1));
+        assert_eq!(s.labels_lent.len(), 1, "what affected the verdict is kept for the prediction");
+        assert!(s.host_ticks >= 3, "each host call adds at least a tick: {}", s.host_ticks);
+    }
+
+    #[test]
+    fn a_failed_store_answers_empty_and_is_recorded_once() {
+        let lending = Lending::default();
+        lending.set_semantic(Arc::new(Down));
+        lending.set_labels(Arc::new(Down));
+        let mut s = state(lending);
+        assert_eq!(sizes(&s.similar(vec!["a".into(), "b".into()], 3)), [0, 0]);
+        assert_eq!(sizes(&s.similar(vec!["c".into()], 3)), [0]);
+        assert_eq!(sizes(&s.labels(vec!["user:u".into()])), [0]);
+        assert_eq!(s.unavailable, ["similar: qdrant: connection refused", "labels: redis: timed out"]);
+    }
+
+    #[test]
+    fn the_deadline_is_extended_by_host_time_once_then_interrupts() {
+        let mut s = state(Lending::default());
+        assert!(matches!(on_deadline(&mut s), wasmtime::UpdateDeadline::Interrupt), "no host time: stop");
+        s.host_ticks = 7;
+        assert!(matches!(on_deadline(&mut s), wasmtime::UpdateDeadline::Continue(7)));
+        assert!(matches!(on_deadline(&mut s), wasmtime::UpdateDeadline::Interrupt), "extended once, not forever");
+    }
+
+    #[test]
+    fn memory_past_the_cap_is_refused_and_remembered() {
+        let mut s = state(Lending::default());
+        assert!(s.memory_growing(0, 64 << 10, None).unwrap());
+        assert_eq!(s.memory_bytes, 64 << 10);
+        assert!(!s.memory_growing(64 << 10, 2 << 20, None).unwrap());
+        assert!(s.memory_denied, "a memory fault is told from a trap");
+        assert!(s.table_growing(0, 1000, None).unwrap() && !s.table_growing(0, 1_000_000, None).unwrap());
+    }
+}
