@@ -26,7 +26,11 @@ fn the_crate_graph_is_the_layering() {
         ("palisade-core", "host/core/Cargo.toml", vec!["palisade-vocab"]),
         ("palisade-plugins", "host/plugins/Cargo.toml", vec!["palisade-core", "palisade-vocab"]),
         ("palisade-streams", "host/streams/Cargo.toml", vec!["palisade-core"]),
-        ("palisade-detect", "host/detect/Cargo.toml", vec!["palisade-core", "palisade-plugins", "palisade-streams"]),
+        (
+            "palisade-detect",
+            "host/detect/Cargo.toml",
+            vec!["palisade-core", "palisade-plugins", "palisade-streams", "palisade-vocab"],
+        ),
         (
             "palisade",
             "host/Cargo.toml",

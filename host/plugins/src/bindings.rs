@@ -128,16 +128,26 @@ impl From<super::lending::LentLabel> for WitEntityLabel {
 
 /// Probabilities in category order (the WIT's, the classifier's) as WIT scores.
 pub fn category_scores(probabilities: &[f32]) -> Vec<CategoryScore> {
-    const ALL: [Category; 7] = [
-        Category::LowRisk,
-        Category::Spam,
-        Category::Toxic,
-        Category::TargetedHarassment,
-        Category::HateSpeech,
-        Category::Violence,
-        Category::Sexual,
-    ];
-    ALL.iter().zip(probabilities).map(|(c, p)| CategoryScore { category: *c, score: *p }).collect()
+    palisade_vocab::Category::ALL
+        .iter()
+        .zip(probabilities)
+        .map(|(c, p)| CategoryScore { category: Category::from(*c), score: *p })
+        .collect()
+}
+
+impl From<palisade_vocab::Category> for Category {
+    fn from(c: palisade_vocab::Category) -> Self {
+        use palisade_vocab::Category as V;
+        match c {
+            V::LowRisk => Category::LowRisk,
+            V::Spam => Category::Spam,
+            V::Toxic => Category::Toxic,
+            V::TargetedHarassment => Category::TargetedHarassment,
+            V::HateSpeech => Category::HateSpeech,
+            V::Violence => Category::Violence,
+            V::Sexual => Category::Sexual,
+        }
+    }
 }
 
 impl Category {

@@ -20,11 +20,20 @@ pub use artifact::{Artifact, ArtifactError, Meta};
 
 use features::{FeatureParams, count, normalise, tf_idf};
 use palisade_plugins::rules::RuleResult;
+use palisade_vocab::Category;
 use serde::Serialize;
 
-/// The categories every prediction scores, `LOW_RISK` first.
-pub const CATEGORIES: [&str; 7] =
-    ["LOW_RISK", "SPAM", "TOXIC", "TARGETED_HARASSMENT", "HATE_SPEECH", "VIOLENCE", "SEXUAL"];
+/// The categories every prediction scores, `LOW_RISK` first: the wire names of
+/// `palisade_vocab::Category::ALL` (the one table host and SDK share).
+pub const CATEGORIES: [&str; Category::ALL.len()] = {
+    let mut names = [""; Category::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = Category::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
 
 /// Position of a category name in [`CATEGORIES`].
 pub fn category_index(name: &str) -> Option<usize> {
