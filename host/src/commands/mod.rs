@@ -84,6 +84,7 @@ pub fn run(command: Command, config: Config) -> anyhow::Result<()> {
     }
 }
 
+/// The plugin directory `dir` (default `PLUGIN_DIR`) loaded as a service would.
 pub(crate) fn open(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<std::sync::Arc<PluginHost>> {
     open_with(config, dir, false)
 }
@@ -94,11 +95,7 @@ pub(crate) fn open_offline(config: &Config, dir: Option<PathBuf>) -> anyhow::Res
     open_with(config, dir, true)
 }
 
-pub(crate) fn open_with(
-    config: &Config,
-    dir: Option<PathBuf>,
-    offline: bool,
-) -> anyhow::Result<std::sync::Arc<PluginHost>> {
+fn open_with(config: &Config, dir: Option<PathBuf>, offline: bool) -> anyhow::Result<std::sync::Arc<PluginHost>> {
     let dir = dir.unwrap_or_else(|| config.plugins.dir.clone());
     if !dir.is_dir() {
         bail!("plugin directory {} does not exist (run scripts/setup, or pass --dir)", dir.display());
