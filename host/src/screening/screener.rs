@@ -62,6 +62,15 @@ impl Screener {
         }
     }
 
+    /// A batch's stages are done: its time observed; the model that embedded it
+    /// and the time per event, which every prediction carries.
+    fn batch_done(&self, started: Instant, events: usize) -> (Option<String>, f64) {
+        let elapsed = started.elapsed();
+        self.metrics.batch_latency.observe(elapsed.as_secs_f64());
+        let model_id = self.similarity.as_ref().map(|s| s.embedder.model_id.clone());
+        (model_id, elapsed.as_secs_f64() * 1e3 / events as f64)
+    }
+
     /// Screen a batch (in the current span: each stage gets a child span when
     /// traces are on), counting the categories predicted.
     pub fn screen(&self, events: Vec<Event>) -> Vec<Prediction> {
@@ -101,10 +110,7 @@ impl Screener {
                 (rule_results, found)
             }
         };
-        let model_id = self.similarity.as_ref().map(|s| s.embedder.model_id.clone());
-        let elapsed = started.elapsed();
-        let per_event_ms = elapsed.as_secs_f64() * 1e3 / events.len() as f64;
-        self.metrics.batch_latency.observe(elapsed.as_secs_f64());
+        let (model_id, per_event_ms) = self.batch_done(started, events.len());
         let predictions: Vec<Prediction> = events
             .into_iter()
             .zip(rule_results)
@@ -176,10 +182,7 @@ impl Screener {
                 verdict(i, r, c.score(&events[i].content, r), c)
             });
         }
-        let model_id = self.similarity.as_ref().map(|s| s.embedder.model_id.clone());
-        let elapsed = started.elapsed();
-        let per_event_ms = elapsed.as_secs_f64() * 1e3 / events.len() as f64;
-        self.metrics.batch_latency.observe(elapsed.as_secs_f64());
+        let (model_id, per_event_ms) = self.batch_done(started, events.len());
         let predictions: Vec<Prediction> = events
             .into_iter()
             .zip(rule_results)

@@ -40,12 +40,8 @@ pub enum Command {
         /// Plugin directory (default: PLUGIN_DIR).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Refuse the plugin if, on these labelled rows, it lowers any category's F1
-        /// by more than --max-f1-drop against the installed version (as `palisade backtest`).
-        #[arg(long)]
-        gate: Option<PathBuf>,
-        #[arg(long, default_value_t = 0.01, requires = "gate")]
-        max_f1_drop: f64,
+        #[command(flatten)]
+        gate: Gate,
         /// Install as a shadow candidate (into DIR/shadow): it scores live batches beside
         /// the active version without affecting routing (GET /v1/admin/shadow).
         #[arg(long)]
@@ -59,11 +55,8 @@ pub enum Command {
         /// Plugin directory (default: PLUGIN_DIR).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// As for `install`: refuse it if it lowers any category's F1 on these rows by more than --max-f1-drop.
-        #[arg(long)]
-        gate: Option<PathBuf>,
-        #[arg(long, default_value_t = 0.01, requires = "gate")]
-        max_f1_drop: f64,
+        #[command(flatten)]
+        gate: Gate,
     },
     /// Make an Ed25519 key pair for signing plugins: OUT.key (secret, mode 0600) and
     /// OUT.pub (for PLUGIN_TRUSTED_KEYS).
@@ -84,16 +77,31 @@ pub enum Command {
     },
 }
 
+/// `--gate FILE [--max-f1-drop D]` of `install` and `promote`.
+#[derive(clap::Args)]
+pub struct Gate {
+    /// Refuse the plugin if, on these labelled rows, it lowers any category's F1
+    /// by more than --max-f1-drop against the installed version (as `palisade backtest`).
+    #[arg(long)]
+    gate: Option<PathBuf>,
+    #[arg(long, default_value_t = 0.01, requires = "gate")]
+    max_f1_drop: f64,
+}
+
+impl Gate {
+    fn file_and_drop(self) -> Option<(PathBuf, f64)> {
+        self.gate.map(|g| (g, self.max_f1_drop))
+    }
+}
+
 pub fn run(config: &Config, command: Command) -> anyhow::Result<()> {
     match command {
         Command::List { dir } => list::run(config, dir),
         Command::Check { file, manifest, text } => check::run(&file, manifest.as_deref(), &text),
-        Command::Install { file, manifest, dir, gate, max_f1_drop, shadow } => {
-            install::run(config, &file, &manifest, dir, gate.map(|g| (g, max_f1_drop)), shadow)
+        Command::Install { file, manifest, dir, gate, shadow } => {
+            install::run(config, &file, &manifest, dir, gate.file_and_drop(), shadow)
         }
-        Command::Promote { name, dir, gate, max_f1_drop } => {
-            promote::run(config, &name, dir, gate.map(|g| (g, max_f1_drop)))
-        }
+        Command::Promote { name, dir, gate } => promote::run(config, &name, dir, gate.file_and_drop()),
         Command::Keygen { out } => keygen::run(&out),
         Command::Sign { file, manifest, key } => sign::run(&file, &manifest, &key),
     }
