@@ -24,6 +24,7 @@ use palisade_detect::vectors::flat::FlatStore;
 use palisade_detect::vectors::{Item, VectorStore};
 use palisade_plugins::PluginHost;
 use palisade_plugins::rules::{self, RuleResult};
+use palisade_vocab::Category;
 
 pub struct EvalInput<'a> {
     pub rows: Vec<Labelled>,
@@ -56,7 +57,7 @@ pub struct EvalOutput {
 
 /// One category's ranking by the classifier's score.
 pub struct CategoryRanking {
-    pub category: &'static str,
+    pub category: Category,
     /// Average precision of the category's probability over the rows.
     pub pr_auc: f64,
     /// The threshold the classifier decides with (one per fold with `--train`).
@@ -94,7 +95,7 @@ pub fn run(input: EvalInput<'_>) -> anyhow::Result<EvalOutput> {
         "rules only",
         rows.iter()
             .zip(&rule_results)
-            .map(|(row, r)| predict(event(row), r.clone(), None, input.policy).category.into())
+            .map(|(row, r)| predict(event(row), r.clone(), None, input.policy).category.to_string())
             .collect(),
     ));
     if let Some(near) = &neighbours {
@@ -227,7 +228,11 @@ fn rankings(rows: &[Labelled], scored: &[Scored], thresholds: &[[f32; CATEGORIES
             let mut used: Vec<f32> = thresholds.iter().map(|t| t[k]).collect();
             used.sort_by(f32::total_cmp);
             used.dedup();
-            CategoryRanking { category: CATEGORIES[k], pr_auc: average_precision(&scores, &positive), thresholds: used }
+            CategoryRanking {
+                category: Category::ALL[k],
+                pr_auc: average_precision(&scores, &positive),
+                thresholds: used,
+            }
         })
         .collect()
 }

@@ -71,6 +71,12 @@ impl std::fmt::Display for Category {
     }
 }
 
+impl AsRef<str> for Category {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl PartialEq<&str> for Category {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other

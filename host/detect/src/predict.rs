@@ -23,6 +23,7 @@
 use crate::classify::{CATEGORIES, Scored};
 use palisade_core::Event;
 use palisade_plugins::rules::RuleResult;
+use palisade_vocab::Category;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -53,7 +54,7 @@ pub struct TopHit {
     pub plugin: String,
     pub rule: String,
     pub weight: f32,
-    pub category: Option<&'static str>,
+    pub category: Option<Category>,
     pub detail: Option<String>,
 }
 
@@ -63,7 +64,7 @@ pub struct Prediction {
     pub risk_score: f32,
     pub rule_score: f32,
     pub embedding_score: Option<f32>,
-    pub category: &'static str,
+    pub category: Category,
     pub confidence: f32,
     pub high_risk: bool,
     pub flags: Vec<String>,
@@ -120,12 +121,7 @@ fn without_text<S: serde::Serializer>(past: &[crate::vectors::Neighbour], s: S) 
 }
 
 /// Combine one event's stage results (`SCORING=weighted`).
-pub fn predict(
-    event: Event,
-    rules: RuleResult,
-    embedding: Option<(f32, &'static str)>,
-    w: DecisionPolicy,
-) -> Prediction {
+pub fn predict(event: Event, rules: RuleResult, embedding: Option<(f32, Category)>, w: DecisionPolicy) -> Prediction {
     let (risk, mut flags) = match embedding {
         Some((e, _)) => ((w.rules * rules.score + w.embedding * e) / (w.rules + w.embedding), Vec::new()),
         None => (rules.score, vec!["heuristics_only".to_string()]),
@@ -137,7 +133,7 @@ pub fn predict(
         _ => rules.category,
     };
     // The category says where the event goes: a risk at or below the threshold is LOW_RISK.
-    let category = if high_risk { category } else { "LOW_RISK" };
+    let category = if high_risk { category } else { Category::LowRisk };
     let span = if high_risk { 1.0 - w.threshold } else { w.threshold };
     let confidence = (0.5 + 0.5 * ((risk - w.threshold).abs() / span.max(f32::EPSILON))).clamp(0.5, 1.0);
     if high_risk {
@@ -167,7 +163,7 @@ pub fn classified(
     w: &DecisionPolicy,
 ) -> Prediction {
     let (category, risk, overridden) = decide(&rules, scored, w);
-    let high_risk = category != "LOW_RISK";
+    let high_risk = category.is_risky();
     let mut flags = Vec::new();
     if overridden {
         flags.push("rule_override".into());
@@ -179,11 +175,10 @@ pub fn classified(
         flags.push("embedded".into());
     }
     let mut p = from_rules(event, rules, flags);
-    let at = CATEGORIES.iter().position(|c| *c == category).unwrap_or(0);
     p.risk_score = risk;
     p.embedding_score = embedding;
     p.category = category;
-    p.confidence = if overridden { p.rule_score } else { scored.scores[at] };
+    p.confidence = if overridden { p.rule_score } else { scored.scores[category.index()] };
     p.high_risk = high_risk;
     p.scoring = "classifier";
     p.category_scores = Some(CATEGORIES.iter().copied().zip(scored.scores).collect());
@@ -194,10 +189,9 @@ pub fn classified(
 /// The classifier's category and risk with the rules' override (a rule score
 /// above `w.threshold` with a risky category wins over a `LOW_RISK` verdict whose
 /// risk is at least `w.override_min_risk`), and whether the override applied.
-pub fn decide(rules: &RuleResult, scored: &Scored, w: &DecisionPolicy) -> (&'static str, f32, bool) {
+pub fn decide(rules: &RuleResult, scored: &Scored, w: &DecisionPolicy) -> (Category, f32, bool) {
     let allowed = w.override_min_risk < 1.0 && scored.risk() >= w.override_min_risk;
-    let overridden =
-        allowed && scored.category == "LOW_RISK" && rules.score > w.threshold && rules.category != "LOW_RISK";
+    let overridden = allowed && !scored.category.is_risky() && rules.score > w.threshold && rules.category.is_risky();
     if overridden {
         (rules.category, scored.risk().max(rules.score), true)
     } else {
@@ -241,7 +235,7 @@ fn from_rules(event: Event, rules: RuleResult, mut flags: Vec<String>) -> Predic
         risk_score: 0.0,
         rule_score: rules.score,
         embedding_score: None,
-        category: "LOW_RISK",
+        category: Category::LowRisk,
         confidence: 0.0,
         high_risk: false,
         flags,
@@ -265,7 +259,7 @@ fn from_rules(event: Event, rules: RuleResult, mut flags: Vec<String>) -> Predic
 mod tests {
     use super::*;
 
-    fn rules(score: f32, category: &'static str) -> RuleResult {
+    fn rules(score: f32, category: Category) -> RuleResult {
         RuleResult {
             score,
             category,
@@ -278,17 +272,17 @@ mod tests {
     #[test]
     fn weights_threshold_and_flags() {
         let w = DecisionPolicy::default();
-        let p = predict(Event::sample("x"), rules(0.9, "TOXIC"), Some((0.5, "SPAM")), w);
+        let p = predict(Event::sample("x"), rules(0.9, Category::Toxic), Some((0.5, Category::Spam)), w);
         assert!((p.risk_score - 0.74).abs() < 1e-6);
-        assert!(p.high_risk && p.category == "TOXIC");
+        assert!(p.high_risk && p.category == Category::Toxic);
         assert!(p.flags.contains(&"plugin_fault:broken".to_string()));
         assert!(p.flags.contains(&"degraded".to_string()) && p.degraded == ["broken"]);
-        let p = predict(Event::sample("x"), rules(0.1, "TOXIC"), None, w);
-        assert_eq!((p.category, p.high_risk), ("LOW_RISK", false));
+        let p = predict(Event::sample("x"), rules(0.1, Category::Toxic), None, w);
+        assert_eq!((p.category, p.high_risk), (Category::LowRisk, false));
         assert!(p.flags.contains(&"heuristics_only".to_string()));
         assert!(p.confidence > 0.8, "far below the threshold: {}", p.confidence);
-        let p = predict(Event::sample("x"), rules(0.6, "TOXIC"), Some((0.99, "HATE_SPEECH")), w);
-        assert_eq!(p.category, "HATE_SPEECH", "the embedding carries more weight here");
+        let p = predict(Event::sample("x"), rules(0.6, Category::Toxic), Some((0.99, Category::HateSpeech)), w);
+        assert_eq!(p.category, Category::HateSpeech, "the embedding carries more weight here");
     }
 
     /// The category and the route agree: an event routed to `events:low_risk`
@@ -298,10 +292,12 @@ mod tests {
     fn the_category_agrees_with_the_route() {
         let w = DecisionPolicy::default();
         for rule in [0.0, 0.2, 0.5, 0.7, 0.8, 1.0] {
-            for knn in [None, Some((0.1, "SPAM")), Some((0.5, "TOXIC")), Some((0.95, "HATE_SPEECH"))] {
-                let p = predict(Event::sample("x"), rules(rule, "TOXIC"), knn, w);
+            for knn in
+                [None, Some((0.1, Category::Spam)), Some((0.5, Category::Toxic)), Some((0.95, Category::HateSpeech))]
+            {
+                let p = predict(Event::sample("x"), rules(rule, Category::Toxic), knn, w);
                 assert_eq!(
-                    p.category != "LOW_RISK",
+                    p.category != Category::LowRisk,
                     p.high_risk,
                     "rules {rule}, embedding {knn:?}: risk {} labelled {} but high_risk {}",
                     p.risk_score,
@@ -311,35 +307,37 @@ mod tests {
             }
         }
         // The case that was wrong: risk 0.5 under a 0.7 threshold was TOXIC yet routed low.
-        let p = predict(Event::sample("x"), rules(0.5, "TOXIC"), None, w);
-        assert_eq!((p.category, p.high_risk), ("LOW_RISK", false));
+        let p = predict(Event::sample("x"), rules(0.5, Category::Toxic), None, w);
+        assert_eq!((p.category, p.high_risk), (Category::LowRisk, false));
     }
 
     #[test]
     fn classifier_verdicts_and_rule_overrides() {
         let w = DecisionPolicy::default();
-        let low = Scored { scores: [0.9, 0.02, 0.05, 0.01, 0.01, 0.01, 0.0], category: "LOW_RISK", embedded: false };
-        let p = classified(Event::sample("x"), rules(0.1, "TOXIC"), &low, "v1", None, &w);
-        assert_eq!((p.category, p.high_risk, p.scoring), ("LOW_RISK", false, "classifier"));
+        let low =
+            Scored { scores: [0.9, 0.02, 0.05, 0.01, 0.01, 0.01, 0.0], category: Category::LowRisk, embedded: false };
+        let p = classified(Event::sample("x"), rules(0.1, Category::Toxic), &low, "v1", None, &w);
+        assert_eq!((p.category, p.high_risk, p.scoring), (Category::LowRisk, false, "classifier"));
         assert!((p.risk_score - 0.1).abs() < 1e-6 && (p.confidence - 0.9).abs() < 1e-6);
         assert_eq!(p.category_scores.as_ref().unwrap().len(), 7);
         // A rule above the bar is policy: it routes high with its category.
-        let p = classified(Event::sample("x"), rules(0.9, "VIOLENCE"), &low, "v1", None, &w);
-        assert_eq!((p.category, p.high_risk), ("VIOLENCE", true));
+        let p = classified(Event::sample("x"), rules(0.9, Category::Violence), &low, "v1", None, &w);
+        assert_eq!((p.category, p.high_risk), (Category::Violence, true));
         assert!(p.flags.contains(&"rule_override".to_string()) && p.risk_score >= 0.9);
-        let spam = Scored { scores: [0.3, 0.6, 0.1, 0.0, 0.0, 0.0, 0.0], category: "SPAM", embedded: false };
-        let p = classified(Event::sample("x"), rules(0.9, "VIOLENCE"), &spam, "v1", Some(0.4), &w);
-        assert_eq!((p.category, p.high_risk), ("SPAM", true), "the classifier's risky verdict stands");
+        let spam = Scored { scores: [0.3, 0.6, 0.1, 0.0, 0.0, 0.0, 0.0], category: Category::Spam, embedded: false };
+        let p = classified(Event::sample("x"), rules(0.9, Category::Violence), &spam, "v1", Some(0.4), &w);
+        assert_eq!((p.category, p.high_risk), (Category::Spam, true), "the classifier's risky verdict stands");
         assert!(p.flags.contains(&"embedded".to_string()) && !p.flags.contains(&"rule_override".to_string()));
         // RULE_OVERRIDE_MIN_RISK: a LOW_RISK verdict whose risk is under it stands.
         let sure = DecisionPolicy { override_min_risk: 0.2, ..w };
-        let p = classified(Event::sample("x"), rules(0.9, "VIOLENCE"), &low, "v1", None, &sure);
-        assert_eq!((p.category, p.high_risk), ("LOW_RISK", false), "risk 0.1 is under 0.2");
-        let unsure = Scored { scores: [0.7, 0.02, 0.25, 0.01, 0.01, 0.01, 0.0], category: "LOW_RISK", embedded: false };
-        let p = classified(Event::sample("x"), rules(0.9, "VIOLENCE"), &unsure, "v1", None, &sure);
-        assert_eq!((p.category, p.high_risk), ("VIOLENCE", true), "risk 0.3 reaches 0.2");
+        let p = classified(Event::sample("x"), rules(0.9, Category::Violence), &low, "v1", None, &sure);
+        assert_eq!((p.category, p.high_risk), (Category::LowRisk, false), "risk 0.1 is under 0.2");
+        let unsure =
+            Scored { scores: [0.7, 0.02, 0.25, 0.01, 0.01, 0.01, 0.0], category: Category::LowRisk, embedded: false };
+        let p = classified(Event::sample("x"), rules(0.9, Category::Violence), &unsure, "v1", None, &sure);
+        assert_eq!((p.category, p.high_risk), (Category::Violence, true), "risk 0.3 reaches 0.2");
         let never = DecisionPolicy { override_min_risk: 1.0, ..w };
-        let p = classified(Event::sample("x"), rules(1.0, "VIOLENCE"), &unsure, "v1", None, &never);
-        assert_eq!(p.category, "LOW_RISK", "1 turns the override off");
+        let p = classified(Event::sample("x"), rules(1.0, Category::Violence), &unsure, "v1", None, &never);
+        assert_eq!(p.category, Category::LowRisk, "1 turns the override off");
     }
 }

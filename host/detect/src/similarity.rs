@@ -10,6 +10,7 @@
 
 use crate::classify::CATEGORIES;
 use crate::vectors::Neighbour;
+use palisade_vocab::Category;
 
 /// Each category's total weight (`max(similarity, 0)²` per neighbour) and the
 /// top similarity; `None` without neighbours.
@@ -42,15 +43,15 @@ pub fn label_mix(neighbours: &[Neighbour]) -> Option<([f32; CATEGORIES.len()], f
 }
 
 /// `(score, category)`, or `None` without neighbours.
-pub fn embedding_score(neighbours: &[Neighbour]) -> Option<(f32, &'static str)> {
+pub fn embedding_score(neighbours: &[Neighbour]) -> Option<(f32, Category)> {
     let (totals, top) = weights(neighbours)?;
     let all: f32 = totals.iter().sum();
     if all <= 0.0 {
-        return Some((0.0, "LOW_RISK"));
+        return Some((0.0, Category::LowRisk));
     }
     let risky: f32 = totals[1..].iter().sum();
     let (best, weight) = totals[1..].iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("categories");
-    let category = if *weight > 0.0 { CATEGORIES[best + 1] } else { "LOW_RISK" };
+    let category = if *weight > 0.0 { Category::ALL[best + 1] } else { Category::LowRisk };
     Some(((risky / all) * trust(top), category))
 }
 
@@ -68,7 +69,7 @@ mod tests {
         assert!(s > 0.9 && c == "SPAM", "{s} {c}");
         let (s, _) = embedding_score(&[n("SPAM", 0.2), n("SPAM", 0.2)]).unwrap();
         assert!(s < 0.5, "far neighbours are weak evidence: {s}");
-        assert_eq!(embedding_score(&[n("LOW_RISK", 0.9)]).unwrap(), (0.0, "LOW_RISK"));
+        assert_eq!(embedding_score(&[n("LOW_RISK", 0.9)]).unwrap(), (0.0, Category::LowRisk));
         assert!(embedding_score(&[]).is_none());
         let (mix, trust) = label_mix(&[n("SPAM", 0.8), n("LOW_RISK", 0.4), n("unknown", 0.9)]).unwrap();
         assert!((mix.iter().sum::<f32>() - 1.0).abs() < 1e-6 && mix[1] > 0.75 && trust == 1.0, "{mix:?}");

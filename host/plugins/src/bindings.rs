@@ -150,11 +150,18 @@ impl From<palisade_vocab::Category> for Category {
     }
 }
 
+impl From<Category> for palisade_vocab::Category {
+    /// `palisade-vocab` lists the categories in the WIT's order, as the bindings'
+    /// enum does (a test checks both).
+    fn from(c: Category) -> Self {
+        palisade_vocab::Category::ALL[c as usize]
+    }
+}
+
 impl Category {
-    /// The wire name (`LOW_RISK`, `SPAM`, …): `palisade-vocab`'s table, which lists the
-    /// categories in the WIT's order, as this enum does (a test checks both).
+    /// The wire name (`LOW_RISK`, `SPAM`, …).
     pub fn as_str(self) -> &'static str {
-        palisade_vocab::Category::ALL[self as usize].as_str()
+        palisade_vocab::Category::from(self).as_str()
     }
 }
 

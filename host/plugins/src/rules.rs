@@ -11,6 +11,7 @@
 use super::lending::{LentLabel, entities_of};
 use super::{Mode, Plugin, PluginHost, PluginKind, PluginVersion, Verdict, to_wit};
 use palisade_core::Event;
+use palisade_vocab::Category;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ pub struct PluginVerdict {
     pub mode: Mode,
     pub weight: f32,
     pub score: f32,
-    pub category: Option<&'static str>,
+    pub category: Option<Category>,
     pub hits: Vec<Hit>,
 }
 
@@ -31,7 +32,7 @@ pub struct PluginVerdict {
 pub struct Hit {
     pub rule: String,
     pub weight: f32,
-    pub category: Option<&'static str>,
+    pub category: Option<Category>,
     pub detail: Option<String>,
 }
 
@@ -39,7 +40,7 @@ pub struct Hit {
 #[derive(Debug, Clone, Serialize)]
 pub struct RuleResult {
     pub score: f32,
-    pub category: &'static str,
+    pub category: Category,
     pub verdicts: Vec<PluginVerdict>,
     /// Plugins that could not score this batch, with why.
     pub failed: Vec<(String, String)>,
@@ -61,7 +62,7 @@ impl RuleResult {
     pub fn none() -> Self {
         RuleResult {
             score: 0.0,
-            category: "LOW_RISK",
+            category: Category::LowRisk,
             verdicts: Vec::new(),
             failed: Vec::new(),
             unavailable: Vec::new(),
@@ -164,18 +165,18 @@ fn plugin_verdict(m: &crate::Manifest, v: Verdict) -> PluginVerdict {
         mode: m.mode,
         weight: m.weight,
         score: v.score,
-        category: v.category.map(|c| c.as_str()),
+        category: v.category.map(Category::from),
         hits: v
             .hits
             .into_iter()
-            .map(|h| Hit { rule: h.rule, weight: h.weight, category: h.category.map(|c| c.as_str()), detail: h.detail })
+            .map(|h| Hit { rule: h.rule, weight: h.weight, category: h.category.map(Category::from), detail: h.detail })
             .collect(),
     }
 }
 
 fn combine(r: &mut RuleResult) {
     let mut keep = 1.0f32;
-    let mut best: Option<(f32, &'static str)> = None;
+    let mut best: Option<(f32, Category)> = None;
     for v in r.verdicts.iter().filter(|v| v.mode == Mode::Enforce) {
         let c = (v.weight * v.score).clamp(0.0, 1.0);
         keep *= 1.0 - c;
@@ -186,5 +187,5 @@ fn combine(r: &mut RuleResult) {
         }
     }
     r.score = 1.0 - keep;
-    r.category = best.map_or("LOW_RISK", |(_, c)| c);
+    r.category = best.map_or(Category::LowRisk, |(_, c)| c);
 }

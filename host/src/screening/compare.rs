@@ -2,13 +2,14 @@
 //! pair, risk deltas by tenth, and a bounded sample of the events that flipped.
 //! Shared by live shadow candidates (`shadow`) and `palisade backtest`.
 
+use palisade_vocab::Category;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// An event's verdict under one side.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Verdict {
-    pub category: &'static str,
+    pub category: Category,
     pub risk: f32,
 }
 
@@ -105,7 +106,7 @@ mod tests {
 
     #[test]
     fn flips_and_deltas_are_counted_by_pair_and_tenth() {
-        let v = |category, risk| Verdict { category, risk };
+        let v = |category, risk| Verdict { category: Category::parse(category).unwrap(), risk };
         let mut c = Comparison::default();
         c.add("1-0", "a", v("LOW_RISK", 0.1), v("LOW_RISK", 0.15), 5);
         c.add("2-0", "b", v("LOW_RISK", 0.2), v("TOXIC", 0.9), 5);

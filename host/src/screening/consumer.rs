@@ -346,7 +346,7 @@ impl Consumer {
         self.screener.metrics.routed(&predictions, dead.len());
         self.count_degraded(&predictions);
         for (event_span, p) in event_spans.iter().zip(&predictions) {
-            event_span.record("category", p.category);
+            event_span.record("category", p.category.as_str());
             event_span.record("destination", if p.high_risk { "reasoning_queue" } else { "low_risk" });
         }
         Ok(())

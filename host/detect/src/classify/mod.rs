@@ -53,7 +53,8 @@ pub const RULE_FEATURES: usize = CATEGORIES.len();
 pub fn rule_features(r: &RuleResult) -> [f32; RULE_FEATURES] {
     let mut f = [0f32; RULE_FEATURES];
     f[0] = r.score;
-    if let Some(i) = category_index(r.category).filter(|i| *i > 0) {
+    if r.category.is_risky() {
+        let i = r.category.index();
         f[i] = r.score;
     }
     f
@@ -71,7 +72,7 @@ pub struct Contribution {
 pub struct Scored {
     /// Probability per category, in [`CATEGORIES`] order (sums to 1).
     pub scores: [f32; CATEGORIES.len()],
-    pub category: &'static str,
+    pub category: Category,
     /// The embedding head's probabilities are mixed in (its thresholds decide).
     #[serde(skip)]
     pub embedded: bool,
@@ -218,8 +219,8 @@ impl Classifier {
     }
 
     /// The word n-grams of `text` that pushed hardest toward `category` (at most `n`).
-    pub fn contributions(&self, text: &str, category: &str, n: usize) -> Vec<Contribution> {
-        let Some(k) = category_index(category) else { return Vec::new() };
+    pub fn contributions(&self, text: &str, category: Category, n: usize) -> Vec<Contribution> {
+        let k = category.index();
         let normalised = normalise(text);
         let params = self.params();
         let counts = count(&normalised, params);
@@ -250,9 +251,9 @@ impl Classifier {
 
 /// The risky category with the highest probability among those at or over
 /// their threshold; `LOW_RISK` when none is.
-pub fn decide(scores: &[f32; CATEGORIES.len()], thresholds: &[f32; CATEGORIES.len()]) -> &'static str {
+pub fn decide(scores: &[f32; CATEGORIES.len()], thresholds: &[f32; CATEGORIES.len()]) -> Category {
     (1..CATEGORIES.len())
         .filter(|i| scores[*i] >= thresholds[*i])
         .max_by(|a, b| scores[*a].total_cmp(&scores[*b]))
-        .map_or("LOW_RISK", |i| CATEGORIES[i])
+        .map_or(Category::LowRisk, |i| Category::ALL[i])
 }

@@ -264,7 +264,7 @@ fn calibrate_all(out_of_fold: &[Probs], labels: &[u8], target: Option<f64>) -> P
 }
 
 fn decide_all(out_of_fold: &[Probs], thresholds: &Probs) -> Vec<u8> {
-    out_of_fold.iter().map(|p| super::category_index(super::decide(p, thresholds)).expect("a category") as u8).collect()
+    out_of_fold.iter().map(|p| super::decide(p, thresholds).index() as u8).collect()
 }
 
 fn named(thresholds: &Probs) -> BTreeMap<String, f32> {
