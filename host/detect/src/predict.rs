@@ -10,11 +10,12 @@
 //! - confidence: how far the risk sits from the threshold, scaled to [0.5, 1].
 //!
 //! With the trained classifier (`SCORING=classifier`, [`classified`]): the seven
-//! `category_scores` (probabilities, summing to 1), `category` = the top risky
-//! category at or over its calibrated threshold else `LOW_RISK`, `risk_score` =
-//! 1 − P(LOW_RISK), `high_risk` = the category is not `LOW_RISK` (that is what
-//! routes to `events:reasoning_queue`), confidence = the probability of the
-//! category given, and the explanation adds the word n-grams that pulled hardest.
+//! `category_scores` (probabilities, summing to 1), `risk_score` = 1 − P(LOW_RISK),
+//! `category` as [`crate::classify::decide`] says (routed on risk, labelled by
+//! the most probable risky category), `high_risk` = the category is not
+//! `LOW_RISK` (that is what routes to `events:reasoning_queue`), confidence = the
+//! probability that route is right (the risk when high, P(LOW_RISK) when low),
+//! and the explanation adds the word n-grams that pulled hardest.
 //! Rules stay policy: a rule score above `SCREENING_THRESHOLD` routes high with
 //! the rule's category even where the classifier says `LOW_RISK` (`rule_override`),
 //! unless the classifier's own risk is below `RULE_OVERRIDE_MIN_RISK` (default 0:
@@ -178,7 +179,15 @@ pub fn classified(
     p.risk_score = risk;
     p.embedding_score = embedding;
     p.category = category;
-    p.confidence = if overridden { p.rule_score } else { scored.scores[category.index()] };
+    // How likely the route is right: the risk when high, P(LOW_RISK) when low
+    // (a risky event's category may hold only a third of the probability).
+    p.confidence = if overridden {
+        p.rule_score
+    } else if high_risk {
+        risk
+    } else {
+        scored.scores[0]
+    };
     p.high_risk = high_risk;
     p.scoring = "classifier";
     p.category_scores = Some(CATEGORIES.iter().copied().zip(scored.scores).collect());
@@ -339,5 +348,33 @@ mod tests {
         let never = DecisionPolicy { override_min_risk: 1.0, ..w };
         let p = classified(Event::sample("x"), rules(1.0, Category::Violence), &unsure, "v1", None, &never);
         assert_eq!(p.category, Category::LowRisk, "1 turns the override off");
+    }
+
+    #[test]
+    fn risk_spread_over_three_risky_categories_routes_high_with_the_most_probable() {
+        // 0.94 risk, none of the three risky categories at its own threshold.
+        let scores = [0.06, 0.02, 0.30, 0.28, 0.02, 0.32, 0.0];
+        let thresholds = [0.55, 0.5, 0.4, 0.5, 0.6, 0.8, 0.5];
+        let scored = Scored { scores, category: crate::classify::decide(&scores, &thresholds), embedded: false };
+        let p = classified(
+            Event::sample("x"),
+            rules(0.0, Category::LowRisk),
+            &scored,
+            "v1",
+            None,
+            &DecisionPolicy::default(),
+        );
+        assert_eq!((p.category, p.high_risk), (Category::Violence, true));
+        assert!((p.risk_score - 0.94).abs() < 1e-6 && p.flags.contains(&"high_risk".to_string()));
+        assert!((p.confidence - 0.94).abs() < 1e-6, "sure it is harmful, not sure which way: {}", p.confidence);
+        // Without an any-flag threshold (an artifact from before it) the same
+        // scores went low: what this fixes.
+        let before = [2.0, 0.5, 0.4, 0.5, 0.6, 0.8, 0.5];
+        assert_eq!(crate::classify::decide(&scores, &before), Category::LowRisk);
+        // Under the any-flag risk, only a category at its own threshold routes.
+        let calm = [0.7, 0.02, 0.25, 0.01, 0.01, 0.01, 0.0];
+        assert_eq!(crate::classify::decide(&calm, &thresholds), Category::LowRisk);
+        let violent = [0.5, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0];
+        assert_eq!(crate::classify::decide(&violent, &[0.6, 1.0, 1.0, 1.0, 1.0, 0.45, 1.0]), Category::Violence);
     }
 }

@@ -36,6 +36,8 @@ pub struct Scores {
     pub macro_f1: f64,
     pub weighted_f1: f64,
     pub accuracy: f64,
+    /// Flagged or not: any risky category against `LOW_RISK`, on both sides.
+    pub any_flag: Stat,
     pub rows: usize,
     /// (true, predicted) → count.
     #[serde(skip)]
@@ -71,7 +73,13 @@ impl Scores {
             per_category.insert(l.to_string(), Stat { precision, recall, f1, support });
         }
         let n = truth.len() as f64;
+        let risky = |l: &String| l != "LOW_RISK";
+        let flagged = predicted.iter().filter(|p| risky(p)).count() as f64;
+        let support = truth.iter().filter(|t| risky(t)).count();
+        let hit = truth.iter().zip(predicted).filter(|(t, p)| risky(t) && risky(p)).count() as f64;
+        let (precision, recall, f1) = crate::classify::train::prf(hit, flagged, support);
         Scores {
+            any_flag: Stat { precision, recall, f1, support },
             per_category,
             macro_f1: macro_f1 / f64::from(classes.max(1)),
             weighted_f1: weighted_f1 / n.max(1.0),
@@ -93,6 +101,11 @@ pub fn report(name: &str, truth: &[String], predicted: &[String]) -> String {
     out += &format!(
         "macro F1 {:.3}   weighted F1 {:.3}   accuracy {:.3}   ({} rows)\n",
         scores.macro_f1, scores.weighted_f1, scores.accuracy, scores.rows
+    );
+    let a = scores.any_flag;
+    out += &format!(
+        "any flag (risky vs LOW_RISK): precision {:.3}   recall {:.3}   F1 {:.3}   ({} risky)\n",
+        a.precision, a.recall, a.f1, a.support
     );
     let labels: Vec<&String> = scores.per_category.keys().collect();
     out += &format!("confusion (rows: true, columns: predicted)\n{:<22}", "");
@@ -123,5 +136,10 @@ mod tests {
         assert!(r.contains("SPAM                       1.000     0.500     0.667        2"), "{r}");
         assert!(r.contains("LOW_RISK                   0.667     1.000     0.800        2"), "{r}");
         assert!(r.contains("accuracy 0.750"), "{r}");
+        // A hate message called TOXIC is a wrong category but a right flag.
+        let t: Vec<String> = ["HATE_SPEECH", "SPAM", "LOW_RISK", "LOW_RISK"].map(String::from).to_vec();
+        let p: Vec<String> = ["TOXIC", "LOW_RISK", "SPAM", "LOW_RISK"].map(String::from).to_vec();
+        let a = Scores::of(&t, &p).any_flag;
+        assert_eq!((a.precision, a.recall, a.f1, a.support), (0.5, 0.5, 0.5, 2));
     }
 }

@@ -77,6 +77,12 @@ pub struct Meta {
     /// The sentence-embedding model the weights expect, when they use one.
     pub embedding_model: Option<String>,
     pub thresholds: BTreeMap<String, f32>,
+    /// The risk (1 − P(`LOW_RISK`)) from which an event is high risk whatever
+    /// category carries it: F1-optimal out of fold for "risky or not", sources
+    /// weighted alike. Absent (an artifact from before it): only the
+    /// per-category thresholds route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub any_flag: Option<f32>,
     /// How the thresholds were chosen (e.g. "F1-optimal out of fold", "precision ≥ 0.90 out of fold").
     pub threshold_rule: String,
     pub training: Vec<TrainingFile>,

@@ -33,6 +33,9 @@ pub struct HeadMeta {
     pub c: f64,
     /// Thresholds for mixed scores (out of fold, the same rule as the n-gram model's).
     pub thresholds: BTreeMap<String, f32>,
+    /// The any-flag threshold for mixed scores (see `Meta::any_flag`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub any_flag: Option<f32>,
     /// Out-of-fold figures of the mix at those thresholds, beside the n-gram model's alone.
     pub macro_f1: f64,
     pub weighted_f1: f64,

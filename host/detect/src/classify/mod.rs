@@ -95,9 +95,12 @@ pub struct Classifier {
     head: Option<(head::Head, f32, [f32; CATEGORIES.len()])>,
 }
 
-fn threshold_array(named: &std::collections::BTreeMap<String, f32>) -> [f32; CATEGORIES.len()] {
+/// The thresholds [`decide`] takes: the any-flag one in the `LOW_RISK` slot
+/// (none: above any risk, so only the per-category ones route), then one per
+/// risky category.
+fn threshold_array(named: &std::collections::BTreeMap<String, f32>, any_flag: Option<f32>) -> [f32; CATEGORIES.len()] {
     let mut thresholds = [1.0; CATEGORIES.len()];
-    thresholds[0] = 0.0;
+    thresholds[0] = any_flag.unwrap_or(NO_ANY_FLAG);
     for (name, t) in named {
         if let Some(i) = category_index(name) {
             thresholds[i] = *t;
@@ -150,9 +153,9 @@ impl Vocabulary {
 impl Classifier {
     pub fn new(a: Artifact) -> Self {
         let vocab = Vocabulary::new(a.meta.features, a.buckets, a.idf);
-        let thresholds = threshold_array(&a.meta.thresholds);
+        let thresholds = threshold_array(&a.meta.thresholds, a.meta.any_flag);
         let head = match (a.head, &a.meta.embedding_head) {
-            (Some(h), Some(m)) => Some((h, m.share, threshold_array(&m.thresholds))),
+            (Some(h), Some(m)) => Some((h, m.share, threshold_array(&m.thresholds, m.any_flag))),
             _ => None,
         };
         Classifier { vocab, w: a.w, b: a.b, thresholds, head, meta: a.meta }
@@ -249,11 +252,20 @@ impl Classifier {
     }
 }
 
-/// The risky category with the highest probability among those at or over
-/// their threshold; `LOW_RISK` when none is.
+/// The any-flag threshold of an artifact that has none: above every risk.
+const NO_ANY_FLAG: f32 = 2.0;
+
+/// Route on risk, label by category: an event is risky when its total risk
+/// (1 − P(`LOW_RISK`)) reaches the any-flag threshold (`thresholds[0]`), or when
+/// a risky category reaches its own threshold. Its category is the most probable
+/// risky category among those at their threshold, else the most probable risky
+/// one; `LOW_RISK` when neither holds. So probability spread over several risky
+/// categories still routes high, and a per-category threshold can only add.
 pub fn decide(scores: &[f32; CATEGORIES.len()], thresholds: &[f32; CATEGORIES.len()]) -> Category {
-    (1..CATEGORIES.len())
-        .filter(|i| scores[*i] >= thresholds[*i])
-        .max_by(|a, b| scores[*a].total_cmp(&scores[*b]))
-        .map_or(Category::LowRisk, |i| Category::ALL[i])
+    let top = |over: &dyn Fn(usize) -> bool| {
+        (1..CATEGORIES.len()).filter(|i| over(*i)).max_by(|a, b| scores[*a].total_cmp(&scores[*b]))
+    };
+    let cleared = top(&|i| scores[i] >= thresholds[i]);
+    let risky = cleared.or_else(|| top(&|_| 1.0 - scores[0] >= thresholds[0]));
+    risky.map_or(Category::LowRisk, |i| Category::ALL[i])
 }

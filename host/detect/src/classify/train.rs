@@ -251,10 +251,14 @@ pub fn calibrate(scores: &[f32], positive: &[bool], target: Option<f64>) -> f32 
     lowest_at_target.unwrap_or(best_t)
 }
 
-/// One threshold per risky category from out-of-fold probabilities (LOW_RISK: 0).
-fn calibrate_all(out_of_fold: &[Probs], labels: &[u8], target: Option<f64>) -> Probs {
+/// The decision's thresholds from out-of-fold probabilities: in the `LOW_RISK`
+/// slot the any-flag threshold on the total risk ([`calibrate_any_flag`]), then
+/// one per risky category.
+fn calibrate_all(out_of_fold: &[Probs], labels: &[u8], balance: &[f32], target: Option<f64>) -> Probs {
     let mut thresholds = [1.0f32; CATEGORIES.len()];
-    thresholds[0] = 0.0;
+    let risk: Vec<f32> = out_of_fold.iter().map(|p| 1.0 - p[0]).collect();
+    let risky: Vec<bool> = labels.iter().map(|l| *l != 0).collect();
+    thresholds[0] = calibrate_any_flag(&risk, &risky, balance);
     for (k, t) in thresholds.iter_mut().enumerate().skip(1) {
         let scores: Vec<f32> = out_of_fold.iter().map(|p| p[k]).collect();
         let positive: Vec<bool> = labels.iter().map(|l| *l as usize == k).collect();
@@ -263,10 +267,47 @@ fn calibrate_all(out_of_fold: &[Probs], labels: &[u8], target: Option<f64>) -> P
     thresholds
 }
 
+/// The any-flag threshold: the risk (1 − P(`LOW_RISK`)) at which flagging is
+/// F1-optimal for "risky or not" on out-of-fold risks, each row weighted by
+/// `balance` so that every source counts alike (a big source does not set the
+/// cut for the others). 1.0 without risky rows.
+pub fn calibrate_any_flag(risk: &[f32], risky: &[bool], balance: &[f32]) -> f32 {
+    let total: f64 = risky.iter().zip(balance).filter(|(r, _)| **r).map(|(_, w)| f64::from(*w)).sum();
+    if total <= 0.0 {
+        return 1.0;
+    }
+    let mut order: Vec<usize> = (0..risk.len()).collect();
+    order.sort_by(|a, b| risk[*b].total_cmp(&risk[*a]));
+    let (mut tp, mut flagged, mut best_f1, mut best_t) = (0f64, 0f64, -1.0, 1.0f32);
+    for (rank, i) in order.iter().enumerate() {
+        let w = f64::from(balance[*i]);
+        flagged += w;
+        if risky[*i] {
+            tp += w;
+        }
+        if order.get(rank + 1).is_some_and(|j| risk[*j] == risk[*i]) {
+            continue;
+        }
+        let f1 = 2.0 * tp / (flagged + total);
+        if f1 > best_f1 {
+            (best_f1, best_t) = (f1, risk[*i]);
+        }
+    }
+    best_t
+}
+
+/// Per-row weights that give every source the same total (for calibration).
+fn source_balance(examples: &[Example]) -> Vec<f32> {
+    let mut n_source: BTreeMap<&str, usize> = BTreeMap::new();
+    examples.iter().for_each(|e| *n_source.entry(e.source.as_str()).or_default() += 1);
+    examples.iter().map(|e| 1.0 / n_source[e.source.as_str()] as f32).collect()
+}
+
 fn decide_all(out_of_fold: &[Probs], thresholds: &Probs) -> Vec<u8> {
     out_of_fold.iter().map(|p| super::decide(p, thresholds).index() as u8).collect()
 }
 
+/// The risky categories' thresholds by name (the any-flag one is kept apart).
 fn named(thresholds: &Probs) -> BTreeMap<String, f32> {
     CATEGORIES.iter().zip(thresholds).skip(1).map(|(c, t)| (c.to_string(), *t)).collect()
 }
@@ -291,12 +332,13 @@ fn fit_head(
     e: &Embeddings<'_>,
     labels: &[u8],
     weights: &[f32],
+    balance: &[f32],
     fold_of: &[usize],
-    folds: usize,
     ngram_oof: &[Probs],
     s: &TrainSettings,
 ) -> anyhow::Result<(Head, HeadMeta)> {
     anyhow::ensure!(e.vectors.len() == labels.len(), "{} embeddings for {} rows", e.vectors.len(), labels.len());
+    let folds = fold_of.iter().max().map_or(0, |f| f + 1);
     let dim = e.vectors.first().map_or(0, |v| v.len());
     anyhow::ensure!(dim > 0 && e.vectors.iter().all(|v| v.len() == dim), "embeddings of mixed or empty size");
     let progress = palisade_core::progress::bar("embedding head fits", folds as u64 + 1);
@@ -317,7 +359,7 @@ fn fit_head(
     }
     let head = Head::fit(&e.vectors, labels, weights, s.max_iter);
     progress.finish();
-    let thresholds = calibrate_all(&mixed, labels, s.target_precision);
+    let thresholds = calibrate_all(&mixed, labels, balance, s.target_precision);
     let (macro_f1, weighted_f1, _) = f1_scores(labels, &decide_all(&mixed, &thresholds));
     let meta = HeadMeta {
         model: e.model.clone(),
@@ -325,6 +367,7 @@ fn fit_head(
         share: super::head::SHARE,
         c: super::head::C,
         thresholds: named(&thresholds),
+        any_flag: Some(thresholds[0]),
         macro_f1,
         weighted_f1,
         sha256: String::new(),
@@ -405,7 +448,8 @@ pub fn train(
     let best = (0..grid_len).max_by(|a, b| grid[*a].macro_f1.total_cmp(&grid[*b].macro_f1)).expect("a grid");
     let out_of_fold = std::mem::take(&mut oof[best]);
 
-    let thresholds = calibrate_all(&out_of_fold, &labels, s.target_precision);
+    let balance = source_balance(examples);
+    let thresholds = calibrate_all(&out_of_fold, &labels, &balance, s.target_precision);
     let (macro_f1, weighted_f1, per) = f1_scores(&labels, &decide_all(&out_of_fold, &thresholds));
     let categories = (1..CATEGORIES.len())
         .chain([0])
@@ -437,7 +481,7 @@ pub fn train(
     let head = match embeddings {
         Some(e) => {
             let weights = row_weights(&labels, &factors, cw);
-            Some(fit_head(e, &labels, &weights, &fold_of, folds, &out_of_fold, s)?)
+            Some(fit_head(e, &labels, &weights, &balance, &fold_of, &out_of_fold, s)?)
         }
         None => None,
     };
@@ -456,6 +500,7 @@ pub fn train(
         rule_features,
         embedding_model: head.as_ref().map(|(_, m)| m.model.clone()),
         thresholds: named(&thresholds),
+        any_flag: Some(thresholds[0]),
         threshold_rule: match s.target_precision {
             Some(t) => format!("lowest with out-of-fold precision ≥ {t} (F1-optimal where none reaches it)"),
             None => "F1-optimal on out-of-fold probabilities".into(),
@@ -545,6 +590,11 @@ pub fn report(meta: &Meta) -> String {
         );
     }
     out += &format!("  macro F1 {:.3}   weighted F1 {:.3}\n", cv.macro_f1, cv.weighted_f1);
+    if let Some(t) = meta.any_flag {
+        out += &format!(
+            "  high risk from a total risk (1 − P(LOW_RISK)) of {t:.3} whatever category carries it (the LOW_RISK row's threshold; F1-optimal out of fold, sources weighted alike)\n"
+        );
+    }
     if let Some(h) = &meta.embedding_head {
         out += &format!(
             "embedding head ({}, {} dims, share {}): out of fold, mixed with the n-grams at its own thresholds:\n  macro F1 {:.3}   weighted F1 {:.3}\n",
@@ -566,5 +616,20 @@ mod tests {
         assert_eq!(calibrate(&scores, &positive, Some(1.0)), 0.8);
         assert_eq!(calibrate(&scores, &[false; 6], None), 1.0);
         assert!((average_precision(&scores, &positive) - (1.0 + 1.0 + 0.75) / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_any_flag_threshold_weighs_every_source_alike() {
+        // Source A (ten rows): risky rows from 0.6, three benign ones at 0.25.
+        // Source B (two rows): its risky row scores 0.2, its benign one 0.02.
+        let mut risk = vec![0.9, 0.8, 0.7, 0.6, 0.25, 0.25, 0.25, 0.05, 0.05, 0.05];
+        let mut risky = vec![true, true, true, true, false, false, false, false, false, false];
+        assert_eq!(calibrate_any_flag(&risk, &risky, &[1.0; 10]), 0.6, "source A alone");
+        risk.extend([0.2, 0.02]);
+        risky.extend([true, false]);
+        assert_eq!(calibrate_any_flag(&risk, &risky, &[1.0; 12]), 0.6, "row by row, B hardly counts");
+        let balanced: Vec<f32> = (0..12).map(|i| if i < 10 { 0.1 } else { 0.5 }).collect();
+        assert_eq!(calibrate_any_flag(&risk, &risky, &balanced), 0.2, "sources alike: B's risky row is worth flagging");
+        assert_eq!(calibrate_any_flag(&risk, &[false; 12], &balanced), 1.0);
     }
 }
