@@ -97,7 +97,7 @@ impl LabelStore {
         format!("{}{entity}", self.key_prefix)
     }
 
-    fn with_conn<T>(&self, f: impl FnOnce(&mut SyncConn) -> redis::RedisResult<T>) -> Result<T, StoreError> {
+    fn with_conn<T>(&self, f: impl FnMut(&mut SyncConn) -> redis::RedisResult<T>) -> Result<T, StoreError> {
         self.conn.with_conn(f).map_err(StoreError)
     }
 
@@ -155,8 +155,8 @@ impl LabelStore {
         if entities.is_empty() {
             return Ok(Vec::new());
         }
-        let hvals = entities.iter().map(|e| redis::cmd("HVALS").arg(self.key(e)).to_owned()).collect();
-        let values: Vec<Vec<String>> = self.with_conn(|c| c.pipeline(hvals))?;
+        let hvals: Vec<redis::Cmd> = entities.iter().map(|e| redis::cmd("HVALS").arg(self.key(e)).to_owned()).collect();
+        let values: Vec<Vec<String>> = self.with_conn(|c| c.pipeline(hvals.clone()))?;
         let now = palisade_core::now_ms();
         Ok(values
             .into_iter()

@@ -54,7 +54,7 @@ impl Campaigns {
             cmds.push(redis::cmd("PEXPIRE").arg(key).arg(self.window_ms).arg("NX").to_owned());
             cmds.push(redis::cmd("PFCOUNT").arg(key).to_owned());
         }
-        let counts = match self.conn.with_conn(|c| c.pipeline::<Vec<redis::Value>>(cmds)) {
+        let counts = match self.conn.with_conn(|c| c.pipeline::<Vec<redis::Value>>(cmds.clone())) {
             Ok(values) => values,
             Err(e) => {
                 static FAILURES: std::sync::LazyLock<palisade_core::telemetry::Sampled> =

@@ -115,7 +115,10 @@ impl SyncConn {
 /// A synchronous connection shared by a store's worker threads: opened on first
 /// use, dropped after any error and opened again on a later use, but not within
 /// a second of a failed connect (a down Redis costs each call an error, not a
-/// connect timeout).
+/// connect timeout). A call whose connection times out or drops mid-answer is
+/// tried once more on a fresh connection: on a starved machine one late answer
+/// must not cost a verdict its rule (every call here is a read or an idempotent
+/// write).
 pub struct LazySync {
     target: Target,
     timeout: Duration,
@@ -134,29 +137,36 @@ impl LazySync {
         LazySync { target, timeout, state: Default::default() }
     }
 
-    /// Run `f` on the connection; the error as text.
-    pub fn with_conn<T>(&self, f: impl FnOnce(&mut SyncConn) -> redis::RedisResult<T>) -> Result<T, String> {
+    /// Run `f` on the connection (twice at most, see above); the error as text.
+    pub fn with_conn<T>(&self, mut f: impl FnMut(&mut SyncConn) -> redis::RedisResult<T>) -> Result<T, String> {
         const RETRY_AFTER: Duration = Duration::from_secs(1);
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(at) = state.failed_at.filter(|at| at.elapsed() < RETRY_AFTER) {
-            return Err(format!("Redis unreachable {} ms ago; retrying shortly", at.elapsed().as_millis()));
-        }
-        let mut conn = match state.conn.take() {
-            Some(conn) => conn,
-            None => match self.target.connect_sync(self.timeout) {
-                Ok(conn) => conn,
-                Err(e) => {
-                    state.failed_at = Some(std::time::Instant::now());
-                    return Err(e.to_string());
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            if let Some(at) = state.failed_at.filter(|at| at.elapsed() < RETRY_AFTER) {
+                return Err(format!("Redis unreachable {} ms ago; retrying shortly", at.elapsed().as_millis()));
+            }
+            let mut conn = match state.conn.take() {
+                Some(conn) => conn,
+                None => match self.target.connect_sync(self.timeout) {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        state.failed_at = Some(std::time::Instant::now());
+                        return Err(e.to_string());
+                    }
+                },
+            };
+            state.failed_at = None;
+            match f(&mut conn) {
+                Ok(answer) => {
+                    state.conn = Some(conn); // kept only while it answers
+                    return Ok(answer);
                 }
-            },
-        };
-        state.failed_at = None;
-        let result = f(&mut conn);
-        if result.is_ok() {
-            state.conn = Some(conn); // kept only while it answers
+                Err(e) if tries == 1 && (e.is_timeout() || e.is_connection_dropped() || e.is_io_error()) => continue,
+                Err(e) => return Err(e.to_string()),
+            }
         }
-        result.map_err(|e| e.to_string())
     }
 }
 

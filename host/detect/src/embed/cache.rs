@@ -25,7 +25,7 @@ impl EmbeddingCache {
         format!("{}{}", self.key_prefix, hex::encode(Sha256::digest(text.as_bytes())))
     }
 
-    fn with_conn<T>(&self, f: impl FnOnce(&mut SyncConn) -> redis::RedisResult<T>) -> Option<T> {
+    fn with_conn<T>(&self, f: impl FnMut(&mut SyncConn) -> redis::RedisResult<T>) -> Option<T> {
         self.conn.with_conn(f).ok()
     }
 
@@ -56,13 +56,13 @@ impl EmbeddingCache {
         if items.is_empty() {
             return;
         }
-        let sets = items
+        let sets: Vec<redis::Cmd> = items
             .iter()
             .map(|(text, vector)| {
                 let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
                 redis::cmd("SET").arg(self.key(text)).arg(bytes).arg("EX").arg(self.ttl_seconds).to_owned()
             })
             .collect();
-        let _ = self.with_conn(|c| c.pipeline::<()>(sets));
+        let _ = self.with_conn(|c| c.pipeline::<()>(sets.clone()));
     }
 }
