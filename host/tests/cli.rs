@@ -230,3 +230,53 @@ fn keygen_sign_install_and_list_a_signed_plugin() {
     let (_, out) = palisade_env(&["plugins", "list", "--dir", dir.to_str().unwrap()], &env);
     assert!(out.contains("unsigned: no threats.sig"), "{out}");
 }
+
+/// `palisade train` with `--add`: the rows trained on before are read back from
+/// beside the earlier artifact (the active one, `CLASSIFIER_DIR`), only the added
+/// rows go through the model, and the model is the one a fresh training makes.
+#[test]
+fn training_again_with_added_rows_embeds_only_those_rows() {
+    let sms = std::fs::read_to_string(root().join("data/sms-spam.dev.jsonl")).unwrap();
+    let rows: Vec<&str> = sms.lines().step_by(25).take(160).collect();
+    assert_eq!(rows.len(), 160);
+    let dir = tempfile::tempdir().unwrap();
+    let (base, added) = (dir.path().join("base.jsonl"), dir.path().join("team.jsonl"));
+    std::fs::write(&base, rows[..120].join("\n")).unwrap();
+    std::fs::write(&added, rows[120..].join("\n")).unwrap();
+    let train = |out: &str, active: &str, add: bool| {
+        let mut args = vec!["train", base.to_str().unwrap()];
+        if add {
+            args.extend(["--add", added.to_str().unwrap()]);
+        }
+        let out = dir.path().join(out);
+        args.extend([
+            "--out",
+            out.to_str().unwrap(),
+            "--folds",
+            "2",
+            "--c",
+            "3",
+            "--class-weight",
+            "balanced",
+            "--no-rules",
+        ]);
+        let run = Command::new(env!("CARGO_BIN_EXE_palisade"))
+            .args(&args)
+            .env("CLASSIFIER_DIR", dir.path().join(active))
+            .current_dir(root())
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+        assert!(run.status.success(), "{text}");
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("classifier.json")).unwrap()).unwrap();
+        (text, meta["version"].as_str().unwrap().to_string())
+    };
+    let (first, _) = train("first", "none", false);
+    assert!(first.contains("embedded 120 of 120 rows"), "{first}");
+    let (second, version) = train("second", "first", true);
+    assert!(second.contains("embedded 40 of 160 rows (120 read back"), "{second}");
+    let (fresh, fresh_version) = train("fresh", "none", true);
+    assert!(fresh.contains("embedded 160 of 160 rows"), "{fresh}");
+    assert_eq!(version, fresh_version, "read-back vectors train the same model");
+}

@@ -124,10 +124,22 @@ fn train_on(
         }
         _ => None,
     };
+    // Rows embedded for an earlier training (this OUT's or the active model's)
+    // are read back, not embedded again.
     let vectors = match &embedder {
         Some(e) => {
+            use palisade_detect::embed::saved::{embed_with_saved, path_beside};
             let texts: Vec<&str> = examples.iter().map(|x| x.text.as_str()).collect();
-            palisade_detect::vectors::bank::embed_texts(e, &texts, "embedding rows")?
+            let active: Vec<PathBuf> = config.classifier.dir.as_deref().map(path_beside).into_iter().collect();
+            let keep = path_beside(out);
+            let (vectors, embedded) = embed_with_saved(e, &texts, &keep, &active, "embedding rows")?;
+            println!(
+                "embedded {embedded} of {} rows ({} read back; saved in {})",
+                texts.len(),
+                texts.len() - embedded,
+                keep.display()
+            );
+            vectors
         }
         None => Vec::new(),
     };

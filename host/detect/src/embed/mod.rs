@@ -6,6 +6,7 @@
 //! for long ones. No Redis, no HTTP here.
 
 pub mod cache;
+pub mod saved;
 
 use ndarray::Array2;
 use ort::session::Session;
