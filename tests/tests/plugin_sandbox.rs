@@ -25,7 +25,10 @@ fn each_hostile_behaviour_fails_only_its_call_and_the_next_event_is_served() {
         let started = Instant::now();
         let err = hostile.score(&event(content)).expect_err(content);
         let CallError::Fault(_, fault) = &err else { panic!("{content}: {err}") };
-        assert_eq!(fault.label(), want, "{content}: {fault}");
+        // A loop is stopped by the 10 ms backstop or, when the epoch ticker runs
+        // late on a busy machine, by its fuel: the sandbox either way.
+        let by_fuel = content == "loop" && fault.label() == "fuel";
+        assert!(fault.label() == want || by_fuel, "{content}: {fault}");
         // Stopped by the sandbox, not by the test harness.
         assert!(started.elapsed() < Duration::from_secs(5), "{content} took {:?}", started.elapsed());
         let ok = hostile.score(&event("hello")).expect("the next event is served");
@@ -44,12 +47,16 @@ fn each_hostile_behaviour_fails_only_its_call_and_the_next_event_is_served() {
     assert!(results[1].score > 0.5);
 
     let info = host.get("hostile").unwrap().info();
-    assert_eq!(info.errors.get("timeout"), Some(&1));
+    let looped = if info.errors.contains_key("fuel") { "fuel" } else { "timeout" };
+    assert_eq!(info.errors.get(looped), Some(&1));
     assert_eq!(info.errors.get("memory"), Some(&2));
     assert_eq!(info.errors.get("trap"), Some(&3));
     assert_eq!(info.state, PluginState::Active, "max_faults is 100 in the hostile manifest");
     let text = palisade_core::telemetry::render(&registry);
-    assert!(text.contains(r#"palisade_plugin_errors_total{error="timeout",plugin="hostile"} 1"#), "{text}");
+    assert!(
+        text.contains(&format!(r#"palisade_plugin_errors_total{{error="{looped}",plugin="hostile"}} 1"#)),
+        "{text}"
+    );
 }
 
 #[test]
