@@ -112,8 +112,7 @@ fn source_factors(examples: &[Example], balance: bool) -> Vec<f32> {
     if !balance {
         return vec![1.0; examples.len()];
     }
-    let mut n_source: BTreeMap<&str, usize> = BTreeMap::new();
-    examples.iter().for_each(|e| *n_source.entry(e.source.as_str()).or_default() += 1);
+    let n_source = rows_per_source(examples);
     let (n, sources) = (examples.len() as f32, n_source.len() as f32);
     examples.iter().map(|e| (n / (sources * n_source[e.source.as_str()] as f32)).sqrt()).collect()
 }
@@ -298,9 +297,14 @@ pub fn calibrate_any_flag(risk: &[f32], risky: &[bool], balance: &[f32]) -> f32 
 
 /// Per-row weights that give every source the same total (for calibration).
 fn source_balance(examples: &[Example]) -> Vec<f32> {
+    let n_source = rows_per_source(examples);
+    examples.iter().map(|e| 1.0 / n_source[e.source.as_str()] as f32).collect()
+}
+
+fn rows_per_source(examples: &[Example]) -> BTreeMap<&str, usize> {
     let mut n_source: BTreeMap<&str, usize> = BTreeMap::new();
     examples.iter().for_each(|e| *n_source.entry(e.source.as_str()).or_default() += 1);
-    examples.iter().map(|e| 1.0 / n_source[e.source.as_str()] as f32).collect()
+    n_source
 }
 
 fn decide_all(out_of_fold: &[Probs], thresholds: &Probs) -> Vec<u8> {
