@@ -280,3 +280,21 @@ fn training_again_with_added_rows_embeds_only_those_rows() {
     assert!(fresh.contains("embedded 160 of 160 rows"), "{fresh}");
     assert_eq!(version, fresh_version, "read-back vectors train the same model");
 }
+
+/// `palisade screen` answers with the verdict (the rules and the classifier
+/// together), not one stage's: a spam message no rule knows is SPAM and high
+/// risk while the rules alone say LOW_RISK; an everyday one is low.
+#[test]
+fn screen_answers_with_the_verdict_and_each_stage_apart() {
+    let screen = |text: &str| {
+        let (ok, out) = palisade(&["screen", text]);
+        assert!(ok, "{out}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let spam = screen("Buy 5,000 real followers for $7.99, fast delivery, see the link in my bio");
+    assert_eq!((&spam["category"], &spam["high_risk"]), (&"SPAM".into(), &true.into()), "{spam}");
+    assert_eq!(spam["rule_category"], "LOW_RISK", "{spam}");
+    assert!(spam["risk_score"].as_f64().unwrap() > 0.5, "{spam}");
+    let everyday = screen("see you at the match on saturday, I'll bring snacks");
+    assert_eq!((&everyday["category"], &everyday["high_risk"]), (&"LOW_RISK".into(), &false.into()), "{everyday}");
+}
