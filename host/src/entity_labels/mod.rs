@@ -155,8 +155,8 @@ impl LabelStore {
         if entities.is_empty() {
             return Ok(Vec::new());
         }
-        let hvals: Vec<redis::Cmd> = entities.iter().map(|e| redis::cmd("HVALS").arg(self.key(e)).to_owned()).collect();
-        let values: Vec<Vec<String>> = self.with_conn(|c| c.pipeline(hvals.clone()))?;
+        let hvals = || entities.iter().map(|e| redis::cmd("HVALS").arg(self.key(e)).to_owned()).collect();
+        let values: Vec<Vec<String>> = self.with_conn(|c| c.pipeline(hvals()))?;
         let now = palisade_core::now_ms();
         Ok(values
             .into_iter()

@@ -46,15 +46,18 @@ impl Campaigns {
         if keyed.is_empty() {
             return;
         }
-        let mut cmds = Vec::with_capacity(keyed.len() * 3);
-        for (i, key) in &keyed {
-            let event = &predictions[*i].event;
-            let account = event.author_id.as_deref().unwrap_or(&event.user_id);
-            cmds.push(redis::cmd("PFADD").arg(key).arg(account).to_owned());
-            cmds.push(redis::cmd("PEXPIRE").arg(key).arg(self.window_ms).arg("NX").to_owned());
-            cmds.push(redis::cmd("PFCOUNT").arg(key).to_owned());
-        }
-        let counts = match self.conn.with_conn(|c| c.pipeline::<Vec<redis::Value>>(cmds.clone())) {
+        let cmds = || {
+            let mut cmds = Vec::with_capacity(keyed.len() * 3);
+            for (i, key) in &keyed {
+                let event = &predictions[*i].event;
+                let account = event.author_id.as_deref().unwrap_or(&event.user_id);
+                cmds.push(redis::cmd("PFADD").arg(key).arg(account).to_owned());
+                cmds.push(redis::cmd("PEXPIRE").arg(key).arg(self.window_ms).arg("NX").to_owned());
+                cmds.push(redis::cmd("PFCOUNT").arg(key).to_owned());
+            }
+            cmds
+        };
+        let counts = match self.conn.with_conn(|c| c.pipeline::<Vec<redis::Value>>(cmds())) {
             Ok(values) => values,
             Err(e) => {
                 static FAILURES: std::sync::LazyLock<palisade_core::telemetry::Sampled> =

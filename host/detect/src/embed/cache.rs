@@ -56,13 +56,16 @@ impl EmbeddingCache {
         if items.is_empty() {
             return;
         }
-        let sets: Vec<redis::Cmd> = items
-            .iter()
-            .map(|(text, vector)| {
-                let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
-                redis::cmd("SET").arg(self.key(text)).arg(bytes).arg("EX").arg(self.ttl_seconds).to_owned()
-            })
-            .collect();
-        let _ = self.with_conn(|c| c.pipeline::<()>(sets.clone()));
+        // Built inside the call: a retried call builds them again, a first one once.
+        let sets = || {
+            items
+                .iter()
+                .map(|(text, vector)| {
+                    let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    redis::cmd("SET").arg(self.key(text)).arg(bytes).arg("EX").arg(self.ttl_seconds).to_owned()
+                })
+                .collect()
+        };
+        let _ = self.with_conn(|c| c.pipeline::<()>(sets()));
     }
 }
