@@ -224,22 +224,30 @@ pub fn average_precision(scores: &[f32], positive: &[bool]) -> f64 {
 /// One category's threshold from out-of-fold scores: F1-optimal, or the lowest
 /// reaching `target` precision (F1-optimal when none does). 1.0 without positives.
 pub fn calibrate(scores: &[f32], positive: &[bool], target: Option<f64>) -> f32 {
-    let total = positive.iter().filter(|p| **p).count();
-    if total == 0 {
+    calibrate_weighted(scores, positive, |_| 1.0, target)
+}
+
+/// [`calibrate`] with each row counted `weight(row)` times.
+fn calibrate_weighted(scores: &[f32], positive: &[bool], weight: impl Fn(usize) -> f64, target: Option<f64>) -> f32 {
+    let total: f64 = (0..scores.len()).filter(|i| positive[*i]).map(&weight).sum();
+    if total <= 0.0 {
         return 1.0;
     }
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
-    let (mut tp, mut best_f1, mut best_t, mut lowest_at_target) = (0usize, -1.0, 0.5f32, None);
+    let (mut tp, mut flagged, mut best_f1, mut best_t, mut lowest_at_target) = (0.0, 0.0, -1.0, 0.5f32, None);
     for (rank, i) in order.iter().enumerate() {
-        tp += usize::from(positive[*i]);
+        flagged += weight(*i);
+        if positive[*i] {
+            tp += weight(*i);
+        }
         // Only cut between distinct scores.
         if order.get(rank + 1).is_some_and(|j| scores[*j] == scores[*i]) {
             continue;
         }
-        let precision = tp as f64 / (rank + 1) as f64;
-        let recall = tp as f64 / total as f64;
-        let f1 = if tp > 0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
+        let precision = tp / flagged;
+        let recall = tp / total;
+        let f1 = if tp > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
         if f1 > best_f1 {
             (best_f1, best_t) = (f1, scores[*i]);
         }
@@ -271,28 +279,7 @@ fn calibrate_all(out_of_fold: &[Probs], labels: &[u8], balance: &[f32], target: 
 /// `balance` so that every source counts alike (a big source does not set the
 /// cut for the others). 1.0 without risky rows.
 pub fn calibrate_any_flag(risk: &[f32], risky: &[bool], balance: &[f32]) -> f32 {
-    let total: f64 = risky.iter().zip(balance).filter(|(r, _)| **r).map(|(_, w)| f64::from(*w)).sum();
-    if total <= 0.0 {
-        return 1.0;
-    }
-    let mut order: Vec<usize> = (0..risk.len()).collect();
-    order.sort_by(|a, b| risk[*b].total_cmp(&risk[*a]));
-    let (mut tp, mut flagged, mut best_f1, mut best_t) = (0f64, 0f64, -1.0, 1.0f32);
-    for (rank, i) in order.iter().enumerate() {
-        let w = f64::from(balance[*i]);
-        flagged += w;
-        if risky[*i] {
-            tp += w;
-        }
-        if order.get(rank + 1).is_some_and(|j| risk[*j] == risk[*i]) {
-            continue;
-        }
-        let f1 = 2.0 * tp / (flagged + total);
-        if f1 > best_f1 {
-            (best_f1, best_t) = (f1, risk[*i]);
-        }
-    }
-    best_t
+    calibrate_weighted(risk, risky, |i| f64::from(balance[i]), None)
 }
 
 /// Per-row weights that give every source the same total (for calibration).
