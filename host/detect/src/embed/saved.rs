@@ -71,25 +71,26 @@ impl SavedEmbeddings {
     }
 
     /// The vector of every text, in order: saved ones as they are, the others
-    /// embedded by `embed` (called once per chunk of misses) and kept. Returns
-    /// the vectors and how many texts were embedded.
+    /// embedded by `embed` (called once, with every text not saved) and kept.
+    /// Returns the vectors and how many texts were embedded.
     pub fn embed_missing(
         &mut self,
         texts: &[&str],
-        mut embed: impl FnMut(&[&str]) -> anyhow::Result<Vec<Vec<f32>>>,
+        embed: impl FnOnce(&[&str]) -> anyhow::Result<Vec<Vec<f32>>>,
     ) -> anyhow::Result<(Vec<Vec<f32>>, usize)> {
         let keys: Vec<[u8; 32]> = texts.iter().map(|t| hash(t)).collect();
-        let mut missing: Vec<&str> = Vec::new();
+        let mut missing: Vec<(&str, [u8; 32])> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (text, key) in texts.iter().zip(&keys) {
             if !self.by_text.contains_key(key) && seen.insert(*key) {
-                missing.push(text);
+                missing.push((text, *key));
             }
         }
         if !missing.is_empty() {
-            for (key, vector) in missing.iter().map(|t| hash(t)).zip(embed(&missing)?) {
+            let vectors = embed(&missing.iter().map(|(text, _)| *text).collect::<Vec<_>>())?;
+            for ((_, key), vector) in missing.iter().zip(vectors) {
                 anyhow::ensure!(vector.len() == self.dim, "the model gave {} numbers, not {}", vector.len(), self.dim);
-                self.by_text.insert(key, vector);
+                self.by_text.insert(*key, vector);
             }
         }
         Ok((keys.iter().map(|k| self.by_text[k].clone()).collect(), missing.len()))
