@@ -311,7 +311,7 @@ impl Process {
             plugins: self.plugins.clone(),
             similarity,
             classifier,
-            cascade_band: c.classifier.cascade.0.then_some(c.classifier.band),
+            cascade_band: c.classifier.cascade_band(),
             knn_weight: c.classifier.knn_weight,
             shadows: Some(self.shadows.clone()),
             policy: c.decision_policy(),

@@ -47,8 +47,7 @@ pub fn run(config: &Config, text: &str) -> anyhow::Result<()> {
     let verdict = match &scored {
         Some((c, s)) => {
             let settings = &config.classifier;
-            let reached =
-                config.model.dir.is_some() && cascade::in_band(settings.cascade.0.then_some(settings.band), s.risk());
+            let reached = config.model.dir.is_some() && cascade::in_band(settings.cascade_band(), s.risk());
             let found = if reached { Some(embedding_stage(config, text)?) } else { None };
             let embedded = found.as_ref().map(|(vector, neighbours)| cascade::Embedded { vector, neighbours });
             cascade::cascade(event.clone(), result.clone(), s.clone(), embedded, c, settings.knn_weight, &policy)

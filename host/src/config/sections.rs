@@ -230,6 +230,13 @@ section! {
     }
 }
 
+impl ClassifierConfig {
+    /// The classifier risks that reach the embedding stage (`None`: every one, `CASCADE=off`).
+    pub fn cascade_band(&self) -> Option<Band> {
+        self.cascade.0.then_some(self.band)
+    }
+}
+
 section! {
     /// The sentence-embedding model.
     pub struct ModelConfig {
