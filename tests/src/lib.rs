@@ -804,6 +804,13 @@ pub fn model_files() -> (PathBuf, PathBuf) {
     (model, lib)
 }
 
+/// The toxicity side model `scripts/setup` converted from the tox-block wheel.
+pub fn toxicity_model() -> PathBuf {
+    let path = repo_root().join("var/models/tox-block/tox-block.bin");
+    assert!(path.is_file(), "run scripts/setup first: no toxicity side model at {}", path.display());
+    path
+}
+
 /// The default classifier `scripts/setup` trained (`var/classifier`).
 pub fn default_classifier() -> PathBuf {
     let dir = repo_root().join("var/classifier");

@@ -7,6 +7,8 @@
 //! - `predict`: the decision policy and the prediction it makes of stage results.
 //! - `cascade`: one event's stage results through the cascade to its prediction
 //!   (what screening and `palisade eval` both call).
+//! - `toxicity`: the toxicity side model (tox-block, a BiLSTM run natively), whose
+//!   scores the classifier takes as features.
 //! - `scores`: predictions against labels (precision, recall, F1, confusion).
 //!
 //! It depends on `palisade-core`, `palisade-plugins` (the rule stage's results)
@@ -19,4 +21,5 @@ pub mod embed;
 pub mod predict;
 pub mod scores;
 pub mod similarity;
+pub mod toxicity;
 pub mod vectors;

@@ -66,6 +66,13 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<()> {
             c.band.low, c.band.high, c.knn_weight, c.rule_override_min_risk, config.screening.threshold
         );
     }
+    let train_per_fold = match train {
+        true => Some(palisade_detect::classify::train::TrainSettings {
+            toxicity: super::toxicity_model(config)?,
+            ..Default::default()
+        }),
+        false => None,
+    };
     let out = crate::eval::run(crate::eval::EvalInput {
         rows,
         bank: bank_rows,
@@ -75,7 +82,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<()> {
         plugins: &host,
         embedder: embedder.as_ref(),
         classifier: classifier.as_ref(),
-        train_per_fold: train.then(palisade_detect::classify::train::TrainSettings::default),
+        train_per_fold,
         cascade_band: config.classifier.band,
         knn_weight: config.classifier.knn_weight,
         ann: config.vectors.ann(),

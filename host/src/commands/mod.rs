@@ -91,6 +91,21 @@ pub(crate) fn open(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<std:
 
 /// [`open`] for an offline run (train, eval, backtest): no plugin is quarantined,
 /// so its verdicts do not depend on when it faulted (`fault_summary` reports faults).
+/// The toxicity side model `palisade train` (and `eval --train`) adds as
+/// features: TOXICITY_MODEL, or none when it is `none`.
+pub(crate) fn toxicity_model(
+    config: &Config,
+) -> anyhow::Result<Option<std::sync::Arc<palisade_detect::toxicity::Toxicity>>> {
+    let Some(path) = &config.model.toxicity else { return Ok(None) };
+    let model = palisade_detect::toxicity::Toxicity::load(path).with_context(|| {
+        format!(
+            "the toxicity side model TOXICITY_MODEL={} (scripts/setup converts it; TOXICITY_MODEL=none trains without it)",
+            path.display()
+        )
+    })?;
+    Ok(Some(std::sync::Arc::new(model)))
+}
+
 pub(crate) fn open_offline(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<std::sync::Arc<PluginHost>> {
     open_with(config, dir, true)
 }

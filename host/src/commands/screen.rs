@@ -2,7 +2,8 @@
 //! and the classifier of this machine's configuration, through the service's
 //! cascade (the embedding stage and the example bank where the classifier's risk
 //! lies in `CASCADE_BAND`); JSON out: the verdict (`category`, `high_risk`,
-//! `risk_score`, `flags`), and each stage's own say (`classifier` alone,
+//! `risk_score`, `flags`), and each stage's own say (`classifier` alone, with
+//! the toxicity side model's scores when it carries one,
 //! `rule_score`, `rule_category`, `verdicts`, `violations`).
 
 use super::open;
@@ -61,6 +62,7 @@ pub fn run(config: &Config, text: &str) -> anyhow::Result<()> {
             "risk_score": s.risk(),
             "category_scores": palisade_detect::classify::CATEGORIES.iter().zip(s.scores).collect::<std::collections::BTreeMap<_, _>>(),
             "top_ngrams": c.contributions(text, s.category, 5),
+            "toxicity": c.toxicity(text).map(|t| palisade_detect::toxicity::CLASSES.iter().zip(t).collect::<std::collections::BTreeMap<_, _>>()),
         })
     });
     let out = serde_json::json!({

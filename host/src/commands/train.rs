@@ -72,6 +72,7 @@ pub fn run(config: &Config, args: Args) -> anyhow::Result<()> {
         class_weights,
         target_precision,
         balance_sources: !no_source_balance,
+        toxicity: super::toxicity_model(config)?,
         ..Default::default()
     };
     let mut files: Vec<PathBuf> = files.into_iter().chain(add).collect();

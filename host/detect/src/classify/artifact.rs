@@ -3,23 +3,30 @@
 //! and row counts, cross-validation figures, the embedding model it needs) and
 //! `weights.bin` (the used hash buckets with their IDF, the weight matrix and
 //! intercepts, little-endian) and, when trained with a sentence-embedding model,
-//! `embedding.bin` (the embedding head, `head`). `classifier.json` holds the
+//! `embedding.bin` (the embedding head, `head`), and when trained with the
+//! toxicity side model, `toxicity.bin` (a copy of it). `classifier.json` holds the
 //! sha256 of each: a truncated or altered file is refused, never half-loaded.
 //! Written to a temporary folder then renamed, so a reader sees all or nothing.
 
 use super::CATEGORIES;
 use super::features::FeatureParams;
 use super::head::{HEAD_FILE, Head, HeadMeta};
+use crate::toxicity::{self, Toxicity};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub const META_FILE: &str = "classifier.json";
 pub const WEIGHTS_FILE: &str = "weights.bin";
 const MAGIC: &[u8; 8] = b"PLSDCLF1";
-/// Bumped whenever features or the file layout change: older artifacts are refused (retrain).
-pub const FORMAT: u32 = 2;
+/// Bumped whenever features or the file layout change: older artifacts are
+/// refused (retrain), and an older build refuses a newer artifact. 3: the
+/// toxicity side model's columns.
+pub const FORMAT: u32 = 3;
+/// The formats this build reads (2 lacks only what 3 adds).
+const READS: [u32; 2] = [2, FORMAT];
 
 /// A training file as the artifact records it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -93,6 +100,21 @@ pub struct Meta {
     /// The embedding head (`embedding_model` names its model); absent: n-grams only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding_head: Option<HeadMeta>,
+    /// The toxicity side model whose scores are dense columns after the rule
+    /// features (`toxicity.bin`); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toxicity: Option<ToxicityMeta>,
+}
+
+/// What `classifier.json` records of the toxicity side model.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ToxicityMeta {
+    pub model: String,
+    /// Its scores, in column order.
+    pub features: Vec<String>,
+    /// Classes whose scores these columns do not move (their weights held at 0).
+    pub kept_out_of: Vec<String>,
+    pub sha256: String,
 }
 
 /// An artifact in memory.
@@ -106,6 +128,7 @@ pub struct Artifact {
     pub w: Vec<f32>,
     pub b: Vec<f32>,
     pub head: Option<Head>,
+    pub toxicity: Option<Arc<Toxicity>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,15 +167,26 @@ impl Artifact {
         let bytes = self.weights_bytes();
         let digest = hex::encode(Sha256::digest(&bytes));
         let head = self.head.as_ref().map(Head::to_bytes);
-        self.meta.version = match &head {
-            Some(h) => hex::encode(Sha256::new().chain_update(&bytes).chain_update(h).finalize())[..12].to_string(),
-            None => digest[..12].to_string(),
+        let tox = self.toxicity.as_ref().map(|t| t.bytes.as_slice());
+        self.meta.version = match (&head, tox) {
+            (None, None) => digest[..12].to_string(),
+            _ => {
+                let mut all = Sha256::new().chain_update(&bytes);
+                head.iter().for_each(|h| all.update(h));
+                tox.iter().for_each(|t| all.update(t));
+                hex::encode(all.finalize())[..12].to_string()
+            }
         };
         self.meta.weights_sha256 = digest;
         match (&head, self.meta.embedding_head.as_mut()) {
             (Some(h), Some(m)) => m.sha256 = hex::encode(Sha256::digest(h)),
             (None, None) => {}
             _ => anyhow::bail!("an embedding head needs both its weights and its description"),
+        }
+        match (&self.toxicity, self.meta.toxicity.as_mut()) {
+            (Some(t), Some(m)) => m.sha256 = t.sha256.clone(),
+            (None, None) => {}
+            _ => anyhow::bail!("a toxicity side model needs both its file and its description"),
         }
         let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent)?;
@@ -162,6 +196,9 @@ impl Artifact {
         std::fs::write(staging.join(WEIGHTS_FILE), &bytes)?;
         if let Some(h) = &head {
             std::fs::write(staging.join(HEAD_FILE), h)?;
+        }
+        if let Some(t) = tox {
+            std::fs::write(staging.join(toxicity::FILE), t)?;
         }
         std::fs::write(staging.join(META_FILE), serde_json::to_vec_pretty(&self.meta)?)?;
         if dir.exists() {
@@ -184,8 +221,8 @@ impl Artifact {
         };
         let meta: Meta = serde_json::from_slice(&read(META_FILE)?)
             .map_err(|e| corrupt(&dir.join(META_FILE), format!("not a classifier description: {e}")))?;
-        if meta.format != FORMAT {
-            return Err(corrupt(dir, format!("format {} (this build reads format {FORMAT})", meta.format)));
+        if !READS.contains(&meta.format) {
+            return Err(corrupt(dir, format!("format {} (this build reads formats {READS:?})", meta.format)));
         }
         if meta.categories.iter().map(String::as_str).ne(CATEGORIES) {
             return Err(corrupt(dir, format!("categories {:?}, expected {CATEGORIES:?}", meta.categories)));
@@ -236,6 +273,17 @@ impl Artifact {
                 Some(Head::from_bytes(&bytes, h.dim).map_err(|reason| corrupt(&path, reason))?)
             }
         };
-        Ok(Artifact { meta, buckets, idf, w, b, head })
+        let toxicity = match &meta.toxicity {
+            None => None,
+            Some(t) => {
+                let path = dir.join(toxicity::FILE);
+                let bytes = read(toxicity::FILE)?;
+                if hex::encode(Sha256::digest(&bytes)) != t.sha256 {
+                    return Err(corrupt(&path, "sha256 differs from classifier.json's toxicity.sha256"));
+                }
+                Some(Arc::new(Toxicity::from_bytes(bytes).map_err(|reason| corrupt(&path, reason))?))
+            }
+        };
+        Ok(Artifact { meta, buckets, idf, w, b, head, toxicity })
     }
 }

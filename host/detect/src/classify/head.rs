@@ -60,7 +60,7 @@ impl Head {
     pub fn fit(vectors: &[&[f32]], labels: &[u8], weights: &[f32], max_iter: usize) -> Head {
         let dim = vectors.first().map_or(0, |v| v.len());
         let rows: Vec<Row> = vectors.iter().map(|v| dense(v)).collect();
-        let problem = Problem { rows: &rows, labels, weights, columns: dim, classes: CATEGORIES.len() };
+        let problem = Problem { rows: &rows, labels, weights, columns: dim, classes: CATEGORIES.len(), frozen: &[] };
         let fit = solver::fit(&problem, Settings { c: C, max_iter, ..Settings::default() }, None);
         Head { dim, w: fit.w, b: fit.b }
     }

@@ -1,13 +1,15 @@
 //! The trained classifier: a multinomial linear model over hashed TF-IDF n-grams
-//! (`features`) and the rule stage's verdicts, fitted by `palisade train`
+//! (`features`), the rule stage's verdicts and the toxicity side model's
+//! scores (`crate::toxicity`), fitted by `palisade train`
 //! (`train`, `solver`), stored as an artifact folder (`artifact`), and used by
 //! screening for `category_scores`; with an embedding head (`head`) the events
 //! that are embedded anyway get its say too. Owns the model and its file format;
 //! must not import a service, Redis or the HTTP layer.
 //!
-//! Decision rule: `category` is the risky category with the highest probability
-//! among those at or over their own threshold (calibrated on out-of-fold
-//! predictions at training time), else `LOW_RISK`; `risk_score = 1 − P(LOW_RISK)`.
+//! Decision rule ([`decide`]): route on risk, label by category: high risk
+//! when `risk_score = 1 − P(LOW_RISK)` reaches the any-flag threshold or a
+//! category its own (both calibrated out of fold at training time); the
+//! category is the most probable risky one.
 
 pub mod artifact;
 pub mod features;
@@ -18,10 +20,12 @@ pub mod train;
 
 pub use artifact::{Artifact, ArtifactError, Meta};
 
+use crate::toxicity::{self, Toxicity};
 use features::{FeatureParams, count, normalise, tf_idf};
 use palisade_plugins::rules::RuleResult;
 use palisade_vocab::Category;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// The categories every prediction scores, `LOW_RISK` first: the wire names of
 /// `palisade_vocab::Category::ALL` (the one table host and SDK share).
@@ -46,8 +50,14 @@ pub fn row_hash(id: &str) -> u64 {
 }
 
 /// Dense features after the hashed block: the rule score, then the rule score on
-/// the column of the rule category (one per risky category).
+/// the column of the rule category (one per risky category); then, with the
+/// toxicity side model, its scores (`toxicity::FEATURES`).
 pub const RULE_FEATURES: usize = CATEGORIES.len();
+
+/// The classes the toxicity side model's columns never move: `LOW_RISK` (the
+/// reference) and `SPAM`, so the odds of spam against benign do not depend on
+/// how toxic a message reads.
+pub const TOXICITY_KEPT_OUT_OF: [Category; 2] = [Category::LowRisk, Category::Spam];
 
 /// The rule stage's verdict as dense features.
 pub fn rule_features(r: &RuleResult) -> [f32; RULE_FEATURES] {
@@ -93,6 +103,7 @@ pub struct Classifier {
     thresholds: [f32; CATEGORIES.len()],
     /// The embedding head, its share and the thresholds for mixed scores.
     head: Option<(head::Head, f32, [f32; CATEGORIES.len()])>,
+    toxicity: Option<Arc<Toxicity>>,
 }
 
 /// The thresholds [`decide`] takes: the any-flag one in the `LOW_RISK` slot
@@ -116,15 +127,17 @@ pub(crate) struct Vocabulary {
     pub columns: Vec<u32>,
     pub buckets: Vec<u32>,
     pub idf: Vec<f32>,
+    /// Whether the toxicity side model's columns follow the rule features.
+    pub toxicity: bool,
 }
 
 impl Vocabulary {
-    pub fn new(params: FeatureParams, buckets: Vec<u32>, idf: Vec<f32>) -> Self {
+    pub fn new(params: FeatureParams, buckets: Vec<u32>, idf: Vec<f32>, toxicity: bool) -> Self {
         let mut columns = vec![u32::MAX; params.buckets()];
         for (col, bucket) in buckets.iter().enumerate() {
             columns[*bucket as usize] = col as u32;
         }
-        Vocabulary { columns, buckets, idf }
+        Vocabulary { columns, buckets, idf, toxicity }
     }
 
     /// TF-IDF weights of a text's hashed terms, by bucket (unused buckets dropped).
@@ -135,39 +148,66 @@ impl Vocabulary {
         })
     }
 
-    /// The model's sparse row: hashed columns, then the rule features.
-    pub fn row(&self, counts: &features::Counts, rules: &[f32; RULE_FEATURES]) -> solver::Row {
+    /// The model's sparse row: hashed columns, then the rule features, then the
+    /// toxicity scores (when the vocabulary has their columns).
+    pub fn row(
+        &self,
+        counts: &features::Counts,
+        rules: &[f32; RULE_FEATURES],
+        toxicity: Option<&[f32; toxicity::FEATURES]>,
+    ) -> solver::Row {
         let mut row: solver::Row = self.weigh(counts).into_iter().map(|(b, v)| (self.columns[b as usize], v)).collect();
         row.sort_unstable_by_key(|(c, _)| *c);
         let hashed = self.buckets.len();
-        row.extend(rules.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, v)| ((hashed + i) as u32, *v)));
+        let scores = toxicity.filter(|_| self.toxicity).into_iter().flatten();
+        let dense = rules.iter().chain(scores);
+        row.extend(dense.enumerate().filter(|(_, v)| **v != 0.0).map(|(i, v)| ((hashed + i) as u32, *v)));
         row
     }
 
-    /// Hashed columns plus the rule features.
+    /// Hashed columns plus the dense ones.
     pub fn width(&self) -> usize {
-        self.buckets.len() + RULE_FEATURES
+        self.buckets.len() + RULE_FEATURES + if self.toxicity { toxicity::FEATURES } else { 0 }
+    }
+
+    /// The weights held at 0 (see [`TOXICITY_KEPT_OUT_OF`]), as `column * classes + class`.
+    pub fn frozen(&self) -> Vec<usize> {
+        if !self.toxicity {
+            return Vec::new();
+        }
+        let first = self.buckets.len() + RULE_FEATURES;
+        let classes = CATEGORIES.len();
+        (first..first + toxicity::FEATURES)
+            .flat_map(|col| TOXICITY_KEPT_OUT_OF.iter().map(move |c| col * classes + c.index()))
+            .collect()
     }
 }
 
 impl Classifier {
     pub fn new(a: Artifact) -> Self {
-        let vocab = Vocabulary::new(a.meta.features, a.buckets, a.idf);
+        let vocab = Vocabulary::new(a.meta.features, a.buckets, a.idf, a.toxicity.is_some());
         let thresholds = threshold_array(&a.meta.thresholds, a.meta.any_flag);
         let head = match (a.head, &a.meta.embedding_head) {
             (Some(h), Some(m)) => Some((h, m.share, threshold_array(&m.thresholds, m.any_flag))),
             _ => None,
         };
-        Classifier { vocab, w: a.w, b: a.b, thresholds, head, meta: a.meta }
+        Classifier { vocab, w: a.w, b: a.b, thresholds, head, toxicity: a.toxicity, meta: a.meta }
     }
 
     pub fn params(&self) -> FeatureParams {
         self.meta.features
     }
 
-    /// The model's sparse row for a text and its rule verdict.
+    /// The model's sparse row for a text and its rule verdict (the toxicity side
+    /// model scores the text when the model was trained with it).
     pub fn row(&self, text: &str, rules: &RuleResult) -> solver::Row {
-        self.vocab.row(&count(&normalise(text), self.params()), &rule_features(rules))
+        let toxicity = self.toxicity(text);
+        self.vocab.row(&count(&normalise(text), self.params()), &rule_features(rules), toxicity.as_ref())
+    }
+
+    /// The toxicity side model's scores of `text`, when the model carries one.
+    pub fn toxicity(&self, text: &str) -> Option<[f32; toxicity::FEATURES]> {
+        self.toxicity.as_ref().map(|t| t.scores(text))
     }
 
     /// Category probabilities and the decision for one text.

@@ -154,6 +154,8 @@ impl Slot {
             "rule_features": m.rule_features,
             "embedding_model": m.embedding_model,
             "embedding_head": m.embedding_head,
+            "toxicity": m.toxicity,
+            "any_flag": m.any_flag,
             "thresholds": m.thresholds,
             "threshold_rule": m.threshold_rule,
             "training": m.training,

@@ -20,6 +20,9 @@ pub struct Problem<'a> {
     pub weights: &'a [f32],
     pub columns: usize,
     pub classes: usize,
+    /// Weights held at 0 (indices `column * classes + class`): a feature kept
+    /// out of a class's score.
+    pub frozen: &'a [usize],
 }
 
 /// Fitted weights: `w[column * classes + class]`, then the intercepts.
@@ -127,6 +130,9 @@ fn evaluate(p: &Problem<'_>, theta: &[f64], c: f64, total_weight: f64, scratch: 
         reg += w * w;
     }
     grad.iter_mut().for_each(|g| *g /= total_weight);
+    // A frozen weight never moves: L-BFGS's direction is built from gradients
+    // and steps, both 0 there.
+    p.frozen.iter().for_each(|i| grad[*i] = 0.0);
     (losses.iter().sum::<f64>() / total_weight + 0.5 * penalty * reg, grad)
 }
 
@@ -144,6 +150,7 @@ pub fn fit(p: &Problem<'_>, s: Settings, start: Option<&Fit>) -> Fit {
         Some(f) => f.w.iter().chain(&f.b).map(|v| f64::from(*v)).collect(),
         None => vec![0f64; n],
     };
+    p.frozen.iter().for_each(|i| theta[*i] = 0.0);
     let mut scratch = vec![vec![0f64; n]; rayon::current_num_threads().max(1)];
     let (mut loss, mut grad) = evaluate(p, &theta, s.c, total_weight, &mut scratch);
     let memory = 10;
@@ -239,7 +246,7 @@ mod tests {
             .iter()
             .map(|r| r.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(j, v)| (j as u32, *v)).collect())
             .collect();
-        let p = Problem { rows: &rows, labels: &labels, weights: &weights, columns: 3, classes: 3 };
+        let p = Problem { rows: &rows, labels: &labels, weights: &weights, columns: 3, classes: 3, frozen: &[] };
         let fit = fit(&p, Settings { c: 1.0, max_iter: 1000, tol: 1e-9 }, None);
         let coef = [
             [SK_COEF[0], SK_COEF[1], SK_COEF[2]],
@@ -264,13 +271,31 @@ mod tests {
         let rows: Vec<Row> = (0..40).map(|i| vec![((i % 4) as u32, 1.0)]).collect();
         let labels: Vec<u8> = (0..40).map(|i| (i % 4 / 2) as u8).collect();
         let weights = vec![1.0; 40];
-        let p = Problem { rows: &rows, labels: &labels, weights: &weights, columns: 4, classes: 2 };
+        let p = Problem { rows: &rows, labels: &labels, weights: &weights, columns: 4, classes: 2, frozen: &[] };
         let f = fit(&p, Settings { c: 10.0, ..Settings::default() }, None);
         let mut out = [0f32; 2];
         for (row, y) in rows.iter().zip(&labels) {
             probabilities(row, &f.w, &f.b, &mut out);
             assert!((out.iter().sum::<f32>() - 1.0).abs() < 1e-5);
             assert!(out[*y as usize] > 0.9, "{out:?}");
+        }
+    }
+
+    #[test]
+    fn a_frozen_weight_stays_zero_and_the_others_still_learn() {
+        // Column 1 predicts class 2 perfectly; its weight for class 1 is frozen.
+        let rows: Vec<Row> = (0..60).map(|i| vec![((i % 3 == 2) as u32, 1.0)]).collect();
+        let labels: Vec<u8> = (0..60).map(|i| (i % 3) as u8).collect();
+        let weights = vec![1.0; 60];
+        let frozen = [3 + 1];
+        let p = Problem { rows: &rows, labels: &labels, weights: &weights, columns: 2, classes: 3, frozen: &frozen };
+        let free = Problem { frozen: &[], ..p };
+        let start = fit(&free, Settings::default(), None);
+        assert!(start.w[4].abs() > 0.1, "unfrozen, column 1 pulls on class 1 too: {:?}", start.w);
+        for warm in [None, Some(&start)] {
+            let f = fit(&p, Settings::default(), warm);
+            assert_eq!(f.w[4], 0.0, "{:?}", f.w);
+            assert!(f.w[5] > 1.0, "column 1 still learns class 2: {:?}", f.w);
         }
     }
 }

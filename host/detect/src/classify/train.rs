@@ -4,13 +4,15 @@
 //! [`Artifact`]. Deterministic: the same rows and settings give the same weights.
 //! Folds come from a hash of each row's id, so they do not depend on file order.
 
-use super::artifact::{Artifact, CategoryFigures, CvFigures, GridPoint, Meta, TrainingFile};
+use super::artifact::{Artifact, CategoryFigures, CvFigures, GridPoint, Meta, ToxicityMeta, TrainingFile};
 use super::features::{Counts, FeatureParams, count, normalise};
 use super::head::{Head, HeadMeta};
 use super::solver::{self, Fit, Problem, Row, Settings};
-use super::{CATEGORIES, RULE_FEATURES, Vocabulary, row_hash};
+use super::{CATEGORIES, RULE_FEATURES, TOXICITY_KEPT_OUT_OF, Vocabulary, row_hash};
+use crate::toxicity::{self, Toxicity};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// How each class's rows are weighted in the loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +60,9 @@ pub struct TrainSettings {
     /// source (a team's own rows, the hand-written seed set) is not drowned by a
     /// large one; `false`: every source as it comes.
     pub balance_sources: bool,
+    /// The toxicity side model, whose scores become features (kept out of
+    /// `LOW_RISK` and `SPAM`, see `TOXICITY_KEPT_OUT_OF`); the artifact keeps a copy.
+    pub toxicity: Option<Arc<Toxicity>>,
 }
 
 impl Default for TrainSettings {
@@ -72,6 +77,7 @@ impl Default for TrainSettings {
             max_iter: 200,
             cv_max_iter: 100,
             balance_sources: true,
+            toxicity: None,
         }
     }
 }
@@ -88,7 +94,7 @@ pub struct Example {
 }
 
 /// The hashed columns a fit uses: buckets seen in at least `min_df` of its rows.
-fn vocabulary(counts: &[&Counts], p: FeatureParams, min_df: u32) -> Vocabulary {
+fn vocabulary(counts: &[&Counts], p: FeatureParams, min_df: u32, toxicity: bool) -> Vocabulary {
     let mut df = vec![0u32; p.buckets()];
     for c in counts {
         for (b, _) in &c.terms {
@@ -104,7 +110,7 @@ fn vocabulary(counts: &[&Counts], p: FeatureParams, min_df: u32) -> Vocabulary {
             idf.push(((1.0 + n) / (1.0 + *d as f32)).ln() + 1.0);
         }
     }
-    Vocabulary::new(p, buckets, idf)
+    Vocabulary::new(p, buckets, idf, toxicity)
 }
 
 /// Per-row factors that even out sources (see [`TrainSettings::balance_sources`]).
@@ -145,12 +151,14 @@ fn fit_rows(
     labels: &[u8],
     factors: &[f32],
     cw: ClassWeight,
-    columns: usize,
+    vocab: &Vocabulary,
     s: Settings,
     start: Option<&Fit>,
 ) -> Fit {
     let weights = row_weights(labels, factors, cw);
-    let problem = Problem { rows, labels, weights: &weights, columns, classes: CATEGORIES.len() };
+    let frozen = vocab.frozen();
+    let problem =
+        Problem { rows, labels, weights: &weights, columns: vocab.width(), classes: CATEGORIES.len(), frozen: &frozen };
     solver::fit(&problem, s, start)
 }
 
@@ -386,6 +394,9 @@ pub fn train(
         })
         .collect();
     progress.finish();
+    let scores = toxicity_scores(examples, s.toxicity.as_deref());
+    let with_toxicity = s.toxicity.is_some();
+    let row = |vocab: &Vocabulary, i: usize| vocab.row(&counts[i], &examples[i].rules, scores.get(i));
     let labels: Vec<u8> = examples.iter().map(|e| e.label).collect();
     let factors = source_factors(examples, s.balance_sources);
     let folds = s.folds.max(2);
@@ -398,9 +409,10 @@ pub fn train(
     let mut oof = vec![vec![[0f32; CATEGORIES.len()]; examples.len()]; grid_len];
     for f in 0..folds {
         let (inside, outside): (Vec<usize>, Vec<usize>) = (0..examples.len()).partition(|i| fold_of[*i] != f);
-        let vocab = vocabulary(&inside.iter().map(|i| &counts[*i]).collect::<Vec<_>>(), s.features, s.min_df);
-        let train_rows: Vec<Row> = inside.par_iter().map(|i| vocab.row(&counts[*i], &examples[*i].rules)).collect();
-        let held_rows: Vec<Row> = outside.par_iter().map(|i| vocab.row(&counts[*i], &examples[*i].rules)).collect();
+        let inside_counts: Vec<&Counts> = inside.iter().map(|i| &counts[*i]).collect();
+        let vocab = vocabulary(&inside_counts, s.features, s.min_df, with_toxicity);
+        let train_rows: Vec<Row> = inside.par_iter().map(|i| row(&vocab, *i)).collect();
+        let held_rows: Vec<Row> = outside.par_iter().map(|i| row(&vocab, *i)).collect();
         let train_labels: Vec<u8> = inside.iter().map(|i| labels[*i]).collect();
         let train_factors: Vec<f32> = inside.iter().map(|i| factors[*i]).collect();
         for (wi, cw) in s.class_weights.iter().enumerate() {
@@ -411,7 +423,7 @@ pub fn train(
                     &train_labels,
                     &train_factors,
                     *cw,
-                    vocab.width(),
+                    &vocab,
                     settings(*c, s.cv_max_iter),
                     warm.as_ref(),
                 );
@@ -464,10 +476,10 @@ pub fn train(
     let cv = CvFigures { folds, grid, chosen: chosen.clone(), categories, macro_f1, weighted_f1 };
 
     let progress = palisade_core::progress::bar("final fit", 1);
-    let vocab = vocabulary(&counts.iter().collect::<Vec<_>>(), s.features, s.min_df);
-    let rows: Vec<Row> = counts.par_iter().zip(examples).map(|(c, e)| vocab.row(c, &e.rules)).collect();
+    let vocab = vocabulary(&counts.iter().collect::<Vec<_>>(), s.features, s.min_df, with_toxicity);
+    let rows: Vec<Row> = (0..examples.len()).into_par_iter().map(|i| row(&vocab, i)).collect();
     let cw = ClassWeight::parse(&chosen.class_weight).expect("a grid name");
-    let fit = fit_rows(&rows, &labels, &factors, cw, vocab.width(), settings(chosen.c, s.max_iter), None);
+    let fit = fit_rows(&rows, &labels, &factors, cw, &vocab, settings(chosen.c, s.max_iter), None);
     progress.finish();
     let head = match embeddings {
         Some(e) => {
@@ -502,10 +514,33 @@ pub fn train(
         weights_sha256: String::new(),
         columns: vocab.width(),
         embedding_head: head.as_ref().map(|(_, m)| m.clone()),
+        toxicity: s.toxicity.as_ref().map(|t| ToxicityMeta {
+            model: toxicity::NAME.into(),
+            features: toxicity::CLASSES.iter().map(|c| c.to_string()).collect(),
+            kept_out_of: TOXICITY_KEPT_OUT_OF.iter().map(|c| c.to_string()).collect(),
+            sha256: t.sha256.clone(),
+        }),
     };
     let head = head.map(|(h, _)| h);
-    let artifact = Artifact { meta, buckets: vocab.buckets, idf: vocab.idf, w: fit.w, b: fit.b, head };
+    let toxicity = s.toxicity.clone();
+    let artifact = Artifact { meta, buckets: vocab.buckets, idf: vocab.idf, w: fit.w, b: fit.b, head, toxicity };
     Ok(Trained { artifact, out_of_fold })
+}
+
+/// Every row's toxicity scores (empty without the side model).
+fn toxicity_scores(examples: &[Example], model: Option<&Toxicity>) -> Vec<[f32; toxicity::FEATURES]> {
+    let Some(model) = model else { return Vec::new() };
+    let progress = palisade_core::progress::bar("toxicity side model", examples.len() as u64);
+    let scores = examples
+        .par_iter()
+        .map(|e| {
+            let s = model.scores(&e.text);
+            progress.inc(1);
+            s
+        })
+        .collect();
+    progress.finish();
+    scores
 }
 
 /// Labelled JSONL files → examples (with the rule stage's verdicts when a plugin
@@ -559,6 +594,15 @@ pub fn report(meta: &Meta) -> String {
     let mut out = format!("classifier {} ({} columns)\n", meta.version, meta.columns);
     for f in &meta.training {
         out += &format!("  trained on {} ({} rows, sha256 {})\n", f.path, f.rows, &f.sha256[..12]);
+    }
+    if let Some(t) = &meta.toxicity {
+        out += &format!(
+            "  toxicity side model {} (sha256 {}): {} as features, kept out of {}\n",
+            t.model,
+            &t.sha256[..12.min(t.sha256.len())],
+            t.features.join(", "),
+            t.kept_out_of.join(" and ")
+        );
     }
     let Some(cv) = &meta.cv else { return out };
     out += &format!("cross-validation ({} folds), macro F1 of the argmax per grid point:\n", cv.folds);
