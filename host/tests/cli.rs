@@ -298,3 +298,48 @@ fn screen_answers_with_the_verdict_and_each_stage_apart() {
     let everyday = screen("see you at the match on saturday, I'll bring snacks");
     assert_eq!((&everyday["category"], &everyday["high_risk"]), (&"LOW_RISK".into(), &false.into()), "{everyday}");
 }
+
+/// The toxicity side model is opt-in: `TOXICITY_MODEL` names the file
+/// `scripts/setup` converted, `palisade train` records and copies it, and
+/// `palisade screen` shows its scores; a wrong path is a clear error.
+#[test]
+fn training_with_the_toxicity_side_model_is_opt_in_and_says_what_is_wrong() {
+    let sms = std::fs::read_to_string(root().join("data/sms-spam.dev.jsonl")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rows = dir.path().join("rows.jsonl");
+    std::fs::write(&rows, sms.lines().step_by(25).take(120).collect::<Vec<_>>().join("\n")).unwrap();
+    let out = dir.path().join("clf");
+    let args = [
+        "train",
+        rows.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--folds",
+        "2",
+        "--c",
+        "3",
+        "--class-weight",
+        "balanced",
+        "--no-rules",
+        "--no-embedding",
+    ];
+    let model = root().join("var/models/tox-block/tox-block.bin");
+    let (ok, text) = palisade_env(&args, &[("TOXICITY_MODEL", model.to_str().unwrap())]);
+    assert!(ok, "{text}");
+    assert!(text.contains("toxicity side model tox-block 0.1.2"), "the report names it: {text}");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("classifier.json")).unwrap()).unwrap();
+    assert_eq!(meta["toxicity"]["kept_out_of"], serde_json::json!(["LOW_RISK", "SPAM"]), "{meta}");
+    assert!(out.join("toxicity.bin").is_file());
+    let env = [("CLASSIFIER_DIR", out.to_str().unwrap()), ("SCREENING_MODEL", "none")];
+    let (ok, screened) = palisade_env(&["screen", "you are a pathetic idiot"], &env);
+    assert!(ok, "{screened}");
+    let screened: serde_json::Value = serde_json::from_str(&screened).unwrap();
+    assert!(screened["classifier"]["toxicity"]["insult"].as_f64().unwrap() > 0.5, "{screened}");
+    // Without it (the default), no side model; a wrong path says which and how to fix it.
+    let (ok, text) = palisade_env(&args, &[]);
+    assert!(ok, "{text}");
+    assert!(!text.contains("toxicity side model"), "{text}");
+    let (ok, text) = palisade_env(&args, &[("TOXICITY_MODEL", "/nowhere/tox-block.bin")]);
+    assert!(!ok && text.contains("TOXICITY_MODEL=/nowhere/tox-block.bin") && text.contains("scripts/setup"), "{text}");
+}

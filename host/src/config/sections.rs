@@ -246,9 +246,9 @@ section! {
         device: palisade_detect::embed::Device = ("DEVICE", "cpu", "cpu or cuda (cuda needs a build with --features cuda)"),
         batch_size: usize = ("MODEL_BATCH_SIZE", "32", "texts per model call", positive),
         query_prefix: String = ("MODEL_QUERY_PREFIX", "", "text put before every input (e5-style models: `query: `)"),
-        /// `None` when TOXICITY_MODEL is `none`.
-        toxicity: Option<PathBuf> = ("TOXICITY_MODEL", "var/models/tox-block/tox-block.bin",
-            "the toxicity side model whose scores `palisade train` adds as features (scripts/setup converts tox-block 0.1.2), or none"),
+        /// `None` when TOXICITY_MODEL is `none` (the default: docs/classifier.md says why).
+        toxicity: Option<PathBuf> = ("TOXICITY_MODEL", "none",
+            "a toxicity side model whose scores `palisade train` adds as features: var/models/tox-block/tox-block.bin (scripts/setup converts tox-block 0.1.2), or none"),
     }
 }
 
