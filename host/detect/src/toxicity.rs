@@ -49,6 +49,21 @@ struct Direction {
     blocks: Vec<f32>,
 }
 
+/// One direction's running state: h, c, and the running max of h over the
+/// steps so far (what the max-pool keeps).
+#[derive(Debug, Clone, PartialEq)]
+struct State {
+    h: Vec<f32>,
+    c: Vec<f32>,
+    max: Vec<f32>,
+}
+
+impl State {
+    fn new(units: usize) -> State {
+        State { h: vec![0.0; units], c: vec![0.0; units], max: vec![f32::NEG_INFINITY; units] }
+    }
+}
+
 /// A loaded side model.
 pub struct Toxicity {
     units: usize,
@@ -56,11 +71,8 @@ pub struct Toxicity {
     words: HashMap<String, u32>,
     forward: Direction,
     backward: Direction,
-    /// The forward direction after n padding steps (n = 0..=maxlen): h, c and
-    /// the running max of h, each `[maxlen + 1][units]`.
-    pad_h: Vec<f32>,
-    pad_c: Vec<f32>,
-    pad_max: Vec<f32>,
+    /// The forward direction's state after n padding steps, n = 0..=maxlen.
+    padded: Vec<State>,
     dense_w: Vec<f32>,
     dense_b: Vec<f32>,
     out_w: Vec<f32>,
@@ -185,47 +197,35 @@ impl Direction {
         }
     }
 
-    /// Run over `tokens` from state (h, c), folding each h into `max`. With
-    /// AVX2 the same arithmetic in the same order runs twice as wide (Rust does
-    /// not fuse multiply-adds): the same scores bit for bit, on either path.
-    fn run(&self, tokens: impl Iterator<Item = usize>, h: &mut [f32], c: &mut [f32], max: &mut [f32], z: &mut [f32]) {
+    /// Run over `tokens` from `state`. With AVX2 the same arithmetic in the
+    /// same order runs twice as wide (Rust does not fuse multiply-adds): the
+    /// same scores bit for bit, on either path.
+    fn run(&self, tokens: impl Iterator<Item = usize>, state: &mut State) {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") {
             #[allow(unsafe_code)]
             // SAFETY: the CPU has AVX2 (checked just above).
             unsafe {
-                self.run_avx2(tokens, h, c, max, z)
+                self.run_avx2(tokens, state)
             };
             return;
         }
-        self.run_portable(tokens, h, c, max, z)
+        self.run_portable(tokens, state)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn run_avx2(
-        &self,
-        tokens: impl Iterator<Item = usize>,
-        h: &mut [f32],
-        c: &mut [f32],
-        max: &mut [f32],
-        z: &mut [f32],
-    ) {
-        self.run_portable(tokens, h, c, max, z)
+    fn run_avx2(&self, tokens: impl Iterator<Item = usize>, state: &mut State) {
+        self.run_portable(tokens, state)
     }
 
     #[inline(always)]
-    fn run_portable(
-        &self,
-        tokens: impl Iterator<Item = usize>,
-        h: &mut [f32],
-        c: &mut [f32],
-        max: &mut [f32],
-        z: &mut [f32],
-    ) {
+    fn run_portable(&self, tokens: impl Iterator<Item = usize>, state: &mut State) {
+        let mut z = vec![0.0; self.width];
+        let State { h, c, max } = state;
         for t in tokens {
-            self.project(t, h, z);
-            lstm_step(z, h, c);
+            self.project(t, h, &mut z);
+            lstm_step(&z, h, c);
             max.iter_mut().zip(h.iter()).for_each(|(m, v)| *m = m.max(*v));
         }
     }
@@ -287,9 +287,7 @@ impl Toxicity {
             words,
             forward,
             backward,
-            pad_h: Vec::new(),
-            pad_c: Vec::new(),
-            pad_max: Vec::new(),
+            padded: Vec::new(),
             dense_w,
             dense_b,
             out_w,
@@ -304,16 +302,11 @@ impl Toxicity {
 
     /// The forward direction's state after 0..=maxlen padding steps.
     fn precompute_padding(&mut self) {
-        let u = self.units;
-        let (mut h, mut c, mut max, mut z) =
-            (vec![0.0; u], vec![0.0; u], vec![f32::NEG_INFINITY; u], vec![0.0; self.forward.width]);
-        for n in 0..=self.maxlen {
-            self.pad_h.extend_from_slice(&h);
-            self.pad_c.extend_from_slice(&c);
-            self.pad_max.extend_from_slice(&max);
-            if n < self.maxlen {
-                self.forward.run(std::iter::once(0), &mut h, &mut c, &mut max, &mut z);
-            }
+        let mut state = State::new(self.units);
+        self.padded.push(state.clone());
+        for _ in 0..self.maxlen {
+            self.forward.run(std::iter::once(0), &mut state);
+            self.padded.push(state.clone());
         }
     }
 
@@ -335,18 +328,14 @@ impl Toxicity {
     /// The six probabilities for `text` (the package's raw output, `rescale=False`).
     pub fn scores(&self, text: &str) -> [f32; FEATURES] {
         let tokens = self.tokens(text);
-        let (u, pads) = (self.units, self.maxlen - tokens.len());
-        let mut z = vec![0.0; self.forward.width];
+        let pads = self.maxlen - tokens.len();
         // Forward: from the state after the padding, over the words.
-        let mut h = self.pad_h[pads * u..(pads + 1) * u].to_vec();
-        let mut c = self.pad_c[pads * u..(pads + 1) * u].to_vec();
-        let mut max_f = self.pad_max[pads * u..(pads + 1) * u].to_vec();
-        self.forward.run(tokens.iter().copied(), &mut h, &mut c, &mut max_f, &mut z);
+        let mut forward = self.padded[pads].clone();
+        self.forward.run(tokens.iter().copied(), &mut forward);
         // Backward: the words last to first, then the padding.
-        let (mut h, mut c, mut max_b) = (vec![0.0; u], vec![0.0; u], vec![f32::NEG_INFINITY; u]);
-        let reversed = tokens.iter().rev().copied().chain(std::iter::repeat_n(0, pads));
-        self.backward.run(reversed, &mut h, &mut c, &mut max_b, &mut z);
-        let pooled: Vec<f32> = max_f.into_iter().chain(max_b).collect();
+        let mut backward = State::new(self.units);
+        self.backward.run(tokens.iter().rev().copied().chain(std::iter::repeat_n(0, pads)), &mut backward);
+        let pooled: Vec<f32> = forward.max.into_iter().chain(backward.max).collect();
         let dense = self.dense_b.len();
         let mut hidden = self.dense_b.clone();
         for (x, row) in pooled.iter().zip(self.dense_w.chunks_exact(dense)) {
@@ -411,17 +400,16 @@ mod tests {
             }
         }
         let state = |wide: bool| {
-            let (mut h, mut c, mut max, mut z) =
-                (vec![0f32; units], vec![0f32; units], vec![f32::NEG_INFINITY; units], vec![0f32; d.width]);
+            let mut s = State::new(units);
             match wide {
-                true => d.run(tokens.into_iter(), &mut h, &mut c, &mut max, &mut z),
-                false => d.run_portable(tokens.into_iter(), &mut h, &mut c, &mut max, &mut z),
+                true => d.run(tokens.into_iter(), &mut s),
+                false => d.run_portable(tokens.into_iter(), &mut s),
             }
-            (h, c, max)
+            s
         };
         let (fast, portable) = (state(true), state(false));
         assert_eq!(fast, portable, "the dispatched (AVX2 where present) and portable paths agree bit for bit");
-        for (got, want) in [(&fast.0, &h), (&fast.1, &c), (&fast.2, &max)] {
+        for (got, want) in [(&fast.h, &h), (&fast.c, &c), (&fast.max, &max)] {
             let worst = got.iter().zip(want.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(worst < 1e-5, "{got:?} vs {want:?}");
         }
