@@ -89,8 +89,6 @@ pub(crate) fn open(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<std:
     open_with(config, dir, false)
 }
 
-/// [`open`] for an offline run (train, eval, backtest): no plugin is quarantined,
-/// so its verdicts do not depend on when it faulted (`fault_summary` reports faults).
 /// The toxicity side model `palisade train` (and `eval --train`) adds as
 /// features: TOXICITY_MODEL, or none when it is `none`.
 pub(crate) fn toxicity_model(
@@ -106,6 +104,8 @@ pub(crate) fn toxicity_model(
     Ok(Some(std::sync::Arc::new(model)))
 }
 
+/// [`open`] for an offline run (train, eval, backtest): no plugin is quarantined,
+/// so its verdicts do not depend on when it faulted (`fault_summary` reports faults).
 pub(crate) fn open_offline(config: &Config, dir: Option<PathBuf>) -> anyhow::Result<std::sync::Arc<PluginHost>> {
     open_with(config, dir, true)
 }
