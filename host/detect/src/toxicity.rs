@@ -1,9 +1,10 @@
 //! The toxicity side model: tox-block 0.1.2 (MIT, PyPI; a bidirectional LSTM
 //! over GloVe-initialised word vectors, trained on the Jigsaw toxic-comment
 //! data), run natively. Its six scores (toxic, severe_toxic, obscene, threat,
-//! insult, identity_hate) are dense features of the classifier, which learned
-//! its vocabulary from other sources than Palisade's `data/`; they give the
-//! n-gram model a say on toxic wording it never saw.
+//! insult, identity_hate) are dense features of the classifier when it is
+//! trained with `TOXICITY_MODEL` (opt-in): learned from another source than
+//! Palisade's `data/`, they give the n-gram model a say on toxic wording it
+//! never saw.
 //!
 //! `scripts/setup` converts the wheel (pinned by sha256) into one file with
 //! `scripts/lib/convert_tox_block.py`; `palisade train` copies that file into
