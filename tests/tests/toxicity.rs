@@ -96,6 +96,7 @@ fn a_classifier_trained_with_the_side_model_carries_it_and_keeps_it_out_of_spam(
     let without = train::train(&examples, &settings(None), records, false, None).unwrap().artifact;
     assert_eq!(with.meta.columns, without.meta.columns + CLASSES.len());
     assert!(without.meta.toxicity.is_none());
+    assert_eq!((with.meta.format, without.meta.format), (3, 2), "a build from before the side model reads the second");
     let classes = CATEGORIES.len();
     let first = with.buckets.len() + RULE_FEATURES;
     let weight = |col: usize, c: &str| with.w[col * classes + category_index(c).unwrap()];

@@ -25,8 +25,11 @@ const MAGIC: &[u8; 8] = b"PLSDCLF1";
 /// refused (retrain), and an older build refuses a newer artifact. 3: the
 /// toxicity side model's columns.
 pub const FORMAT: u32 = 3;
-/// The formats this build reads (2 lacks only what 3 adds).
-const READS: [u32; 2] = [2, FORMAT];
+/// The format of an artifact without the toxicity side model: the one before
+/// it, so a build from before reads it too (a binary rolled back keeps the model).
+pub const FORMAT_WITHOUT_TOXICITY: u32 = 2;
+/// The formats this build reads.
+const READS: [u32; 2] = [FORMAT_WITHOUT_TOXICITY, FORMAT];
 
 /// A training file as the artifact records it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -494,7 +494,10 @@ pub fn train(
         *rows_by_label.entry(CATEGORIES[*l as usize].to_string()).or_insert(0) += 1;
     }
     let meta = Meta {
-        format: super::artifact::FORMAT,
+        format: match s.toxicity {
+            Some(_) => super::artifact::FORMAT,
+            None => super::artifact::FORMAT_WITHOUT_TOXICITY,
+        },
         version: String::new(),
         created: palisade_core::schema::format_rfc3339(palisade_core::now_ms()),
         categories: CATEGORIES.iter().map(|c| c.to_string()).collect(),
