@@ -253,9 +253,27 @@ impl Shadows {
         stream.push(fields);
     }
 
-    /// Every candidate's figures.
+    /// Every loaded candidate's figures. A batch in flight while a candidate
+    /// was promoted or discarded may have put its figures back after `forget`:
+    /// those of candidates no longer loaded are dropped here.
     pub fn report(&self) -> Vec<Tally> {
-        self.tallies.lock().expect("shadow lock").values().cloned().collect()
+        let loaded = self.loaded();
+        let mut tallies = self.tallies.lock().expect("shadow lock");
+        tallies.retain(|key, _| loaded.contains(key));
+        tallies.values().cloned().collect()
+    }
+
+    /// The keys of the candidates loaded now (the shadow directory's plugins,
+    /// shadow-mode manifests, the candidate classifier).
+    fn loaded(&self) -> Vec<String> {
+        let mut keys: Vec<String> =
+            self.host.active(PluginKind::Heuristic).iter().map(|(plugin, _)| plugin.name.clone()).collect();
+        let shadow_mode = self.active.active(PluginKind::Heuristic);
+        keys.extend(shadow_mode.iter().filter(|(_, v)| v.manifest.mode == Mode::Shadow).map(|(p, _)| p.name.clone()));
+        if self.classifier().is_some_and(|c| c.get().is_some()) {
+            keys.push(CLASSIFIER_KEY.into());
+        }
+        keys
     }
 
     /// Make the candidate the active version (`install::Candidate::promote`, as
