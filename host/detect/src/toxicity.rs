@@ -336,13 +336,13 @@ impl Toxicity {
         // Backward: the words last to first, then the padding.
         let mut backward = State::new(self.units);
         self.backward.run(tokens.iter().rev().copied().chain(std::iter::repeat_n(0, pads)), &mut backward);
-        let pooled: Vec<f32> = forward.max.into_iter().chain(backward.max).collect();
+        let pooled = forward.max.iter().chain(&backward.max);
         let dense = self.dense_b.len();
         let mut hidden = self.dense_b.clone();
-        for (x, row) in pooled.iter().zip(self.dense_w.chunks_exact(dense)) {
+        for (x, row) in pooled.zip(self.dense_w.chunks_exact(dense)) {
             hidden.iter_mut().zip(row).for_each(|(hv, w)| *hv += x * w);
         }
-        let mut out: [f32; FEATURES] = self.out_b.clone().try_into().expect("six outputs");
+        let mut out: [f32; FEATURES] = std::array::from_fn(|k| self.out_b[k]);
         for (x, row) in hidden.iter().map(|v| v.max(0.0)).zip(self.out_w.chunks_exact(FEATURES)) {
             out.iter_mut().zip(row).for_each(|(o, w)| *o += x * w);
         }
